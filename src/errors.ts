@@ -51,3 +51,35 @@ export class FormatError extends BlindmlError {
     super('ERR_FORMAT', message, options);
   }
 }
+
+/** A data set or file blindml looks for is not where it looked, and could not be obtained. */
+export class DataNotFoundError extends BlindmlError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_DATA_NOT_FOUND', message, options);
+  }
+}
+
+/** A model uses an operator (or an operator setting) that blindml cannot evaluate. */
+export class UnsupportedOpError extends BlindmlError {
+  /** The ONNX op type, such as `LSTM`. */
+  readonly op: string;
+  /** The name of the offending node (may be empty in files that leave nodes unnamed). */
+  readonly node: string;
+
+  constructor(op: string, node: string, detail?: string) {
+    const where = node === '' ? 'an unnamed node' : `node '${node}'`;
+    super(
+      'ERR_UNSUPPORTED_OP',
+      `unsupported operator ${op} at ${where}${detail === undefined ? '' : `: ${detail}`}`,
+    );
+    this.op = op;
+    this.node = node;
+  }
+}
+
+/** Tensor shapes do not fit together (a model's layers, or an input given to a model). */
+export class ShapeError extends BlindmlError {
+  constructor(message: string) {
+    super('ERR_SHAPE', message);
+  }
+}
