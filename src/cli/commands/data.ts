@@ -1,0 +1,39 @@
+/**
+ * `blindml data fetch <dataset>`: puts a data set where blindml looks for it.
+ *
+ * @module
+ */
+import type { Command } from 'commander';
+import { fetchFashionMnist } from '../../data/fashion-mnist.js';
+import { UsageError } from '../main.js';
+
+const FETCHERS: Readonly<Record<string, (dataDir: string | undefined, force: boolean) => string>> = {
+  'fashion-mnist': (dataDir, force) =>
+    fetchFashionMnist({
+      ...(dataDir === undefined ? {} : { dataDir }),
+      force,
+      log: (line) => process.stderr.write(`${line}\n`),
+    }),
+};
+
+export function registerDataCommands(program: Command): void {
+  const data = program.command('data').description('Obtain and inspect data sets.');
+  data
+    .command('fetch')
+    .description(
+      'Download a data set into the data directory ($BLINDML_DATA_DIR/<name>, ' +
+        'default ~/.cache/blindml/<name>) and verify it.',
+    )
+    .argument('<dataset>', `one of: ${Object.keys(FETCHERS).join(', ')}`)
+    .option('--data-dir <dir>', 'put the files here instead')
+    .option('--force', 'download again even if the files are already there', false)
+    .action((dataset: string, opts: { dataDir?: string; force: boolean }) => {
+      const fetcher = FETCHERS[dataset];
+      if (fetcher === undefined) {
+        throw new UsageError(
+          `unknown data set '${dataset}' (known: ${Object.keys(FETCHERS).join(', ')})`,
+        );
+      }
+      process.stdout.write(`${fetcher(opts.dataDir, opts.force)}\n`);
+    });
+}
