@@ -83,3 +83,10 @@ export class ShapeError extends BlindmlError {
     super('ERR_SHAPE', message);
   }
 }
+
+/** A value cannot be encoded: not finite, not a number, or not representable at the asked precision. */
+export class EncodingError extends BlindmlError {
+  constructor(message: string) {
+    super('ERR_ENCODING', message);
+  }
+}
