@@ -84,13 +84,19 @@ export class EncryptedNumber {
     return new EncryptedNumber(this.ciphertext.mulPlain(signed), this.exponent + encoded.exponent);
   }
 
-  /** The same value at a lower exponent. @throws RangeError if newExp is above the current one. */
+  /**
+   * The same value at a lower exponent.
+   *
+   * @throws RangeError if newExp is above the current one; OverflowError if 16^(difference)
+   *   exceeds max_int (python-paillier refuses the same).
+   */
   decreaseExponentTo(newExp: number): EncryptedNumber {
     if (newExp > this.exponent) {
       throw new RangeError(`new exponent ${newExp} should be more negative than old exponent ${this.exponent}`);
     }
-    const factor = BigInt(BASE) ** BigInt(this.exponent - newExp);
-    return new EncryptedNumber(this.ciphertext.mulPlain(factor), newExp);
+    // python-paillier multiplies by the integer 16^(exponent − newExp), which must itself encode.
+    const product = this.mul(BigInt(BASE) ** BigInt(this.exponent - newExp));
+    return new EncryptedNumber(product.ciphertext, newExp);
   }
 
   /** Re-randomized copy. */
