@@ -1,0 +1,7 @@
+/**
+ * `blindml/workers`: bulk cryptographic work on worker threads (Node only).
+ *
+ * @module
+ */
+export * from './paillier-pool.js';
+export type { PaillierTask } from './paillier-tasks.js';

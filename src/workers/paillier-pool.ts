@@ -1,0 +1,115 @@
+/**
+ * Spreads bulk Paillier work (encryption, decryption, noise for pools, matrix–vector products)
+ * over worker threads. Results are identical to the single-thread functions: every task runs the
+ * same code ({@link runPaillierTask}), only in another thread.
+ *
+ * Node-only (worker_threads through piscina); the browser uses Web Workers instead.
+ *
+ * @module
+ */
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import { PaillierCiphertext } from '../schemes/paillier/ciphertext.js';
+import { MIN_SECURE_BITS, type PaillierPrivateKey, type PaillierPublicKey } from '../schemes/paillier/keys.js';
+import { ciphertextValues, type IntegerWeights } from '../schemes/paillier/linear.js';
+import type { PaillierTask } from './paillier-tasks.js';
+
+/** Options of {@link PaillierWorkerPool}. */
+export interface PaillierPoolOptions {
+  /** Worker threads; defaults to the machine's available parallelism. */
+  threads?: number;
+  /** Tasks per thread a bulk call is cut into (more evens out uneven work). Default 4. */
+  chunksPerThread?: number;
+}
+
+/** Where the compiled (or, under tsx, the source) worker module lives. */
+function workerFile(): string {
+  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+  return new URL(`./paillier-worker${ext}`, import.meta.url).href;
+}
+
+export class PaillierWorkerPool {
+  readonly threads: number;
+  private readonly piscina: Piscina;
+  private readonly chunksPerThread: number;
+
+  constructor(options: PaillierPoolOptions = {}) {
+    this.threads = options.threads ?? availableParallelism();
+    if (!Number.isSafeInteger(this.threads) || this.threads < 1) throw new RangeError('PaillierWorkerPool: threads must be >= 1');
+    this.chunksPerThread = options.chunksPerThread ?? 4;
+    this.piscina = new Piscina({ filename: workerFile(), minThreads: this.threads, maxThreads: this.threads, idleTimeout: 60_000 });
+  }
+
+  /** Encrypts many integers; each worker builds its own DJN table on first use. */
+  async encryptMany(key: PaillierPublicKey, values: readonly bigint[]): Promise<PaillierCiphertext[]> {
+    const insecure = key.bits < MIN_SECURE_BITS;
+    const parts = await this.mapChunks(values, (chunk) => ({ kind: 'encrypt', n: key.n, insecure, values: chunk }));
+    return parts.map((c) => new PaillierCiphertext(key, c, true));
+  }
+
+  /** Computes `count` noise values (r^n mod n²) for a {@link NoisePool}. */
+  async noise(key: PaillierPublicKey, count: number): Promise<bigint[]> {
+    const insecure = key.bits < MIN_SECURE_BITS;
+    const sizes = this.split(count);
+    const parts = await Promise.all(sizes.map((c) => this.run({ kind: 'noise', n: key.n, insecure, count: c })));
+    return parts.flat();
+  }
+
+  /** Decrypts many ciphertexts to plaintexts in [0, n). @throws KeyMismatchError, InvalidCiphertextError. */
+  async decryptMany(key: PaillierPrivateKey, cts: readonly PaillierCiphertext[]): Promise<bigint[]> {
+    const values = ciphertextValues(cts, key.publicKey);
+    const { n } = key.publicKey;
+    const insecure = key.publicKey.bits < MIN_SECURE_BITS;
+    return this.mapChunks(values, (chunk) => ({ kind: 'decrypt', n, p: key.p, q: key.q, insecure, values: chunk }));
+  }
+
+  /**
+   * y = W·x + b with rows spread over the workers (see `matVec` in `blindml/paillier`).
+   *
+   * @throws KeyMismatchError; RangeError if W's size does not match.
+   */
+  async matVec(cts: readonly PaillierCiphertext[], weights: IntegerWeights, rows: number, bias?: readonly bigint[]): Promise<PaillierCiphertext[]> {
+    if (cts.length === 0) throw new RangeError('matVec: no ciphertexts');
+    if (weights.length !== rows * cts.length) throw new RangeError(`matVec: expected ${rows}×${cts.length} weights, got ${weights.length}`);
+    if (bias && bias.length !== rows) throw new RangeError(`matVec: expected ${rows} biases, got ${bias.length}`);
+    const key = cts[0]!.publicKey;
+    const values = ciphertextValues(cts, key);
+    const insecure = key.bits < MIN_SECURE_BITS;
+    const tasks: Promise<bigint[]>[] = [];
+    let start = 0;
+    for (const size of this.split(rows)) {
+      const task: PaillierTask = { kind: 'matvec', n: key.n, insecure, values, weights, rowStart: start, rowEnd: start + size };
+      if (bias) task.bias = [...bias];
+      tasks.push(this.run(task));
+      start += size;
+    }
+    return (await Promise.all(tasks)).flat().map((c) => new PaillierCiphertext(key, c, false));
+  }
+
+  /** Stops the workers. */
+  async destroy(): Promise<void> {
+    await this.piscina.destroy();
+  }
+
+  private run(task: PaillierTask): Promise<bigint[]> {
+    return this.piscina.run(task) as Promise<bigint[]>;
+  }
+
+  /** Sizes of the chunks `count` items are cut into (none empty). */
+  private split(count: number): number[] {
+    const chunks = Math.max(1, Math.min(count, this.threads * this.chunksPerThread));
+    const base = Math.floor(count / chunks);
+    const extra = count % chunks;
+    return Array.from({ length: chunks }, (_, i) => base + (i < extra ? 1 : 0)).filter((s) => s > 0);
+  }
+
+  private async mapChunks(items: readonly bigint[], makeTask: (chunk: bigint[]) => PaillierTask): Promise<bigint[]> {
+    const tasks: Promise<bigint[]>[] = [];
+    let start = 0;
+    for (const size of this.split(items.length)) {
+      tasks.push(this.run(makeTask(items.slice(start, start + size))));
+      start += size;
+    }
+    return (await Promise.all(tasks)).flat();
+  }
+}

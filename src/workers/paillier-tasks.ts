@@ -1,0 +1,64 @@
+/**
+ * The work a Paillier worker thread does, as plain functions over plain data (bigints cross
+ * thread boundaries by structured clone). Keys are rebuilt once per worker and cached by modulus,
+ * so each worker pays for its DJN table once.
+ *
+ * @module
+ */
+import { PaillierPrivateKey, PaillierPublicKey } from '../schemes/paillier/keys.js';
+import { dotRaw, sliceWeights, type IntegerWeights } from '../schemes/paillier/linear.js';
+
+/** A task for {@link runPaillierTask}. */
+export type PaillierTask =
+  | { kind: 'encrypt'; n: bigint; insecure: boolean; values: bigint[] }
+  | { kind: 'noise'; n: bigint; insecure: boolean; count: number }
+  | { kind: 'decrypt'; n: bigint; p: bigint; q: bigint; insecure: boolean; values: bigint[] }
+  | { kind: 'matvec'; n: bigint; insecure: boolean; values: bigint[]; weights: IntegerWeights; rowStart: number; rowEnd: number; bias?: bigint[] };
+
+const publicKeys = new Map<bigint, PaillierPublicKey>();
+const privateKeys = new Map<bigint, PaillierPrivateKey>();
+
+function publicKeyFor(n: bigint, insecure: boolean): PaillierPublicKey {
+  let key = publicKeys.get(n);
+  if (!key) {
+    key = new PaillierPublicKey(n, { insecure });
+    publicKeys.set(n, key);
+  }
+  return key;
+}
+
+function privateKeyFor(n: bigint, p: bigint, q: bigint, insecure: boolean): PaillierPrivateKey {
+  let key = privateKeys.get(n);
+  if (!key) {
+    key = new PaillierPrivateKey(publicKeyFor(n, insecure), p, q, { checkPrimes: false });
+    privateKeys.set(n, key);
+  }
+  return key;
+}
+
+/** Runs one task and returns raw bigints (ciphertexts, plaintexts or noise values). */
+export function runPaillierTask(task: PaillierTask): bigint[] {
+  switch (task.kind) {
+    case 'encrypt': {
+      const key = publicKeyFor(task.n, task.insecure);
+      return task.values.map((m) => key.encryptRaw(m));
+    }
+    case 'noise': {
+      const source = publicKeyFor(task.n, task.insecure).noiseSource;
+      return Array.from({ length: task.count }, () => source.next());
+    }
+    case 'decrypt': {
+      const key = privateKeyFor(task.n, task.p, task.q, task.insecure);
+      return task.values.map((c) => key.decryptRaw(c));
+    }
+    case 'matvec': {
+      const key = publicKeyFor(task.n, task.insecure);
+      const cols = task.values.length;
+      const out: bigint[] = [];
+      for (let r = task.rowStart; r < task.rowEnd; r++) {
+        out.push(dotRaw(task.values, sliceWeights(task.weights, r * cols, (r + 1) * cols), key, task.bias?.[r]));
+      }
+      return out;
+    }
+  }
+}
