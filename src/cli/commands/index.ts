@@ -4,9 +4,13 @@
  * @module
  */
 import type { Command } from 'commander';
+import { registerBenchCommands } from './bench.js';
 import { registerDataCommands } from './data.js';
+import { registerDemoCommand } from './demo.js';
 
 export function registerCommands(program: Command): void {
   void program;
   registerDataCommands(program);
+  registerBenchCommands(program);
+  registerDemoCommand(program);
 }

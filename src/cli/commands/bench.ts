@@ -1,0 +1,53 @@
+/**
+ * `blindml bench paillier`: the Paillier benchmark against paillier-bigint.
+ *
+ * @module
+ */
+import { InvalidArgumentError, type Command } from 'commander';
+import { benchToMarkdown, runPaillierBench, type PaillierBenchResult } from '../../bench/paillier-bench.js';
+import { progressBar } from '../progress.js';
+
+/** Parses a positive integer option, with commander's one-line error otherwise. */
+export function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+interface BenchOptions {
+  bits: number;
+  reps: number;
+  json?: boolean;
+  insecure?: boolean;
+}
+
+/** Runs the Paillier benchmark with a progress bar on stderr and returns its results. */
+export async function benchPaillier(options: BenchOptions): Promise<PaillierBenchResult> {
+  const bar = progressBar(9, `paillier ${options.bits}-bit`, process.stderr.isTTY === true);
+  try {
+    return await runPaillierBench({
+      bits: options.bits,
+      reps: options.reps,
+      insecure: options.insecure ?? false,
+      onStep: (done, _total, label) => bar.update(done, label),
+    });
+  } finally {
+    bar.finish();
+  }
+}
+
+export function registerBenchCommands(program: Command): void {
+  const bench = program.command('bench').description('benchmarks against baseline libraries, measured in the same run');
+  bench
+    .command('paillier')
+    .description('Paillier keygen, encrypt, decrypt, ciphertext×int, 784-term dot product and bulk encryption vs paillier-bigint')
+    .option('--bits <n>', 'modulus size in bits', positiveInt, 2048)
+    .option('--reps <n>', 'repetitions per operation (medians are reported; at least 5)', positiveInt, 5)
+    .option('--insecure', 'allow a modulus below 2048 bits (to compare with published small-key figures)')
+    .option('--json', 'print one JSON object {bits, machine, rows} on stdout')
+    .action(async (options: BenchOptions) => {
+      if (!process.stderr.isTTY && !options.json) process.stderr.write('running the Paillier benchmark (a few minutes)...\n');
+      const result = await benchPaillier(options);
+      process.stdout.write(options.json ? `${JSON.stringify(result)}\n` : `${benchToMarkdown(result)}\n`);
+    });
+}
