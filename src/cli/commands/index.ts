@@ -7,10 +7,12 @@ import type { Command } from 'commander';
 import { registerBenchCommands } from './bench.js';
 import { registerDataCommands } from './data.js';
 import { registerDemoCommand } from './demo.js';
+import { registerPaillierCommands } from './paillier.js';
 
 export function registerCommands(program: Command): void {
   void program;
   registerDataCommands(program);
   registerBenchCommands(program);
   registerDemoCommand(program);
+  registerPaillierCommands(program);
 }
