@@ -138,20 +138,17 @@ function mantissaAt(scalar: number | bigint, exponent: number): bigint {
   return roundShiftHalfEven(scalar, LOG2_BASE * exponent);
 }
 
-/** m / 2^k correctly rounded to a double (Python's int / int true division), subnormals aside. */
+/**
+ * m / 2^k correctly rounded to a double, subnormals included (Python's int / int true division):
+ * one rounding, straight to the precision of the result, so no double rounding below 2^-1022.
+ */
 function divideByPowerOfTwo(m: bigint, k: number): number {
+  if (m === 0n) return 0;
   const abs = m < 0n ? -m : m;
   const bits = abs.toString(2).length;
-  let value: number;
-  if (bits > 64) {
-    // Keep 64 significant bits plus a sticky bit, so the one rounding in Number() is correct.
-    const drop = bits - 64;
-    const kept = abs >> BigInt(drop);
-    const sticky = kept << BigInt(drop) !== abs ? 1n : 0n;
-    value = scaleByPowerOfTwo(Number((kept << 1n) | sticky), drop - 1 - k);
-  } else {
-    value = scaleByPowerOfTwo(Number(abs), -k);
-  }
+  // Exponent of the last bit kept: 53 significant bits, but never below the smallest subnormal.
+  const lsb = Math.max(bits - k - FLOAT_MANTISSA_BITS, -1074);
+  const value = scaleByPowerOfTwo(Number(roundShiftHalfEven(abs, lsb + k)), lsb);
   return m < 0n ? -value : value;
 }
 
