@@ -97,6 +97,8 @@ export class FeEngine {
   private readonly maxDlogTable: number;
   private solver: DlogSolver | undefined;
   private readonly permanent: number;
+  /** Running totals for benchmarks: time in discrete logarithms and how many were solved. */
+  readonly stats = { dlogMs: 0, dlogCount: 0 };
 
   constructor(options: FeEngineOptions = {}) {
     this.maxDlogTable = options.maxDlogTable ?? DEFAULT_MAX_TABLE;
@@ -112,7 +114,8 @@ export class FeEngine {
 
   /** Returns a solver covering at least min(bound, cap) without giant steps. */
   private dlog(bound: number): DlogSolver {
-    const want = Math.max(1, Math.min(bound, this.maxDlogTable));
+    // Round up to a power of two so slowly growing bounds do not rebuild the table every call.
+    const want = Math.min(this.maxDlogTable, 2 ** Math.ceil(Math.log2(Math.max(2, bound))));
     if (this.solver === undefined || this.solver.m < want) {
       // The solver's memory lives below the permanent mark: rebuild it there.
       this.kernel.release(this.permanent);
@@ -283,7 +286,10 @@ export class FeEngine {
         combine(k, this.scratch, acc, niels, l, key.y);
         table.addMulDigits(acc, skDigits[j] ?? new Int16Array());
       });
+      const t = performance.now();
       solver.solveBatch(results, keys.length, bound, out, c * keys.length);
+      this.stats.dlogMs += performance.now() - t;
+      this.stats.dlogCount += keys.length;
       k.release(tm);
     });
     k.release(m);

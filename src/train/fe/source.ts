@@ -1,0 +1,90 @@
+/**
+ * Where the first layer's products come from. The encrypted source asks the key authority for
+ * function keys and decrypts the data owner's ciphertexts; the plaintext twin computes the same
+ * integer products from the same fixed-point data and replays the same key-request policy, so
+ * the two runs see identical numbers.
+ *
+ * @module
+ */
+import type { FixedPointSamples } from '../../protocol/fe-training/data-owner.js';
+import { KeyRequestPolicy, type KeyPolicyOptions } from '../../protocol/fe-training/policy.js';
+
+/** Products for one request: `products[row·K + k]`, and which vectors were refused. */
+export interface Products {
+  readonly products: Float64Array;
+  readonly refused: readonly boolean[];
+}
+
+/** The first-layer oracle of one training run. */
+export interface FirstLayerSource {
+  /** Starts a batch of the given sample indices (padded to `columnLength`). */
+  beginBatch(indices: readonly number[]): void;
+  /** The batch's labels (the encrypted source decrypts them). */
+  labels(): Uint8Array;
+  /** <x_b, y_k> for every sample b of the batch and every vector y_k (length = features). */
+  rowProducts(vectors: readonly Int32Array[], bound: number): Products;
+  /** <X[:, i], y_k> for every feature i and every vector y_k (length = columnLength). */
+  columnProducts(vectors: readonly Int32Array[], bound: number): Products;
+}
+
+/** The plaintext twin: same integers, no encryption. */
+export class PlainFirstLayer implements FirstLayerSource {
+  private indices: readonly number[] = [];
+  private batch = 0;
+  private readonly policy: KeyRequestPolicy;
+
+  constructor(
+    private readonly samples: FixedPointSamples,
+    readonly columnLength: number,
+    policy: KeyPolicyOptions = {},
+  ) {
+    this.policy = new KeyRequestPolicy(policy);
+  }
+
+  beginBatch(indices: readonly number[]): void {
+    this.indices = indices;
+    this.batch++;
+  }
+
+  labels(): Uint8Array {
+    return Uint8Array.from(this.indices, (n) => this.samples.labels[n] ?? 0);
+  }
+
+  private screen(setup: string, vectors: readonly Int32Array[]): boolean[] {
+    return vectors.map((v) => !this.policy.consider(`${setup}-${this.batch}`, v).ok);
+  }
+
+  rowProducts(vectors: readonly Int32Array[], _bound: number): Products {
+    const refused = this.screen('rows', vectors);
+    const { x, features } = this.samples;
+    const K = vectors.length;
+    const out = new Float64Array(this.indices.length * K);
+    this.indices.forEach((n, b) => {
+      const off = n * features;
+      vectors.forEach((v, k) => {
+        if (refused[k]) return;
+        let s = 0;
+        for (let i = 0; i < features; i++) s += (x[off + i] ?? 0) * (v[i] ?? 0);
+        out[b * K + k] = s;
+      });
+    });
+    return { products: out, refused };
+  }
+
+  columnProducts(vectors: readonly Int32Array[], _bound: number): Products {
+    const refused = this.screen('columns', vectors);
+    const { x, features } = this.samples;
+    const K = vectors.length;
+    const out = new Float64Array(features * K);
+    vectors.forEach((v, k) => {
+      if (refused[k]) return;
+      this.indices.forEach((n, b) => {
+        const c = v[b] ?? 0;
+        if (c === 0) return;
+        const off = n * features;
+        for (let i = 0; i < features; i++) out[i * K + k] = (out[i * K + k] ?? 0) + c * (x[off + i] ?? 0);
+      });
+    });
+    return { products: out, refused };
+  }
+}
