@@ -8,6 +8,7 @@ import { registerBenchCommands } from './bench.js';
 import { registerDataCommands } from './data.js';
 import { registerDemoCommand } from './demo.js';
 import { registerPaillierCommands } from './paillier.js';
+import { registerTrainCommand } from './train.js';
 
 export function registerCommands(program: Command): void {
   void program;
@@ -15,4 +16,5 @@ export function registerCommands(program: Command): void {
   registerBenchCommands(program);
   registerDemoCommand(program);
   registerPaillierCommands(program);
+  registerTrainCommand(program);
 }
