@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { registerBenchCommands } from './bench.js';
 import { registerDataCommands } from './data.js';
 import { registerDemoCommand } from './demo.js';
+import { registerModelCommands } from './model.js';
 import { registerPaillierCommands } from './paillier.js';
 import { registerTrainCommand } from './train.js';
 
@@ -15,6 +16,7 @@ export function registerCommands(program: Command): void {
   registerDataCommands(program);
   registerBenchCommands(program);
   registerDemoCommand(program);
+  registerModelCommands(program);
   registerPaillierCommands(program);
   registerTrainCommand(program);
 }
