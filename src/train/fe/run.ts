@@ -65,14 +65,24 @@ export interface FeTrainResult {
   readonly perEpoch: readonly EpochTiming[];
   /** Identical final weights in both runs (expected: the twin sees the same integers). */
   readonly identicalWeights: boolean;
+  /** Medians over batches (per-op times below are medians unless named mean). */
   readonly encryptPerSampleMs: number;
   readonly encryptPerColumnMs: number;
   readonly decryptPerInnerProductUs: number;
   readonly dlogPerResultUs: number;
+  readonly meanDecryptPerInnerProductUs: number;
+  readonly meanDlogPerResultUs: number;
   readonly innerProducts: number;
   readonly keyRequests: number;
   readonly refusedVectors: number;
   readonly timings: Readonly<Record<string, number>>;
+}
+
+function median(values: readonly number[]): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
 }
 
 function toFixedPoint(set: ImageSet, quant: QuantConfig): FixedPointSamples {
@@ -122,6 +132,15 @@ export function runFeTraining(options: FeTrainOptions): FeTrainResult {
   let done = 0;
   const perEpoch: EpochTiming[] = [];
   const dlog0 = { ...engine.stats };
+  const perBatch = { encrypt: [] as number[], decrypt: [] as number[], dlog: [] as number[] };
+  const snapshot = () => ({
+    rowEncryptMs: encSource.owner.timings.rowEncryptMs,
+    rowSamples: encSource.owner.timings.rowSamples,
+    decryptMs: encSource.timings.rowDecryptMs + encSource.timings.columnDecryptMs,
+    products: encSource.timings.rowProducts + encSource.timings.columnProducts,
+    dlogMs: engine.stats.dlogMs,
+    dlogCount: engine.stats.dlogCount,
+  });
   for (let epoch = 0; epoch < options.epochs; epoch++) {
     const order = rng.permutation(train.count);
     const batches: number[][] = [];
@@ -129,7 +148,12 @@ export function runFeTraining(options: FeTrainOptions): FeTrainResult {
     let t = performance.now();
     let loss = 0;
     for (const b of batches) {
+      const before = snapshot();
       loss += encModel.trainBatch(encSource, b, columnLength) * b.length;
+      const after = snapshot();
+      perBatch.encrypt.push((after.rowEncryptMs - before.rowEncryptMs) / Math.max(1, after.rowSamples - before.rowSamples));
+      perBatch.decrypt.push(((after.decryptMs - before.decryptMs) * 1000) / Math.max(1, after.products - before.products));
+      perBatch.dlog.push(((after.dlogMs - before.dlogMs) * 1000) / Math.max(1, after.dlogCount - before.dlogCount));
       options.onProgress?.(++done, total, `epoch ${epoch + 1} encrypted`);
     }
     const seconds = (performance.now() - t) / 1000;
@@ -163,10 +187,12 @@ export function runFeTraining(options: FeTrainOptions): FeTrainResult {
     overhead: plaintextSeconds > 0 ? seconds / plaintextSeconds : Infinity,
     perEpoch,
     identicalWeights: sameWeights(encModel, plainModel),
-    encryptPerSampleMs: ot.rowSamples ? ot.rowEncryptMs / ot.rowSamples : 0,
+    encryptPerSampleMs: median(perBatch.encrypt),
     encryptPerColumnMs: ot.columnVectors ? ot.columnEncryptMs / ot.columnVectors : 0,
-    decryptPerInnerProductUs: products ? ((et.rowDecryptMs + et.columnDecryptMs) * 1000) / products : 0,
-    dlogPerResultUs: dlogCount ? (dlogMs * 1000) / dlogCount : 0,
+    decryptPerInnerProductUs: median(perBatch.decrypt),
+    dlogPerResultUs: median(perBatch.dlog),
+    meanDecryptPerInnerProductUs: products ? ((et.rowDecryptMs + et.columnDecryptMs) * 1000) / products : 0,
+    meanDlogPerResultUs: dlogCount ? (dlogMs * 1000) / dlogCount : 0,
     innerProducts: products,
     keyRequests: encSource.authority.log.length,
     refusedVectors: et.refusedVectors,
