@@ -178,7 +178,10 @@ function checkLoweringFactor(key: PaillierPublicKey, exponent: number): void {
   // 16^k > max_int is detectable from sizes alone; only then compute it.
   const shift = 4 * (exponent - PHEUTIL_EXPONENT);
   if (shift >= key.bits || 1n << BigInt(shift) > key.maxInt) {
-    throw new OverflowError(`cannot lower the exponent from ${exponent} to ${PHEUTIL_EXPONENT}: the factor 16^${exponent - PHEUTIL_EXPONENT} exceeds this key's max_int`);
+    throw new OverflowError(
+      `the result is too large for a ${key.bits}-bit key: lowering its exponent from ${exponent} to ` +
+        `${PHEUTIL_EXPONENT} needs the factor 16^${exponent - PHEUTIL_EXPONENT}, beyond max_int`,
+    );
   }
 }
 
