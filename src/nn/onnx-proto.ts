@@ -51,8 +51,8 @@ export function toInt(v: Int64): number {
 }
 
 /**
- * Reads a tensor's values. Floats (FLOAT, DOUBLE) become a Float32Array; integers (INT64, INT32)
- * a number array.
+ * Reads a tensor's values. Floats (FLOAT, DOUBLE) become a Float32Array; integers (INT64, INT32,
+ * INT8, UINT8, BOOL) a number array.
  *
  * @throws {FormatError} if the data type is not one of those, the data is stored externally, or
  *   the number of values does not match the dimensions.
@@ -111,6 +111,18 @@ export function readTensor(t: proto.ITensorProto): ConstTensor {
       if (view) {
         check(view.byteLength, 4);
         return { type: 'int', dims, data: Array.from({ length: size }, (_, i) => view.getInt32(4 * i, true)) };
+      }
+      const values = t.int32Data ?? [];
+      check(values.length);
+      return { type: 'int', dims, data: [...values] };
+    }
+    case DT.BOOL:
+    case DT.UINT8:
+    case DT.INT8: {
+      if (raw) {
+        check(raw.length);
+        const signed = t.dataType === DT.INT8;
+        return { type: 'int', dims, data: Array.from(raw, (b) => (signed && b > 127 ? b - 256 : b)) };
       }
       const values = t.int32Data ?? [];
       check(values.length);

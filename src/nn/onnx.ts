@@ -54,8 +54,8 @@ export function importOnnx(bytes: Uint8Array): Model {
   const model = decodeModel(bytes);
   const graph = model.graph as proto.IGraphProto;
   const opset = opsetVersion(model);
-  const constants = new Map<string, ConstTensor>();
-  for (const init of graph.initializer ?? []) constants.set(init.name ?? '', readTensor(init));
+  const constants = new Constants();
+  for (const init of graph.initializer ?? []) constants.add(init);
   const input = graphInput(graph, constants);
   const chain = new Chain(input.name, input.shape, constants, opset);
   (graph.node ?? []).forEach((node, index) => chain.apply(node, index));
@@ -68,7 +68,7 @@ function opsetVersion(model: proto.IModelProto): number {
   return toInt(entry.version);
 }
 
-function graphInput(graph: proto.IGraphProto, constants: Map<string, ConstTensor>): { name: string; shape: Shape } {
+function graphInput(graph: proto.IGraphProto, constants: Constants): { name: string; shape: Shape } {
   // Before IR version 4, initializers were also listed as graph inputs.
   const inputs = (graph.input ?? []).filter((i) => !constants.has(i.name ?? ''));
   const [input] = inputs;
@@ -93,6 +93,39 @@ function graphInput(graph: proto.IGraphProto, constants: Map<string, ConstTensor
   return { name: input.name ?? '', shape: sample };
 }
 
+/**
+ * Initializers and Constant outputs by name. Initializers are decoded on first use, so a tensor of
+ * a type blindml does not read only matters if an operator needs it.
+ */
+class Constants {
+  private readonly decoded = new Map<string, ConstTensor>();
+  private readonly pending = new Map<string, proto.ITensorProto>();
+
+  add(t: proto.ITensorProto): void {
+    this.pending.set(t.name ?? '', t);
+  }
+
+  set(name: string, value: ConstTensor): void {
+    this.decoded.set(name, value);
+  }
+
+  has(name: string): boolean {
+    return this.decoded.has(name) || this.pending.has(name);
+  }
+
+  /** @throws {FormatError} if the tensor cannot be read. */
+  get(name: string): ConstTensor | undefined {
+    let value = this.decoded.get(name);
+    const raw = this.pending.get(name);
+    if (value === undefined && raw !== undefined) {
+      value = readTensor(raw);
+      this.decoded.set(name, value);
+      this.pending.delete(name);
+    }
+    return value;
+  }
+}
+
 /** Zero padding waiting for the Conv or AveragePool that follows it. */
 interface PendingPad {
   readonly pads: Pads;
@@ -110,7 +143,7 @@ class Chain {
   constructor(
     private current: string,
     private readonly inputShape: Shape,
-    private readonly constants: Map<string, ConstTensor>,
+    private readonly constants: Constants,
     private readonly opset: number,
   ) {
     this.shape = inputShape;
@@ -223,7 +256,7 @@ class Chain {
   private dropout(ctx: NodeContext): void {
     if (ctx.op === 'Dropout') {
       const training = ctx.constInput(2, 'training_mode');
-      if (ctx.attrs.int('is_test', 1) === 0 || (training && training.data.some((v) => v !== 0))) {
+      if (training && training.data.some((v) => v !== 0)) {
         ctx.refuse('training mode');
       }
     }
@@ -264,7 +297,7 @@ class NodeContext {
   constructor(
     private readonly node: proto.INodeProto,
     index: number,
-    private readonly constants: Map<string, ConstTensor>,
+    private readonly constants: Constants,
   ) {
     this.op = node.opType ?? '';
     this.name = node.name || `#${index}`;
@@ -416,7 +449,8 @@ function matMul(ctx: NodeContext): Dense {
 }
 
 function addBias(ctx: NodeContext, tail: Layer | undefined): Conv2d | Dense {
-  const constant = [0, 1].map((i) => ctx.constInput(i, 'addend')).find((t) => t !== undefined);
+  const constIndex = [0, 1].find((i) => ctx.isConstInput(i));
+  const constant = constIndex === undefined ? undefined : ctx.requireConst(constIndex, 'addend');
   if (!constant || constant.type !== 'float' || (tail?.kind !== 'conv2d' && tail?.kind !== 'dense')) {
     return ctx.refuse('only a constant bias added to the output of Conv, Gemm or MatMul');
   }
