@@ -75,6 +75,18 @@ export class SlotLayout {
   }
 
   /**
+   * The layout with exactly `slotBits`-bit slots (as announced by a peer), bound 2^(slotBits−1−guard) − 1.
+   *
+   * @throws RangeError if the slots leave no room for values or do not fit.
+   */
+  static fromSlotBits(modulusBits: number, slotBits: number, guardBits: number, slots?: number): SlotLayout {
+    if (!Number.isSafeInteger(slotBits) || slotBits - 1 - guardBits < 1) throw new RangeError('SlotLayout: slots too narrow for their guard bits');
+    const options: SlotLayoutOptions = { bound: (1n << BigInt(slotBits - 1 - guardBits)) - 1n, guardBits };
+    if (slots !== undefined) options.slots = slots;
+    return new SlotLayout(modulusBits, options);
+  }
+
+  /**
    * Packs up to `slots` signed values (slot i holds values[i]).
    *
    * @throws OverflowError if a value exceeds the bound; RangeError for too many values.

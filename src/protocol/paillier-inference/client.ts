@@ -1,0 +1,202 @@
+/**
+ * The client side of interactive Paillier inference: holds the key pair, encrypts inputs,
+ * evaluates the activation rounds on blinded values, and decrypts the outputs. It learns the
+ * prediction and what docs/security.md lists per round, not the model's weights.
+ *
+ * @module
+ */
+import { BlindmlError } from '../../errors.js';
+import { bigIntToBase64Url } from '../../math/bigint.js';
+import { generateKeyPair, type PaillierKeyPair } from '../../schemes/paillier/keys.js';
+import { SlotLayout } from '../../schemes/paillier/packing.js';
+import { decodeMessage, encodeMessage, message, ProtocolError, type ActivationSpec, type Message, type MessageOf, type SessionInfo } from './messages.js';
+
+/** Carries encoded messages to a service and brings back its replies. */
+export interface Transport {
+  send(request: Uint8Array): Promise<Uint8Array>;
+}
+
+/** Options of {@link PaillierInferenceClient}. */
+export interface ClientOptions {
+  /** An existing key pair; otherwise one is generated (2048 bits unless `keyBits`). */
+  keys?: PaillierKeyPair;
+  keyBits?: number;
+  /** Allow a key below 2048 bits (tests only; the service must allow it too). */
+  insecure?: boolean;
+  /** 'latency' (one sample per session) or 'batch' (many samples per ciphertext). */
+  mode?: 'latency' | 'batch';
+  /** Samples per ciphertext wanted in batch mode (the service may grant fewer). */
+  batch?: number;
+  /** Reports progress: rounds done of rounds total. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** What one session produced. */
+export interface Prediction {
+  /** Output values per sample (logits before any final activation). */
+  logits: Float64Array[];
+  /** Arg-max class per sample. */
+  labels: number[];
+  stats: { rounds: number; bytesSent: number; bytesReceived: number; clientMs: number; totalMs: number };
+}
+
+/** The service answered with an error message. */
+export class ServiceError extends BlindmlError {}
+
+export class PaillierInferenceClient {
+  readonly keys: PaillierKeyPair;
+  private readonly mode: 'latency' | 'batch';
+  private readonly batch: number | undefined;
+  private readonly onProgress: ((done: number, total: number) => void) | undefined;
+
+  constructor(
+    private readonly transport: Transport,
+    options: ClientOptions = {},
+  ) {
+    this.keys = options.keys ?? generateKeyPair({ bits: options.keyBits ?? 2048, insecure: options.insecure ?? false });
+    this.mode = options.mode ?? 'latency';
+    this.batch = options.batch;
+    this.onProgress = options.onProgress;
+  }
+
+  /**
+   * Runs one session on up to `batch` samples (one in latency mode) stored one after another in
+   * `inputs`, values as the model expects them (pixels in [0, 1] for the Fashion-MNIST models).
+   *
+   * @throws ServiceError if the service reports an error; ProtocolError for an unexpected reply;
+   *   OverflowError if a value left its slot (never a silently wrong prediction).
+   */
+  async predict(modelId: string, inputs: Float32Array | Float64Array): Promise<Prediction> {
+    const started = performance.now();
+    const stats = { rounds: 0, bytesSent: 0, bytesReceived: 0, clientMs: 0, totalMs: 0 };
+    const width = 2 * Math.ceil(this.keys.publicKey.bits / 8);
+    const call = async (msg: Message): Promise<Message> => {
+      const bytes = encodeMessage(msg, width);
+      stats.bytesSent += bytes.length;
+      const reply = await this.transport.send(bytes);
+      stats.bytesReceived += reply.length;
+      const decoded = decodeMessage(reply);
+      if (decoded.type === 'error') throw new ServiceError(decoded.code, `service: ${decoded.message}`);
+      return decoded;
+    };
+    const timed = <T>(fn: () => T): T => {
+      const t = performance.now();
+      try {
+        return fn();
+      } finally {
+        stats.clientMs += performance.now() - t;
+      }
+    };
+
+    const open: Message = message<'open'>({ type: 'open', modelId, n: bigIntToBase64Url(this.keys.publicKey.n), mode: this.mode, ...(this.batch ? { batch: this.batch } : {}) });
+    const opened = await call(open);
+    if (opened.type !== 'opened') throw new ProtocolError('ERR_OUT_OF_ORDER', `expected 'opened', got '${opened.type}'`);
+    const { sessionId, info } = opened;
+    const inputSize = info.inputShape.reduce((a, b) => a * b, 1);
+    const samples = inputs.length / inputSize;
+    if (!Number.isInteger(samples) || samples < 1 || samples > info.batch) {
+      await call(message<'close'>({ type: 'close', sessionId })).catch(() => undefined);
+      throw new RangeError(`this session takes 1 to ${info.batch} samples of ${inputSize} values, got ${inputs.length} values`);
+    }
+    const layout = SlotLayout.fromSlotBits(this.keys.publicKey.bits, info.slotBits, info.guardBits, info.batch);
+    const ciphertexts = timed(() => this.encryptInputs(inputs, inputSize, samples, info, layout));
+    let reply = await call(message<'input'>({ type: 'input', sessionId, samples, ciphertexts }));
+    while (reply.type === 'activate') {
+      const { round, spec } = reply;
+      const received = reply.ciphertexts;
+      const out = timed(() => this.activate(spec, received, samples, layout, info));
+      stats.rounds++;
+      this.onProgress?.(stats.rounds, info.rounds);
+      reply = await call(message<'activated'>({ type: 'activated', sessionId, round, ciphertexts: out }));
+    }
+    if (reply.type !== 'result') throw new ProtocolError('ERR_OUT_OF_ORDER', `expected 'result', got '${reply.type}'`);
+    const result = reply;
+    const logits = timed(() => this.decryptOutputs(result, samples, info, layout));
+    stats.totalMs = performance.now() - started;
+    return { logits, labels: logits.map(argmax), stats };
+  }
+
+  private encryptInputs(inputs: Float32Array | Float64Array, inputSize: number, samples: number, info: SessionInfo, layout: SlotLayout): bigint[] {
+    const { publicKey } = this.keys;
+    const out: bigint[] = [];
+    for (let j = 0; j < inputSize; j++) {
+      const column: bigint[] = [];
+      for (let k = 0; k < samples; k++) column.push(quantize(inputs[k * inputSize + j]!, info.inputScale));
+      out.push(publicKey.encryptRaw(info.batch > 1 ? layout.pack(column) : column[0]!));
+    }
+    return out;
+  }
+
+  /** Decrypts the round's values, applies the function per unit and per sample, re-encrypts. */
+  private activate(spec: ActivationSpec, received: readonly bigint[], samples: number, layout: SlotLayout, info: SessionInfo): bigint[] {
+    const values = this.decryptValues(received, spec.values, spec.valuesPerCiphertext, spec.slotBits, samples, layout, info.guardBits);
+    const { publicKey } = this.keys;
+    const sizes = spec.unitSizes;
+    const out: bigint[] = [];
+    let cursor = 0;
+    for (let u = 0; u < spec.units; u++) {
+      const size = sizes ? sizes[u]! : 1;
+      const perSample: bigint[] = [];
+      for (let k = 0; k < samples; k++) {
+        let m = values[cursor]![k]!;
+        for (let c = 1; c < size; c++) if (values[cursor + c]![k]! > m) m = values[cursor + c]![k]!;
+        perSample.push(applyFns(spec, m));
+      }
+      cursor += size;
+      out.push(publicKey.encryptRaw(info.batch > 1 ? layout.pack(perSample) : perSample[0]!));
+    }
+    return out;
+  }
+
+  /** values[i][k] = value i of sample k. */
+  private decryptValues(
+    cts: readonly bigint[],
+    count: number,
+    perCiphertext: number,
+    slotBits: number,
+    samples: number,
+    layout: SlotLayout,
+    guardBits: number,
+  ): bigint[][] {
+    const { privateKey, publicKey } = this.keys;
+    const out: bigint[][] = [];
+    if (perCiphertext === 1) {
+      for (const c of cts) out.push(layout.unpack(privateKey.decrypt(publicKey.ciphertext(c)), publicKey.n, samples));
+    } else {
+      const transport = SlotLayout.fromSlotBits(publicKey.bits, slotBits, guardBits, perCiphertext);
+      for (const c of cts) {
+        const left = count - out.length;
+        for (const v of transport.unpack(privateKey.decrypt(publicKey.ciphertext(c)), publicKey.n, Math.min(left, perCiphertext))) out.push([v]);
+      }
+    }
+    if (out.length !== count) throw new ProtocolError('ERR_BAD_MESSAGE', `expected ${count} values, got ${out.length}`);
+    return out;
+  }
+
+  private decryptOutputs(result: MessageOf<'result'>, samples: number, info: SessionInfo, layout: SlotLayout): Float64Array[] {
+    const values = this.decryptValues(result.ciphertexts, result.outputs, result.valuesPerCiphertext, result.slotBits, samples, layout, info.guardBits);
+    return Array.from({ length: samples }, (_, k) => Float64Array.from(values, (v) => Number(v[k]!) / info.outputScale));
+  }
+}
+
+function quantize(x: number, scale: number): bigint {
+  if (!Number.isFinite(x)) throw new RangeError('inputs must be finite numbers');
+  return BigInt(Math.round(x * scale));
+}
+
+function applyFns(spec: ActivationSpec, v: bigint): bigint {
+  if (spec.scale === null || spec.returnScale === null) {
+    // Homogeneous (ReLU only): exact on the blinded integers, then the agreed shift.
+    if (v <= 0n) return 0n;
+    return v >> BigInt(spec.shift);
+  }
+  let x = Number(v) / spec.scale;
+  for (const fn of spec.fns) x = fn === 'relu' ? Math.max(0, x) : fn === 'sigmoid' ? 1 / (1 + Math.exp(-x)) : Math.tanh(x);
+  return BigInt(Math.round(x * spec.returnScale!));
+}
+
+function argmax(v: Float64Array): number {
+  let best = 0;
+  for (let i = 1; i < v.length; i++) if (v[i]! > v[best]!) best = i;
+  return best;
+}

@@ -1,0 +1,195 @@
+/**
+ * Fixed-point scales for the interactive Paillier protocol, chosen from the weights and a
+ * calibration pass and recorded with the compiled model.
+ *
+ * Every value on the wire is an integer v ≈ σ·x for a real value x and a scale σ:
+ *
+ * - The client's input: σ = `inputScale` (255 for byte images: exact).
+ * - A linear map's output: σ = Q, chosen so the largest weight's exponent e = round(Q·w/σ_in) has
+ *   `weightBits` bits for the largest input scale (most strongly blinded input), and
+ *   weightBits + blindBits + 1 bits for the smallest.
+ * - Before a ReLU / max-pool round the service multiplies each value (or each window) by a fresh
+ *   random r in [2^16, 2^(17+blindBits)); the client returns ⌊f(r·v)/2^shift⌋, so the next stage's
+ *   inputs have per-value scales σ_j = r_j·Q/2^shift, which the service folds into that stage's
+ *   exponents (no division under encryption is ever needed).
+ * - Before a sigmoid / tanh round values travel unblinded with Q public; the client returns
+ *   round(f(x)·2^precisionBits).
+ *
+ * @module
+ */
+import { applyMap, maxAbsWeight, type SparseLinearMap } from '../../tensor/sparse-linear.js';
+import { applyGroup, type InferencePlan } from './plan.js';
+
+/** Tunable precision and privacy knobs. Defaults are what the benchmarks use. */
+export interface QuantizationParams {
+  /**
+   * Bits of precision of every integer exponent (the exponent of the largest weight, for the most
+   * strongly blinded input). Exponents reach weightBits + blindBits + 1 bits. Default 16.
+   */
+  readonly weightBits: number;
+  /** Random factors span 2^blindBits in magnitude (log-uniform). Default 6. */
+  readonly blindBits: number;
+  /** Significant bits the client keeps when it shifts its outputs. Default 24. */
+  readonly precisionBits: number;
+  /** Scale of the client's input quantization (x ↦ round(x·inputScale)). Default 255. */
+  readonly inputScale: number;
+  /** Calibrated maxima are multiplied by this before sizing slots. Default 4. */
+  readonly headroom: number;
+  /** Guard bits per packing slot (overflow detection). Default 6. */
+  readonly guardBits: number;
+}
+
+export const DEFAULT_QUANTIZATION: QuantizationParams = {
+  weightBits: 16,
+  blindBits: 6,
+  precisionBits: 24,
+  inputScale: 255,
+  headroom: 4,
+  guardBits: 6,
+};
+
+/** Smallest blinding factor; the largest is below 2^(17 + blindBits). */
+export const BLIND_MIN_BITS = 16;
+
+/** Scales of one linear map. */
+export interface MapScales {
+  /** Output scale Q. */
+  readonly q: number;
+  /** Smallest input scale the exponents are sized for. */
+  readonly inputScaleMin: number;
+  /** Bound on |output integer|. */
+  readonly outputBound: number;
+}
+
+/** Scales of one stage. */
+export interface StageScales {
+  readonly maps: readonly MapScales[];
+  /** For a homogeneous activation: the client's right shift. */
+  readonly shift: number;
+  /** Bound on |value sent to the client| (after blinding). */
+  readonly sentBound: number;
+  /** Bound on |value the client returns|. */
+  readonly returnedBound: number;
+}
+
+/** Largest magnitudes seen when running the plan in floating point on calibration inputs. */
+export interface Calibration {
+  readonly inputMaxAbs: number;
+  /** Per stage, per linear map: max |output|. */
+  readonly mapMaxAbs: readonly (readonly number[])[];
+  /** Per stage: max |activation output| (0 for the last stage). */
+  readonly activationMaxAbs: readonly number[];
+  readonly samples: number;
+}
+
+/** Everything the protocol needs about a model besides its weights. */
+export interface CompiledPaillierModel {
+  readonly plan: InferencePlan;
+  readonly params: QuantizationParams;
+  readonly stages: readonly StageScales[];
+  /** Calibrated max |value| of each map output, stage by stage, and of each activation output. */
+  readonly calibration: Calibration;
+  /** Bits of the widest integer anywhere (sign included, guard bits excluded). */
+  readonly valueBits: number;
+}
+
+/**
+ * Runs the plan in floating point on calibration inputs and records the largest magnitudes.
+ *
+ * @param inputs - samples one after another, each `plan.inputShape` in size, values as the model expects.
+ */
+export function calibrate(plan: InferencePlan, inputs: Float32Array | Float64Array, inputSize: number): Calibration {
+  const samples = inputs.length / inputSize;
+  const mapMaxAbs = plan.stages.map((s) => s.linears.map(() => 0));
+  const activationMaxAbs = plan.stages.map(() => 0);
+  for (let k = 0; k < samples; k++) {
+    let x: ArrayLike<number> = inputs.subarray(k * inputSize, (k + 1) * inputSize);
+    plan.stages.forEach((stage, s) => {
+      stage.linears.forEach((map, m) => {
+        x = applyMap(map, x);
+        mapMaxAbs[s]![m] = Math.max(mapMaxAbs[s]![m]!, maxAbs(x));
+      });
+      if (stage.activation) {
+        x = applyGroup(stage.activation, x);
+        activationMaxAbs[s] = Math.max(activationMaxAbs[s]!, maxAbs(x));
+      }
+    });
+  }
+  return { inputMaxAbs: maxAbs(inputs), mapMaxAbs, activationMaxAbs, samples };
+}
+
+function maxAbs(x: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]!));
+  return m;
+}
+
+/**
+ * Chooses every scale from the weights and the calibration.
+ *
+ * @throws RangeError for parameters outside sensible ranges.
+ */
+export function compilePaillierModel(
+  plan: InferencePlan,
+  calibration: Calibration,
+  params: Partial<QuantizationParams> = {},
+): CompiledPaillierModel {
+  const p: QuantizationParams = { ...DEFAULT_QUANTIZATION, ...params };
+  if (p.weightBits < 4 || p.weightBits > 30) throw new RangeError('weightBits must be in [4, 30]');
+  if (p.blindBits < 0 || p.blindBits > 24) throw new RangeError('blindBits must be in [0, 24]');
+  if (p.precisionBits < 8 || p.precisionBits > 48) throw new RangeError('precisionBits must be in [8, 48]');
+  const rMin = 2 ** BLIND_MIN_BITS;
+  const rMax = 2 ** (BLIND_MIN_BITS + 1 + p.blindBits);
+  const stages: StageScales[] = [];
+  // The input scale of the next map: min and max over the values it may receive.
+  let scaleMin = p.inputScale;
+  let spreadBits = 0; // log2 of (largest / smallest) input scale of the next map
+  let inputBound = p.inputScale * Math.max(calibration.inputMaxAbs, 1) * p.headroom;
+  let widest = bitsOf(inputBound);
+  plan.stages.forEach((stage, s) => {
+    const maps: MapScales[] = [];
+    stage.linears.forEach((map: SparseLinearMap, m) => {
+      const w = Math.max(maxAbsWeight(map), 1e-30);
+      const q = (2 ** (p.weightBits + spreadBits) * scaleMin) / w;
+      const a = Math.max(calibration.mapMaxAbs[s]![m]!, 1e-12) * p.headroom;
+      // Rounding each exponent moves each term by at most half an input integer.
+      const outputBound = q * a + 0.5 * widestRow(map) * inputBound;
+      maps.push({ q, inputScaleMin: scaleMin, outputBound });
+      widest = Math.max(widest, bitsOf(outputBound));
+      scaleMin = q;
+      spreadBits = 0;
+      inputBound = outputBound;
+    });
+    const q = maps[maps.length - 1]!.q;
+    const out = maps[maps.length - 1]!.outputBound;
+    let shift = 0;
+    let sentBound = out;
+    let returnedBound = out;
+    if (stage.activation?.homogeneous) {
+      sentBound = out * rMax;
+      const a = Math.max(calibration.activationMaxAbs[s]!, 1e-12) * p.headroom;
+      shift = Math.max(0, Math.floor(Math.log2(rMin * q * a)) - p.precisionBits);
+      returnedBound = sentBound / 2 ** shift + 1;
+      scaleMin = (rMin * q) / 2 ** shift;
+      spreadBits = p.blindBits + 1;
+    } else if (stage.activation) {
+      returnedBound = 2 ** p.precisionBits;
+      scaleMin = 2 ** p.precisionBits;
+    }
+    inputBound = returnedBound;
+    widest = Math.max(widest, bitsOf(sentBound), bitsOf(returnedBound));
+    stages.push({ maps, shift, sentBound, returnedBound });
+  });
+  return { plan, params: p, stages, calibration, valueBits: widest + 1 };
+}
+
+/** Most terms in one row. */
+function widestRow(map: SparseLinearMap): number {
+  let most = 0;
+  for (let r = 0; r < map.rows; r++) most = Math.max(most, map.offsets[r + 1]! - map.offsets[r]!);
+  return most;
+}
+
+function bitsOf(x: number): number {
+  return Math.max(1, Math.ceil(Math.log2(Math.max(2, x))));
+}

@@ -1,0 +1,202 @@
+/**
+ * Compiles a model of the IR into the plan the interactive Paillier protocol follows: a list of
+ * stages, each a linear map the service evaluates on ciphertexts (consecutive linear layers
+ * composed into one) followed by an activation group the client evaluates in one round.
+ *
+ * An activation group is `f(max over a window)` or `f(x)` elementwise, where f is the composition
+ * of its elementwise activations. Every supported activation is non-decreasing, so it commutes with
+ * max; when f is built from ReLU only it is positively homogeneous and the service may hide values
+ * behind random positive factors.
+ *
+ * @module
+ */
+import { BlindmlError } from '../../errors.js';
+import type { Layer } from '../../nn/layers.js';
+import { linearMapOf, type LinearLayer } from '../../nn/linear-maps.js';
+import type { Model } from '../../nn/model.js';
+import { asImageShape, sizeOf, type Shape } from '../../nn/shape.js';
+import { buildSparseMap, composeMaps, termCount, type SparseLinearMap } from '../../tensor/sparse-linear.js';
+
+/** An elementwise activation the client applies. */
+export type Elementwise = 'relu' | 'sigmoid' | 'tanh';
+
+/** One client round: out_w = f(max of window w) with f the composition of `fns`, or f(x_j). */
+export interface ActivationGroup {
+  /** Elementwise functions, applied in order (max-pool commutes with all of them). */
+  readonly fns: readonly Elementwise[];
+  /** For max-pool: the input cells of each output window (padded cells excluded). */
+  readonly windows: readonly Int32Array[] | null;
+  /** Values the group receives. */
+  readonly inputSize: number;
+  /** Values it returns. */
+  readonly outputSize: number;
+  /** True if f(r·x) = r·f(x) for r > 0, so values may travel behind random factors. */
+  readonly homogeneous: boolean;
+}
+
+/**
+ * Linear maps the service evaluates one after the other (consecutive linear layers, composed when
+ * that stores fewer terms), then the activation group after them (none for the last stage).
+ */
+export interface Stage {
+  readonly linears: readonly SparseLinearMap[];
+  readonly activation: ActivationGroup | null;
+}
+
+/** The model as the protocol runs it. */
+export interface InferencePlan {
+  readonly inputShape: Shape;
+  readonly stages: readonly Stage[];
+  /** A final softmax, sigmoid or tanh, applied by the client to the decrypted outputs. */
+  readonly outputActivation: 'softmax' | 'sigmoid' | 'tanh' | null;
+  readonly outputSize: number;
+}
+
+/** The model uses a layer the Paillier protocol cannot place. */
+export class UnsupportedModelError extends BlindmlError {
+  constructor(message: string) {
+    super('ERR_UNSUPPORTED_MODEL', message);
+  }
+}
+
+/**
+ * Builds the plan.
+ *
+ * @throws UnsupportedModelError for softmax anywhere but last, or two max-pools in one activation
+ *   group.
+ */
+export function planModel(model: Model): InferencePlan {
+  const { layers, shapes } = model;
+  let end = layers.length;
+  while (end > 0 && layers[end - 1]!.category === 'layout') end--;
+  const lastLayer = layers[end - 1];
+  const lastLinear = layers.reduce((at, l, i) => (l.category === 'linear' ? i : at), -1);
+  let outputActivation: InferencePlan['outputActivation'] = null;
+  if (lastLayer && end - 1 > lastLinear && (lastLayer.kind === 'softmax' || lastLayer.kind === 'sigmoid' || lastLayer.kind === 'tanh')) {
+    const between = layers.slice(lastLinear + 1, end - 1).filter((l) => l.category !== 'layout');
+    if (between.length === 0) {
+      outputActivation = lastLayer.kind;
+      end--;
+    }
+  }
+  const stages: Stage[] = [];
+  let linears: SparseLinearMap[] = [];
+  let group: GroupBuilder | null = null;
+  const close = (activation: ActivationGroup | null, size: number): void => {
+    stages.push({ linears: linears.length ? linears : [identityMap(size)], activation });
+    linears = [];
+  };
+  for (let i = 0; i < end; i++) {
+    const layer = layers[i]!;
+    const shape = shapes[i]!;
+    if (layer.category === 'layout') continue;
+    if (layer.category === 'linear') {
+      if (group) {
+        close(group.build(), group.inputSize);
+        group = null;
+      }
+      const map = linearMapOf(layer as LinearLayer, shape);
+      const previous = linears[linears.length - 1];
+      if (previous && cheaperComposed(previous, map)) linears[linears.length - 1] = composeMaps(previous, map);
+      else linears.push(map);
+      continue;
+    }
+    if (layer.kind === 'softmax') throw new UnsupportedModelError(`softmax at layer ${i} is only supported as the model's last layer`);
+    group ??= new GroupBuilder(sizeOf(shape));
+    group.add(layer, shape, i);
+  }
+  if (group) {
+    // The model ends in client-side activations (e.g. ReLU): a final identity stage returns them.
+    const built = group.build();
+    close(built, built.inputSize);
+    close(null, built.outputSize);
+  } else {
+    close(null, model.inputSize);
+  }
+  return { inputShape: model.inputShape, stages, outputActivation, outputSize: model.outputSize };
+}
+
+/** True if storing second∘first takes fewer terms than the two apart (e.g. conv then average pooling). */
+function cheaperComposed(first: SparseLinearMap, second: SparseLinearMap): boolean {
+  const perRow = (termCount(second) / Math.max(1, second.rows)) * (termCount(first) / Math.max(1, first.rows));
+  return second.rows * Math.min(first.cols, perRow) <= termCount(first) + termCount(second);
+}
+
+function identityMap(size: number): SparseLinearMap {
+  return buildSparseMap(size, size, new Float64Array(size), (r, add) => add(r, 1));
+}
+
+class GroupBuilder {
+  private readonly fns: Elementwise[] = [];
+  private windows: Int32Array[] | null = null;
+  private size: number;
+
+  constructor(readonly inputSize: number) {
+    this.size = inputSize;
+  }
+
+  add(layer: Layer, shape: Shape, index: number): void {
+    if (layer.kind === 'relu' || layer.kind === 'sigmoid' || layer.kind === 'tanh') {
+      this.fns.push(layer.kind);
+      return;
+    }
+    if (layer.kind === 'maxpool2d') {
+      if (this.windows) throw new UnsupportedModelError(`layer ${index}: two max-pools without a linear layer between them`);
+      const [c, h, w] = asImageShape(shape, 'MaxPool2d');
+      const [, oh, ow] = asImageShape(layer.computeOutputShape(shape), 'MaxPool2d');
+      const [kh, kw] = layer.kernel;
+      const [sh, sw] = layer.stride;
+      const [pt, pl] = layer.pads;
+      const windows: Int32Array[] = [];
+      for (let ch = 0; ch < c; ch++) {
+        for (let oy = 0; oy < oh; oy++) {
+          for (let ox = 0; ox < ow; ox++) {
+            const cells: number[] = [];
+            for (let ky = 0; ky < kh; ky++) {
+              const iy = oy * sh - pt + ky;
+              if (iy < 0 || iy >= h) continue;
+              for (let kx = 0; kx < kw; kx++) {
+                const ix = ox * sw - pl + kx;
+                if (ix >= 0 && ix < w) cells.push(ch * h * w + iy * w + ix);
+              }
+            }
+            windows.push(Int32Array.from(cells));
+          }
+        }
+      }
+      this.windows = windows;
+      this.size = windows.length;
+      return;
+    }
+    throw new UnsupportedModelError(`layer ${index} (${layer.kind}) cannot be evaluated by the client`);
+  }
+
+  build(): ActivationGroup {
+    return {
+      fns: [...this.fns],
+      windows: this.windows,
+      inputSize: this.inputSize,
+      outputSize: this.size,
+      homogeneous: this.fns.every((f) => f === 'relu'),
+    };
+  }
+}
+
+/** Applies the group's function to real values (the client's computation, and the reference). */
+export function applyGroup(group: ActivationGroup, x: ArrayLike<number>): Float64Array {
+  const f = (v: number): number => {
+    for (const fn of group.fns) v = fn === 'relu' ? Math.max(0, v) : fn === 'sigmoid' ? 1 / (1 + Math.exp(-v)) : Math.tanh(v);
+    return v;
+  };
+  const out = new Float64Array(group.outputSize);
+  if (!group.windows) {
+    for (let j = 0; j < out.length; j++) out[j] = f(x[j]!);
+    return out;
+  }
+  group.windows.forEach((cells, w) => {
+    let m = -Infinity;
+    for (const c of cells) m = Math.max(m, x[c]!);
+    out[w] = f(m);
+  });
+  return out;
+}

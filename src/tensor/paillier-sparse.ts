@@ -1,0 +1,48 @@
+/**
+ * Rows of a sparse integer linear map applied to Paillier ciphertexts: for each row r,
+ * Enc(Σ e_t·x_{col_t} + bias_r), by multi-exponentiation (see `dotRaw`).
+ *
+ * @module
+ */
+import type { PaillierPublicKey } from '../schemes/paillier/keys.js';
+import { dotRaw } from '../schemes/paillier/linear.js';
+
+/** The integer map to apply: CSR structure with integer exponents (as exact doubles). */
+export interface IntegerRows {
+  readonly offsets: Int32Array;
+  readonly indices: Int32Array;
+  /** Integer exponents, |e| < 2^53. */
+  readonly exponents: Float64Array;
+  /** Plaintext added to each row (already scaled and, for packed ciphertexts, replicated). */
+  readonly bias: readonly bigint[];
+}
+
+/**
+ * Evaluates rows [rowStart, rowEnd) on ciphertext integers `values` under `key`.
+ *
+ * @throws RangeError if an exponent is not a safe integer.
+ */
+export function evaluateRows(key: PaillierPublicKey, values: readonly bigint[], rows: IntegerRows, rowStart: number, rowEnd: number): bigint[] {
+  const out: bigint[] = [];
+  for (let r = rowStart; r < rowEnd; r++) {
+    const from = rows.offsets[r]!;
+    const to = rows.offsets[r + 1]!;
+    const bases = new Array<bigint>(to - from);
+    for (let t = from; t < to; t++) bases[t - from] = values[rows.indices[t]!]!;
+    // An empty row gives 1 = Enc(0) without randomness; ciphertexts are obfuscated before they leave.
+    out.push(dotRaw(bases, rows.exponents.subarray(from, to), key, rows.bias[r]));
+  }
+  return out;
+}
+
+/** Something that evaluates integer rows, on this thread or on workers. */
+export interface RowEvaluator {
+  evaluate(key: PaillierPublicKey, values: readonly bigint[], rows: IntegerRows, rowCount: number): Promise<bigint[]>;
+}
+
+/** Evaluates on the calling thread. */
+export const localRowEvaluator: RowEvaluator = {
+  evaluate(key, values, rows, rowCount) {
+    return Promise.resolve(evaluateRows(key, values, rows, 0, rowCount));
+  },
+};
