@@ -227,7 +227,7 @@ export function registerPaillierCommands(program: Command): void {
     .command('encrypt')
     .description('Encrypt a number (read as a float) with public key; prints {"v": ciphertext, "e": exponent}, e fixed at -32 where possible.')
     .argument('<public>', 'public key file')
-    .argument('<plaintext>', 'the number (for a negative one, put "--" before it, as with pheutil)')
+    .argument('<plaintext>', 'the number, read as a float (negative numbers work as they are, or after "--" as pheutil needs)')
     .option('--output <file>', OUTPUT_HELP)
     .option('--insecure', INSECURE_HELP, false)
     .action(encrypt);

@@ -59,6 +59,8 @@ export function readInputText(path: string): string {
   }
 }
 
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
 function readLimited(fd: number, name: string): string {
   const chunks: Buffer[] = [];
   let total = 0;
@@ -68,8 +70,11 @@ function readLimited(fd: number, name: string): string {
     try {
       got = readSync(fd, chunk, 0, chunk.length, null);
     } catch (err) {
-      // A non-blocking stdin with nothing buffered yet: wait for it rather than fail.
-      if ((err as { code?: unknown }).code === 'EAGAIN') continue;
+      // A non-blocking stdin with nothing buffered yet: wait a little for it rather than fail.
+      if ((err as { code?: unknown }).code === 'EAGAIN') {
+        Atomics.wait(PAUSE, 0, 0, 10);
+        continue;
+      }
       throw new FileAccessError(`cannot read ${name}: ${describe(err)}`, { cause: err });
     }
     if (got === 0) break;
