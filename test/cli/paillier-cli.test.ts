@@ -77,6 +77,15 @@ test('extract of pheutil’s 2048-bit key gives pheutil’s public key file byte
   assert.deepEqual(r.lines, ['Loading paillier keypair', `Public key written to ${at('pub-2048.json')}`]);
 });
 
+test('extract keeps the public part as written, extra fields included (as pheutil does)', async () => {
+  const jwk = JSON.parse(read('a.json')) as Record<string, JsonValue> & { pub: Record<string, JsonValue> };
+  const extra = { ...jwk, pub: { ...jwk.pub, use: 'enc', note: 'clé', version: 1.5 } };
+  write('extra.json', JSON.stringify(extra));
+  await ok('extract', '--insecure', at('extra.json'), at('extra.pub.json'));
+  assert.equal(read('extra.pub.json'), `${pythonJsonDumps(extra.pub)}\n`);
+  assert.match(read('extra.pub.json'), /"note": "cl\\u00e9", "version": 1.5\}/);
+});
+
 test('round trips: encrypt, decrypt, add, multiply, addenc', async () => {
   assert.equal(await decrypted(at('x.json')), '3.14\n');
   const x = JSON.parse(read('x.json')) as { v: string; e: number; key_sha256: string };
@@ -132,6 +141,7 @@ test('Python text rules: float() syntax, {:+.16f}, json.dumps escapes', () => {
     pythonJsonDumps({ a: 'é\u2028\x7f\x01"\\/\n', b: [1, 'x'], c: null, d: true, e: '\u{1F600}' }),
     '{"a": "\\u00e9\\u2028\\u007f\\u0001\\"\\\\/\\n", "b": [1, "x"], "c": null, "d": true, "e": "\\ud83d\\ude00"}',
   );
+  assert.equal(pythonJsonDumps({ x: 1.5, y: 2, z: -0, w: 1e-7 }), '{"x": 1.5, "y": 2, "z": -0.0, "w": 1e-07}');
 });
 
 /** A junk case: the arguments after `paillier`, and the file the command would have written. */

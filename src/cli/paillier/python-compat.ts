@@ -6,7 +6,7 @@
  * @module
  */
 import { EncodingError } from '../../errors.js';
-import { roundShiftHalfEven, splitDouble } from '../../encoding/float.js';
+import { pythonFloatRepr, roundShiftHalfEven, splitDouble } from '../../encoding/float.js';
 
 // Python's float() grammar (ASCII digits only): digits may be grouped with single underscores,
 // surrounding whitespace is ignored, and inf/infinity/nan are case-insensitive words.
@@ -54,21 +54,27 @@ export type JsonValue = string | number | boolean | null | JsonValue[] | { [key:
 
 /**
  * Python's `json.dumps(value)` with default settings: `", "` and `": "` separators, keys in
- * insertion order, and every character outside printable ASCII escaped as `\uXXXX`.
- *
- * @throws RangeError for a number that is not a safe integer (keys and ciphertexts hold none).
+ * insertion order, and every character outside printable ASCII escaped as `\uXXXX`. Numbers are
+ * written as Python writes the int or float JSON.parse made them from (keys and ciphertexts
+ * hold only small ints; integers beyond 2^53 lost digits when they were parsed).
  */
 export function pythonJsonDumps(value: JsonValue): string {
   if (value === null) return 'null';
   if (typeof value === 'boolean') return value ? 'true' : 'false';
-  if (typeof value === 'number') {
-    if (!Number.isSafeInteger(value)) throw new RangeError('pythonJsonDumps: only safe integers are supported');
-    return String(value);
-  }
+  if (typeof value === 'number') return pythonJsonNumber(value);
   if (typeof value === 'string') return pythonJsonString(value);
   if (Array.isArray(value)) return `[${value.map(pythonJsonDumps).join(', ')}]`;
   const entries = Object.entries(value).map(([k, v]) => `${pythonJsonString(k)}: ${pythonJsonDumps(v)}`);
   return `{${entries.join(', ')}}`;
+}
+
+function pythonJsonNumber(x: number): string {
+  if (Number.isNaN(x)) return 'NaN';
+  if (!Number.isFinite(x)) return x > 0 ? 'Infinity' : '-Infinity';
+  // JSON.parse gives one number type; Python had an int for text without "." or exponent,
+  // which is what an integer-valued double most likely came from.
+  if (Number.isInteger(x) && !Object.is(x, -0)) return BigInt(x).toString();
+  return pythonFloatRepr(x);
 }
 
 const SHORT_ESCAPES: Readonly<Record<string, string>> = {
