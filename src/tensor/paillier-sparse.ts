@@ -46,3 +46,12 @@ export const localRowEvaluator: RowEvaluator = {
     return Promise.resolve(evaluateRows(key, values, rows, 0, rowCount));
   },
 };
+
+/** Rows [start, end) as a map of their own (offsets rebased), to ship to another thread. */
+export function sliceRows(rows: IntegerRows, start: number, end: number): IntegerRows {
+  const from = rows.offsets[start]!;
+  const to = rows.offsets[end]!;
+  const offsets = new Int32Array(end - start + 1);
+  for (let r = start; r <= end; r++) offsets[r - start] = rows.offsets[r]! - from;
+  return { offsets, indices: rows.indices.slice(from, to), exponents: rows.exponents.slice(from, to), bias: rows.bias.slice(start, end) };
+}

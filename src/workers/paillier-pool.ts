@@ -12,6 +12,7 @@ import { Piscina } from 'piscina';
 import { PaillierCiphertext } from '../schemes/paillier/ciphertext.js';
 import { MIN_SECURE_BITS, type PaillierPrivateKey, type PaillierPublicKey } from '../schemes/paillier/keys.js';
 import { ciphertextValues, type IntegerWeights } from '../schemes/paillier/linear.js';
+import { sliceRows, type IntegerRows, type RowEvaluator } from '../tensor/paillier-sparse.js';
 import type { PaillierTask } from './paillier-tasks.js';
 
 /** Options of {@link PaillierWorkerPool}. */
@@ -28,7 +29,7 @@ function workerFile(): string {
   return new URL(`./paillier-worker${ext}`, import.meta.url).href;
 }
 
-export class PaillierWorkerPool {
+export class PaillierWorkerPool implements RowEvaluator {
   readonly threads: number;
   private readonly piscina: Piscina;
   private readonly chunksPerThread: number;
@@ -84,6 +85,22 @@ export class PaillierWorkerPool {
       start += size;
     }
     return (await Promise.all(tasks)).flat().map((c) => new PaillierCiphertext(key, c, false));
+  }
+
+  /**
+   * Sparse integer rows on ciphertexts (the encrypted linear layers), rows spread over the workers.
+   * Same results as `evaluateRows` on one thread.
+   */
+  async evaluate(key: PaillierPublicKey, values: readonly bigint[], rows: IntegerRows, rowCount: number): Promise<bigint[]> {
+    const insecure = key.bits < MIN_SECURE_BITS;
+    const tasks: Promise<bigint[]>[] = [];
+    let start = 0;
+    for (const size of this.split(rowCount)) {
+      const part = sliceRows(rows, start, start + size);
+      tasks.push(this.run({ kind: 'rows', n: key.n, insecure, values, rows: part, rowStart: 0, rowEnd: size }));
+      start += size;
+    }
+    return (await Promise.all(tasks)).flat();
   }
 
   /** Stops the workers. */

@@ -7,13 +7,15 @@
  */
 import { PaillierPrivateKey, PaillierPublicKey } from '../schemes/paillier/keys.js';
 import { dotRaw, sliceWeights, type IntegerWeights } from '../schemes/paillier/linear.js';
+import { evaluateRows, type IntegerRows } from '../tensor/paillier-sparse.js';
 
 /** A task for {@link runPaillierTask}. */
 export type PaillierTask =
   | { kind: 'encrypt'; n: bigint; insecure: boolean; values: bigint[] }
   | { kind: 'noise'; n: bigint; insecure: boolean; count: number }
   | { kind: 'decrypt'; n: bigint; p: bigint; q: bigint; insecure: boolean; values: bigint[] }
-  | { kind: 'matvec'; n: bigint; insecure: boolean; values: bigint[]; weights: IntegerWeights; rowStart: number; rowEnd: number; bias?: bigint[] };
+  | { kind: 'matvec'; n: bigint; insecure: boolean; values: bigint[]; weights: IntegerWeights; rowStart: number; rowEnd: number; bias?: bigint[] }
+  | { kind: 'rows'; n: bigint; insecure: boolean; values: readonly bigint[]; rows: IntegerRows; rowStart: number; rowEnd: number };
 
 const publicKeys = new Map<bigint, PaillierPublicKey>();
 const privateKeys = new Map<bigint, PaillierPrivateKey>();
@@ -60,5 +62,7 @@ export function runPaillierTask(task: PaillierTask): bigint[] {
       }
       return out;
     }
+    case 'rows':
+      return evaluateRows(publicKeyFor(task.n, task.insecure), task.values, task.rows, task.rowStart, task.rowEnd);
   }
 }

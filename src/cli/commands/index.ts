@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { registerBenchCommands } from './bench.js';
 import { registerDataCommands } from './data.js';
 import { registerDemoCommand } from './demo.js';
+import { registerInferCommand } from './infer.js';
 import { registerModelCommands } from './model.js';
 import { registerPaillierCommands } from './paillier.js';
 import { registerTrainCommand } from './train.js';
@@ -16,6 +17,7 @@ export function registerCommands(program: Command): void {
   registerDataCommands(program);
   registerBenchCommands(program);
   registerDemoCommand(program);
+  registerInferCommand(program);
   registerModelCommands(program);
   registerPaillierCommands(program);
   registerTrainCommand(program);

@@ -8,6 +8,7 @@
 import { BlindmlError } from '../../errors.js';
 import { bigIntToBase64Url } from '../../math/bigint.js';
 import { generateKeyPair, type PaillierKeyPair } from '../../schemes/paillier/keys.js';
+import { DjnNoise, NoisePool } from '../../schemes/paillier/noise.js';
 import { SlotLayout } from '../../schemes/paillier/packing.js';
 import { decodeMessage, encodeMessage, message, ProtocolError, type ActivationSpec, type Message, type MessageOf, type SessionInfo } from './messages.js';
 
@@ -57,6 +58,28 @@ export class PaillierInferenceClient {
     this.mode = options.mode ?? 'latency';
     this.batch = options.batch;
     this.onProgress = options.onProgress;
+  }
+
+  private pool: NoisePool | undefined;
+
+  /**
+   * Prepares encryption randomness ahead of time, so encrypting during a session costs two
+   * multiplications per value. `fill` may compute the values elsewhere (for example on worker
+   * threads holding the same public key); by default they are computed here.
+   */
+  async precompute(count: number, fill?: (count: number) => Promise<bigint[]>): Promise<void> {
+    const { publicKey } = this.keys;
+    if (!this.pool) {
+      this.pool = new NoisePool(new DjnNoise(publicKey.n, publicKey.nSquared));
+      publicKey.useNoise(this.pool);
+    }
+    if (fill) this.pool.add(await fill(count));
+    else this.pool.fill(count);
+  }
+
+  /** Encryption randomness still prepared. */
+  get precomputed(): number {
+    return this.pool?.size ?? 0;
   }
 
   /**

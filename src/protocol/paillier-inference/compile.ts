@@ -18,7 +18,8 @@
  * @module
  */
 import { applyMap, maxAbsWeight, type SparseLinearMap } from '../../tensor/sparse-linear.js';
-import { applyGroup, type InferencePlan } from './plan.js';
+import type { Model } from '../../nn/model.js';
+import { applyGroup, planModel, type InferencePlan } from './plan.js';
 
 /** Tunable precision and privacy knobs. Defaults are what the benchmarks use. */
 export interface QuantizationParams {
@@ -192,4 +193,15 @@ function widestRow(map: SparseLinearMap): number {
 
 function bitsOf(x: number): number {
   return Math.max(1, Math.ceil(Math.log2(Math.max(2, x))));
+}
+
+/**
+ * Plans, calibrates and compiles a model in one step (what a model owner runs once).
+ *
+ * @param calibrationInputs - samples one after another, as the model expects them.
+ * @throws UnsupportedModelError if the protocol cannot place a layer.
+ */
+export function compileModel(model: Model, calibrationInputs: Float32Array | Float64Array, params: Partial<QuantizationParams> = {}): CompiledPaillierModel {
+  const plan = planModel(model);
+  return compilePaillierModel(plan, calibrate(plan, calibrationInputs, model.inputSize), params);
 }

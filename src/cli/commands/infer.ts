@@ -1,0 +1,93 @@
+/**
+ * `blindml infer`: encrypted inference on labelled images, in-process or against a server.
+ *
+ * @module
+ */
+import { Option, type Command } from 'commander';
+import { readLabeledImages, type LabeledImages } from '../../data/files.js';
+import { loadFashionMnistSample } from '../../data/fashion-mnist.js';
+import { bundledModelPath, loadModel, runInferenceJob, type InferenceJobResult } from '../inference-job.js';
+import { UsageError } from '../main.js';
+import { progressBar } from '../progress.js';
+import { positiveInt } from './bench.js';
+
+interface InferOptions {
+  model: string;
+  images?: string;
+  labels?: string;
+  limit: number;
+  scheme: string;
+  batch: number;
+  keyBits: number;
+  server?: string;
+  modelId?: string;
+  workers?: number;
+  insecure?: boolean;
+  json?: boolean;
+}
+
+/** The committed sample's last 100 images calibrate; evaluation uses the first ones. */
+const CALIBRATION_IMAGES = 100;
+
+function loadData(options: InferOptions): { data: LabeledImages; calibration: Float32Array } {
+  if ((options.images === undefined) !== (options.labels === undefined)) {
+    throw new UsageError('--images and --labels go together');
+  }
+  const sample = loadFashionMnistSample();
+  const size = sample.shape[0] * sample.shape[1] * sample.shape[2];
+  const calibration = sample.images.subarray((sample.count - CALIBRATION_IMAGES) * size);
+  if (options.images && options.labels) {
+    return { data: readLabeledImages(options.images, options.labels, { limit: options.limit }), calibration };
+  }
+  if (options.limit > sample.count - CALIBRATION_IMAGES) {
+    throw new UsageError(`the committed sample has ${sample.count - CALIBRATION_IMAGES} evaluation images; pass --images/--labels for more`);
+  }
+  return { data: loadFashionMnistSample({ limit: options.limit }), calibration };
+}
+
+/** Prints the human-readable summary. */
+export function formatInferenceSummary(r: InferenceJobResult): string {
+  const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+  return [
+    `model ${r.modelId}, ${r.samples} images, Paillier ${r.keyBits}-bit, ${r.mode} mode${r.batch > 1 ? ` (${r.batch} per ciphertext)` : ''}`,
+    `accuracy ${pct(r.accuracy)} (plaintext ${pct(r.plaintextAccuracy)}), agreement with plaintext ${pct(r.agreement)}, max logit error ${r.maxLogitError.toExponential(2)}`,
+    `${r.msPerSample.toFixed(0)} ms per image online (client ${r.clientMsPerSample.toFixed(0)} ms, service and transport ${r.serviceMsPerSample.toFixed(0)} ms), plus ${r.offlineMsPerSample.toFixed(0)} ms of precomputation`,
+    `${(r.bytesPerSample / 1024).toFixed(1)} KiB per image, ${r.rounds} client rounds`,
+  ].join('\n');
+}
+
+export function registerInferCommand(program: Command): void {
+  program
+    .command('infer')
+    .description('encrypted inference: the client encrypts images, the service evaluates the model on ciphertexts')
+    .option('--model <file>', 'ONNX model', bundledModelPath('fashion-small.onnx'))
+    .option('--images <file>', 'IDX images (.idx3-ubyte, optionally .gz); default: the committed Fashion-MNIST sample')
+    .option('--labels <file>', 'IDX labels (.idx1-ubyte, optionally .gz)')
+    .option('--limit <n>', 'number of images', positiveInt, 10)
+    .addOption(new Option('--scheme <scheme>', 'cryptosystem').choices(['paillier']).default('paillier'))
+    .option('--batch <k>', 'images per ciphertext (1 = latency mode)', positiveInt, 1)
+    .option('--key-bits <bits>', 'Paillier modulus size', positiveInt, 2048)
+    .option('--server <url>', 'use a running service instead of an in-process one')
+    .option('--model-id <id>', 'model id on the server (default: the model file content id)')
+    .option('--workers <n>', 'worker threads (default: all cores)', (v) => Number.parseInt(v, 10))
+    .option('--insecure', 'allow keys below 2048 bits (tests only)')
+    .option('--json', 'print one JSON object on stdout')
+    .action(async (options: InferOptions) => {
+      if (options.keyBits < 2048 && !options.insecure) throw new UsageError(`--key-bits ${options.keyBits} is insecure; use 2048 or more, or add --insecure`);
+      const { data, calibration } = loadData(options);
+      const bar = progressBar(data.count, 'encrypted inference');
+      const result = await runInferenceJob({
+        loaded: loadModel(options.model),
+        data,
+        calibration,
+        keyBits: options.keyBits,
+        insecure: options.insecure ?? false,
+        batch: options.batch,
+        ...(options.workers !== undefined ? { workers: options.workers } : {}),
+        ...(options.server ? { server: options.server } : {}),
+        ...(options.modelId ? { modelId: options.modelId } : {}),
+        onProgress: (done) => bar.update(done),
+      }).finally(() => bar.finish());
+      process.stdout.write(options.json ? `${JSON.stringify(result)}\n` : `${formatInferenceSummary(result)}\n`);
+    });
+}

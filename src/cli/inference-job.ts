@@ -1,0 +1,197 @@
+/**
+ * One encrypted-inference run over a set of labelled images, as `blindml infer`, the demo and the
+ * inference benchmark perform it: compile the model, run the protocol image by image (or batch by
+ * batch), compare with the plaintext executor, and measure time and traffic.
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { FormatError } from '../errors.js';
+import type { LabeledImages } from '../data/files.js';
+import { importOnnx } from '../nn/onnx.js';
+import { runPlaintext, argmaxRows } from '../nn/plaintext.js';
+import type { Model } from '../nn/model.js';
+import { formatShape } from '../nn/shape.js';
+import { HttpTransport } from '../client/http-transport.js';
+import { compileModel, type CompiledPaillierModel } from '../protocol/paillier-inference/compile.js';
+import { PaillierInferenceClient, type Transport } from '../protocol/paillier-inference/client.js';
+import { PaillierInferenceService } from '../protocol/paillier-inference/service.js';
+import { PaillierWorkerPool } from '../workers/paillier-pool.js';
+
+/** The models shipped with blindml, by file name. */
+export function bundledModelPath(name: string): string {
+  return fileURLToPath(new URL(`../../models/${name}`, import.meta.url));
+}
+
+/** Content id of a model file: the first 16 hex digits of its SHA-256. */
+export function modelIdOf(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex').slice(0, 16);
+}
+
+/** A loaded model and its id. */
+export interface LoadedModel {
+  model: Model;
+  id: string;
+  path: string;
+}
+
+/** Reads and imports an ONNX file. @throws DataNotFoundError/FormatError/UnsupportedOpError. */
+export function loadModel(path: string): LoadedModel {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (err) {
+    throw new FormatError(`cannot read model file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+  }
+  return { model: importOnnx(bytes), id: modelIdOf(bytes), path };
+}
+
+/**
+ * Checks the images fit the model's input.
+ *
+ * @throws FormatError naming both shapes.
+ */
+export function checkImagesFit(model: Model, data: LabeledImages): void {
+  const want = model.inputShape;
+  const got = data.shape;
+  if (want.length !== got.length || want.some((d, i) => d !== got[i])) {
+    throw new FormatError(`the images are ${formatShape(got)} but the model expects ${formatShape(want)} (wrong data set or channel count?)`);
+  }
+}
+
+export interface InferenceJobOptions {
+  loaded: LoadedModel;
+  data: LabeledImages;
+  /** Images used to calibrate fixed-point scales (the model owner's data, not the evaluated images). */
+  calibration: Float32Array;
+  keyBits: number;
+  insecure?: boolean;
+  /** Samples per ciphertext; 1 = latency mode. */
+  batch: number;
+  /** Worker threads for the in-process service and the client's precomputation (0 = none). */
+  workers?: number;
+  /** Remote service base URL; in-process when absent. */
+  server?: string;
+  /** Model id on the remote service (defaults to the content id). */
+  modelId?: string;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface InferenceJobResult {
+  predictions: number[];
+  plaintextPredictions: number[];
+  samples: number;
+  accuracy: number;
+  plaintextAccuracy: number;
+  agreement: number;
+  maxLogitError: number;
+  msPerSample: number;
+  /** Client-side computation per sample (encrypt, activations, decrypt). */
+  clientMsPerSample: number;
+  /** Everything else per sample: service computation and transport. */
+  serviceMsPerSample: number;
+  /** One-time client preparation (key generation, encryption tables, precomputed randomness) per sample. */
+  offlineMsPerSample: number;
+  bytesPerSample: number;
+  rounds: number;
+  keyBits: number;
+  scheme: 'paillier';
+  mode: 'latency' | 'batch';
+  batch: number;
+  modelId: string;
+  scales: { stage: number; q: number[]; shift: number }[];
+}
+
+/**
+ * Runs the protocol on every image and compares with the plaintext executor.
+ *
+ * @throws whatever the protocol throws (ServiceError, OverflowError, TransportError...).
+ */
+export async function runInferenceJob(options: InferenceJobOptions): Promise<InferenceJobResult> {
+  const { loaded, data, batch } = options;
+  checkImagesFit(loaded.model, data);
+  const inputSize = loaded.model.inputSize;
+  const plainLogits = runPlaintext(loaded.model, data.images);
+  const plain = Array.from(argmaxRows(plainLogits, loaded.model.outputSize));
+  const compiled = compileModel(loaded.model, options.calibration);
+  const threads = options.workers ?? availableParallelism();
+  const pool = threads > 0 ? new PaillierWorkerPool({ threads }) : undefined;
+  let service: PaillierInferenceService | undefined;
+  let transport: Transport;
+  const modelId = options.modelId ?? loaded.id;
+  if (options.server) {
+    transport = new HttpTransport(options.server);
+  } else {
+    service = new PaillierInferenceService({ allowInsecureKeys: options.insecure ?? false, ...(pool ? { evaluator: pool } : {}) });
+    service.register(modelId, compiled);
+    transport = { send: (bytes) => service!.handle(bytes) };
+  }
+  try {
+    const offlineStart = performance.now();
+    const client = new PaillierInferenceClient(transport, {
+      keyBits: options.keyBits,
+      insecure: options.insecure ?? false,
+      mode: batch > 1 ? 'batch' : 'latency',
+      batch,
+    });
+    const perSession = inputSize + activationValues(compiled);
+    const sessions = Math.ceil(data.count / batch);
+    await client.precompute(sessions * perSession + 8, pool ? (n) => pool.noise(client.keys.publicKey, n) : undefined);
+    const offlineMs = performance.now() - offlineStart;
+
+    const predictions: number[] = [];
+    let maxLogitError = 0;
+    let clientMs = 0;
+    let bytes = 0;
+    let rounds = 0;
+    const started = performance.now();
+    for (let first = 0; first < data.count; first += batch) {
+      const count = Math.min(batch, data.count - first);
+      const result = await client.predict(modelId, data.images.subarray(first * inputSize, (first + count) * inputSize));
+      result.logits.forEach((logits, k) => {
+        predictions.push(result.labels[k]!);
+        logits.forEach((v, j) => {
+          maxLogitError = Math.max(maxLogitError, Math.abs(v - plainLogits[(first + k) * logits.length + j]!));
+        });
+      });
+      clientMs += result.stats.clientMs;
+      bytes += result.stats.bytesSent + result.stats.bytesReceived;
+      rounds = result.stats.rounds;
+      options.onProgress?.(first + count, data.count);
+    }
+    const totalMs = performance.now() - started;
+    const n = data.count;
+    const correct = predictions.filter((p, i) => p === data.labels[i]).length;
+    return {
+      predictions,
+      plaintextPredictions: plain,
+      samples: n,
+      accuracy: correct / n,
+      plaintextAccuracy: plain.filter((p, i) => p === data.labels[i]).length / n,
+      agreement: predictions.filter((p, i) => p === plain[i]).length / n,
+      maxLogitError,
+      msPerSample: totalMs / n,
+      clientMsPerSample: clientMs / n,
+      serviceMsPerSample: (totalMs - clientMs) / n,
+      offlineMsPerSample: offlineMs / n,
+      bytesPerSample: bytes / n,
+      rounds,
+      keyBits: options.keyBits,
+      scheme: 'paillier',
+      mode: batch > 1 ? 'batch' : 'latency',
+      batch,
+      modelId,
+      scales: compiled.stages.map((s, i) => ({ stage: i, q: s.maps.map((m) => m.q), shift: s.shift })),
+    };
+  } finally {
+    await pool?.destroy();
+  }
+}
+
+/** Values the client encrypts per session beyond the input: one per activation output. */
+function activationValues(compiled: CompiledPaillierModel): number {
+  return compiled.plan.stages.reduce((sum, s) => sum + (s.activation?.outputSize ?? 0), 0);
+}

@@ -1,0 +1,35 @@
+/**
+ * The client's HTTP transport (fetch, so it runs in Node and in browsers).
+ *
+ * @module
+ */
+import { BlindmlError } from '../errors.js';
+import type { Transport } from '../protocol/paillier-inference/client.js';
+
+/** The service could not be reached or answered with an HTTP error. */
+export class TransportError extends BlindmlError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_TRANSPORT', message, options);
+  }
+}
+
+/** Sends protocol messages to `${baseUrl}/v1/paillier`. */
+export class HttpTransport implements Transport {
+  private readonly endpoint: string;
+
+  constructor(baseUrl: string) {
+    this.endpoint = `${baseUrl.replace(/\/+$/, '')}/v1/paillier`;
+  }
+
+  /** @throws TransportError when the service is unreachable or answers with an HTTP error. */
+  async send(request: Uint8Array): Promise<Uint8Array> {
+    let res: Response;
+    try {
+      res = await fetch(this.endpoint, { method: 'POST', body: request as Uint8Array<ArrayBuffer>, headers: { 'content-type': 'application/octet-stream' } });
+    } catch (err) {
+      throw new TransportError(`cannot reach the service at ${this.endpoint}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    if (!res.ok) throw new TransportError(`the service at ${this.endpoint} answered HTTP ${res.status}`);
+    return new Uint8Array(await res.arrayBuffer());
+  }
+}
