@@ -160,6 +160,11 @@ class Chain {
       this.constants.set(ctx.output, constantNode(ctx));
       return;
     }
+    if (op === 'Identity' && ctx.isConstInput(0)) {
+      // Exporters alias shared weights this way.
+      this.constants.set(ctx.output, ctx.requireConst(0, 'input'));
+      return;
+    }
     const dataInput = (node.input ?? []).find((name) => !this.constants.has(name) && name !== '');
     if (dataInput !== this.current) {
       ctx.refuse(
@@ -200,7 +205,7 @@ class Chain {
     switch (op) {
       case 'Identity':
       case 'Dropout':
-        return this.dropout(ctx);
+        return this.passThrough(ctx);
       case 'Conv':
         return this.push(conv(ctx, this.takePad()));
       case 'Gemm':
@@ -253,7 +258,7 @@ class Chain {
     return pads;
   }
 
-  private dropout(ctx: NodeContext): void {
+  private passThrough(ctx: NodeContext): void {
     if (ctx.op === 'Dropout') {
       const training = ctx.constInput(2, 'training_mode');
       if (training && training.data.some((v) => v !== 0)) {

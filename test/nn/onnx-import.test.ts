@@ -192,6 +192,19 @@ test('shapes that do not fit are a ShapeError naming the node', () => {
   assert.throws(() => importOnnx(bytes), (err: unknown) => err instanceof ShapeError && /fc/.test(err.message));
 });
 
+test('Identity of a weight (shared weights) is followed to the initializer', () => {
+  const bytes = buildModel({
+    sampleShape: [2],
+    initializers: [floatTensor('B', [2, 2], [1, 2, 3, 4])],
+    nodes: [
+      { op: 'Identity', inputs: ['B'], outputs: ['B2'] },
+      { op: 'MatMul', inputs: ['input', 'B2'], outputs: ['out'] },
+    ],
+    output: 'out',
+  });
+  assert.deepEqual(Array.from(runPlaintext(importOnnx(bytes), Float32Array.of(1, 1))), [4, 6]);
+});
+
 test('raw_data and float_data initializers give the same layer', () => {
   const data = randoms(18, 5);
   const layer = (storage: 'raw' | 'float_data') =>
