@@ -32,7 +32,10 @@ export interface QuantizationParams {
   readonly blindBits: number;
   /** Significant bits the client keeps when it shifts its outputs. Default 24. */
   readonly precisionBits: number;
-  /** Scale of the client's input quantization (x ↦ round(x·inputScale)). Default 255. */
+  /**
+   * Scale of the client's input quantization (x ↦ round(x·inputScale)). By default 255 when every
+   * calibration input is a multiple of 1/255 (byte images: exact), else 2^precisionBits / max|x|.
+   */
   readonly inputScale: number;
   /** Calibrated maxima are multiplied by this before sizing slots. Default 4. */
   readonly headroom: number;
@@ -40,11 +43,10 @@ export interface QuantizationParams {
   readonly guardBits: number;
 }
 
-export const DEFAULT_QUANTIZATION: QuantizationParams = {
+export const DEFAULT_QUANTIZATION: Omit<QuantizationParams, 'inputScale'> = {
   weightBits: 16,
   blindBits: 6,
   precisionBits: 24,
-  inputScale: 255,
   headroom: 4,
   guardBits: 6,
 };
@@ -76,6 +78,8 @@ export interface StageScales {
 /** Largest magnitudes seen when running the plan in floating point on calibration inputs. */
 export interface Calibration {
   readonly inputMaxAbs: number;
+  /** Every calibration input is k/255 for an integer k (byte images). */
+  readonly byteInputs: boolean;
   /** Per stage, per linear map: max |output|. */
   readonly mapMaxAbs: readonly (readonly number[])[];
   /** Per stage: max |activation output| (0 for the last stage). */
@@ -88,7 +92,6 @@ export interface CompiledPaillierModel {
   readonly plan: InferencePlan;
   readonly params: QuantizationParams;
   readonly stages: readonly StageScales[];
-  /** Calibrated max |value| of each map output, stage by stage, and of each activation output. */
   readonly calibration: Calibration;
   /** Bits of the widest integer anywhere (sign included, guard bits excluded). */
   readonly valueBits: number;
@@ -116,7 +119,8 @@ export function calibrate(plan: InferencePlan, inputs: Float32Array | Float64Arr
       }
     });
   }
-  return { inputMaxAbs: maxAbs(inputs), mapMaxAbs, activationMaxAbs, samples };
+  const byteInputs = inputs.every((v) => Math.abs(Math.round(v * 255) - v * 255) < 1e-4);
+  return { inputMaxAbs: maxAbs(inputs), byteInputs, mapMaxAbs, activationMaxAbs, samples };
 }
 
 function maxAbs(x: ArrayLike<number>): number {
@@ -135,7 +139,9 @@ export function compilePaillierModel(
   calibration: Calibration,
   params: Partial<QuantizationParams> = {},
 ): CompiledPaillierModel {
-  const p: QuantizationParams = { ...DEFAULT_QUANTIZATION, ...params };
+  const precisionBits = params.precisionBits ?? DEFAULT_QUANTIZATION.precisionBits;
+  const autoScale = calibration.byteInputs ? 255 : 2 ** precisionBits / Math.max(calibration.inputMaxAbs, 1e-12);
+  const p: QuantizationParams = { ...DEFAULT_QUANTIZATION, inputScale: autoScale, ...params };
   if (p.weightBits < 4 || p.weightBits > 30) throw new RangeError('weightBits must be in [4, 30]');
   if (p.blindBits < 0 || p.blindBits > 24) throw new RangeError('blindBits must be in [0, 24]');
   if (p.precisionBits < 8 || p.precisionBits > 48) throw new RangeError('precisionBits must be in [8, 48]');
