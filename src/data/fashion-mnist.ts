@@ -156,13 +156,15 @@ export interface FetchOptions {
   readonly dataDir?: string;
   /** Download again even if valid files are already in the data directory. */
   readonly force?: boolean;
+  /** Where an installed copy is looked for first; defaults to {@link SYSTEM_FASHION_MNIST_DIR}. */
+  readonly systemDir?: string;
   /** Receives one human-readable status line per step. */
   readonly log?: (line: string) => void;
 }
 
 /**
  * Puts the full data set into the data directory and verifies it. Uses files already in the data
- * directory if they verify, else copies them from {@link SYSTEM_FASHION_MNIST_DIR} if installed,
+ * directory if they verify, else copies them from `systemDir` if installed there,
  * else downloads the Debian package with `apt-get download` and unpacks it with `dpkg -x` (no root
  * needed, nothing installed).
  *
@@ -180,9 +182,10 @@ export function fetchFashionMnist(options: FetchOptions = {}): string {
     return dataDir;
   }
   mkdirSync(dataDir, { recursive: true });
-  if (splits.every((s) => verifies(s, [SYSTEM_FASHION_MNIST_DIR]))) {
-    log(`copying Fashion-MNIST from ${SYSTEM_FASHION_MNIST_DIR}`);
-    copySplits(SYSTEM_FASHION_MNIST_DIR, dataDir);
+  const systemDir = options.systemDir ?? SYSTEM_FASHION_MNIST_DIR;
+  if (splits.every((s) => verifies(s, [systemDir]))) {
+    log(`copying Fashion-MNIST from ${systemDir}`);
+    copySplits(systemDir, dataDir);
   } else {
     downloadDeb(dataDir, log);
   }

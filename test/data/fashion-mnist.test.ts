@@ -1,17 +1,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataNotFoundError } from '../../src/errors.js';
 import {
+  FASHION_MNIST_FILES,
   FASHION_MNIST_SAMPLE,
   SAMPLE_COUNT,
   fashionMnistDataDir,
+  fetchFashionMnist,
   findFashionMnist,
+  loadFashionMnist,
   loadFashionMnistSample,
 } from '../../src/data/fashion-mnist.js';
-import { readImagesFile, readLabelsFile } from '../../src/data/files.js';
+import { readImagesFile, readLabelsFile, writeIdxFile } from '../../src/data/files.js';
 
 test('the committed sample holds the first 1,000 test images and labels', () => {
   const images = readImagesFile(FASHION_MNIST_SAMPLE.images);
@@ -61,5 +64,43 @@ test('a missing data set says how to fetch it', () => {
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('fetch copies an installed copy into the data directory, verifies it, and then finds it there', () => {
+  const root = mkdtempSync(join(tmpdir(), 'blindml-fetch-'));
+  try {
+    const system = join(root, 'system');
+    mkdirSync(system);
+    for (const split of Object.values(FASHION_MNIST_FILES)) {
+      writeIdxFile(join(system, `${split.images}.gz`), [split.count, 28, 28], new Uint8Array(split.count * 784));
+      writeIdxFile(join(system, `${split.labels}.gz`), [split.count], new Uint8Array(split.count).fill(3));
+    }
+    const lines: string[] = [];
+    const dataDir = join(root, 'data');
+    const log = (line: string) => lines.push(line);
+    assert.equal(fetchFashionMnist({ dataDir, systemDir: system, log }), dataDir);
+    assert.match(lines[0] ?? '', /copying Fashion-MNIST from/);
+    assert.equal(loadFashionMnist('test', { dirs: [dataDir], limit: 2 }).labels[1], 3);
+    lines.length = 0;
+    fetchFashionMnist({ dataDir, systemDir: system, log });
+    assert.deepEqual(lines, [`Fashion-MNIST is already in ${dataDir}`]);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('fetch without apt-get says how to get the files by hand', () => {
+  const root = mkdtempSync(join(tmpdir(), 'blindml-fetch-'));
+  const path = process.env['PATH'];
+  process.env['PATH'] = root;
+  try {
+    assert.throws(
+      () => fetchFashionMnist({ dataDir: join(root, 'data'), systemDir: join(root, 'none') }),
+      (err: unknown) => err instanceof DataNotFoundError && /apt-get is not available/.test(err.message),
+    );
+  } finally {
+    process.env['PATH'] = path;
+    rmSync(root, { recursive: true, force: true });
   }
 });
