@@ -81,6 +81,12 @@ export class PaillierInferenceService {
     this.models.set(modelId, model);
   }
 
+  /** Whether a session is open (after dropping idle ones): lets a front track its clients' sessions. */
+  hasSession(sessionId: string): boolean {
+    this.dropIdle();
+    return this.sessions.has(sessionId);
+  }
+
   /** Open sessions (after dropping idle ones). */
   get sessionCount(): number {
     this.dropIdle();
@@ -250,7 +256,8 @@ export class PaillierInferenceService {
     const n2 = s.key.nSquared;
     for (let k = 0; k < unitCount; k++) {
       const unit = order[k]!;
-      const cells = units ? units[unit]! : [unit];
+      // Cells of a window go out in a fresh random order too, hiding which position holds the max.
+      const cells = units ? shuffled(units[unit]!) : [unit];
       unitSizes.push(cells.length);
       if (group.homogeneous) {
         const r = blindingFactor(s.model.params.blindBits);
@@ -302,6 +309,11 @@ export class PaillierInferenceService {
     const now = Date.now();
     for (const [id, s] of this.sessions) if (now - s.lastSeen > this.idleTimeoutMs) this.sessions.delete(id);
   }
+}
+
+function shuffled(cells: Int32Array): Int32Array {
+  const order = randomPermutation(cells.length);
+  return order.map((i) => cells[i]!);
 }
 
 function sessionId(): string {
