@@ -81,6 +81,15 @@ export class PaillierInferenceService {
     this.models.set(modelId, model);
   }
 
+  /**
+   * Withdraws a model: new sessions for it are refused; sessions already open finish with it.
+   *
+   * @returns whether the model was registered.
+   */
+  unregister(modelId: string): boolean {
+    return this.models.delete(modelId);
+  }
+
   /** Whether a session is open (after dropping idle ones): lets a front track its clients' sessions. */
   hasSession(sessionId: string): boolean {
     this.dropIdle();
