@@ -147,7 +147,9 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
     let clientMs = 0;
     let bytes = 0;
     let rounds = 0;
+    let granted = batch;
     const started = performance.now();
+    // Chunks of `batch` samples: the client opens as many sessions as the service's grant needs.
     for (let first = 0; first < data.count; first += batch) {
       const count = Math.min(batch, data.count - first);
       const result = await client.predict(modelId, data.images.subarray(first * inputSize, (first + count) * inputSize));
@@ -160,6 +162,7 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
       clientMs += result.stats.clientMs;
       bytes += result.stats.bytesSent + result.stats.bytesReceived;
       rounds = result.stats.rounds;
+      granted = result.stats.batch;
       options.onProgress?.(first + count, data.count);
     }
     const totalMs = performance.now() - started;
@@ -182,7 +185,7 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
       keyBits: options.keyBits,
       scheme: 'paillier',
       mode: batch > 1 ? 'batch' : 'latency',
-      batch,
+      batch: granted,
       modelId,
       scales: compiled.stages.map((s, i) => ({ stage: i, q: s.maps.map((m) => m.q), shift: s.shift })),
     };

@@ -10,7 +10,8 @@
  *
  * @module
  */
-import type { Ciphertext, FeEngine, MasterPublicKey } from '../../schemes/fe/index.js';
+import type { Ciphertext, MasterPublicKey } from '../../schemes/fe/index.js';
+import type { FeCompute } from './compute.js';
 
 /** The master public keys one batch is encrypted under. */
 export interface BatchKeys {
@@ -51,18 +52,22 @@ export class DataOwner {
   readonly timings: DataOwnerTimings = { rowEncryptMs: 0, rowSamples: 0, columnEncryptMs: 0, columnVectors: 0 };
 
   constructor(
-    private readonly engine: FeEngine,
+    private readonly compute: FeCompute,
     private readonly samples: FixedPointSamples,
   ) {}
 
-  /** Encrypts the samples `indices` (at most the column length) under `keys`. */
-  encryptBatch(indices: readonly number[], keys: BatchKeys): EncryptedBatch {
+  /**
+   * Encrypts the samples `indices` (at most the column length) under `keys`.
+   *
+   * @throws {RangeError} (rejects) if the batch is longer than the column length.
+   */
+  async encryptBatch(indices: readonly number[], keys: BatchKeys): Promise<EncryptedBatch> {
     const { features, x, labels, classes } = this.samples;
     const width = keys.columns.length;
     if (indices.length > width) throw new RangeError(`batch of ${indices.length} exceeds column length ${width}`);
     const rows = indices.map((n) => x.subarray(n * features, (n + 1) * features));
     let t = performance.now();
-    const rowCts = this.engine.encrypt(keys.rows, rows);
+    const rowCts = await this.compute.encrypt(keys.rows, rows);
     this.timings.rowEncryptMs += performance.now() - t;
     this.timings.rowSamples += rows.length;
     const columns: Int32Array[] = [];
@@ -74,7 +79,7 @@ export class DataOwner {
       columns.push(col);
     }
     t = performance.now();
-    const colCts = this.engine.encrypt(keys.columns, columns);
+    const colCts = await this.compute.encrypt(keys.columns, columns);
     this.timings.columnEncryptMs += performance.now() - t;
     this.timings.columnVectors += columns.length;
     const oneHots = indices.map((n) => {
@@ -82,7 +87,7 @@ export class DataOwner {
       v[labels[n] ?? 0] = 1;
       return v;
     });
-    const labelCts = this.engine.encrypt(keys.labels, oneHots);
+    const labelCts = await this.compute.encrypt(keys.labels, oneHots);
     return { size: indices.length, rows: rowCts, columns: colCts, labels: labelCts };
   }
 }

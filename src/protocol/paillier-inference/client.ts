@@ -38,7 +38,8 @@ export interface Prediction {
   logits: Float64Array[];
   /** Arg-max class per sample. */
   labels: number[];
-  stats: { rounds: number; bytesSent: number; bytesReceived: number; clientMs: number; totalMs: number };
+  /** Rounds per session, traffic and time; `batch` is the samples per ciphertext the service granted. */
+  stats: { rounds: number; bytesSent: number; bytesReceived: number; clientMs: number; totalMs: number; batch: number };
 }
 
 /** The service answered with an error message. */
@@ -83,15 +84,36 @@ export class PaillierInferenceClient {
   }
 
   /**
-   * Runs one session on up to `batch` samples (one in latency mode) stored one after another in
-   * `inputs`, values as the model expects them (pixels in [0, 1] for the Fashion-MNIST models).
+   * Predicts every sample stored one after another in `inputs` (values as the model expects
+   * them: pixels in [0, 1] for the Fashion-MNIST models), one session per sample in latency mode
+   * and one per batch the service grants in batch mode.
    *
    * @throws ServiceError if the service reports an error; ProtocolError for an unexpected reply;
-   *   OverflowError if a value left its slot (never a silently wrong prediction).
+   *   RangeError if `inputs` is not a whole number of samples; OverflowError if a value left its
+   *   slot (never a silently wrong prediction).
    */
   async predict(modelId: string, inputs: Float32Array | Float64Array): Promise<Prediction> {
     const started = performance.now();
-    const stats = { rounds: 0, bytesSent: 0, bytesReceived: 0, clientMs: 0, totalMs: 0 };
+    const total: Prediction = { logits: [], labels: [], stats: { rounds: 0, bytesSent: 0, bytesReceived: 0, clientMs: 0, totalMs: 0, batch: 1 } };
+    let offset = 0;
+    do {
+      const part = await this.session(modelId, inputs, offset);
+      total.logits.push(...part.logits);
+      total.labels.push(...part.labels);
+      total.stats.rounds = part.stats.rounds;
+      total.stats.bytesSent += part.stats.bytesSent;
+      total.stats.bytesReceived += part.stats.bytesReceived;
+      total.stats.clientMs += part.stats.clientMs;
+      total.stats.batch = part.stats.batch;
+      offset += part.consumed;
+    } while (offset < inputs.length);
+    total.stats.totalMs = performance.now() - started;
+    return total;
+  }
+
+  /** One session on as many samples from `offset` on as the service grants. */
+  private async session(modelId: string, inputs: Float32Array | Float64Array, offset: number): Promise<Prediction & { consumed: number }> {
+    const stats = { rounds: 0, bytesSent: 0, bytesReceived: 0, clientMs: 0, totalMs: 0, batch: 1 };
     const width = 2 * Math.ceil(this.keys.publicKey.bits / 8);
     const call = async (msg: Message): Promise<Message> => {
       const bytes = encodeMessage(msg, width);
@@ -115,14 +137,16 @@ export class PaillierInferenceClient {
     const opened = await call(open);
     if (opened.type !== 'opened') throw new ProtocolError('ERR_OUT_OF_ORDER', `expected 'opened', got '${opened.type}'`);
     const { sessionId, info } = opened;
+    stats.batch = info.batch;
     const inputSize = info.inputShape.reduce((a, b) => a * b, 1);
-    const samples = inputs.length / inputSize;
-    if (!Number.isInteger(samples) || samples < 1 || samples > info.batch) {
+    if (inputs.length === 0 || inputs.length % inputSize !== 0) {
       await call(message<'close'>({ type: 'close', sessionId })).catch(() => undefined);
-      throw new RangeError(`this session takes 1 to ${info.batch} samples of ${inputSize} values, got ${inputs.length} values`);
+      throw new RangeError(`the model takes samples of ${inputSize} values; got ${inputs.length} values`);
     }
+    const samples = Math.min(info.batch, (inputs.length - offset) / inputSize);
+    const mine = inputs.subarray(offset, offset + samples * inputSize);
     const layout = SlotLayout.fromSlotBits(this.keys.publicKey.bits, info.slotBits, info.guardBits, info.batch);
-    const ciphertexts = timed(() => this.encryptInputs(inputs, inputSize, samples, info, layout));
+    const ciphertexts = timed(() => this.encryptInputs(mine, inputSize, samples, info, layout));
     let reply = await call(message<'input'>({ type: 'input', sessionId, samples, ciphertexts }));
     while (reply.type === 'activate') {
       const { round, spec } = reply;
@@ -135,8 +159,7 @@ export class PaillierInferenceClient {
     if (reply.type !== 'result') throw new ProtocolError('ERR_OUT_OF_ORDER', `expected 'result', got '${reply.type}'`);
     const result = reply;
     const logits = timed(() => this.decryptOutputs(result, samples, info, layout));
-    stats.totalMs = performance.now() - started;
-    return { logits, labels: logits.map(argmax), stats };
+    return { logits, labels: logits.map(argmax), stats, consumed: samples * inputSize };
   }
 
   private encryptInputs(inputs: Float32Array | Float64Array, inputSize: number, samples: number, info: SessionInfo, layout: SlotLayout): bigint[] {

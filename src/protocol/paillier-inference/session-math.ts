@@ -30,7 +30,7 @@ export function blindingFactor(blindBits: number): bigint {
   return mantissa << BigInt(shift);
 }
 
-/** A uniformly random permutation of 0..n-1 (Fisher–Yates with rejection-free 32-bit draws). */
+/** A uniformly random permutation of 0..n-1 (Fisher–Yates; 53-bit draws reduced mod i+1, bias below 2^-29). */
 export function randomPermutation(n: number): Int32Array {
   const p = new Int32Array(n);
   for (let i = 0; i < n; i++) p[i] = i;
