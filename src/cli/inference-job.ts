@@ -19,6 +19,7 @@ import { HttpTransport } from '../client/http-transport.js';
 import { compileModel, type CompiledPaillierModel } from '../protocol/paillier-inference/compile.js';
 import { PaillierInferenceClient, type Transport } from '../protocol/paillier-inference/client.js';
 import { PaillierInferenceService } from '../protocol/paillier-inference/service.js';
+import { generateKeyPair } from '../schemes/paillier/keys.js';
 import { PaillierWorkerPool } from '../workers/paillier-pool.js';
 
 /** The models shipped with blindml, by file name. */
@@ -131,11 +132,12 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
   }
   try {
     const offlineStart = performance.now();
+    const keys = generateKeyPair({ bits: options.keyBits, insecure: options.insecure ?? false });
     const client = new PaillierInferenceClient(transport, {
-      keyBits: options.keyBits,
-      insecure: options.insecure ?? false,
+      keys,
       mode: batch > 1 ? 'batch' : 'latency',
       batch,
+      ...(pool ? { decryptMany: (cts: readonly bigint[]) => pool.decryptMany(keys.privateKey, cts.map((c) => keys.publicKey.ciphertext(c))) } : {}),
     });
     const perSession = inputSize + activationValues(compiled);
     const sessions = Math.ceil(data.count / batch);

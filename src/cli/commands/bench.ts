@@ -4,6 +4,7 @@
  * @module
  */
 import { InvalidArgumentError, type Command } from 'commander';
+import { inferBenchMarkdown, inferCases, runInferBench, writeInferSection } from '../../bench/infer-bench.js';
 import { benchToMarkdown, runPaillierBench, type PaillierBenchResult } from '../../bench/paillier-bench.js';
 import { progressBar } from '../progress.js';
 
@@ -49,5 +50,20 @@ export function registerBenchCommands(program: Command): void {
       if (!process.stderr.isTTY && !options.json) process.stderr.write('running the Paillier benchmark (a few minutes)...\n');
       const result = await benchPaillier(options);
       process.stdout.write(options.json ? `${JSON.stringify(result)}\n` : `${benchToMarkdown(result)}\n`);
+    });
+  bench
+    .command('infer')
+    .description('encrypted inference per model and mode: time per image (service, client), bytes, rounds, agreement')
+    .option('--key-bits <bits>', 'Paillier modulus size', positiveInt, 2048)
+    .option('--reference', 'also time the 1.56 M-parameter reference CNN (slow)')
+    .option('--write <file>', 'replace the inference section of this Markdown file (e.g. docs/benchmarks.md)')
+    .option('--json', 'print the results as JSON')
+    .action(async (options: { keyBits: number; reference?: boolean; write?: string; json?: boolean }) => {
+      const bench = await runInferBench(inferCases(options.reference ?? false), options.keyBits, (c) =>
+        process.stderr.write(`timing ${c.model}, ${c.batch > 1 ? 'batch' : 'latency'} mode, ${c.images} images...\n`),
+      );
+      const table = inferBenchMarkdown(bench);
+      if (options.write) writeInferSection(options.write, table);
+      process.stdout.write(options.json ? `${JSON.stringify(bench)}\n` : `${table}\n`);
     });
 }

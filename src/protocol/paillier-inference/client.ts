@@ -30,6 +30,11 @@ export interface ClientOptions {
   batch?: number;
   /** Reports progress: rounds done of rounds total. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Decrypts many ciphertext integers to plaintexts in [0, n) (for example on worker threads);
+   * by default on this thread.
+   */
+  decryptMany?: (ciphertexts: readonly bigint[]) => Promise<bigint[]>;
 }
 
 /** What one session produced. */
@@ -50,6 +55,7 @@ export class PaillierInferenceClient {
   private readonly mode: 'latency' | 'batch';
   private readonly batch: number | undefined;
   private readonly onProgress: ((done: number, total: number) => void) | undefined;
+  private readonly decryptMany: (ciphertexts: readonly bigint[]) => Promise<bigint[]>;
 
   constructor(
     private readonly transport: Transport,
@@ -59,6 +65,9 @@ export class PaillierInferenceClient {
     this.mode = options.mode ?? 'latency';
     this.batch = options.batch;
     this.onProgress = options.onProgress;
+    this.decryptMany =
+      options.decryptMany ??
+      ((cts) => Promise.resolve(cts.map((c) => this.keys.privateKey.decrypt(this.keys.publicKey.ciphertext(c)))));
   }
 
   private pool: NoisePool | undefined;
@@ -124,10 +133,10 @@ export class PaillierInferenceClient {
       if (decoded.type === 'error') throw new ServiceError(decoded.code, `service: ${decoded.message}`);
       return decoded;
     };
-    const timed = <T>(fn: () => T): T => {
+    const timed = async <T>(fn: () => T | Promise<T>): Promise<T> => {
       const t = performance.now();
       try {
-        return fn();
+        return await fn();
       } finally {
         stats.clientMs += performance.now() - t;
       }
@@ -146,19 +155,19 @@ export class PaillierInferenceClient {
     const samples = Math.min(info.batch, (inputs.length - offset) / inputSize);
     const mine = inputs.subarray(offset, offset + samples * inputSize);
     const layout = SlotLayout.fromSlotBits(this.keys.publicKey.bits, info.slotBits, info.guardBits, info.batch);
-    const ciphertexts = timed(() => this.encryptInputs(mine, inputSize, samples, info, layout));
+    const ciphertexts = await timed(() => this.encryptInputs(mine, inputSize, samples, info, layout));
     let reply = await call(message<'input'>({ type: 'input', sessionId, samples, ciphertexts }));
     while (reply.type === 'activate') {
       const { round, spec } = reply;
       const received = reply.ciphertexts;
-      const out = timed(() => this.activate(spec, received, samples, layout, info));
+      const out = await timed(() => this.activate(spec, received, samples, layout, info));
       stats.rounds++;
       this.onProgress?.(stats.rounds, info.rounds);
       reply = await call(message<'activated'>({ type: 'activated', sessionId, round, ciphertexts: out }));
     }
     if (reply.type !== 'result') throw new ProtocolError('ERR_OUT_OF_ORDER', `expected 'result', got '${reply.type}'`);
     const result = reply;
-    const logits = timed(() => this.decryptOutputs(result, samples, info, layout));
+    const logits = await timed(() => this.decryptOutputs(result, samples, info, layout));
     return { logits, labels: logits.map(argmax), stats, consumed: samples * inputSize };
   }
 
@@ -174,8 +183,8 @@ export class PaillierInferenceClient {
   }
 
   /** Decrypts the round's values, applies the function per unit and per sample, re-encrypts. */
-  private activate(spec: ActivationSpec, received: readonly bigint[], samples: number, layout: SlotLayout, info: SessionInfo): bigint[] {
-    const values = this.decryptValues(received, spec.values, spec.valuesPerCiphertext, spec.slotBits, samples, layout, info.guardBits);
+  private async activate(spec: ActivationSpec, received: readonly bigint[], samples: number, layout: SlotLayout, info: SessionInfo): Promise<bigint[]> {
+    const values = await this.decryptValues(received, spec.values, spec.valuesPerCiphertext, spec.slotBits, samples, layout, info.guardBits);
     const { publicKey } = this.keys;
     const sizes = spec.unitSizes;
     const out: bigint[] = [];
@@ -195,7 +204,7 @@ export class PaillierInferenceClient {
   }
 
   /** values[i][k] = value i of sample k. */
-  private decryptValues(
+  private async decryptValues(
     cts: readonly bigint[],
     count: number,
     perCiphertext: number,
@@ -203,24 +212,25 @@ export class PaillierInferenceClient {
     samples: number,
     layout: SlotLayout,
     guardBits: number,
-  ): bigint[][] {
-    const { privateKey, publicKey } = this.keys;
+  ): Promise<bigint[][]> {
+    const { publicKey } = this.keys;
+    const plaintexts = await this.decryptMany(cts);
     const out: bigint[][] = [];
     if (perCiphertext === 1) {
-      for (const c of cts) out.push(layout.unpack(privateKey.decrypt(publicKey.ciphertext(c)), publicKey.n, samples));
+      for (const m of plaintexts) out.push(layout.unpack(m, publicKey.n, samples));
     } else {
       const transport = SlotLayout.fromSlotBits(publicKey.bits, slotBits, guardBits, perCiphertext);
-      for (const c of cts) {
+      for (const m of plaintexts) {
         const left = count - out.length;
-        for (const v of transport.unpack(privateKey.decrypt(publicKey.ciphertext(c)), publicKey.n, Math.min(left, perCiphertext))) out.push([v]);
+        for (const v of transport.unpack(m, publicKey.n, Math.min(left, perCiphertext))) out.push([v]);
       }
     }
     if (out.length !== count) throw new ProtocolError('ERR_BAD_MESSAGE', `expected ${count} values, got ${out.length}`);
     return out;
   }
 
-  private decryptOutputs(result: MessageOf<'result'>, samples: number, info: SessionInfo, layout: SlotLayout): Float64Array[] {
-    const values = this.decryptValues(result.ciphertexts, result.outputs, result.valuesPerCiphertext, result.slotBits, samples, layout, info.guardBits);
+  private async decryptOutputs(result: MessageOf<'result'>, samples: number, info: SessionInfo, layout: SlotLayout): Promise<Float64Array[]> {
+    const values = await this.decryptValues(result.ciphertexts, result.outputs, result.valuesPerCiphertext, result.slotBits, samples, layout, info.guardBits);
     return Array.from({ length: samples }, (_, k) => Float64Array.from(values, (v) => Number(v[k]!) / info.outputScale));
   }
 }

@@ -1,0 +1,90 @@
+/**
+ * The encrypted-inference benchmark: per model and mode, time per image (service, client, total),
+ * precomputation, traffic, rounds and agreement with the plaintext model, on the committed
+ * Fashion-MNIST sample. Node-only.
+ *
+ * @module
+ */
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { loadFashionMnistSample } from '../data/fashion-mnist.js';
+import { bundledModelPath, loadModel, runInferenceJob, type InferenceJobResult } from '../cli/inference-job.js';
+import { machineDescription } from './stats.js';
+
+/** One configuration to time. */
+export interface InferCase {
+  model: string;
+  batch: number;
+  images: number;
+}
+
+/** The default cases; the reference architecture is slow and only runs on request. */
+export function inferCases(reference: boolean): InferCase[] {
+  const cases: InferCase[] = [
+    { model: 'fashion-small.onnx', batch: 1, images: 10 },
+    { model: 'fashion-small.onnx', batch: 64, images: 100 },
+  ];
+  if (reference) {
+    cases.push({ model: 'fashion-reference.onnx', batch: 1, images: 1 });
+    cases.push({ model: 'fashion-reference.onnx', batch: 64, images: 30 });
+  }
+  return cases;
+}
+
+export interface InferBenchRow extends InferCase {
+  result: InferenceJobResult;
+}
+
+/** Runs every case with `keyBits` keys. */
+export async function runInferBench(cases: readonly InferCase[], keyBits: number, onCase?: (c: InferCase) => void): Promise<{ machine: string; keyBits: number; rows: InferBenchRow[] }> {
+  const sample = loadFashionMnistSample();
+  const size = sample.shape[0] * sample.shape[1] * sample.shape[2];
+  const calibration = sample.images.subarray((sample.count - 100) * size);
+  const rows: InferBenchRow[] = [];
+  for (const c of cases) {
+    onCase?.(c);
+    const result = await runInferenceJob({
+      loaded: loadModel(bundledModelPath(c.model)),
+      data: loadFashionMnistSample({ limit: c.images }),
+      calibration,
+      keyBits,
+      batch: c.batch,
+    });
+    rows.push({ ...c, result });
+  }
+  return { machine: await machineDescription(), keyBits, rows };
+}
+
+/** The rows as a Markdown table. */
+export function inferBenchMarkdown(bench: { machine: string; keyBits: number; rows: InferBenchRow[] }): string {
+  const lines = [
+    `Paillier ${bench.keyBits}-bit, ${bench.machine}, worker threads on every core, ${new Date().toISOString().slice(0, 10)}.`,
+    '',
+    '| model | mode | images/ciphertext | images | ms/image total | service + transport | client | client precomputation | KiB/image | rounds | agreement | accuracy (plaintext) |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+  ];
+  for (const { model, images, result: r } of bench.rows) {
+    lines.push(
+      `| ${model} | ${r.mode} | ${r.batch} | ${images} | ${r.msPerSample.toFixed(0)} | ${r.serviceMsPerSample.toFixed(0)} | ${r.clientMsPerSample.toFixed(0)} | ${r.offlineMsPerSample.toFixed(0)} | ${(r.bytesPerSample / 1024).toFixed(1)} | ${r.rounds} | ${(100 * r.agreement).toFixed(1)}% | ${(100 * r.accuracy).toFixed(1)}% (${(100 * r.plaintextAccuracy).toFixed(1)}%) |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+const START = '<!-- bench:infer:start -->';
+const END = '<!-- bench:infer:end -->';
+
+/** Replaces the marked inference section of a Markdown file (appending it if absent), atomically. */
+export function writeInferSection(path: string, table: string): void {
+  let text = '';
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    text = '# Benchmarks\n';
+  }
+  const block = `${START}\n${table}\n${END}`;
+  const at = text.indexOf(START);
+  const end = text.indexOf(END);
+  const next = at >= 0 && end > at ? text.slice(0, at) + block + text.slice(end + END.length) : `${text.trimEnd()}\n\n## Encrypted inference (Paillier)\n\n${block}\n`;
+  writeFileSync(`${path}.tmp`, next);
+  renameSync(`${path}.tmp`, path);
+}
