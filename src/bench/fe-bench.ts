@@ -24,7 +24,7 @@ const load = (split: 'train' | 'test', limit: number) => {
   return { count: s.count, features: 784, images: s.images, labels: s.labels };
 };
 const started = performance.now();
-const result = runFeTraining({
+const result = await runFeTraining({
   train: load('train', trainLimit),
   test: load('test', testLimit),
   epochs,

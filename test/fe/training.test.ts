@@ -6,7 +6,7 @@ import { runFeTraining } from '../../src/train/fe/run.js';
 import { SeededRandom } from '../../src/train/fe/prng.js';
 import { quantizeDelta, DEFAULT_QUANT } from '../../src/train/fe/quantize.js';
 
-test('encrypted CryptoNN training and its plaintext twin agree exactly (small run)', () => {
+test('encrypted CryptoNN training and its plaintext twin agree exactly (small run)', async () => {
   const sample = loadFashionMnistSample({ limit: 100 });
   const slice = (from: number, to: number) => ({
     count: to - from,
@@ -14,7 +14,7 @@ test('encrypted CryptoNN training and its plaintext twin agree exactly (small ru
     images: sample.images.subarray(from * 784, to * 784),
     labels: sample.labels.subarray(from, to),
   });
-  const result = runFeTraining({
+  const result = await runFeTraining({
     train: slice(0, 60),
     test: slice(60, 100),
     epochs: 1,

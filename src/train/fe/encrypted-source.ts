@@ -9,7 +9,8 @@ import { DataOwner, type EncryptedBatch, type FixedPointSamples } from '../../pr
 import { KeyAuthority, type KeyAnswer } from '../../protocol/fe-training/authority.js';
 import { signKeyRequest, type KeyPurpose, type ServerSession } from '../../protocol/fe-training/messages.js';
 import type { KeyPolicyOptions } from '../../protocol/fe-training/policy.js';
-import type { FeEngine, FunctionKey, SetupId } from '../../schemes/fe/index.js';
+import type { FeCompute } from '../../protocol/fe-training/compute.js';
+import type { Ciphertext, FeEngine, FunctionKey, SetupId } from '../../schemes/fe/index.js';
 import type { FirstLayerSource, Products } from './source.js';
 
 /** Time and counts of the encrypted run, for the benchmark. */
@@ -22,6 +23,8 @@ export interface EncryptedTimings {
   columnProducts: number;
   labelMs: number;
   refusedVectors: number;
+  dlogMs: number;
+  dlogCount: number;
 }
 
 /** All parties of one run, in process. */
@@ -37,6 +40,8 @@ export class EncryptedFirstLayer implements FirstLayerSource {
     columnProducts: 0,
     labelMs: 0,
     refusedVectors: 0,
+    dlogMs: 0,
+    dlogCount: 0,
   };
   private readonly session: ServerSession;
   private seq = 0;
@@ -44,7 +49,8 @@ export class EncryptedFirstLayer implements FirstLayerSource {
   private setups: { rows: SetupId; columns: SetupId; labels: SetupId } | undefined;
 
   constructor(
-    private readonly engine: FeEngine,
+    engine: FeEngine,
+    private readonly compute: FeCompute,
     private readonly samples: FixedPointSamples,
     readonly columnLength: number,
     policy: KeyPolicyOptions = {},
@@ -52,11 +58,11 @@ export class EncryptedFirstLayer implements FirstLayerSource {
     private readonly maxDelta = 127,
   ) {
     this.authority = new KeyAuthority(engine, policy);
-    this.owner = new DataOwner(engine, samples);
+    this.owner = new DataOwner(compute, samples);
     this.session = this.authority.registerServer('server');
   }
 
-  beginBatch(indices: readonly number[]): void {
+  async beginBatch(indices: readonly number[]): Promise<void> {
     let t = performance.now();
     const keys = {
       rows: this.authority.setup(this.samples.features, 'rows', this.maxWeight),
@@ -65,9 +71,14 @@ export class EncryptedFirstLayer implements FirstLayerSource {
     };
     this.timings.setupMs += performance.now() - t;
     this.setups = { rows: keys.rows.setupId, columns: keys.columns.setupId, labels: keys.labels.setupId };
-    this.batch = this.owner.encryptBatch(indices, keys);
-    t = performance.now();
-    void t;
+    this.batch = await this.owner.encryptBatch(indices, keys);
+  }
+
+  private async decrypt(cts: readonly Ciphertext[], keys: readonly FunctionKey[], bound: number): Promise<Float64Array> {
+    const r = await this.compute.decryptMany(cts, keys, bound);
+    this.timings.dlogMs += r.dlogMs;
+    this.timings.dlogCount += r.dlogCount;
+    return r.values;
   }
 
   private current(): { batch: EncryptedBatch; setups: { rows: SetupId; columns: SetupId; labels: SetupId } } {
@@ -98,7 +109,7 @@ export class EncryptedFirstLayer implements FirstLayerSource {
     return { keys, slots, refused };
   }
 
-  labels(): Uint8Array {
+  async labels(): Promise<Uint8Array> {
     const { batch, setups } = this.current();
     const t = performance.now();
     const classes = this.samples.classes;
@@ -106,18 +117,18 @@ export class EncryptedFirstLayer implements FirstLayerSource {
     // the server, exactly as CryptoNN's ŷ − y does (the server knows ŷ).
     const [answer] = this.request(setups.labels, 'labels', [Int32Array.from({ length: classes }, (_, i) => i)]);
     if (answer === undefined || !('key' in answer)) throw new Error('the key authority refused the label key');
-    const values = this.engine.decryptMany(batch.labels, [answer.key], classes - 1);
+    const values = await this.decrypt(batch.labels, [answer.key], classes - 1);
     this.timings.labelMs += performance.now() - t;
     return Uint8Array.from(values);
   }
 
-  rowProducts(vectors: readonly Int32Array[], bound: number): Products {
+  async rowProducts(vectors: readonly Int32Array[], bound: number): Promise<Products> {
     const { batch, setups } = this.current();
     const { keys, slots, refused } = this.split(this.request(setups.rows, 'rows', vectors));
     const K = vectors.length;
     const out = new Float64Array(batch.size * K);
     const t = performance.now();
-    const values = this.engine.decryptMany(batch.rows, keys, bound);
+    const values = await this.decrypt(batch.rows, keys, bound);
     this.timings.rowDecryptMs += performance.now() - t;
     this.timings.rowProducts += values.length;
     for (let b = 0; b < batch.size; b++) {
@@ -128,14 +139,14 @@ export class EncryptedFirstLayer implements FirstLayerSource {
     return { products: out, refused };
   }
 
-  columnProducts(vectors: readonly Int32Array[], bound: number): Products {
+  async columnProducts(vectors: readonly Int32Array[], bound: number): Promise<Products> {
     const { batch, setups } = this.current();
     const { keys, slots, refused } = this.split(this.request(setups.columns, 'columns', vectors));
     const K = vectors.length;
     const features = batch.columns.length;
     const out = new Float64Array(features * K);
     const t = performance.now();
-    const values = this.engine.decryptMany(batch.columns, keys, bound);
+    const values = await this.decrypt(batch.columns, keys, bound);
     this.timings.columnDecryptMs += performance.now() - t;
     this.timings.columnProducts += values.length;
     for (let i = 0; i < features; i++) {

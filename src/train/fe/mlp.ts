@@ -18,6 +18,8 @@ export interface MlpConfig {
   readonly learningRate: number;
   readonly momentum: number;
   readonly seed: number;
+  /** 'sgd' (with momentum) or 'adam' (β1 = momentum, β2 = 0.999, ε = 1e-8). */
+  readonly optimizer?: 'sgd' | 'adam';
 }
 
 export const DEFAULT_MLP: MlpConfig = { inputs: 784, hidden: 64, classes: 10, learningRate: 0.1, momentum: 0.9, seed: 1 };
@@ -29,6 +31,8 @@ export class Mlp {
   readonly w2: Float64Array;
   readonly b2: Float64Array;
   private readonly v: Float64Array[];
+  private readonly m2: Float64Array[];
+  private steps = 0;
 
   constructor(
     readonly config: MlpConfig,
@@ -41,6 +45,7 @@ export class Mlp {
     this.w2 = Float64Array.from({ length: classes * hidden }, () => rng.normal() * Math.sqrt(1 / hidden));
     this.b2 = new Float64Array(classes);
     this.v = [this.w1, this.b1, this.w2, this.b2].map((p) => new Float64Array(p.length));
+    this.m2 = [this.w1, this.b1, this.w2, this.b2].map((p) => new Float64Array(config.optimizer === 'adam' ? p.length : 0));
   }
 
   /** The quantized first-layer rows (the vectors the server asks function keys for). */
@@ -80,14 +85,19 @@ export class Mlp {
     return { z1, h, p };
   }
 
-  /** One SGD step on a batch; returns the mean loss. */
-  trainBatch(source: FirstLayerSource, indices: readonly number[], columnLength: number): number {
-    const { hidden, classes, inputs, learningRate, momentum } = this.config;
+  /**
+   * One SGD step on a batch; returns the mean loss.
+   *
+   * @throws (rejects) whatever the source throws (for the encrypted source: KeyRequestRefusedError,
+   * InnerProductOutOfBoundError).
+   */
+  async trainBatch(source: FirstLayerSource, indices: readonly number[], columnLength: number): Promise<number> {
+    const { hidden, classes, inputs } = this.config;
     const B = indices.length;
-    source.beginBatch(indices);
-    const labels = source.labels();
+    await source.beginBatch(indices);
+    const labels = await source.labels();
     const rows = this.quantizedRows();
-    const forward = source.rowProducts(rows, productBound(rows, this.quant.xScale));
+    const forward = await source.rowProducts(rows, productBound(rows, this.quant.xScale));
     const { z1, h, p } = this.head(forward.products, B);
     let loss = 0;
     const d2 = new Float64Array(B * classes);
@@ -132,7 +142,7 @@ export class Mlp {
     }
     const gw1 = new Float64Array(this.w1.length);
     if (deltas.length > 0) {
-      const back = source.columnProducts(deltas, productBound(deltas, this.quant.xScale));
+      const back = await source.columnProducts(deltas, productBound(deltas, this.quant.xScale));
       const K = deltas.length;
       units.forEach((j, k) => {
         if (back.refused[k]) return;
@@ -140,18 +150,36 @@ export class Mlp {
         for (let i = 0; i < inputs; i++) gw1[j * inputs + i] = (back.products[i * K + k] ?? 0) * s;
       });
     }
+    this.update([gw1, gb1, gw2, gb2]);
+    return loss / B;
+  }
+
+  private update(grads: readonly Float64Array[]): void {
+    const { learningRate, momentum } = this.config;
     const params = [this.w1, this.b1, this.w2, this.b2];
-    const grads = [gw1, gb1, gw2, gb2];
+    this.steps++;
+    const adam = this.config.optimizer === 'adam';
+    const c1 = 1 - momentum ** this.steps;
+    const c2 = 1 - 0.999 ** this.steps;
     params.forEach((param, n) => {
       const g = grads[n] ?? new Float64Array();
       const v = this.v[n] ?? new Float64Array();
+      const m2 = this.m2[n] ?? new Float64Array();
       for (let i = 0; i < param.length; i++) {
-        const vi = momentum * (v[i] ?? 0) - learningRate * (g[i] ?? 0);
-        v[i] = vi;
-        param[i] = (param[i] ?? 0) + vi;
+        const gi = g[i] ?? 0;
+        if (adam) {
+          const vi = momentum * (v[i] ?? 0) + (1 - momentum) * gi;
+          const si = 0.999 * (m2[i] ?? 0) + 0.001 * gi * gi;
+          v[i] = vi;
+          m2[i] = si;
+          param[i] = (param[i] ?? 0) - (learningRate * (vi / c1)) / (Math.sqrt(si / c2) + 1e-8);
+        } else {
+          const vi = momentum * (v[i] ?? 0) - learningRate * gi;
+          v[i] = vi;
+          param[i] = (param[i] ?? 0) + vi;
+        }
       }
     });
-    return loss / B;
   }
 
   /** Predicted classes for fixed-point samples, through the same quantized first layer. */

@@ -6,6 +6,7 @@
  * @module
  */
 import { FeEngine } from '../../schemes/fe/index.js';
+import { LocalFeCompute, type FeCompute } from '../../protocol/fe-training/compute.js';
 import type { FixedPointSamples } from '../../protocol/fe-training/data-owner.js';
 import type { KeyPolicyOptions } from '../../protocol/fe-training/policy.js';
 import { EncryptedFirstLayer } from './encrypted-source.js';
@@ -34,7 +35,10 @@ export interface FeTrainOptions {
   readonly seed?: number;
   readonly quant?: QuantConfig;
   readonly policy?: KeyPolicyOptions;
+  /** Engine of the key authority (and of the bulk work when no `compute` is given). */
   readonly engine?: FeEngine;
+  /** Where encryption and decryption run: a worker pool, or (default) the calling thread. */
+  readonly compute?: FeCompute;
   /** Called after each batch of either run. */
   readonly onProgress?: (done: number, total: number, label: string) => void;
 }
@@ -105,10 +109,10 @@ function sameWeights(a: Mlp, b: Mlp): boolean {
 /**
  * Trains the encrypted model and its plaintext twin.
  *
- * @throws {InnerProductOutOfBoundError} never in a correct run (the bounds are exact); a bug guard.
- * @throws {KeyRequestRefusedError} if the authority rejects a whole request.
+ * @throws {InnerProductOutOfBoundError} (rejects) never in a correct run (the bounds are exact); a bug guard.
+ * @throws {KeyRequestRefusedError} (rejects) if the authority rejects a whole request.
  */
-export function runFeTraining(options: FeTrainOptions): FeTrainResult {
+export async function runFeTraining(options: FeTrainOptions): Promise<FeTrainResult> {
   const quant = options.quant ?? DEFAULT_QUANT;
   const batchSize = options.batchSize ?? 100;
   const config = {
@@ -122,7 +126,8 @@ export function runFeTraining(options: FeTrainOptions): FeTrainResult {
   const test = toFixedPoint(options.test, quant);
   const engine = options.engine ?? new FeEngine();
   const columnLength = Math.min(batchSize, train.count);
-  const encSource = new EncryptedFirstLayer(engine, train, columnLength, options.policy, quant.maxWeight, quant.maxDelta);
+  const compute = options.compute ?? new LocalFeCompute(engine);
+  const encSource = new EncryptedFirstLayer(engine, compute, train, columnLength, options.policy, quant.maxWeight, quant.maxDelta);
   const plainSource = new PlainFirstLayer(train, columnLength, options.policy);
   const encModel = new Mlp(config, quant);
   const plainModel = new Mlp(config, quant);
@@ -131,15 +136,14 @@ export function runFeTraining(options: FeTrainOptions): FeTrainResult {
   const total = 2 * batchesPerEpoch * options.epochs;
   let done = 0;
   const perEpoch: EpochTiming[] = [];
-  const dlog0 = { ...engine.stats };
   const perBatch = { encrypt: [] as number[], decrypt: [] as number[], dlog: [] as number[] };
   const snapshot = () => ({
     rowEncryptMs: encSource.owner.timings.rowEncryptMs,
     rowSamples: encSource.owner.timings.rowSamples,
     decryptMs: encSource.timings.rowDecryptMs + encSource.timings.columnDecryptMs,
     products: encSource.timings.rowProducts + encSource.timings.columnProducts,
-    dlogMs: engine.stats.dlogMs,
-    dlogCount: engine.stats.dlogCount,
+    dlogMs: encSource.timings.dlogMs,
+    dlogCount: encSource.timings.dlogCount,
   });
   for (let epoch = 0; epoch < options.epochs; epoch++) {
     const order = rng.permutation(train.count);
@@ -149,7 +153,7 @@ export function runFeTraining(options: FeTrainOptions): FeTrainResult {
     let loss = 0;
     for (const b of batches) {
       const before = snapshot();
-      loss += encModel.trainBatch(encSource, b, columnLength) * b.length;
+      loss += (await encModel.trainBatch(encSource, b, columnLength)) * b.length;
       const after = snapshot();
       perBatch.encrypt.push((after.rowEncryptMs - before.rowEncryptMs) / Math.max(1, after.rowSamples - before.rowSamples));
       perBatch.decrypt.push(((after.decryptMs - before.decryptMs) * 1000) / Math.max(1, after.products - before.products));
@@ -160,7 +164,7 @@ export function runFeTraining(options: FeTrainOptions): FeTrainResult {
     t = performance.now();
     let plainLoss = 0;
     for (const b of batches) {
-      plainLoss += plainModel.trainBatch(plainSource, b, columnLength) * b.length;
+      plainLoss += (await plainModel.trainBatch(plainSource, b, columnLength)) * b.length;
       options.onProgress?.(++done, total, `epoch ${epoch + 1} plaintext twin`);
     }
     const plaintextSeconds = (performance.now() - t) / 1000;
@@ -171,8 +175,7 @@ export function runFeTraining(options: FeTrainOptions): FeTrainResult {
   const et = encSource.timings;
   const ot = encSource.owner.timings;
   const products = et.rowProducts + et.columnProducts;
-  const dlogMs = engine.stats.dlogMs - dlog0.dlogMs;
-  const dlogCount = engine.stats.dlogCount - dlog0.dlogCount;
+  const { dlogMs, dlogCount } = et;
   return {
     scheme: 'fe',
     model: 'mlp',

@@ -18,13 +18,13 @@ export interface Products {
 /** The first-layer oracle of one training run. */
 export interface FirstLayerSource {
   /** Starts a batch of the given sample indices (padded to `columnLength`). */
-  beginBatch(indices: readonly number[]): void;
+  beginBatch(indices: readonly number[]): Promise<void>;
   /** The batch's labels (the encrypted source decrypts them). */
-  labels(): Uint8Array;
+  labels(): Promise<Uint8Array>;
   /** <x_b, y_k> for every sample b of the batch and every vector y_k (length = features). */
-  rowProducts(vectors: readonly Int32Array[], bound: number): Products;
+  rowProducts(vectors: readonly Int32Array[], bound: number): Promise<Products>;
   /** <X[:, i], y_k> for every feature i and every vector y_k (length = columnLength). */
-  columnProducts(vectors: readonly Int32Array[], bound: number): Products;
+  columnProducts(vectors: readonly Int32Array[], bound: number): Promise<Products>;
 }
 
 /** The plaintext twin: same integers, no encryption. */
@@ -41,20 +41,21 @@ export class PlainFirstLayer implements FirstLayerSource {
     this.policy = new KeyRequestPolicy(policy);
   }
 
-  beginBatch(indices: readonly number[]): void {
+  beginBatch(indices: readonly number[]): Promise<void> {
     this.indices = indices;
     this.batch++;
+    return Promise.resolve();
   }
 
-  labels(): Uint8Array {
-    return Uint8Array.from(this.indices, (n) => this.samples.labels[n] ?? 0);
+  labels(): Promise<Uint8Array> {
+    return Promise.resolve(Uint8Array.from(this.indices, (n) => this.samples.labels[n] ?? 0));
   }
 
   private screen(setup: string, vectors: readonly Int32Array[]): boolean[] {
     return vectors.map((v) => !this.policy.consider(`${setup}-${this.batch}`, v).ok);
   }
 
-  rowProducts(vectors: readonly Int32Array[], _bound: number): Products {
+  rowProducts(vectors: readonly Int32Array[], _bound: number): Promise<Products> {
     const refused = this.screen('rows', vectors);
     const { x, features } = this.samples;
     const K = vectors.length;
@@ -68,10 +69,10 @@ export class PlainFirstLayer implements FirstLayerSource {
         out[b * K + k] = s;
       });
     });
-    return { products: out, refused };
+    return Promise.resolve({ products: out, refused });
   }
 
-  columnProducts(vectors: readonly Int32Array[], _bound: number): Products {
+  columnProducts(vectors: readonly Int32Array[], _bound: number): Promise<Products> {
     const refused = this.screen('columns', vectors);
     const { x, features } = this.samples;
     const K = vectors.length;
@@ -85,6 +86,6 @@ export class PlainFirstLayer implements FirstLayerSource {
         for (let i = 0; i < features; i++) out[i * K + k] = (out[i * K + k] ?? 0) + c * (x[off + i] ?? 0);
       });
     });
-    return { products: out, refused };
+    return Promise.resolve({ products: out, refused });
   }
 }

@@ -1,0 +1,107 @@
+/**
+ * Spreads the bulk work of functional-encryption training (encryption of many vectors,
+ * decryption of many ciphertexts under many function keys, with their discrete logarithms) over
+ * worker threads. Every task runs the same engine code as the single-thread path
+ * (`LocalFeCompute`), so decrypted integers are identical; ciphertexts differ only in their fresh
+ * randomness.
+ *
+ * Node-only (worker_threads through piscina).
+ *
+ * @module
+ */
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import type { DecryptResult, FeCompute } from '../protocol/fe-training/compute.js';
+import type { Ciphertext, FunctionKey, MasterPublicKey } from '../schemes/fe/index.js';
+import { reviveFeError, type FeTask, type FeTaskResult } from './fe-tasks.js';
+
+/** Options of {@link FeWorkerPool}. */
+export interface FePoolOptions {
+  /** Worker threads; defaults to the machine's available parallelism. */
+  readonly threads?: number;
+  /** Discrete-log table cap of each worker's engine (entries). Default 2^20. */
+  readonly maxDlogTable?: number;
+}
+
+function workerFile(): string {
+  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+  return new URL(`./fe-worker${ext}`, import.meta.url).href;
+}
+
+/** Cuts `count` items into at most `parts` contiguous non-empty ranges. */
+function ranges(count: number, parts: number): [number, number][] {
+  const n = Math.max(1, Math.min(count, parts));
+  const base = Math.floor(count / n);
+  const extra = count % n;
+  const out: [number, number][] = [];
+  let start = 0;
+  for (let i = 0; i < n; i++) {
+    const size = base + (i < extra ? 1 : 0);
+    if (size > 0) out.push([start, start + size]);
+    start += size;
+  }
+  return out;
+}
+
+/** {@link FeCompute} on worker threads. */
+export class FeWorkerPool implements FeCompute {
+  readonly threads: number;
+  private readonly maxDlogTable: number;
+  private readonly piscina: Piscina;
+
+  /** @throws {RangeError} if threads is not a positive integer. */
+  constructor(options: FePoolOptions = {}) {
+    this.threads = options.threads ?? availableParallelism();
+    if (!Number.isSafeInteger(this.threads) || this.threads < 1) throw new RangeError('FeWorkerPool: threads must be >= 1');
+    this.maxDlogTable = options.maxDlogTable ?? 1 << 20;
+    this.piscina = new Piscina({ filename: workerFile(), minThreads: this.threads, maxThreads: this.threads, idleTimeout: 60_000 });
+  }
+
+  private async run(task: FeTask): Promise<FeTaskResult> {
+    const r = (await this.piscina.run(task)) as FeTaskResult;
+    if (r.kind === 'error') throw reviveFeError(r);
+    return r;
+  }
+
+  /**
+   * Encrypts the vectors, one contiguous share per thread (each thread builds the h_i tables
+   * for its share once).
+   *
+   * @throws (rejects) RangeError for a vector of the wrong length or an entry out of ±2^24.
+   */
+  async encrypt(mpk: MasterPublicKey, xs: readonly Int32Array[]): Promise<Ciphertext[]> {
+    const parts = await Promise.all(
+      ranges(xs.length, this.threads).map(([a, b]) =>
+        this.run({ kind: 'encrypt', maxDlogTable: this.maxDlogTable, mpk, vectors: xs.slice(a, b) }),
+      ),
+    );
+    return parts.flatMap((p) => (p.kind === 'encrypt' ? p.cts : []));
+  }
+
+  /**
+   * Decrypts every ciphertext under every key, ciphertexts spread over the threads.
+   *
+   * @throws (rejects) KeyMismatchError, InvalidKeyError, InnerProductOutOfBoundError.
+   */
+  async decryptMany(cts: readonly Ciphertext[], keys: readonly FunctionKey[], bound: number): Promise<DecryptResult> {
+    const split = ranges(cts.length, this.threads * 2);
+    const parts = await Promise.all(
+      split.map(([a, b]) => this.run({ kind: 'decrypt', maxDlogTable: this.maxDlogTable, cts: cts.slice(a, b), keys: [...keys], bound })),
+    );
+    const values = new Float64Array(cts.length * keys.length);
+    let dlogMs = 0;
+    let dlogCount = 0;
+    parts.forEach((p, i) => {
+      if (p.kind !== 'decrypt') return;
+      values.set(p.values, (split[i]?.[0] ?? 0) * keys.length);
+      dlogMs += p.dlogMs;
+      dlogCount += p.dlogCount;
+    });
+    return { values, dlogMs, dlogCount };
+  }
+
+  /** Stops the workers. */
+  async destroy(): Promise<void> {
+    await this.piscina.destroy();
+  }
+}
