@@ -5,7 +5,7 @@
  * @module
  */
 import type { PaillierPublicKey } from '../schemes/paillier/keys.js';
-import { dotRaw } from '../schemes/paillier/linear.js';
+import { batchInvert, plainFactor, signedProducts } from '../schemes/paillier/linear.js';
 
 /** The integer map to apply: CSR structure with integer exponents (as exact doubles). */
 export interface IntegerRows {
@@ -18,21 +18,31 @@ export interface IntegerRows {
 }
 
 /**
- * Evaluates rows [rowStart, rowEnd) on ciphertext integers `values` under `key`.
+ * Evaluates rows [rowStart, rowEnd) on ciphertext integers `values` under `key`. The negative
+ * halves of all rows are inverted together (one modular inversion for the whole range).
  *
  * @throws RangeError if an exponent is not a safe integer.
  */
 export function evaluateRows(key: PaillierPublicKey, values: readonly bigint[], rows: IntegerRows, rowStart: number, rowEnd: number): bigint[] {
-  const out: bigint[] = [];
+  const pos: bigint[] = [];
+  const neg: bigint[] = [];
   for (let r = rowStart; r < rowEnd; r++) {
     const from = rows.offsets[r]!;
     const to = rows.offsets[r + 1]!;
     const bases = new Array<bigint>(to - from);
     for (let t = from; t < to; t++) bases[t - from] = values[rows.indices[t]!]!;
-    // An empty row gives 1 = Enc(0) without randomness; ciphertexts are obfuscated before they leave.
-    out.push(dotRaw(bases, rows.exponents.subarray(from, to), key, rows.bias[r]));
+    const halves = signedProducts(bases, rows.exponents.subarray(from, to), key);
+    pos.push(halves.pos);
+    neg.push(halves.neg);
   }
-  return out;
+  const m = key.nSquared;
+  const inverses = batchInvert(neg, m);
+  // An empty row gives 1 = Enc(0) without randomness; ciphertexts are obfuscated before they leave.
+  return pos.map((p, i) => {
+    const b = rows.bias[rowStart + i]!;
+    const c = (p * inverses[i]!) % m;
+    return b === 0n ? c : (c * plainFactor(b, key)) % m;
+  });
 }
 
 /** Something that evaluates integer rows, on this thread or on workers. */

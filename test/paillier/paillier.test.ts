@@ -6,6 +6,7 @@ import { InvalidCiphertextError, InvalidKeyError, KeyMismatchError, OverflowErro
 import { modPow } from '../../src/math/index.js';
 import {
   ClassicNoise,
+  batchInvert,
   NoisePool,
   PaillierPrivateKey,
   PaillierPublicKey,
@@ -175,4 +176,14 @@ test('plaintexts of |m| ≥ n are refused', () => {
   assert.throws(() => publicKey.encrypt(-publicKey.n), RangeError);
   assert.throws(() => publicKey.encrypt(1.5 as unknown as bigint), TypeError);
   assert.throws(() => publicKey.encrypt(1n).mulPlain(publicKey.n), RangeError);
+});
+
+test('batchInvert inverts many units with one inversion and passes ones through', () => {
+  const { publicKey } = smallKeys();
+  const m = publicKey.nSquared;
+  const values = [publicKey.encrypt(1n).value, 1n, publicKey.encrypt(-5n).value, publicKey.encrypt(9n).value];
+  const inverses = batchInvert(values, m);
+  values.forEach((v, i) => assert.equal((v * inverses[i]!) % m, 1n));
+  assert.deepEqual(batchInvert([], m), []);
+  assert.throws(() => batchInvert([smallKeys().privateKey.p], m), RangeError);
 });

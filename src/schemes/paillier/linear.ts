@@ -28,12 +28,13 @@ export function ciphertextValues(cts: readonly PaillierCiphertext[], key: Pailli
 }
 
 /**
- * Σ w_i·x_i on raw ciphertext integers modulo n²: the kernel shared by {@link dot}, {@link matVec}
- * and the worker pool. `bias`, if given, is added as a plaintext.
+ * The two halves of a signed dot product modulo n²: Π x_i^(w_i) over positive weights and
+ * Π x_i^(−w_i) over negative ones, so the caller can invert the second (once per output, or once
+ * for many outputs with {@link batchInvert}).
  *
  * @throws RangeError if the lengths differ or a weight is not an integer with |w| < n.
  */
-export function dotRaw(values: readonly bigint[], weights: IntegerWeights, key: PaillierPublicKey, bias?: bigint): bigint {
+export function signedProducts(values: readonly bigint[], weights: IntegerWeights, key: PaillierPublicKey): { pos: bigint; neg: bigint } {
   if (values.length !== weights.length) throw new RangeError(`dot: ${values.length} ciphertexts but ${weights.length} weights`);
   const { n, nSquared } = key;
   const posBases: bigint[] = [];
@@ -53,9 +54,55 @@ export function dotRaw(values: readonly bigint[], weights: IntegerWeights, key: 
       negExps.push(-w);
     }
   }
-  let result = posBases.length ? multiExp(posBases, posExps, nSquared) : 1n;
-  if (negBases.length) result = (result * modInv(multiExp(negBases, negExps, nSquared), nSquared)) % nSquared;
-  if (bias !== undefined && bias !== 0n) result = (result * (1n + (((bias % n) + n) % n) * n)) % nSquared;
+  return {
+    pos: posBases.length ? multiExp(posBases, posExps, nSquared) : 1n,
+    neg: negBases.length ? multiExp(negBases, negExps, nSquared) : 1n,
+  };
+}
+
+/**
+ * Inverses of many units modulo m with one modular inversion and 3(k − 1) multiplications
+ * (Montgomery's trick). Ones are passed through without cost.
+ *
+ * @throws RangeError if a value is not invertible.
+ */
+export function batchInvert(values: readonly bigint[], m: bigint): bigint[] {
+  const prefix = new Array<bigint>(values.length);
+  let acc = 1n;
+  for (let i = 0; i < values.length; i++) {
+    prefix[i] = acc;
+    if (values[i] !== 1n) acc = (acc * values[i]!) % m;
+  }
+  let inv = modInv(acc, m);
+  const out = new Array<bigint>(values.length);
+  for (let i = values.length - 1; i >= 0; i--) {
+    if (values[i] === 1n) {
+      out[i] = 1n;
+      continue;
+    }
+    out[i] = (inv * prefix[i]!) % m;
+    inv = (inv * values[i]!) % m;
+  }
+  return out;
+}
+
+/** The plaintext b as the ciphertext-side factor g^b = 1 + b·n (mod n²). */
+export function plainFactor(b: bigint, key: PaillierPublicKey): bigint {
+  const { n } = key;
+  return 1n + (((b % n) + n) % n) * n;
+}
+
+/**
+ * Σ w_i·x_i on raw ciphertext integers modulo n²: the kernel shared by {@link dot}, {@link matVec}
+ * and the worker pool. `bias`, if given, is added as a plaintext. One modular inversion.
+ *
+ * @throws RangeError if the lengths differ or a weight is not an integer with |w| < n.
+ */
+export function dotRaw(values: readonly bigint[], weights: IntegerWeights, key: PaillierPublicKey, bias?: bigint): bigint {
+  const { nSquared } = key;
+  const { pos, neg } = signedProducts(values, weights, key);
+  let result = neg === 1n ? pos : (pos * modInv(neg, nSquared)) % nSquared;
+  if (bias !== undefined && bias !== 0n) result = (result * plainFactor(bias, key)) % nSquared;
   return result;
 }
 
