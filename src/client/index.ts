@@ -1,0 +1,10 @@
+/**
+ * The blindml client SDK (Node and browsers): `connect(url)` then `predict(modelId, image)`, plus
+ * model owner calls and the two transports.
+ *
+ * @module
+ */
+export * from './sdk.js';
+export * from './owner.js';
+export * from './http-transport.js';
+export * from './websocket-transport.js';

@@ -1,0 +1,174 @@
+/**
+ * `connect(url)` and `client.predict(modelId, image)`: encrypted predictions against a blindml
+ * service, in Node and in browsers (also inside a Web Worker). The client generates and keeps the
+ * Paillier key pair; the service only ever sees the public key and ciphertexts.
+ *
+ * ```ts
+ * const client = await connect('http://127.0.0.1:8080');
+ * const { label, logits } = await client.predict(modelId, image, { onProgress: (p) => console.log(p.phase) });
+ * client.close();
+ * ```
+ *
+ * @module
+ */
+import { generateKeyPair, type PaillierKeyPair } from '../schemes/paillier/keys.js';
+import { PaillierInferenceClient, type Prediction, type Transport } from '../protocol/paillier-inference/client.js';
+import { HttpTransport, TransportError } from './http-transport.js';
+import { WebSocketTransport, type WebSocketConstructor } from './websocket-transport.js';
+import { listModels, type ModelInfo } from './owner.js';
+
+/** Where a prediction is. `round` counts the client's activation rounds done so far. */
+export type PredictPhase = 'keys' | 'opening' | 'encrypting' | 'evaluating' | 'round' | 'decrypting' | 'done';
+
+export interface PredictProgress {
+  readonly phase: PredictPhase;
+  /** Rounds done (phase 'round'). */
+  readonly round?: number;
+  /** Rounds in the session, once known. */
+  readonly rounds?: number;
+  /** Protocol bytes sent and received so far in this prediction. */
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
+}
+
+/** Options of {@link connect}. */
+export interface ConnectOptions {
+  /** 'websocket' (default) or 'http' (POST /v1/paillier per message). */
+  transport?: 'websocket' | 'http';
+  /** An existing key pair; otherwise one is generated. */
+  keys?: PaillierKeyPair;
+  /** Modulus size of a generated key. Default 2048. */
+  keyBits?: number;
+  /** Allow keys below 2048 bits (tests only; the service must allow them too). */
+  insecure?: boolean;
+  /** A WebSocket constructor (default: the global one, or the `ws` package in Node). */
+  WebSocket?: WebSocketConstructor;
+  /** Progress of key generation (phase 'keys'). */
+  onProgress?: (p: PredictProgress) => void;
+}
+
+/** One image's prediction. */
+export interface PredictResult {
+  /** Arg-max class. */
+  label: number;
+  /** Output values (before any final softmax / sigmoid). */
+  logits: Float64Array;
+  stats: Prediction['stats'];
+}
+
+/** The type field of a protocol message's header, without decoding its ciphertexts. */
+function messageType(bytes: Uint8Array): string | undefined {
+  if (bytes.length < 8) return undefined;
+  const length = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4);
+  if (8 + length > bytes.length || length > 65536) return undefined;
+  try {
+    const head = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + length))) as { type?: unknown; spec?: unknown } | null;
+    return typeof head?.type === 'string' ? head.type : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A connected client: keys, a transport, and predictions one at a time. */
+export class BlindmlClient {
+  private readonly inner: PaillierInferenceClient;
+  private listener: ((p: PredictProgress) => void) | undefined;
+  private progress = { bytesSent: 0, bytesReceived: 0, rounds: undefined as number | undefined };
+  private queue: Promise<unknown> = Promise.resolve();
+
+  /** Use {@link connect}. */
+  constructor(
+    readonly url: string,
+    private readonly transport: Transport & { close?: () => void },
+    readonly keys: PaillierKeyPair,
+  ) {
+    const emit = (p: Omit<PredictProgress, 'bytesSent' | 'bytesReceived'>) =>
+      this.listener?.({ ...p, bytesSent: this.progress.bytesSent, bytesReceived: this.progress.bytesReceived });
+    const watched: Transport = {
+      send: async (bytes) => {
+        this.progress.bytesSent += bytes.length;
+        const type = messageType(bytes);
+        if (type === 'open') emit({ phase: 'opening' });
+        else if (type === 'input' || type === 'activated') emit({ phase: 'evaluating', ...(this.progress.rounds !== undefined ? { rounds: this.progress.rounds } : {}) });
+        const reply = await transport.send(bytes);
+        this.progress.bytesReceived += reply.length;
+        const got = messageType(reply);
+        if (got === 'opened') emit({ phase: 'encrypting' });
+        else if (got === 'result') emit({ phase: 'decrypting' });
+        return reply;
+      },
+    };
+    this.inner = new PaillierInferenceClient(watched, {
+      keys,
+      onProgress: (done, total) => {
+        this.progress.rounds = total;
+        emit({ phase: 'round', round: done, rounds: total });
+      },
+    });
+  }
+
+  /**
+   * Prepares encryption randomness for about `count` values ahead of time (optional: it moves
+   * the cost of encryption off the critical path of the next predictions).
+   */
+  precompute(count: number): Promise<void> {
+    return this.inner.precompute(count);
+  }
+
+  /**
+   * Encrypts one input, runs the protocol with the service, and decrypts the result. Calls on
+   * one client run one after another.
+   *
+   * @param image - the model's input values, e.g. 784 pixels in [0, 1] for the Fashion-MNIST models.
+   * @throws ServiceError when the service refuses (unknown model, limits, wrong input size...);
+   *   TransportError when the connection fails; RangeError for a wrong number of values.
+   */
+  predict(modelId: string, image: Float32Array | Float64Array | readonly number[], options: { onProgress?: (p: PredictProgress) => void } = {}): Promise<PredictResult> {
+    const input = image instanceof Float32Array || image instanceof Float64Array ? image : Float64Array.from(image);
+    const run = async (): Promise<PredictResult> => {
+      this.listener = options.onProgress;
+      this.progress = { bytesSent: 0, bytesReceived: 0, rounds: undefined };
+      try {
+        const p = await this.inner.predict(modelId, input);
+        this.listener?.({ phase: 'done', bytesSent: this.progress.bytesSent, bytesReceived: this.progress.bytesReceived, rounds: p.stats.rounds });
+        return { label: p.labels[0]!, logits: p.logits[0]!, stats: p.stats };
+      } finally {
+        this.listener = undefined;
+      }
+    };
+    const next = this.queue.then(run, run);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  /** The service's models (public fields). @throws TransportError. */
+  models(): Promise<ModelInfo[]> {
+    return listModels(this.url);
+  }
+
+  /** Closes the connection (WebSocket); the service drops any session left open. */
+  close(): void {
+    this.transport.close?.();
+  }
+}
+
+/**
+ * Checks the service is up, generates a key pair (unless given) and opens the transport.
+ *
+ * @throws TransportError when the service cannot be reached or is not healthy.
+ */
+export async function connect(url: string, options: ConnectOptions = {}): Promise<BlindmlClient> {
+  const base = url.replace(/\/+$/, '');
+  let res: Response;
+  try {
+    res = await fetch(`${base}/healthz`);
+  } catch (err) {
+    throw new TransportError(`cannot reach the service at ${base}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  if (!res.ok) throw new TransportError(`the service at ${base} is not ready (HTTP ${res.status})`);
+  options.onProgress?.({ phase: 'keys', bytesSent: 0, bytesReceived: 0 });
+  const keys = options.keys ?? generateKeyPair({ bits: options.keyBits ?? 2048, insecure: options.insecure ?? false });
+  const transport =
+    options.transport === 'http' ? new HttpTransport(base) : await WebSocketTransport.connect(base, options.WebSocket ? { WebSocket: options.WebSocket } : {});
+  return new BlindmlClient(base, transport, keys);
+}

@@ -1,0 +1,99 @@
+/**
+ * The client's WebSocket transport: one connection, binary frames, one protocol message per frame,
+ * replies in order. Runs in browsers (and Web Workers) with the built-in WebSocket, and in Node
+ * with the `ws` package (Node 20 has no global WebSocket).
+ *
+ * @module
+ */
+import type { Transport } from '../protocol/paillier-inference/client.js';
+import { TransportError } from './http-transport.js';
+
+/** The subset of the WebSocket API the transport uses (browser WebSocket and `ws` both fit). */
+export interface WebSocketLike {
+  binaryType: string;
+  readonly readyState: number;
+  send(data: Uint8Array): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onclose: ((ev: { code: number; reason: string | { toString(): string } }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+}
+
+/** A WebSocket constructor (globalThis.WebSocket or `ws`'s default export). */
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+/** `http(s)://host/...` → `ws(s)://host/v1/ws`. */
+export function webSocketUrl(baseUrl: string): string {
+  const u = new URL(baseUrl);
+  u.protocol = u.protocol === 'https:' ? 'wss:' : u.protocol === 'http:' ? 'ws:' : u.protocol;
+  u.pathname = `${u.pathname.replace(/\/+$/, '')}/v1/ws`;
+  return u.toString();
+}
+
+async function defaultWebSocket(): Promise<WebSocketConstructor> {
+  const g = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+  if (g) return g;
+  // Node 20: the `ws` package (a dependency of blindml). Kept out of browser bundles.
+  const mod = (await import(/* webpackIgnore: true */ 'ws')) as unknown as { default: WebSocketConstructor };
+  return mod.default;
+}
+
+/** Sends protocol messages over one WebSocket; messages are answered in the order sent. */
+export class WebSocketTransport implements Transport {
+  private readonly waiting: { resolve: (b: Uint8Array) => void; reject: (e: Error) => void }[] = [];
+  private closedError: TransportError | undefined;
+
+  private constructor(private readonly socket: WebSocketLike) {
+    socket.onmessage = (ev) => {
+      const next = this.waiting.shift();
+      if (!next) return;
+      const data = ev.data;
+      if (data instanceof ArrayBuffer) next.resolve(new Uint8Array(data));
+      else if (ArrayBuffer.isView(data)) next.resolve(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      else next.reject(new TransportError('the service sent a text frame'));
+    };
+    socket.onclose = (ev) => {
+      this.closedError = new TransportError(`the connection closed (${ev.code}${String(ev.reason) ? `: ${String(ev.reason)}` : ''})`);
+      for (const w of this.waiting.splice(0)) w.reject(this.closedError);
+    };
+    socket.onerror = () => undefined;
+  }
+
+  /**
+   * Opens a connection to `${baseUrl}/v1/ws`.
+   *
+   * @throws TransportError if the connection cannot be opened.
+   */
+  static async connect(baseUrl: string, options: { WebSocket?: WebSocketConstructor } = {}): Promise<WebSocketTransport> {
+    const Ctor = options.WebSocket ?? (await defaultWebSocket());
+    const url = webSocketUrl(baseUrl);
+    const socket = new Ctor(url);
+    socket.binaryType = 'arraybuffer';
+    await new Promise<void>((resolve, reject) => {
+      socket.onopen = () => resolve();
+      socket.onerror = () => reject(new TransportError(`cannot open a WebSocket to ${url}`));
+      socket.onclose = (ev) => reject(new TransportError(`cannot open a WebSocket to ${url} (${ev.code})`));
+    });
+    return new WebSocketTransport(socket);
+  }
+
+  /** @throws TransportError once the connection is closed. */
+  send(request: Uint8Array): Promise<Uint8Array> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      try {
+        this.socket.send(request);
+      } catch (err) {
+        this.waiting.pop();
+        reject(new TransportError(`cannot send: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
+      }
+    });
+  }
+
+  /** Closes the connection (the service drops any session left open on it). */
+  close(): void {
+    if (!this.closedError) this.socket.close(1000, 'done');
+  }
+}

@@ -1,0 +1,439 @@
+/**
+ * The blindml service (Fastify): a model registry for model owners, encrypted inference sessions
+ * for clients over WebSocket (`GET /v1/ws`, binary frames) or HTTP (`POST /v1/paillier`), metrics,
+ * and the browser pages.
+ *
+ * Routes:
+ * - `GET /healthz` — `{ status, models, sessions }` (503 while shutting down).
+ * - `GET /metrics` — Prometheus text.
+ * - `GET /v1/models`, `GET /v1/models/:id` — public model list (with the API key: full records).
+ * - `POST /v1/models` (API key) — ONNX bytes as `application/octet-stream` (`?name=`), or JSON
+ *   `{ onnx, calibration?, name? }` with base64 files; 201 when created, 200 when already there.
+ * - `DELETE /v1/models/:id` (API key).
+ * - `GET /v1/samples?limit=N` — committed Fashion-MNIST test images for the demo page.
+ * - `GET /v1/ws` — WebSocket; each binary frame is one protocol message, answered in order.
+ * - `POST /v1/paillier` — one protocol message each way.
+ * - `GET /`, `GET /owner`, `GET /assets/*` — the browser pages (built by `npm run build`).
+ *
+ * The server holds public keys only, never logs message contents, and ends only the affected
+ * session when a frame is malformed, oversized, out of order or under a foreign key.
+ *
+ * @module
+ */
+import { availableParallelism } from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import websocket from '@fastify/websocket';
+import type { WebSocket } from 'ws';
+import { BlindmlError } from '../errors.js';
+import { FASHION_MNIST_CLASSES, loadFashionMnistSample } from '../data/fashion-mnist.js';
+import { PaillierInferenceService } from '../protocol/paillier-inference/service.js';
+import { PaillierWorkerPool } from '../workers/paillier-pool.js';
+import { closeFrame, errorFrame, peekHeader, type FrameHead } from './frames.js';
+import { createMetrics, type ServiceMetrics } from './metrics.js';
+import { apiKeyMatches, generateApiKey, hashApiKey, ModelRegistry, RegistryError, type ModelRecord } from './registry.js';
+
+/** Options of {@link startServer}. Every limit has a default fit for one small machine. */
+export interface ServerOptions {
+  /** SQLite file of the registry (model files go to `<db>.models/`). Default `./blindml.db`. */
+  db?: string;
+  /** The owner's API key; otherwise the stored one, or a new one (returned once in `generatedApiKey`). */
+  apiKey?: string;
+  host?: string;
+  /** 0 picks a free port. Default 8080. */
+  port?: number;
+  /** Fastify's logger (pino): false, true, or pino options. Default false. */
+  logger?: FastifyServerOptions['logger'];
+  /** Worker threads for the encrypted linear layers (0: evaluate on the main thread). Default: all cores. */
+  workers?: number;
+  /** Sessions idle this long are dropped. Default 60 s. */
+  idleTimeoutMs?: number;
+  /** Open sessions, all clients together. Default 64. */
+  maxSessions?: number;
+  /** Open sessions per client address. Default 8. */
+  maxSessionsPerClient?: number;
+  /** Sessions a client address may open per minute (token bucket, burst of the same size). Default 120. */
+  opensPerMinute?: number;
+  /** Largest protocol frame (WebSocket message or HTTP body). Default 32 MiB. */
+  maxFrameBytes?: number;
+  /** Largest model upload. Default 256 MiB. */
+  maxModelBytes?: number;
+  /** Accept client keys below 2048 bits (tests only). */
+  allowInsecureKeys?: boolean;
+  /** Directory of the built browser pages. Default `dist/public` of this package. */
+  publicDir?: string;
+  /** How long a shutdown waits for running sessions before aborting them. Default 10 s. */
+  shutdownGraceMs?: number;
+}
+
+/** A running service. */
+export interface BlindmlServer {
+  readonly app: FastifyInstance;
+  /** Base URL, e.g. http://127.0.0.1:8080 */
+  readonly url: string;
+  readonly registry: ModelRegistry;
+  readonly service: PaillierInferenceService;
+  readonly metrics: ServiceMetrics;
+  /** Set when no key was given or stored: the new owner key, to be shown once. */
+  readonly generatedApiKey: string | undefined;
+  /** Models in the database that could not be loaded (missing file, import error). */
+  readonly skippedModels: readonly { id: string; reason: string }[];
+  /** Open sessions per transport, as the front tracks them. */
+  trackedSessions(): number;
+  /**
+   * Graceful shutdown: refuses new sessions, waits up to `graceMs` for running ones to finish,
+   * aborts the rest (WebSocket close 1001), then closes the server, the workers and the database.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+const SETTING_KEY_HASH = 'api_key_sha256';
+
+interface Tracked {
+  ip: string;
+  transport: 'ws' | 'http';
+  started: number;
+  conn: Connection | undefined;
+}
+
+interface Connection {
+  socket: WebSocket;
+  ip: string;
+  sessions: Set<string>;
+  queue: Promise<void>;
+  pending: number;
+}
+
+/** Where `npm run build` puts the browser pages. */
+function defaultPublicDir(): string {
+  return fileURLToPath(new URL('../../dist/public/', import.meta.url));
+}
+
+/**
+ * Opens the registry, compiles its models and starts listening.
+ *
+ * @throws if the database cannot be opened or the port cannot be bound.
+ */
+export async function startServer(options: ServerOptions = {}): Promise<BlindmlServer> {
+  const idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
+  const maxFrame = options.maxFrameBytes ?? 32 * 2 ** 20;
+  const perClient = options.maxSessionsPerClient ?? 8;
+  const opensPerMinute = options.opensPerMinute ?? 120;
+  const graceDefault = options.shutdownGraceMs ?? 10_000;
+
+  const { registry, skipped } = ModelRegistry.open(options.db ?? './blindml.db');
+  let generatedApiKey: string | undefined;
+  if (options.apiKey) {
+    registry.setSetting(SETTING_KEY_HASH, hashApiKey(options.apiKey));
+  } else if (!registry.setting(SETTING_KEY_HASH)) {
+    generatedApiKey = generateApiKey();
+    registry.setSetting(SETTING_KEY_HASH, hashApiKey(generatedApiKey));
+  }
+  const keyHash = registry.setting(SETTING_KEY_HASH)!;
+
+  const threads = options.workers ?? availableParallelism();
+  const pool = threads > 0 ? new PaillierWorkerPool({ threads }) : undefined;
+  const service = new PaillierInferenceService({
+    idleTimeoutMs,
+    maxSessions: options.maxSessions ?? 64,
+    allowInsecureKeys: options.allowInsecureKeys ?? false,
+    maxMessageBytes: maxFrame,
+    ...(pool ? { evaluator: pool } : {}),
+  });
+  for (const m of registry.list()) service.register(m.id, registry.get(m.id)!.compiled);
+
+  const tracked = new Map<string, Tracked>();
+  const byIp = new Map<string, Set<string>>();
+  const buckets = new Map<string, { tokens: number; at: number }>();
+  const connections = new Set<Connection>();
+  let draining = false;
+
+  const metrics = createMetrics({ sessions: () => tracked.size, models: () => registry.list().length });
+  const app = Fastify({ logger: options.logger ?? false, bodyLimit: 1024 * 1024, trustProxy: false });
+  const log = app.log;
+
+  function endSession(id: string, outcome: 'completed' | 'failed' | 'aborted' | 'expired'): void {
+    const t = tracked.get(id);
+    if (!t) return;
+    tracked.delete(id);
+    const set = byIp.get(t.ip);
+    set?.delete(id);
+    if (set && set.size === 0) byIp.delete(t.ip);
+    t.conn?.sessions.delete(id);
+    metrics.sessionsEnded.inc({ outcome });
+    const seconds = (performance.now() - t.started) / 1000;
+    if (outcome === 'completed') metrics.sessionSeconds.observe(seconds);
+    log.info({ session: id.slice(0, 8), outcome, transport: t.transport, seconds: Number(seconds.toFixed(3)) }, 'session ended');
+  }
+
+  /** Drops tracking of sessions the service no longer holds (finished elsewhere or idle). */
+  function prune(ip?: string): void {
+    const ids = ip ? [...(byIp.get(ip) ?? [])] : [...tracked.keys()];
+    for (const id of ids) if (!service.hasSession(id)) endSession(id, 'expired');
+  }
+  const sweeper = setInterval(() => prune(), Math.max(250, Math.min(idleTimeoutMs / 2, 5_000)));
+  sweeper.unref();
+
+  function takeToken(ip: string): boolean {
+    const now = Date.now();
+    const b = buckets.get(ip) ?? { tokens: opensPerMinute, at: now };
+    b.tokens = Math.min(opensPerMinute, b.tokens + ((now - b.at) / 60_000) * opensPerMinute);
+    b.at = now;
+    buckets.set(ip, b);
+    if (buckets.size > 10_000) buckets.delete(buckets.keys().next().value!);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  function refuse(reason: 'rate_limited' | 'session_limit' | 'shutting_down', code: string, text: string): Uint8Array {
+    metrics.framesRejected.inc({ reason });
+    return errorFrame(code, text);
+  }
+
+  /** One protocol message in, one out. Never throws. */
+  async function exchange(bytes: Uint8Array, ip: string, transport: 'ws' | 'http', conn?: Connection): Promise<Uint8Array> {
+    metrics.bytesReceived.inc({ transport }, bytes.length);
+    const head: FrameHead | null = peekHeader(bytes);
+    let reply: Uint8Array;
+    if (head?.type === 'open' && draining) {
+      reply = refuse('shutting_down', 'ERR_SHUTTING_DOWN', 'the service is shutting down; retry later');
+    } else if (head?.type === 'open' && (prune(ip), (byIp.get(ip)?.size ?? 0) >= perClient)) {
+      reply = refuse('session_limit', 'ERR_TOO_MANY_SESSIONS', `at most ${perClient} open sessions per client`);
+    } else if (head?.type === 'open' && !takeToken(ip)) {
+      reply = refuse('rate_limited', 'ERR_RATE_LIMITED', `at most ${opensPerMinute} sessions per minute per client`);
+    } else {
+      const started = performance.now();
+      reply = await service.handle(bytes);
+      metrics.messageSeconds.observe({ type: head?.type ?? 'malformed' }, (performance.now() - started) / 1000);
+      const out = peekHeader(reply);
+      if (out?.type === 'opened' && out.sessionId) {
+        tracked.set(out.sessionId, { ip, transport, started: performance.now(), conn });
+        if (!byIp.has(ip)) byIp.set(ip, new Set());
+        byIp.get(ip)!.add(out.sessionId);
+        conn?.sessions.add(out.sessionId);
+        metrics.sessionsOpened.inc({ transport });
+        log.info({ session: out.sessionId.slice(0, 8), model: head?.modelId, ip, transport }, 'session opened');
+      } else if (out?.type === 'activate' || out?.type === 'result') {
+        if (head?.type === 'activated') metrics.rounds.inc();
+        if (out.type === 'result' && out.sessionId) endSession(out.sessionId, 'completed');
+      } else if (out?.type === 'closed' && out.sessionId) {
+        endSession(out.sessionId, 'aborted');
+      } else if (out?.type === 'error') {
+        metrics.framesRejected.inc({ reason: out.code === 'ERR_BAD_MESSAGE' || !head ? 'malformed' : 'refused' });
+        log.warn({ code: out.code, type: head?.type ?? 'malformed', bytes: bytes.length, ip, transport }, 'message refused');
+        if (head?.sessionId) endSession(head.sessionId, 'failed');
+        else if (conn && head?.type !== 'open') for (const id of [...conn.sessions]) closeSession(id, 'failed');
+      }
+    }
+    metrics.bytesSent.inc({ transport }, reply.length);
+    return reply;
+  }
+
+  function closeSession(id: string, outcome: 'failed' | 'aborted'): void {
+    void service.handle(closeFrame(id));
+    endSession(id, outcome);
+  }
+
+  function offeredKey(req: FastifyRequest): string | undefined {
+    const auth = req.headers.authorization;
+    if (typeof auth === 'string' && auth.startsWith('Bearer ')) return auth.slice(7).trim();
+    const header = req.headers['x-api-key'];
+    return typeof header === 'string' ? header : undefined;
+  }
+  function isOwner(req: FastifyRequest): boolean {
+    const key = offeredKey(req);
+    return key !== undefined && apiKeyMatches(key, keyHash);
+  }
+  function requireOwner(req: FastifyRequest, reply: FastifyReply): boolean {
+    if (isOwner(req)) return true;
+    void reply.code(401).send({ error: 'ERR_UNAUTHORIZED', message: 'an owner API key is required (Authorization: Bearer <key>)' });
+    return false;
+  }
+  const publicRecord = (m: ModelRecord) => ({ id: m.id, name: m.name, inputShape: m.inputShape, outputSize: m.outputSize, rounds: m.rounds });
+
+  // --- content types -------------------------------------------------------------------------
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: Math.max(maxFrame, options.maxModelBytes ?? 256 * 2 ** 20) }, (_req, body, done) => done(null, body));
+  app.setErrorHandler((err: { statusCode?: number; code?: string; message: string }, req, reply) => {
+    const status = err.statusCode ?? 500;
+    if (status === 413) metrics.framesRejected.inc({ reason: 'oversized' });
+    if (status >= 500) req.log.error({ code: err.code }, 'request failed');
+    void reply.code(status).send({ error: err.code ?? 'ERR_INTERNAL', message: status >= 500 ? 'internal error' : err.message });
+  });
+
+  // --- health and metrics -------------------------------------------------------------------
+  app.get('/healthz', async (_req, reply) => {
+    const body = { status: draining ? 'shutting-down' : 'ok', models: registry.list().length, sessions: tracked.size };
+    return reply.code(draining ? 503 : 200).send(body);
+  });
+  app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+
+  // --- model registry -----------------------------------------------------------------------
+  app.get('/v1/models', async (req) => {
+    const owner = isOwner(req);
+    return { models: registry.list().map((m) => (owner ? m : publicRecord(m))) };
+  });
+  app.get<{ Params: { id: string } }>('/v1/models/:id', async (req, reply) => {
+    const m = registry.get(req.params.id);
+    if (!m) return reply.code(404).send({ error: 'ERR_UNKNOWN_MODEL', message: `no model with id ${req.params.id}` });
+    return isOwner(req) ? m.record : publicRecord(m.record);
+  });
+  app.post<{ Querystring: { name?: string } }>(
+    '/v1/models',
+    { bodyLimit: options.maxModelBytes ?? 256 * 2 ** 20 },
+    async (req, reply) => {
+      if (!requireOwner(req, reply)) return reply;
+      let onnx: Uint8Array;
+      let calibration: Uint8Array | undefined;
+      let name = req.query.name;
+      if (Buffer.isBuffer(req.body)) {
+        onnx = new Uint8Array(req.body);
+      } else {
+        const body = req.body as { onnx?: unknown; calibration?: unknown; name?: unknown } | null;
+        if (!body || typeof body.onnx !== 'string') return reply.code(400).send({ error: 'ERR_BAD_REQUEST', message: 'send ONNX bytes (application/octet-stream) or JSON { onnx: base64, calibration?: base64, name? }' });
+        onnx = Buffer.from(body.onnx, 'base64');
+        if (typeof body.calibration === 'string') calibration = Buffer.from(body.calibration, 'base64');
+        if (typeof body.name === 'string') name = body.name;
+      }
+      try {
+        const { model, created } = registry.add(onnx, { ...(name ? { name } : {}), ...(calibration ? { calibration } : {}) });
+        service.register(model.record.id, model.compiled);
+        req.log.info({ model: model.record.id, created, bytes: onnx.length }, 'model registered');
+        return reply.code(created ? 201 : 200).send({ model: model.record, created });
+      } catch (err) {
+        if (err instanceof RegistryError || err instanceof BlindmlError) {
+          return reply.code(err instanceof RegistryError ? err.status : 400).send({ error: err.code, message: err.message });
+        }
+        throw err;
+      }
+    },
+  );
+  app.delete<{ Params: { id: string } }>('/v1/models/:id', async (req, reply) => {
+    if (!requireOwner(req, reply)) return reply;
+    if (!registry.remove(req.params.id)) return reply.code(404).send({ error: 'ERR_UNKNOWN_MODEL', message: `no model with id ${req.params.id}` });
+    service.unregister(req.params.id);
+    req.log.info({ model: req.params.id }, 'model removed');
+    return reply.code(204).send();
+  });
+
+  // --- demo data ------------------------------------------------------------------------------
+  let samples: { shape: readonly number[]; classes: readonly string[]; labels: number[]; images: string[] } | undefined;
+  app.get<{ Querystring: { limit?: string } }>('/v1/samples', async (req) => {
+    if (!samples) {
+      const s = loadFashionMnistSample({ limit: 100 });
+      const size = s.shape.reduce((a, b) => a * b, 1);
+      samples = {
+        shape: s.shape,
+        classes: FASHION_MNIST_CLASSES,
+        labels: Array.from(s.labels),
+        images: Array.from({ length: s.count }, (_, k) => Buffer.from(Uint8Array.from(s.images.subarray(k * size, (k + 1) * size), (v) => Math.round(v * 255))).toString('base64')),
+      };
+    }
+    const limit = Math.max(1, Math.min(100, Number.parseInt(req.query.limit ?? '24', 10) || 24));
+    return { ...samples, labels: samples.labels.slice(0, limit), images: samples.images.slice(0, limit) };
+  });
+
+  // --- inference over HTTP --------------------------------------------------------------------
+  app.post('/v1/paillier', { bodyLimit: maxFrame }, async (req, reply) => {
+    if (!Buffer.isBuffer(req.body)) return reply.code(415).send({ error: 'ERR_BAD_REQUEST', message: 'send application/octet-stream' });
+    const started = performance.now();
+    const out = await exchange(new Uint8Array(req.body.buffer, req.body.byteOffset, req.body.byteLength), req.ip, 'http');
+    return reply
+      .header('content-type', 'application/octet-stream')
+      .header('x-blindml-service-ms', (performance.now() - started).toFixed(1))
+      .send(Buffer.from(out.buffer, out.byteOffset, out.byteLength));
+  });
+
+  // --- inference over WebSocket ---------------------------------------------------------------
+  await app.register(websocket, { options: { maxPayload: maxFrame, perMessageDeflate: false } });
+  app.get('/v1/ws', { websocket: true }, (socket, req) => {
+    const conn: Connection = { socket, ip: req.ip, sessions: new Set(), queue: Promise.resolve(), pending: 0 };
+    connections.add(conn);
+    metrics.wsConnections.inc();
+    socket.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
+      const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+      if (conn.pending >= 64) {
+        metrics.framesRejected.inc({ reason: 'malformed' });
+        socket.close(1008, 'too many frames in flight');
+        return;
+      }
+      conn.pending++;
+      conn.queue = conn.queue.then(async () => {
+        const out = isBinary ? await exchange(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), conn.ip, 'ws', conn) : (metrics.framesRejected.inc({ reason: 'malformed' }), errorFrame('ERR_BAD_MESSAGE', 'send binary frames'));
+        conn.pending--;
+        if (socket.readyState === socket.OPEN) socket.send(out, { binary: true });
+      });
+    });
+    socket.on('error', (err: Error) => {
+      if (/max payload/i.test(err.message)) metrics.framesRejected.inc({ reason: 'oversized' });
+      log.warn({ ip: conn.ip, reason: err.message.slice(0, 100) }, 'websocket error');
+    });
+    socket.on('close', () => {
+      connections.delete(conn);
+      metrics.wsConnections.dec();
+      // Let a frame being processed finish, then drop whatever this client left open.
+      void conn.queue.then(() => {
+        for (const id of [...conn.sessions]) closeSession(id, 'aborted');
+      });
+    });
+  });
+
+  // --- browser pages ----------------------------------------------------------------------------
+  const publicDir = options.publicDir ?? defaultPublicDir();
+  const assets = new Map<string, { type: string; body: Buffer }>();
+  if (existsSync(publicDir)) {
+    for (const f of readdirSync(publicDir)) {
+      if (!/^[\w.-]+\.(js|css|html|map)$/.test(f)) continue;
+      const type = f.endsWith('.js') ? 'text/javascript' : f.endsWith('.css') ? 'text/css' : f.endsWith('.html') ? 'text/html; charset=utf-8' : 'application/json';
+      assets.set(f, { type, body: readFileSync(join(publicDir, f)) });
+    }
+  }
+  const page = (file: string) => async (_req: FastifyRequest, reply: FastifyReply) => {
+    const a = assets.get(file);
+    if (!a) return reply.code(404).type('text/plain').send('the browser pages are not built: run npm run build');
+    return reply.type(a.type).header('cache-control', 'no-cache').send(a.body);
+  };
+  app.get('/', page('index.html'));
+  app.get('/owner', page('owner.html'));
+  app.get<{ Params: { file: string } }>('/assets/:file', async (req, reply) => page(req.params.file)(req, reply));
+
+  await app.listen({ port: options.port ?? 8080, host: options.host ?? '127.0.0.1' });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port ?? 8080;
+  const host = options.host ?? '127.0.0.1';
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+
+  let closing: Promise<void> | undefined;
+  async function close(graceMs = graceDefault): Promise<void> {
+    draining = true;
+    const deadline = Date.now() + graceMs;
+    while (Date.now() < deadline) {
+      prune();
+      if (tracked.size === 0) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const aborted = tracked.size;
+    for (const id of [...tracked.keys()]) closeSession(id, 'aborted');
+    for (const c of connections) c.socket.close(1001, 'server shutting down');
+    if (aborted) log.warn({ aborted }, 'sessions aborted at shutdown');
+    clearInterval(sweeper);
+    service.closeAll();
+    await app.close();
+    await pool?.destroy();
+    registry.close();
+  }
+
+  return {
+    app,
+    url,
+    registry,
+    service,
+    metrics,
+    generatedApiKey,
+    skippedModels: skipped,
+    trackedSessions: () => tracked.size,
+    close: (graceMs?: number) => (closing ??= close(graceMs)),
+  };
+}

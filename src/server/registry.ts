@@ -1,0 +1,270 @@
+/**
+ * The service's model registry: a SQLite database (better-sqlite3) with the model files beside it
+ * (`<db>.models/<id>.onnx`, and `<id>.calibration` when the owner uploaded calibration images).
+ * Models are identified by the content hash of their ONNX bytes, so registering the same file twice
+ * is a no-op and a restart finds every model again. The database also keeps the SHA-256 hash of
+ * the owner's API key (never the key itself). Node-only.
+ *
+ * @module
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { FormatError } from '../errors.js';
+import { parseIdx, pixelsToFloat32 } from '../data/idx.js';
+import { maybeGunzip } from '../data/files.js';
+import { loadFashionMnistSample } from '../data/fashion-mnist.js';
+import { importOnnx } from '../nn/onnx.js';
+import type { Model } from '../nn/model.js';
+import { compileModel, type CompiledPaillierModel } from '../protocol/paillier-inference/compile.js';
+import { modelIdOf } from '../cli/inference-job.js';
+
+/** How many of the committed sample's last images calibrate a 1×28×28 model by default. */
+export const DEFAULT_CALIBRATION_IMAGES = 100;
+
+/** What the registry records about a model (public fields first). */
+export interface ModelRecord {
+  /** Content id: the first 16 hex digits of the SHA-256 of the ONNX bytes. */
+  readonly id: string;
+  readonly name: string;
+  readonly inputShape: readonly number[];
+  readonly outputSize: number;
+  /** Client activation rounds per session. */
+  readonly rounds: number;
+  readonly bytes: number;
+  readonly createdAt: string;
+  /** 'sample' (the committed Fashion-MNIST tail) or 'upload'. */
+  readonly calibration: 'sample' | 'upload';
+  readonly calibrationSamples: number;
+}
+
+/** A registered model ready to serve. */
+export interface RegisteredModel {
+  readonly record: ModelRecord;
+  readonly compiled: CompiledPaillierModel;
+}
+
+/** A registry refusal with an HTTP status. */
+export class RegistryError extends FormatError {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Row {
+  id: string;
+  name: string;
+  input_shape: string;
+  output_size: number;
+  rounds: number;
+  bytes: number;
+  created_at: string;
+  calibration: 'sample' | 'upload';
+  calibration_samples: number;
+}
+
+function toRecord(r: Row): ModelRecord {
+  return {
+    id: r.id,
+    name: r.name,
+    inputShape: JSON.parse(r.input_shape) as number[],
+    outputSize: r.output_size,
+    rounds: r.rounds,
+    bytes: r.bytes,
+    createdAt: r.created_at,
+    calibration: r.calibration,
+    calibrationSamples: r.calibration_samples,
+  };
+}
+
+/** SHA-256 of an API key, hex. */
+export function hashApiKey(key: string): string {
+  return createHash('sha256').update(key, 'utf8').digest('hex');
+}
+
+/** A fresh random API key (256 bits, base64url). */
+export function generateApiKey(): string {
+  return `bml_${randomBytes(32).toString('base64url')}`;
+}
+
+/** Compares an offered key with a stored hash in constant time. */
+export function apiKeyMatches(offered: string, storedHash: string): boolean {
+  const a = Buffer.from(hashApiKey(offered), 'hex');
+  const b = Buffer.from(storedHash, 'hex');
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * Calibration inputs from an uploaded IDX file of N inputs (gzip or not, unsigned bytes → [0, 1]),
+ * e.g. N×28×28 or N×3×32×32.
+ *
+ * @throws RegistryError (400) if the file is not IDX images of the model's input size.
+ */
+export function calibrationFromIdx(bytes: Uint8Array, model: Model): Float32Array {
+  let tensor;
+  try {
+    tensor = parseIdx(maybeGunzip(bytes));
+  } catch (err) {
+    throw new RegistryError(400, `calibration file: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const [count = 0, ...rest] = tensor.dims;
+  const size = rest.reduce((a, b) => a * b, 1);
+  if (tensor.dims.length < 2 || size !== model.inputSize) {
+    throw new RegistryError(400, `calibration file: expected N × ${model.inputSize} values (IDX, unsigned bytes), got [${tensor.dims.join(', ')}]`);
+  }
+  if (count < 1) throw new RegistryError(400, 'calibration file has no images');
+  return pixelsToFloat32(tensor.data);
+}
+
+/** The committed Fashion-MNIST tail, when the model takes 1×28×28 (or 784) inputs. */
+function defaultCalibration(model: Model): Float32Array {
+  const sample = loadFashionMnistSample();
+  const size = sample.shape.reduce((a, b) => a * b, 1);
+  if (model.inputSize !== size) {
+    throw new RegistryError(400, `the model takes ${model.inputSize} values per input; upload calibration images (IDX) of that size`);
+  }
+  return sample.images.subarray((sample.count - DEFAULT_CALIBRATION_IMAGES) * size);
+}
+
+/** The registry: open with {@link ModelRegistry.open}, close with {@link ModelRegistry.close}. */
+export class ModelRegistry {
+  private readonly models = new Map<string, RegisteredModel>();
+
+  private constructor(
+    private readonly db: Database.Database,
+    /** Directory of the model files. */
+    readonly dir: string,
+  ) {}
+
+  /**
+   * Opens (creating if needed) the database and compiles every registered model.
+   * A model whose file is missing or no longer compiles is skipped and reported in `skipped`.
+   *
+   * @throws whatever better-sqlite3 throws for an unusable database file.
+   */
+  static open(dbPath: string): { registry: ModelRegistry; skipped: { id: string; reason: string }[] } {
+    const path = dbPath === ':memory:' ? dbPath : resolve(dbPath);
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS models (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, input_shape TEXT NOT NULL, output_size INTEGER NOT NULL,
+        rounds INTEGER NOT NULL, bytes INTEGER NOT NULL, created_at TEXT NOT NULL,
+        calibration TEXT NOT NULL, calibration_samples INTEGER NOT NULL
+      );
+      CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    `);
+    const dir = path === ':memory:' ? join(process.cwd(), `.blindml-memory-${process.pid}.models`) : `${path}.models`;
+    mkdirSync(dir, { recursive: true });
+    const registry = new ModelRegistry(db, dir);
+    const skipped: { id: string; reason: string }[] = [];
+    for (const row of db.prepare('SELECT * FROM models ORDER BY created_at').all() as Row[]) {
+      try {
+        registry.models.set(row.id, { record: toRecord(row), compiled: registry.compileStored(row) });
+      } catch (err) {
+        skipped.push({ id: row.id, reason: err instanceof Error ? err.message : String(err) });
+      }
+    }
+    return { registry, skipped };
+  }
+
+  private file(id: string, ext: 'onnx' | 'calibration'): string {
+    return join(this.dir, `${id}.${ext}`);
+  }
+
+  private compileStored(row: Row): CompiledPaillierModel {
+    const model = importOnnx(readFileSync(this.file(row.id, 'onnx')));
+    const calibration = row.calibration === 'upload' ? calibrationFromIdx(readFileSync(this.file(row.id, 'calibration')), model) : defaultCalibration(model);
+    return compileModel(model, calibration);
+  }
+
+  /** Every registered model. */
+  list(): ModelRecord[] {
+    return [...this.models.values()].map((m) => m.record);
+  }
+
+  get(id: string): RegisteredModel | undefined {
+    return this.models.get(id);
+  }
+
+  /**
+   * Imports, compiles and stores a model. The same bytes twice return the existing record.
+   *
+   * @throws RegistryError (400) for bytes that are not a model the protocol can run or bad
+   *   calibration images; UnsupportedOpError / FormatError from the importer (also 400).
+   */
+  add(onnx: Uint8Array, options: { name?: string; calibration?: Uint8Array } = {}): { model: RegisteredModel; created: boolean } {
+    const id = modelIdOf(onnx);
+    const existing = this.models.get(id);
+    if (existing) return { model: existing, created: false };
+    let model: Model;
+    try {
+      model = importOnnx(onnx);
+    } catch (err) {
+      throw new RegistryError(400, `not a model blindml can import: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const calibration = options.calibration ? calibrationFromIdx(options.calibration, model) : defaultCalibration(model);
+    let compiled: CompiledPaillierModel;
+    try {
+      compiled = compileModel(model, calibration);
+    } catch (err) {
+      throw new RegistryError(400, `the inference protocol cannot run this model: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const record: ModelRecord = {
+      id,
+      name: (options.name ?? id).slice(0, 200),
+      inputShape: [...model.inputShape],
+      outputSize: model.outputSize,
+      rounds: compiled.plan.stages.length - 1,
+      bytes: onnx.length,
+      createdAt: new Date().toISOString(),
+      calibration: options.calibration ? 'upload' : 'sample',
+      calibrationSamples: calibration.length / model.inputSize,
+    };
+    writeAtomic(this.file(id, 'onnx'), onnx);
+    if (options.calibration) writeAtomic(this.file(id, 'calibration'), options.calibration);
+    this.db
+      .prepare(
+        `INSERT OR REPLACE INTO models (id, name, input_shape, output_size, rounds, bytes, created_at, calibration, calibration_samples)
+         VALUES (@id, @name, @inputShape, @outputSize, @rounds, @bytes, @createdAt, @calibration, @calibrationSamples)`,
+      )
+      .run({ ...record, inputShape: JSON.stringify(record.inputShape) });
+    const registered = { record, compiled };
+    this.models.set(id, registered);
+    return { model: registered, created: true };
+  }
+
+  /** Deletes a model and its files. @returns whether it existed. */
+  remove(id: string): boolean {
+    if (!this.models.delete(id)) return false;
+    this.db.prepare('DELETE FROM models WHERE id = ?').run(id);
+    rmSync(this.file(id, 'onnx'), { force: true });
+    rmSync(this.file(id, 'calibration'), { force: true });
+    return true;
+  }
+
+  /** A stored setting, or undefined. */
+  setting(name: string): string | undefined {
+    return (this.db.prepare('SELECT value FROM settings WHERE name = ?').get(name) as { value: string } | undefined)?.value;
+  }
+
+  setSetting(name: string, value: string): void {
+    this.db.prepare('INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)').run(name, value);
+  }
+
+  close(): void {
+    this.db.close();
+    if (this.dir.includes('.blindml-memory-') && existsSync(this.dir)) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function writeAtomic(path: string, bytes: Uint8Array): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, bytes);
+  renameSync(tmp, path);
+}
