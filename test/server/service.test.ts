@@ -154,7 +154,7 @@ test('sessions per client are limited; a vanished client is freed', async () => 
     a.ws.terminate();
     await until(() => limited.trackedSessions() === 0);
     // HTTP sessions left behind expire with the idle timeout.
-    const res = await fetch(`${limited.url}/v1/paillier`, { method: 'POST', body: openFrame(), headers: { 'content-type': 'application/octet-stream' } });
+    const res = await fetch(`${limited.url}/v1/paillier`, { method: 'POST', body: openFrame() as Uint8Array<ArrayBuffer>, headers: { 'content-type': 'application/octet-stream' } });
     assert.equal(decodeMessage(new Uint8Array(await res.arrayBuffer())).type, 'opened');
     assert.equal(limited.trackedSessions(), 1);
     await until(() => limited.trackedSessions() === 0);
