@@ -6,6 +6,7 @@
  */
 import type { PaillierPublicKey } from '../schemes/paillier/keys.js';
 import { batchInvert, plainFactor, signedProducts } from '../schemes/paillier/linear.js';
+import { packRaw } from '../schemes/paillier/packing.js';
 
 /** The integer map to apply: CSR structure with integer exponents (as exact doubles). */
 export interface IntegerRows {
@@ -45,15 +46,21 @@ export function evaluateRows(key: PaillierPublicKey, values: readonly bigint[], 
   });
 }
 
-/** Something that evaluates integer rows, on this thread or on workers. */
+/** Where a service's heavy ciphertext work runs: this thread, or worker threads. */
 export interface RowEvaluator {
+  /** Rows [0, rowCount) of `rows` (see {@link evaluateRows}). */
   evaluate(key: PaillierPublicKey, values: readonly bigint[], rows: IntegerRows, rowCount: number): Promise<bigint[]>;
+  /** Raises values to their factors and packs them (see `packRaw`). */
+  pack(key: PaillierPublicKey, values: readonly bigint[], factors: readonly bigint[] | null, slotBits: number, perCiphertext: number): Promise<bigint[]>;
 }
 
 /** Evaluates on the calling thread. */
 export const localRowEvaluator: RowEvaluator = {
   evaluate(key, values, rows, rowCount) {
     return Promise.resolve(evaluateRows(key, values, rows, 0, rowCount));
+  },
+  pack(key, values, factors, slotBits, perCiphertext) {
+    return Promise.resolve(packRaw(values, factors, slotBits, perCiphertext, key.nSquared));
   },
 };
 

@@ -103,6 +103,20 @@ export class PaillierWorkerPool implements RowEvaluator {
     return (await Promise.all(tasks)).flat();
   }
 
+  /** Raises values to their factors and packs them (see `packRaw`), groups spread over the workers. */
+  async pack(key: PaillierPublicKey, values: readonly bigint[], factors: readonly bigint[] | null, slotBits: number, perCiphertext: number): Promise<bigint[]> {
+    const groups = Math.ceil(values.length / perCiphertext);
+    const tasks: Promise<bigint[]>[] = [];
+    let group = 0;
+    for (const size of this.split(groups)) {
+      const from = group * perCiphertext;
+      const to = Math.min(values.length, (group + size) * perCiphertext);
+      tasks.push(this.run({ kind: 'pack', n: key.n, values: values.slice(from, to), factors: factors ? factors.slice(from, to) : null, slotBits, perCiphertext }));
+      group += size;
+    }
+    return (await Promise.all(tasks)).flat();
+  }
+
   /** Stops the workers. */
   async destroy(): Promise<void> {
     await this.piscina.destroy();

@@ -7,6 +7,7 @@
  */
 import { PaillierPrivateKey, PaillierPublicKey } from '../schemes/paillier/keys.js';
 import { dotRaw, sliceWeights, type IntegerWeights } from '../schemes/paillier/linear.js';
+import { packRaw } from '../schemes/paillier/packing.js';
 import { evaluateRows, type IntegerRows } from '../tensor/paillier-sparse.js';
 
 /** A task for {@link runPaillierTask}. */
@@ -15,7 +16,8 @@ export type PaillierTask =
   | { kind: 'noise'; n: bigint; insecure: boolean; count: number }
   | { kind: 'decrypt'; n: bigint; p: bigint; q: bigint; insecure: boolean; values: bigint[] }
   | { kind: 'matvec'; n: bigint; insecure: boolean; values: bigint[]; weights: IntegerWeights; rowStart: number; rowEnd: number; bias?: bigint[] }
-  | { kind: 'rows'; n: bigint; insecure: boolean; values: readonly bigint[]; rows: IntegerRows; rowStart: number; rowEnd: number };
+  | { kind: 'rows'; n: bigint; insecure: boolean; values: readonly bigint[]; rows: IntegerRows; rowStart: number; rowEnd: number }
+  | { kind: 'pack'; n: bigint; values: readonly bigint[]; factors: readonly bigint[] | null; slotBits: number; perCiphertext: number };
 
 const publicKeys = new Map<bigint, PaillierPublicKey>();
 const privateKeys = new Map<bigint, PaillierPrivateKey>();
@@ -62,6 +64,8 @@ export function runPaillierTask(task: PaillierTask): bigint[] {
       }
       return out;
     }
+    case 'pack':
+      return packRaw(task.values, task.factors, task.slotBits, task.perCiphertext, task.n * task.n);
     case 'rows':
       return evaluateRows(publicKeyFor(task.n, task.insecure), task.values, task.rows, task.rowStart, task.rowEnd);
   }

@@ -2,6 +2,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { dot, matVec } from '../../src/schemes/paillier/index.js';
 import { PaillierWorkerPool } from '../../src/workers/index.js';
+import { localRowEvaluator } from '../../src/tensor/paillier-sparse.js';
 import { smallKeys } from '../helpers/keys.js';
 
 const pool = new PaillierWorkerPool({ threads: 2 });
@@ -25,4 +26,19 @@ test('the worker pool encrypts, decrypts and computes matVec exactly like the si
   const noise = await pool.noise(publicKey, 6);
   assert.equal(new Set(noise).size, 6);
   assert.equal(privateKey.decrypt(publicKey.ciphertext(publicKey.encryptRaw(4n, noise[0]))), 4n);
+});
+
+test('the pool packs and evaluates sparse rows exactly like the local evaluator', async () => {
+  const { publicKey } = smallKeys();
+  const values = Array.from({ length: 11 }, (_, i) => publicKey.encrypt(BigInt(i - 5)).value);
+  const factors = values.map((_, i) => BigInt(65536 + i * 977));
+  assert.deepEqual(await pool.pack(publicKey, values, factors, 40, 3), await localRowEvaluator.pack(publicKey, values, factors, 40, 3));
+  assert.deepEqual(await pool.pack(publicKey, values, null, 40, 1), values);
+  const rows = {
+    offsets: Int32Array.of(0, 3, 3, 7),
+    indices: Int32Array.of(0, 4, 9, 1, 2, 3, 10),
+    exponents: Float64Array.of(5, -7, 123456, -1, 2, -3, 4),
+    bias: [1n, 0n, -9n],
+  };
+  assert.deepEqual(await pool.evaluate(publicKey, values, rows, 3), await localRowEvaluator.evaluate(publicKey, values, rows, 3));
 });

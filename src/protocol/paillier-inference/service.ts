@@ -9,11 +9,9 @@
  */
 import { BlindmlError, InvalidCiphertextError } from '../../errors.js';
 import { base64UrlToBigInt } from '../../math/bigint.js';
-import { modPow } from '../../math/modular.js';
 import { randomBits } from '../../math/random.js';
-import { PaillierCiphertext } from '../../schemes/paillier/ciphertext.js';
 import { MIN_SECURE_BITS, PaillierPublicKey } from '../../schemes/paillier/keys.js';
-import { packCiphertexts, SlotLayout } from '../../schemes/paillier/packing.js';
+import { SlotLayout } from '../../schemes/paillier/packing.js';
 import { localRowEvaluator, type RowEvaluator } from '../../tensor/paillier-sparse.js';
 import type { CompiledPaillierModel } from './compile.js';
 import { decodeMessage, encodeMessage, message, ProtocolError, type ActivationSpec, type Message, type MessageOf, type SessionInfo } from './messages.js';
@@ -252,7 +250,7 @@ export class PaillierInferenceService {
     }
     s.inputs = [];
     if (!stage.activation) {
-      const packed = this.packForTransport(s, values, scales.maps[scales.maps.length - 1]!.outputBound);
+      const packed = await this.packForTransport(s, values, null, scales.maps[scales.maps.length - 1]!.outputBound);
       return message<'result'>({ type: 'result', sessionId: s.id, outputs: values.length, valuesPerCiphertext: packed.perCiphertext, slotBits: packed.slotBits, ciphertexts: packed.ciphertexts });
     }
     const group = stage.activation;
@@ -261,25 +259,24 @@ export class PaillierInferenceService {
     const order = randomPermutation(unitCount);
     const factors = new Float64Array(unitCount).fill(1);
     const sent: bigint[] = [];
+    const sentFactors: bigint[] = [];
     const unitSizes: number[] = [];
-    const n2 = s.key.nSquared;
     for (let k = 0; k < unitCount; k++) {
       const unit = order[k]!;
       // Cells of a window go out in a fresh random order too, hiding which position holds the max.
       const cells = units ? shuffled(units[unit]!) : [unit];
       unitSizes.push(cells.length);
-      if (group.homogeneous) {
-        const r = blindingFactor(s.model.params.blindBits);
-        factors[unit] = Number(r);
-        for (const c of cells) sent.push(modPow(values[c]!, r, n2));
-      } else {
-        for (const c of cells) sent.push(values[c]!);
+      const r = group.homogeneous ? blindingFactor(s.model.params.blindBits) : 1n;
+      factors[unit] = Number(r);
+      for (const c of cells) {
+        sent.push(values[c]!);
+        sentFactors.push(r);
       }
     }
     s.pending = { order, factors };
     s.stage++;
     s.expecting = 'activated';
-    const packed = this.packForTransport(s, sent, scales.sentBound);
+    const packed = await this.packForTransport(s, sent, group.homogeneous ? sentFactors : null, scales.sentBound);
     const spec: ActivationSpec = {
       fns: [...group.fns],
       unitSizes: unitSizes.every((u) => u === 1) ? null : unitSizes,
@@ -299,15 +296,19 @@ export class PaillierInferenceService {
    * client. Batch mode: ciphertexts already hold one value per sample. Either way every
    * ciphertext is re-randomized before it leaves.
    */
-  private packForTransport(s: Session, values: bigint[], bound: number): { ciphertexts: bigint[]; perCiphertext: number; slotBits: number } {
-    if (s.batch > 1) return { ciphertexts: values.map((c) => this.obfuscate(s, c)), perCiphertext: 1, slotBits: s.layout.slotBits };
-    const layout = new SlotLayout(s.key.bits, { bound: BigInt(Math.ceil(bound)) + 1n, guardBits: s.model.params.guardBits });
-    const out: bigint[] = [];
-    for (let i = 0; i < values.length; i += layout.slots) {
-      const chunk = values.slice(i, i + layout.slots).map((c) => new PaillierCiphertext(s.key, c));
-      out.push(this.obfuscate(s, packCiphertexts(chunk, layout).value));
+  private async packForTransport(
+    s: Session,
+    values: bigint[],
+    factors: bigint[] | null,
+    bound: number,
+  ): Promise<{ ciphertexts: bigint[]; perCiphertext: number; slotBits: number }> {
+    if (s.batch > 1) {
+      const raised = factors ? await this.evaluator.pack(s.key, values, factors, s.layout.slotBits, 1) : values;
+      return { ciphertexts: raised.map((c) => this.obfuscate(s, c)), perCiphertext: 1, slotBits: s.layout.slotBits };
     }
-    return { ciphertexts: out, perCiphertext: layout.slots, slotBits: layout.slotBits };
+    const layout = new SlotLayout(s.key.bits, { bound: BigInt(Math.ceil(bound)) + 1n, guardBits: s.model.params.guardBits });
+    const packed = await this.evaluator.pack(s.key, values, factors, layout.slotBits, layout.slots);
+    return { ciphertexts: packed.map((c) => this.obfuscate(s, c)), perCiphertext: layout.slots, slotBits: layout.slotBits };
   }
 
   private obfuscate(s: Session, c: bigint): bigint {

@@ -14,6 +14,7 @@
  */
 import { OverflowError } from '../../errors.js';
 import { bitLength } from '../../math/bigint.js';
+import { modPow } from '../../math/modular.js';
 import { PaillierCiphertext } from './ciphertext.js';
 import { ciphertextValues } from './linear.js';
 import type { PaillierPrivateKey, PaillierPublicKey } from './keys.js';
@@ -145,12 +146,27 @@ export function packCiphertexts(cts: readonly PaillierCiphertext[], layout: Slot
     throw new RangeError(`packCiphertexts: ${cts.length} ciphertexts for ${layout.slots} slots`);
   }
   const key = cts[0]!.publicKey;
-  const values = ciphertextValues(cts, key);
-  const m = key.nSquared;
-  let acc = values[values.length - 1]!;
-  for (let i = values.length - 2; i >= 0; i--) {
-    for (let b = 0; b < layout.slotBits; b++) acc = (acc * acc) % m;
-    acc = (acc * values[i]!) % m;
+  const [packed] = packRaw(ciphertextValues(cts, key), null, layout.slotBits, cts.length, key.nSquared);
+  return new PaillierCiphertext(key, packed!, false);
+}
+
+/**
+ * Raw Horner packing of ciphertext integers, each first raised to its own factor if given:
+ * Π (c_i^(f_i))^(2^(slotBits·i)) mod n², for consecutive groups of `perCiphertext` values.
+ * `perCiphertext` = 1 only applies the factors. The kernel behind {@link packCiphertexts} and the
+ * worker pool's packing task.
+ */
+export function packRaw(values: readonly bigint[], factors: readonly bigint[] | null, slotBits: number, perCiphertext: number, nSquared: bigint): bigint[] {
+  const out: bigint[] = [];
+  const raised = (i: number): bigint => (factors ? modPow(values[i]!, factors[i]!, nSquared) : values[i]!);
+  for (let start = 0; start < values.length; start += perCiphertext) {
+    const end = Math.min(values.length, start + perCiphertext);
+    let acc = raised(end - 1);
+    for (let i = end - 2; i >= start; i--) {
+      for (let b = 0; b < slotBits; b++) acc = (acc * acc) % nSquared;
+      acc = (acc * raised(i)) % nSquared;
+    }
+    out.push(acc);
   }
-  return new PaillierCiphertext(key, acc, false);
+  return out;
 }
