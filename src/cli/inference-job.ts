@@ -16,6 +16,8 @@ import { runPlaintext, argmaxRows } from '../nn/plaintext.js';
 import type { Model } from '../nn/model.js';
 import { formatShape } from '../nn/shape.js';
 import { HttpTransport } from '../client/http-transport.js';
+import { WebSocketTransport } from '../client/websocket-transport.js';
+import { getModel, registerModel } from '../client/owner.js';
 import { compileModel, type CompiledPaillierModel } from '../protocol/paillier-inference/compile.js';
 import { PaillierInferenceClient, type Transport } from '../protocol/paillier-inference/client.js';
 import { PaillierInferenceService } from '../protocol/paillier-inference/service.js';
@@ -78,6 +80,10 @@ export interface InferenceJobOptions {
   server?: string;
   /** Model id on the remote service (defaults to the content id). */
   modelId?: string;
+  /** Owner API key: register the model on the remote service first if it lacks it. */
+  apiKey?: string;
+  /** Remote transport (the SDK's WebSocket by default, or HTTP POST per message). */
+  transport?: 'websocket' | 'http';
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -123,8 +129,19 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
   let service: PaillierInferenceService | undefined;
   let transport: Transport;
   const modelId = options.modelId ?? loaded.id;
+  let closeTransport: (() => void) | undefined;
   if (options.server) {
-    transport = new HttpTransport(options.server);
+    if (options.apiKey && !(await getModel(options.server, modelId))) {
+      const { model } = await registerModel(options.server, options.apiKey, readFileSync(loaded.path), { name: loaded.path.replace(/^.*[\\/]/, '').replace(/\.onnx$/, '') });
+      if (model.id !== modelId) throw new FormatError(`the service registered the model as ${model.id}, not ${modelId}: pass --model-id ${model.id} or leave it out`);
+    }
+    if (options.transport === 'http') {
+      transport = new HttpTransport(options.server);
+    } else {
+      const ws = await WebSocketTransport.connect(options.server);
+      transport = ws;
+      closeTransport = () => ws.close();
+    }
   } else {
     service = new PaillierInferenceService({ allowInsecureKeys: options.insecure ?? false, ...(pool ? { evaluator: pool } : {}) });
     service.register(modelId, compiled);
@@ -192,6 +209,7 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
       scales: compiled.stages.map((s, i) => ({ stage: i, q: s.maps.map((m) => m.q), shift: s.shift })),
     };
   } finally {
+    closeTransport?.();
     await pool?.destroy();
   }
 }

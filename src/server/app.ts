@@ -264,15 +264,16 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   });
 
   // --- health and metrics -------------------------------------------------------------------
-  app.get('/healthz', async (_req, reply) => {
+  app.get('/healthz', { logLevel: 'warn' }, async (_req, reply) => {
     const body = { status: draining ? 'shutting-down' : 'ok', models: registry.list().length, sessions: tracked.size };
     return reply.code(draining ? 503 : 200).send(body);
   });
-  app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  app.get('/metrics', { logLevel: 'warn' }, async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 
   // --- model registry -----------------------------------------------------------------------
-  app.get('/v1/models', async (req) => {
+  app.get('/v1/models', async (req, reply) => {
     const owner = isOwner(req);
+    if (!owner && offeredKey(req) !== undefined) return reply.code(401).send({ error: 'ERR_UNAUTHORIZED', message: 'wrong API key' });
     return { models: registry.list().map((m) => (owner ? m : publicRecord(m))) };
   });
   app.get<{ Params: { id: string } }>('/v1/models/:id', async (req, reply) => {
@@ -336,7 +337,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   });
 
   // --- inference over HTTP --------------------------------------------------------------------
-  app.post('/v1/paillier', { bodyLimit: maxFrame }, async (req, reply) => {
+  app.post('/v1/paillier', { bodyLimit: maxFrame, logLevel: 'warn' }, async (req, reply) => {
     if (!Buffer.isBuffer(req.body)) return reply.code(415).send({ error: 'ERR_BAD_REQUEST', message: 'send application/octet-stream' });
     const started = performance.now();
     const out = await exchange(new Uint8Array(req.body.buffer, req.body.byteOffset, req.body.byteLength), req.ip, 'http');

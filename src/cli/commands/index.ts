@@ -10,6 +10,7 @@ import { registerDemoCommand } from './demo.js';
 import { registerInferCommand } from './infer.js';
 import { registerModelCommands } from './model.js';
 import { registerPaillierCommands } from './paillier.js';
+import { registerServeCommands } from './serve.js';
 import { registerTrainCommand } from './train.js';
 
 export function registerCommands(program: Command): void {
@@ -20,5 +21,6 @@ export function registerCommands(program: Command): void {
   registerInferCommand(program);
   registerModelCommands(program);
   registerPaillierCommands(program);
+  registerServeCommands(program);
   registerTrainCommand(program);
 }

@@ -21,6 +21,8 @@ interface InferOptions {
   keyBits: number;
   server?: string;
   modelId?: string;
+  apiKey?: string;
+  transport: 'websocket' | 'http';
   workers?: number;
   insecure?: boolean;
   json?: boolean;
@@ -69,6 +71,8 @@ export function registerInferCommand(program: Command): void {
     .option('--key-bits <bits>', 'Paillier modulus size', positiveInt, 2048)
     .option('--server <url>', 'use a running service instead of an in-process one')
     .option('--model-id <id>', 'model id on the server (default: the model file content id)')
+    .option('--api-key <key>', 'with --server: register --model first if the service lacks it (owner key; default $BLINDML_API_KEY)')
+    .addOption(new Option('--transport <kind>', 'with --server: WebSocket session or one HTTP POST per message').choices(['websocket', 'http']).default('websocket'))
     .option('--workers <n>', 'worker threads (default: all cores)', (v) => Number.parseInt(v, 10))
     .option('--insecure', 'allow keys below 2048 bits (tests only)')
     .option('--json', 'print one JSON object on stdout')
@@ -86,6 +90,8 @@ export function registerInferCommand(program: Command): void {
         ...(options.workers !== undefined ? { workers: options.workers } : {}),
         ...(options.server ? { server: options.server } : {}),
         ...(options.modelId ? { modelId: options.modelId } : {}),
+        ...(options.server && (options.apiKey ?? process.env['BLINDML_API_KEY']) ? { apiKey: options.apiKey ?? process.env['BLINDML_API_KEY']! } : {}),
+        transport: options.transport,
         onProgress: (done) => bar.update(done),
       }).finally(() => bar.finish());
       process.stdout.write(options.json ? `${JSON.stringify(result)}\n` : `${formatInferenceSummary(result)}\n`);

@@ -1,0 +1,128 @@
+/**
+ * `blindml serve`: the blindml service (model registry, encrypted inference sessions, metrics,
+ * browser pages), and `blindml models add|list|rm`: a model owner's calls to it.
+ *
+ * @module
+ */
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import type { Command } from 'commander';
+import { listModels, registerModel, removeModel, type ModelInfo } from '../../client/owner.js';
+import { startServer } from '../../server/app.js';
+import { UsageError } from '../main.js';
+import { positiveInt } from './bench.js';
+
+interface ServeOptions {
+  port: number;
+  host: string;
+  db: string;
+  apiKey?: string;
+  workers?: number;
+  idleTimeout: number;
+  maxSessions: number;
+  maxSessionsPerClient: number;
+  opensPerMinute: number;
+  maxFrameMb: number;
+  insecure?: boolean;
+  logLevel: string;
+}
+
+const nonNegativeInt = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new UsageError('expected a non-negative integer');
+  return n;
+};
+
+export function registerServeCommands(program: Command): void {
+  program
+    .command('serve')
+    .description('run the blindml service: model registry, encrypted inference over WebSocket and HTTP, /metrics, browser demo at /')
+    .option('--port <n>', 'port (0 picks a free one)', nonNegativeInt, 8080)
+    .option('--host <addr>', 'address to listen on', '127.0.0.1')
+    .option('--db <file>', 'SQLite registry (model files go beside it)', './blindml.db')
+    .option('--api-key <key>', 'the model owner key (default: $BLINDML_API_KEY, else the stored one, else a new one printed once)')
+    .option('--workers <n>', 'worker threads for encrypted layers (0 = main thread; default: all cores)', nonNegativeInt)
+    .option('--idle-timeout <s>', 'drop sessions idle this many seconds', positiveInt, 60)
+    .option('--max-sessions <n>', 'open sessions, all clients together', positiveInt, 64)
+    .option('--max-sessions-per-client <n>', 'open sessions per client address', positiveInt, 8)
+    .option('--opens-per-minute <n>', 'sessions a client address may open per minute', positiveInt, 120)
+    .option('--max-frame-mb <n>', 'largest protocol message, MiB', positiveInt, 32)
+    .option('--insecure', 'accept client keys below 2048 bits (tests only)')
+    .option('--log-level <level>', 'pino log level (fatal, error, warn, info, debug, silent)', 'info')
+    .action(async (o: ServeOptions) => {
+      const apiKey = o.apiKey ?? process.env['BLINDML_API_KEY'] ?? undefined;
+      const server = await startServer({
+        port: o.port,
+        host: o.host,
+        db: o.db,
+        ...(apiKey ? { apiKey } : {}),
+        ...(o.workers !== undefined ? { workers: o.workers } : {}),
+        idleTimeoutMs: o.idleTimeout * 1000,
+        maxSessions: o.maxSessions,
+        maxSessionsPerClient: o.maxSessionsPerClient,
+        opensPerMinute: o.opensPerMinute,
+        maxFrameBytes: o.maxFrameMb * 2 ** 20,
+        allowInsecureKeys: o.insecure ?? false,
+        logger: { level: o.logLevel },
+      });
+      if (server.generatedApiKey) {
+        // Shown once: only its hash is stored.
+        process.stderr.write(`\nblindml: owner API key (shown once; only its SHA-256 is stored in ${o.db}):\n\n  ${server.generatedApiKey}\n\n`);
+      }
+      for (const s of server.skippedModels) process.stderr.write(`blindml: model ${s.id} not loaded: ${s.reason}\n`);
+      process.stderr.write(`blindml: serving ${server.registry.list().length} model(s) at ${server.url} (demo page ${server.url}/, owner page ${server.url}/owner)\n`);
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string) => {
+          process.stderr.write(`blindml: ${signal}: finishing running sessions (a second signal aborts them)\n`);
+          process.once(signal as NodeJS.Signals, () => void server.close(0));
+          void server.close().then(resolve);
+        };
+        process.once('SIGINT', () => stop('SIGINT'));
+        process.once('SIGTERM', () => stop('SIGTERM'));
+      });
+    });
+
+  const models = program.command('models').description("a model owner's calls to a running service (API key from --api-key or $BLINDML_API_KEY)");
+  const keyOf = (o: { apiKey?: string }): string => {
+    const key = o.apiKey ?? process.env['BLINDML_API_KEY'];
+    if (!key) throw new UsageError('an owner API key is needed: --api-key K or BLINDML_API_KEY');
+    return key;
+  };
+  const row = (m: ModelInfo) => `${m.id}  ${m.name.padEnd(24)} ${`[${m.inputShape.join('×')}] → ${m.outputSize}`.padEnd(20)} ${m.rounds} rounds${m.createdAt ? `  ${m.createdAt}` : ''}`;
+  models
+    .command('add')
+    .description('upload an ONNX model; the service compiles it (calibrating on the committed Fashion-MNIST sample unless --calibration)')
+    .argument('<file>', 'an .onnx file')
+    .requiredOption('--server <url>', 'service base URL')
+    .option('--api-key <key>', 'owner API key')
+    .option('--name <name>', 'display name (default: the file name)')
+    .option('--calibration <file>', 'IDX file of calibration inputs (N × input size, unsigned bytes, gzip or not)')
+    .option('--json', 'print the record as JSON')
+    .action(async (file: string, o: { server: string; apiKey?: string; name?: string; calibration?: string; json?: boolean }) => {
+      const { model, created } = await registerModel(o.server, keyOf(o), readFileSync(file), {
+        name: o.name ?? basename(file).replace(/\.onnx$/, ''),
+        ...(o.calibration ? { calibration: readFileSync(o.calibration) } : {}),
+      });
+      process.stdout.write(o.json ? `${JSON.stringify({ ...model, created })}\n` : `${created ? 'registered' : 'already registered'}: ${row(model)}\n`);
+    });
+  models
+    .command('list')
+    .description('list the registered models')
+    .requiredOption('--server <url>', 'service base URL')
+    .option('--api-key <key>', 'owner API key')
+    .option('--json', 'print JSON')
+    .action(async (o: { server: string; apiKey?: string; json?: boolean }) => {
+      const list = await listModels(o.server, keyOf(o));
+      process.stdout.write(o.json ? `${JSON.stringify(list)}\n` : list.length ? `${list.map(row).join('\n')}\n` : 'no models\n');
+    });
+  models
+    .command('rm')
+    .description('remove a model')
+    .argument('<id>', 'model id')
+    .requiredOption('--server <url>', 'service base URL')
+    .option('--api-key <key>', 'owner API key')
+    .action(async (id: string, o: { server: string; apiKey?: string }) => {
+      if (!(await removeModel(o.server, keyOf(o), id))) throw new UsageError(`the service has no model ${id}`);
+      process.stdout.write(`removed ${id}\n`);
+    });
+}
