@@ -160,6 +160,7 @@ test('ciphertexts under another key never produce a prediction', async () => {
   };
   const client = new PaillierInferenceClient(transport, { keys: smallKeys() });
   await assert.rejects(client.predict('small', evalImages.subarray(0, 784)), (err: Error) => err instanceof OverflowError || err instanceof BlindmlError);
+  assert.equal(service.sessionCount, 0, 'the client closed its failed session');
 });
 
 test('the message codec rejects junk without crashing', () => {

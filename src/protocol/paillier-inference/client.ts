@@ -152,6 +152,25 @@ export class PaillierInferenceClient {
       await call(message<'close'>({ type: 'close', sessionId })).catch(() => undefined);
       throw new RangeError(`the model takes samples of ${inputSize} values; got ${inputs.length} values`);
     }
+    try {
+      return await this.runSession(sessionId, info, inputs, offset, inputSize, stats, call, timed);
+    } catch (err) {
+      // Free the service's session at once instead of leaving it to the idle timeout.
+      if (!(err instanceof ServiceError)) await call(message<'close'>({ type: 'close', sessionId })).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async runSession(
+    sessionId: string,
+    info: SessionInfo,
+    inputs: Float32Array | Float64Array,
+    offset: number,
+    inputSize: number,
+    stats: Prediction['stats'],
+    call: (msg: Message) => Promise<Message>,
+    timed: <T>(fn: () => T | Promise<T>) => Promise<T>,
+  ): Promise<Prediction & { consumed: number }> {
     const samples = Math.min(info.batch, (inputs.length - offset) / inputSize);
     const mine = inputs.subarray(offset, offset + samples * inputSize);
     const layout = SlotLayout.fromSlotBits(this.keys.publicKey.bits, info.slotBits, info.guardBits, info.batch);
