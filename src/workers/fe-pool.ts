@@ -11,7 +11,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import type { DecryptResult, FeCompute } from '../protocol/fe-training/compute.js';
+import type { DecryptResult, FeCompute, SparseJob } from '../protocol/fe-training/compute.js';
 import type { Ciphertext, FunctionKey, MasterPublicKey } from '../schemes/fe/index.js';
 import { reviveFeError, type FeTask, type FeTaskResult } from './fe-tasks.js';
 
@@ -97,6 +97,34 @@ export class FeWorkerPool implements FeCompute {
       dlogMs += p.dlogMs;
       dlogCount += p.dlogCount;
     });
+    return { values, dlogMs, dlogCount };
+  }
+
+  /**
+   * Sparse decryption jobs spread over the threads (contiguous shares; values in job order).
+   *
+   * @throws (rejects) KeyMismatchError, InvalidKeyError, InnerProductOutOfBoundError.
+   */
+  async decryptSparse(jobs: readonly SparseJob[], bound: number): Promise<DecryptResult> {
+    const split = ranges(jobs.length, this.threads * 2);
+    const parts = await Promise.all(
+      split.map(([a, b]) => this.run({ kind: 'decrypt-sparse', maxDlogTable: this.maxDlogTable, jobs: jobs.slice(a, b), bound })),
+    );
+    const chunks: Float64Array[] = [];
+    let dlogMs = 0;
+    let dlogCount = 0;
+    for (const p of parts) {
+      if (p.kind !== 'decrypt') continue;
+      chunks.push(p.values);
+      dlogMs += p.dlogMs;
+      dlogCount += p.dlogCount;
+    }
+    const values = new Float64Array(chunks.reduce((s, c) => s + c.length, 0));
+    let at = 0;
+    for (const c of chunks) {
+      values.set(c, at);
+      at += c.length;
+    }
     return { values, dlogMs, dlogCount };
   }
 

@@ -8,11 +8,13 @@
  */
 import { KeyMismatchError, InvalidKeyError, FormatError } from '../errors.js';
 import { FeEngine, InnerProductOutOfBoundError, type Ciphertext, type FunctionKey, type MasterPublicKey } from '../schemes/fe/index.js';
+import { sparseJobs, type SparseJob } from '../protocol/fe-training/compute.js';
 
 /** A task for {@link runFeTask}. */
 export type FeTask =
   | { kind: 'encrypt'; maxDlogTable: number; mpk: MasterPublicKey; vectors: Int32Array[] }
-  | { kind: 'decrypt'; maxDlogTable: number; cts: Ciphertext[]; keys: FunctionKey[]; bound: number };
+  | { kind: 'decrypt'; maxDlogTable: number; cts: Ciphertext[]; keys: FunctionKey[]; bound: number }
+  | { kind: 'decrypt-sparse'; maxDlogTable: number; jobs: SparseJob[]; bound: number };
 
 /** What a task returns. */
 export type FeTaskResult =
@@ -36,6 +38,7 @@ export function runFeTask(task: FeTask): FeTaskResult {
   try {
     const engine = engineFor(task.maxDlogTable);
     if (task.kind === 'encrypt') return { kind: 'encrypt', cts: engine.encrypt(task.mpk, task.vectors) };
+    if (task.kind === 'decrypt-sparse') return { kind: 'decrypt', ...sparseJobs(engine, task.jobs, task.bound) };
     const before = { ...engine.stats };
     const values = engine.decryptMany(task.cts, task.keys, task.bound);
     return { kind: 'decrypt', values, dlogMs: engine.stats.dlogMs - before.dlogMs, dlogCount: engine.stats.dlogCount - before.dlogCount };

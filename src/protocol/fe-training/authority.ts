@@ -10,7 +10,7 @@
  * @module
  */
 import { FormatError } from '../../errors.js';
-import type { FeEngine, FunctionKey, MasterPublicKey, MasterSecretKey } from '../../schemes/fe/index.js';
+import type { FeEngine, FunctionKey, MasterPublicKey, MasterSecretKey, SparseFunctionKey } from '../../schemes/fe/index.js';
 import { KeyRequestRefusedError } from '../../schemes/fe/index.js';
 import { verifyKeyRequest, type KeyPurpose, type KeyRequest, type ServerSession } from './messages.js';
 import { KeyRequestPolicy, type KeyPolicyOptions } from './policy.js';
@@ -35,10 +35,21 @@ export interface KeyLogEntry {
 /** The answer to one vector: a key, or the policy's reason for refusing it. */
 export type KeyAnswer = { readonly key: FunctionKey } | { readonly refused: string };
 
+/** The answer to one kernel or error map of a patch request: its expanded keys, or a refusal. */
+export type PatchAnswer = { readonly keys: readonly SparseFunctionKey[] } | { readonly refused: string };
+
+/** Geometry of a 'patches' setup: images of height × width, square kernels, stride 1, no padding. */
+export interface PatchGeometry {
+  readonly height: number;
+  readonly width: number;
+  readonly kernel: number;
+}
+
 interface SetupRecord {
   readonly msk: MasterSecretKey;
   readonly purpose: KeyPurpose;
   readonly maxCoefficient: number;
+  readonly patches?: { readonly geometry: PatchGeometry; readonly maxDelta: number; readonly kernelIndices: Int32Array; readonly mapIndices: Int32Array };
 }
 
 function digest(v: Int32Array): string {
@@ -86,13 +97,72 @@ export class KeyAuthority {
   }
 
   /**
-   * Answers a function-key request, one answer per vector.
+   * A fresh setup for whole images (vectors of height·width) whose function keys are convolution
+   * kernels placed at every output position ('patches' requests, entries up to ±maxKernel) and
+   * error maps placed at every kernel offset ('patch-gradients' requests, entries up to ±maxDelta).
    *
-   * @throws {KeyRequestRefusedError} if the request is malformed, tampered, replayed, for an
-   * unknown setup or the wrong purpose, or has a vector of the wrong length or with an entry out
-   * of range: such a request gets no key at all. Policy refusals of single vectors are answers.
+   * @throws {RangeError} if the kernel does not fit in the image.
    */
-  handle(request: KeyRequest): KeyAnswer[] {
+  setupPatches(geometry: PatchGeometry, maxKernel: number, maxDelta: number): MasterPublicKey {
+    const { height, width, kernel } = geometry;
+    if (!(kernel >= 1 && kernel <= height && kernel <= width)) throw new RangeError(`kernel ${kernel} does not fit a ${height}×${width} image`);
+    const { mpk, msk } = this.engine.setup(height * width);
+    const outH = height - kernel + 1;
+    const outW = width - kernel + 1;
+    const kernelIndices = Int32Array.from({ length: kernel * kernel }, (_, u) => Math.floor(u / kernel) * width + (u % kernel));
+    const mapIndices = Int32Array.from({ length: outH * outW }, (_, p) => Math.floor(p / outW) * width + (p % outW));
+    this.setups.set(mpk.setupId, { msk, purpose: 'patches', maxCoefficient: maxKernel, patches: { geometry, maxDelta, kernelIndices, mapIndices } });
+    return mpk;
+  }
+
+  /**
+   * Answers a 'patches' or 'patch-gradients' request. The policy judges each kernel in the
+   * kernel·kernel-dimensional patch space (and each error map in the output-map space), per setup
+   * — the decisions it would make if every patch were its own ciphertext, as in CryptoNN — and
+   * the authority itself expands an accepted vector into its shifted keys, so the server cannot
+   * slip other vectors in. See docs/security.md for what this does not protect.
+   *
+   * @throws {KeyRequestRefusedError} like {@link handle}, and for a setup that is not a patch setup.
+   */
+  handlePatches(request: KeyRequest): PatchAnswer[] {
+    const { verified, setup, log } = this.admit(request, (purpose, record) => {
+      if (record.patches === undefined) return `setup is for ${record.purpose}, not ${purpose}`;
+      if (purpose !== 'patches' && purpose !== 'patch-gradients') return `setup is for patches, not ${purpose}`;
+      const p = record.patches;
+      return purpose === 'patches'
+        ? { length: p.kernelIndices.length, max: record.maxCoefficient }
+        : { length: p.mapIndices.length, max: p.maxDelta };
+    });
+    const p = setup.patches as NonNullable<SetupRecord['patches']>;
+    const gradients = verified.purpose === 'patch-gradients';
+    const refused: { index: number; reason: string }[] = [];
+    let issued = 0;
+    const answers = verified.vectors.map((v, index): PatchAnswer => {
+      const decision = this.policy.consider(`${verified.setupId}/${verified.purpose}`, v);
+      if (!decision.ok) {
+        refused.push({ index, reason: decision.reason });
+        return { refused: decision.reason };
+      }
+      const coeffs = v.slice();
+      const shifts = gradients ? p.kernelIndices : p.mapIndices;
+      const indices = gradients ? p.mapIndices : p.kernelIndices;
+      const keys = Array.from(shifts, (shift) => this.engine.keyDerSparse(setup.msk, indices, coeffs, shift));
+      issued += keys.length;
+      return { keys };
+    });
+    log(issued, refused);
+    return answers;
+  }
+
+  /**
+   * Checks a request (session, MAC, freshness, setup, purpose, lengths and ranges); logs and
+   * throws on failure. `shape` gives the expected vector length and range for the purpose, or a
+   * reason to reject.
+   */
+  private admit(
+    request: KeyRequest,
+    shape: (purpose: KeyPurpose, record: SetupRecord) => { length: number; max: number } | string,
+  ): { verified: KeyRequest; setup: SetupRecord; log: (issued: number, refused: { index: number; reason: string }[]) => void } {
     const serverId = typeof request?.serverId === 'string' ? request.serverId : '?';
     const vectors = Array.isArray(request?.vectors) ? request.vectors : [];
     const base = {
@@ -119,18 +189,37 @@ export class KeyAuthority {
     if (verified.seq <= known.lastSeq) return reject(`sequence number ${verified.seq} is not fresh (replay?)`);
     const setup = this.setups.get(verified.setupId);
     if (setup === undefined) return reject(`unknown setup ${verified.setupId.slice(0, 8)}…`);
-    if (setup.purpose !== verified.purpose) {
-      return reject(`setup ${verified.setupId.slice(0, 8)}… is for ${setup.purpose}, not ${verified.purpose}`);
-    }
+    const expected = shape(verified.purpose, setup);
+    if (typeof expected === 'string') return reject(`setup ${verified.setupId.slice(0, 8)}…: ${expected}`);
     if (verified.vectors.length === 0) return reject('request has no vectors');
     for (const [i, v] of verified.vectors.entries()) {
-      if (v.length !== setup.msk.length) return reject(`vector ${i} has length ${v.length}, setup has length ${setup.msk.length}`);
+      if (v.length !== expected.length) return reject(`vector ${i} has length ${v.length}, setup has length ${expected.length}`);
       for (let j = 0; j < v.length; j++) {
         const c = v[j] ?? 0;
-        if (Math.abs(c) > setup.maxCoefficient) return reject(`vector ${i} entry ${j} = ${c} is outside ±${setup.maxCoefficient}`);
+        if (Math.abs(c) > expected.max) return reject(`vector ${i} entry ${j} = ${c} is outside ±${expected.max}`);
       }
     }
     known.lastSeq = verified.seq;
+    return {
+      verified,
+      setup,
+      log: (issued, refused) => this.entries.push({ ...base, outcome: 'answered', issued, refused }),
+    };
+  }
+
+  /**
+   * Answers a function-key request, one answer per vector.
+   *
+   * @throws {KeyRequestRefusedError} if the request is malformed, tampered, replayed, for an
+   * unknown setup or the wrong purpose, or has a vector of the wrong length or with an entry out
+   * of range: such a request gets no key at all. Policy refusals of single vectors are answers.
+   */
+  handle(request: KeyRequest): KeyAnswer[] {
+    const { verified, setup, log } = this.admit(request, (purpose, record) => {
+      if (record.patches !== undefined) return `setup is for patches, not ${purpose} (use handlePatches)`;
+      if (record.purpose !== purpose) return `is for ${record.purpose}, not ${purpose}`;
+      return { length: record.msk.length, max: record.maxCoefficient };
+    });
     const refused: { index: number; reason: string }[] = [];
     const answers = verified.vectors.map((v, index): KeyAnswer => {
       const decision = this.policy.consider(verified.setupId, v);
@@ -140,7 +229,7 @@ export class KeyAuthority {
       }
       return { key: this.engine.keyDer(setup.msk, v) };
     });
-    this.entries.push({ ...base, outcome: 'answered', issued: answers.length - refused.length, refused });
+    log(answers.length - refused.length, refused);
     return answers;
   }
 }

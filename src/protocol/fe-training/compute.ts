@@ -6,7 +6,13 @@
  *
  * @module
  */
-import type { Ciphertext, FeEngine, FunctionKey, MasterPublicKey } from '../../schemes/fe/index.js';
+import type { Ciphertext, FeEngine, FunctionKey, MasterPublicKey, SparseFunctionKey } from '../../schemes/fe/index.js';
+
+/** One ciphertext and the sparse keys to apply to it. */
+export interface SparseJob {
+  readonly ct: Ciphertext;
+  readonly keys: readonly SparseFunctionKey[];
+}
 
 /** Decrypted inner products with the discrete-log share of the time. */
 export interface DecryptResult {
@@ -31,6 +37,13 @@ export interface FeCompute {
    * @throws (rejects) KeyMismatchError, InvalidKeyError, InnerProductOutOfBoundError.
    */
   decryptMany(cts: readonly Ciphertext[], keys: readonly FunctionKey[], bound: number): Promise<DecryptResult>;
+  /**
+   * For each job, <x, y> for each of its sparse keys (see `FeEngine.decryptSparse`); the values
+   * of all jobs concatenated in order.
+   *
+   * @throws (rejects) KeyMismatchError, InvalidKeyError, InnerProductOutOfBoundError.
+   */
+  decryptSparse(jobs: readonly SparseJob[], bound: number): Promise<DecryptResult>;
   /** Releases threads, if any. */
   destroy(): Promise<void>;
 }
@@ -57,7 +70,32 @@ export class LocalFeCompute implements FeCompute {
     }
   }
 
+  decryptSparse(jobs: readonly SparseJob[], bound: number): Promise<DecryptResult> {
+    try {
+      return Promise.resolve(sparseJobs(this.engine, jobs, bound));
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
   destroy(): Promise<void> {
     return Promise.resolve();
   }
+}
+
+/**
+ * Runs sparse decryption jobs on one engine (shared by the local path and the workers).
+ *
+ * @throws KeyMismatchError, InvalidKeyError, InnerProductOutOfBoundError.
+ */
+export function sparseJobs(engine: FeEngine, jobs: readonly SparseJob[], bound: number): DecryptResult {
+  const { dlogMs, dlogCount } = engine.stats;
+  const total = jobs.reduce((s, j) => s + j.keys.length, 0);
+  const values = new Float64Array(total);
+  let at = 0;
+  for (const job of jobs) {
+    values.set(engine.decryptSparse(job.ct, job.keys, bound), at);
+    at += job.keys.length;
+  }
+  return { values, dlogMs: engine.stats.dlogMs - dlogMs, dlogCount: engine.stats.dlogCount - dlogCount };
 }

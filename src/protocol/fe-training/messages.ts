@@ -10,8 +10,13 @@ import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { FormatError } from '../../errors.js';
 
-/** What a function key is for; each setup has one purpose. */
-export type KeyPurpose = 'rows' | 'columns' | 'labels';
+/**
+ * What a function key is for; each setup has one purpose. A 'patches' setup (images for a
+ * convolutional first layer) answers two kinds of request: 'patches' (kernels, expanded by the
+ * authority to every output position) and 'patch-gradients' (error maps, expanded to every
+ * kernel offset).
+ */
+export type KeyPurpose = 'rows' | 'columns' | 'labels' | 'patches' | 'patch-gradients';
 
 /** A function-key request. */
 export interface KeyRequest {
@@ -32,7 +37,7 @@ export interface ServerSession {
   readonly macKey: Uint8Array;
 }
 
-const PURPOSES: readonly KeyPurpose[] = ['rows', 'columns', 'labels'];
+const PURPOSES: readonly KeyPurpose[] = ['rows', 'columns', 'labels', 'patches', 'patch-gradients'];
 
 /** The bytes the MAC covers: every field but the MAC, length-prefixed. */
 export function canonicalRequestBytes(r: Omit<KeyRequest, 'mac'>): Uint8Array {

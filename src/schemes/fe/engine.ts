@@ -41,6 +41,7 @@ import {
   type MasterPublicKey,
   type MasterSecretKey,
   newSetupId,
+  type SparseFunctionKey,
 } from './keys.js';
 
 /** Largest |x_i| accepted by encryption (plaintexts are fixed-point integers). */
@@ -236,6 +237,128 @@ export class FeEngine {
   }
 
   /**
+   * keyDer for a sparse vector: sk = Σ_j coeffs[j]·s[indices[j] + shift] mod ℓ (see
+   * {@link SparseFunctionKey}). Arithmetic on 16-bit limbs of s in floating point (exact), so
+   * thousands of keys with hundreds of entries each stay cheap.
+   *
+   * Timing: variable time in the positions (run by the key authority on its own data).
+   *
+   * @throws {RangeError} if a position is outside the vector, a coefficient is not an integer in
+   * ±2^24, or indices and coeffs differ in length.
+   */
+  keyDerSparse(msk: MasterSecretKey, indices: Int32Array, coeffs: Int32Array, shift: number): SparseFunctionKey {
+    if (indices.length !== coeffs.length) throw new RangeError(`sparse key has ${indices.length} positions and ${coeffs.length} coefficients`);
+    const limbs = limbsOf(msk);
+    const acc = new Float64Array(LIMBS);
+    let pending = 0;
+    let total = 0n;
+    for (let j = 0; j < indices.length; j++) {
+      const i = (indices[j] ?? -1) + shift;
+      const c = coeffs[j] ?? Number.NaN;
+      if (!Number.isInteger(i) || i < 0 || i >= msk.length) throw new RangeError(`sparse key position ${i} is outside [0, ${msk.length})`);
+      if (!Number.isInteger(c) || Math.abs(c) > MAX_KEY_COEFFICIENT) throw new RangeError(`sparse key coefficient ${c} is not an integer in ±${MAX_KEY_COEFFICIENT}`);
+      if (c === 0) continue;
+      const base = i * LIMBS;
+      for (let t = 0; t < LIMBS; t++) acc[t] = (acc[t] ?? 0) + c * (limbs[base + t] ?? 0);
+      if (++pending === 256) {
+        total += fromLimbs(acc);
+        acc.fill(0);
+        pending = 0;
+      }
+    }
+    total += fromLimbs(acc);
+    return { kind: 'fe-sparse-function-key', setupId: msk.setupId, length: msk.length, indices, coeffs, shift, sk: modOrder(total) };
+  }
+
+  /**
+   * Decrypts <x, y> for every sparse key in `keys` from one ciphertext. Shared by all keys: the
+   * table of small multiples c·ct_i of each ciphertext point (up to the largest |c| that point
+   * meets) and a fixed-base table for ct_0; each key then costs one addition per nonzero entry
+   * plus about 32 for its secret scalar.
+   *
+   * @throws {KeyMismatchError} if a key comes from another setup than the ciphertext.
+   * @throws {InvalidKeyError} if a key's length differs from the ciphertext's or a position is outside it.
+   * @throws {InnerProductOutOfBoundError} if an inner product is outside ±bound.
+   * Timing: variable time in the key vectors and in the results.
+   */
+  decryptSparse(ct: Ciphertext, keys: readonly SparseFunctionKey[], bound: number): Float64Array {
+    assertBound(bound);
+    checkCiphertext(ct);
+    const l = ct.length;
+    const maxAt = new Int32Array(l);
+    for (const key of keys) {
+      assertSameSetup(ct, key, 'ciphertext and function key');
+      if (key.length !== l) throw new InvalidKeyError(`function key has length ${key.length}, ciphertext has length ${l}`);
+      for (let j = 0; j < key.indices.length; j++) {
+        const i = (key.indices[j] ?? -1) + key.shift;
+        if (!(i >= 0 && i < l)) throw new InvalidKeyError(`sparse key position ${i} is outside [0, ${l})`);
+        const c = Math.abs(key.coeffs[j] ?? 0);
+        if (!(c <= MAX_KEY_COEFFICIENT)) throw new InvalidKeyError(`sparse key coefficient outside ±${MAX_KEY_COEFFICIENT}`);
+        if (c > (maxAt[i] ?? 0)) maxAt[i] = c;
+      }
+    }
+    const out = new Float64Array(keys.length);
+    if (keys.length === 0) return out;
+    const solver = this.dlog(bound);
+    const k = this.kernel;
+    const m = k.mark();
+    // Small multiples of every point that is used, all normalized with one batched inversion.
+    const offsets = new Int32Array(l + 1);
+    for (let i = 0; i < l; i++) offsets[i + 1] = (offsets[i] ?? 0) + (maxAt[i] ?? 0);
+    const count = offsets[l] ?? 0;
+    const table = k.alloc(Math.max(1, count) * NIELS_BYTES);
+    {
+      const tm = k.mark();
+      const ext = k.alloc(Math.max(1, count) * EXT_BYTES);
+      const aff = k.alloc(Math.max(1, count) * AFFINE_BYTES);
+      const p = k.alloc(EXT_BYTES);
+      const pc = k.alloc(EXT_BYTES);
+      for (let i = 0; i < l; i++) {
+        const n = maxAt[i] ?? 0;
+        if (n === 0) continue;
+        const first = ext + (offsets[i] ?? 0) * EXT_BYTES;
+        loadExtendedFromAffine(k, p, ct.points, i + 1);
+        k.toCached(pc, p);
+        k.copy(first, p, EXT_BYTES);
+        for (let j = 1; j < n; j++) k.add(first + j * EXT_BYTES, first + (j - 1) * EXT_BYTES, pc);
+      }
+      k.toAffineBatch(aff, ext, count);
+      for (let t = 0; t < count; t++) k.affineToNiels(table + t * NIELS_BYTES, aff + t * AFFINE_BYTES);
+      k.release(tm);
+    }
+    const c0 = k.alloc(EXT_BYTES);
+    loadExtendedFromAffine(k, c0, ct.points, 0);
+    const w = keys.length >= 256 ? 8 : keys.length >= 16 ? 6 : 4;
+    const c0Table = new FixedBaseTable(k, c0, w);
+    const chunk = 1024;
+    const results = k.alloc(Math.min(chunk, keys.length) * EXT_BYTES);
+    for (let start = 0; start < keys.length; start += chunk) {
+      const n = Math.min(chunk, keys.length - start);
+      for (let q = 0; q < n; q++) {
+        const key = keys[start + q] as SparseFunctionKey;
+        const acc = results + q * EXT_BYTES;
+        k.setIdentity(acc);
+        const { indices, coeffs, shift } = key;
+        for (let j = 0; j < indices.length; j++) {
+          const c = coeffs[j] ?? 0;
+          if (c === 0) continue;
+          const i = (indices[j] ?? 0) + shift;
+          const entry = table + ((offsets[i] ?? 0) + (c < 0 ? -c : c) - 1) * NIELS_BYTES;
+          if (c < 0) k.msub(acc, acc, entry);
+          else k.madd(acc, acc, entry);
+        }
+        c0Table.addMulDigits(acc, recodeSigned(modOrder(GROUP_ORDER - key.sk), w));
+      }
+      const t = performance.now();
+      solver.solveBatch(results, n, bound, out, start);
+      this.stats.dlogMs += performance.now() - t;
+      this.stats.dlogCount += n;
+    }
+    k.release(m);
+    return out;
+  }
+
+  /**
    * Decrypts <x, y> for every key in `keys` from one ciphertext; results are exact integers in
    * ±bound. Work shared by all keys: the Niels form of the ciphertext points and a fixed-base
    * table for ct_0.
@@ -295,6 +418,33 @@ export class FeEngine {
     k.release(m);
     return out;
   }
+}
+
+const LIMBS = 16;
+const limbCache = new WeakMap<MasterSecretKey, Float64Array>();
+
+/** The master secret key's scalars as 16 little-endian 16-bit limbs each (cached per key). */
+function limbsOf(msk: MasterSecretKey): Float64Array {
+  let limbs = limbCache.get(msk);
+  if (limbs === undefined) {
+    limbs = new Float64Array(msk.length * LIMBS);
+    msk.s.forEach((s, i) => {
+      let v = s;
+      for (let t = 0; t < LIMBS; t++) {
+        limbs![i * LIMBS + t] = Number(v & 0xffffn);
+        v >>= 16n;
+      }
+    });
+    limbCache.set(msk, limbs);
+  }
+  return limbs;
+}
+
+/** Σ acc[t]·2^(16t) for exact integer (possibly negative) float limbs. */
+function fromLimbs(acc: Float64Array): bigint {
+  let total = 0n;
+  for (let t = LIMBS - 1; t >= 0; t--) total = (total << 16n) + BigInt(acc[t] ?? 0);
+  return total;
 }
 
 /** Checks the shape of a ciphertext object. */

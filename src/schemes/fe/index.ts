@@ -7,7 +7,7 @@
  */
 export { FeEngine, defaultEngine, MAX_KEY_COEFFICIENT, MAX_LENGTH, MAX_PLAINTEXT, toIntVector } from './engine.js';
 export type { FeEngineOptions } from './engine.js';
-export type { Ciphertext, FunctionKey, MasterPublicKey, MasterSecretKey, SetupId } from './keys.js';
+export type { Ciphertext, FunctionKey, MasterPublicKey, MasterSecretKey, SetupId, SparseFunctionKey } from './keys.js';
 export { assertSameSetup } from './keys.js';
 export { InnerProductOutOfBoundError, KeyRequestRefusedError } from './errors.js';
 export { GROUP_ORDER, randomScalar } from './curve/group.js';

@@ -64,3 +64,19 @@ export function assertSameSetup(a: { readonly setupId: SetupId }, b: { readonly 
     throw new KeyMismatchError(`${what} come from different setups (${a.setupId.slice(0, 8)}… vs ${b.setupId.slice(0, 8)}…)`);
   }
 }
+
+/**
+ * A function key for a sparse vector y given by `coeffs[j]` at positions `indices[j] + shift`
+ * (all other entries zero): the form of a convolution kernel placed at one output position, or
+ * of an error map placed at one kernel offset. `indices` and `coeffs` may be shared by many keys.
+ */
+export interface SparseFunctionKey {
+  readonly kind: 'fe-sparse-function-key';
+  readonly setupId: SetupId;
+  /** Length of the vectors of the setup. */
+  readonly length: number;
+  readonly indices: Int32Array;
+  readonly coeffs: Int32Array;
+  readonly shift: number;
+  readonly sk: bigint;
+}

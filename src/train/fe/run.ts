@@ -14,6 +14,8 @@ import { DEFAULT_MLP, Mlp } from './mlp.js';
 import { SeededRandom } from './prng.js';
 import { DEFAULT_QUANT, quantizeInputs, type QuantConfig } from './quantize.js';
 import { PlainFirstLayer } from './source.js';
+import { DEFAULT_LENET, LENET_GEOMETRY, LeNet5 } from './lenet.js';
+import { EncryptedPatchSource, PlainPatchSource } from './patch-source.js';
 
 /** Images with labels, pixels in [0, 1]. */
 export interface ImageSet {
@@ -28,6 +30,8 @@ export interface FeTrainOptions {
   readonly train: ImageSet;
   readonly test: ImageSet;
   readonly epochs: number;
+  /** 'mlp' (default, 784-64-10) or 'lenet5' (28×28 images only). */
+  readonly model?: 'mlp' | 'lenet5';
   /** Samples per batch; must exceed the hidden width or the authority's rank rule refuses δ keys. */
   readonly batchSize?: number;
   readonly hidden?: number;
@@ -54,7 +58,7 @@ export interface EpochTiming {
 /** Results (the CLI prints this object with --json). */
 export interface FeTrainResult {
   readonly scheme: 'fe';
-  readonly model: 'mlp';
+  readonly model: 'mlp' | 'lenet5';
   readonly samples: number;
   readonly testSamples: number;
   readonly epochs: number;
@@ -113,6 +117,7 @@ function sameWeights(a: Mlp, b: Mlp): boolean {
  * @throws {KeyRequestRefusedError} (rejects) if the authority rejects a whole request.
  */
 export async function runFeTraining(options: FeTrainOptions): Promise<FeTrainResult> {
+  if (options.model === 'lenet5') return runLeNet(options);
   const quant = options.quant ?? DEFAULT_QUANT;
   const batchSize = options.batchSize ?? 100;
   const config = {
@@ -208,6 +213,111 @@ export async function runFeTraining(options: FeTrainOptions): Promise<FeTrainRes
       rowDecryptMs: et.rowDecryptMs,
       columnDecryptMs: et.columnDecryptMs,
       dlogMs,
+    },
+  };
+}
+
+/** Per-batch medians and totals shared by both models. */
+function perOpMedians(samples: { encrypt: number[]; decrypt: number[]; dlog: number[] }) {
+  return { encrypt: median(samples.encrypt), decrypt: median(samples.decrypt), dlog: median(samples.dlog) };
+}
+
+/**
+ * LeNet-5 with an encrypted first convolution and its plaintext twin (see {@link LeNet5} and
+ * {@link EncryptedPatchSource}).
+ *
+ * @throws {RangeError} (rejects) if the images are not 28×28.
+ * @throws {KeyRequestRefusedError} (rejects) if the authority rejects a whole request.
+ */
+async function runLeNet(options: FeTrainOptions): Promise<FeTrainResult> {
+  if (options.train.features !== 784) throw new RangeError(`lenet5 needs 28×28 images, got ${options.train.features} features`);
+  const quant = options.quant ?? DEFAULT_QUANT;
+  const batchSize = options.batchSize ?? 50;
+  const config = { ...DEFAULT_LENET, learningRate: options.learningRate ?? DEFAULT_LENET.learningRate, seed: options.seed ?? DEFAULT_LENET.seed };
+  const train = toFixedPoint(options.train, quant);
+  const test = toFixedPoint(options.test, quant);
+  const engine = options.engine ?? new FeEngine();
+  const compute = options.compute ?? new LocalFeCompute(engine);
+  const enc = new EncryptedPatchSource(engine, compute, train, LENET_GEOMETRY, options.policy, quant.maxWeight, quant.maxDelta);
+  const plain = new PlainPatchSource(train, LENET_GEOMETRY, options.policy);
+  const encModel = new LeNet5(config, quant);
+  const plainModel = new LeNet5(config, quant);
+  const rng = new SeededRandom(config.seed ^ 0x5eed);
+  const total = 2 * Math.ceil(train.count / batchSize) * options.epochs;
+  let done = 0;
+  const perEpoch: EpochTiming[] = [];
+  const per = { encrypt: [] as number[], decrypt: [] as number[], dlog: [] as number[] };
+  const t0 = enc.timings;
+  const snap = () => ({ enc: t0.encryptMs, n: t0.encryptedSamples, dec: t0.convDecryptMs + t0.gradDecryptMs, prod: t0.convProducts + t0.gradProducts, dl: t0.dlogMs, dc: t0.dlogCount });
+  for (let epoch = 0; epoch < options.epochs; epoch++) {
+    const order = rng.permutation(train.count);
+    const batches: number[][] = [];
+    for (let s = 0; s < order.length; s += batchSize) batches.push(order.slice(s, s + batchSize));
+    let t = performance.now();
+    let loss = 0;
+    for (const b of batches) {
+      const before = snap();
+      loss += (await encModel.trainBatch(enc, b)) * b.length;
+      const after = snap();
+      per.encrypt.push((after.enc - before.enc) / Math.max(1, after.n - before.n));
+      per.decrypt.push(((after.dec - before.dec) * 1000) / Math.max(1, after.prod - before.prod));
+      per.dlog.push(((after.dl - before.dl) * 1000) / Math.max(1, after.dc - before.dc));
+      options.onProgress?.(++done, total, `epoch ${epoch + 1} encrypted`);
+    }
+    const seconds = (performance.now() - t) / 1000;
+    t = performance.now();
+    let plainLoss = 0;
+    for (const b of batches) {
+      plainLoss += (await plainModel.trainBatch(plain, b)) * b.length;
+      options.onProgress?.(++done, total, `epoch ${epoch + 1} plaintext twin`);
+    }
+    const plaintextSeconds = (performance.now() - t) / 1000;
+    perEpoch.push({ seconds, plaintextSeconds, loss: loss / train.count, plaintextLoss: plainLoss / train.count });
+  }
+  const seconds = perEpoch.reduce((s, e) => s + e.seconds, 0);
+  const plaintextSeconds = perEpoch.reduce((s, e) => s + e.plaintextSeconds, 0);
+  const acc = (model: LeNet5) => {
+    const predicted = model.predict(test.x, test.count);
+    let right = 0;
+    for (let i = 0; i < test.count; i++) if (predicted[i] === test.labels[i]) right++;
+    return test.count === 0 ? 0 : right / test.count;
+  };
+  const m = perOpMedians(per);
+  const et = enc.timings;
+  const products = et.convProducts + et.gradProducts;
+  return {
+    scheme: 'fe',
+    model: 'lenet5',
+    samples: train.count,
+    testSamples: test.count,
+    epochs: options.epochs,
+    batchSize,
+    accuracy: acc(encModel),
+    plaintextAccuracy: acc(plainModel),
+    seconds,
+    plaintextSeconds,
+    overhead: plaintextSeconds > 0 ? seconds / plaintextSeconds : Infinity,
+    perEpoch,
+    identicalWeights: encModel.params.every((p, n) => p.every((v, i) => v === plainModel.params[n]?.[i])),
+    encryptPerSampleMs: m.encrypt,
+    encryptPerColumnMs: 0,
+    decryptPerInnerProductUs: m.decrypt,
+    dlogPerResultUs: m.dlog,
+    meanDecryptPerInnerProductUs: products ? ((et.convDecryptMs + et.gradDecryptMs) * 1000) / products : 0,
+    meanDlogPerResultUs: et.dlogCount ? (et.dlogMs * 1000) / et.dlogCount : 0,
+    innerProducts: products,
+    keyRequests: enc.authority.log.length,
+    refusedVectors: et.refusedVectors,
+    timings: {
+      setupMs: et.setupMs,
+      rowEncryptMs: et.encryptMs,
+      keyMs: et.keyMs,
+      labelMs: et.labelMs,
+      convDecryptMs: et.convDecryptMs,
+      gradDecryptMs: et.gradDecryptMs,
+      convProducts: et.convProducts,
+      gradProducts: et.gradProducts,
+      dlogMs: et.dlogMs,
     },
   };
 }
