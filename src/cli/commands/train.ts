@@ -8,6 +8,8 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { loadFashionMnist } from '../../data/fashion-mnist.js';
 import { runFeTraining, type FeTrainResult } from '../../train/fe/run.js';
+import { availableParallelism } from 'node:os';
+import { FeWorkerPool } from '../../workers/fe-pool.js';
 import { UsageError } from '../main.js';
 import { progressBar, type Progress } from '../progress.js';
 
@@ -19,8 +21,9 @@ export interface TrainOptions {
   readonly testLimit: number;
   readonly epochs: number;
   readonly model: string;
-  readonly batchSize: number;
+  readonly batchSize?: number;
   readonly seed: number;
+  readonly threads: number;
   readonly json?: boolean;
 }
 
@@ -35,12 +38,18 @@ function loadImages(dataset: string, split: 'train' | 'test', limit: number) {
 /** Training runners by scheme name; add new schemes here. */
 export const TRAIN_SCHEMES: Readonly<Record<string, TrainRunner>> = {
   fe: async (options, onProgress) => {
-    if (options.model !== 'mlp') {
-      throw new UsageError(`model '${options.model}' is not available for --scheme fe yet (available: mlp)`);
+    if (options.model !== 'mlp' && options.model !== 'lenet5') {
+      throw new UsageError(`model '${options.model}' is not available for --scheme fe (available: mlp, lenet5)`);
     }
     const train = loadImages(options.dataset, 'train', options.trainLimit);
     const test = loadImages(options.dataset, 'test', options.testLimit);
-    return runFeTraining({ train, test, epochs: options.epochs, batchSize: options.batchSize, seed: options.seed, onProgress });
+    const compute = options.threads > 1 ? new FeWorkerPool({ threads: options.threads }) : undefined;
+    try {
+      const batchSize = options.batchSize ?? (options.model === 'lenet5' ? 50 : 100);
+      return await runFeTraining({ train, test, model: options.model, epochs: options.epochs, batchSize, seed: options.seed, onProgress, ...(compute ? { compute } : {}) });
+    } finally {
+      await compute?.destroy();
+    }
   },
 };
 
@@ -72,7 +81,8 @@ export function registerTrainCommand(program: Command): void {
     .option('--test-limit <n>', 'test samples', positiveInt, 1000)
     .option('--epochs <n>', 'epochs', positiveInt, 1)
     .option('--model <model>', 'mlp or lenet5', 'mlp')
-    .option('--batch-size <n>', 'samples per batch (for fe: more than the 64 hidden units)', positiveInt, 100)
+    .option('--batch-size <n>', 'samples per batch (fe: mlp 100, more than the 64 hidden units; lenet5 50)', positiveInt)
+    .option('--threads <n>', 'worker threads for encryption and decryption (1: none)', positiveInt, availableParallelism())
     .option('--seed <n>', 'seed of initialization and data order', positiveInt, 1)
     .option('--json', 'print one JSON object on stdout')
     .action(async (options: TrainOptions) => {

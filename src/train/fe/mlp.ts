@@ -22,7 +22,12 @@ export interface MlpConfig {
   readonly optimizer?: 'sgd' | 'adam';
 }
 
-export const DEFAULT_MLP: MlpConfig = { inputs: 784, hidden: 64, classes: 10, learningRate: 0.1, momentum: 0.9, seed: 1 };
+/**
+ * Defaults: Adam at 0.01 (tuned on the plaintext twin, 2,000 Fashion-MNIST samples, batch 100:
+ * 71.8 / 77.1 / 78.8% after 1 / 2 / 3 epochs, against 65.6 / 74.0 / 77.7% for SGD 0.1 with
+ * momentum 0.9).
+ */
+export const DEFAULT_MLP: MlpConfig = { inputs: 784, hidden: 64, classes: 10, learningRate: 0.01, momentum: 0.9, seed: 1, optimizer: 'adam' };
 
 /** Parameters and momentum buffers. */
 export class Mlp {
