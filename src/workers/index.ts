@@ -5,3 +5,5 @@
  */
 export * from './paillier-pool.js';
 export type { PaillierTask } from './paillier-tasks.js';
+export * from './fe-pool.js';
+export type { FeTask, FeTaskResult } from './fe-tasks.js';
