@@ -52,8 +52,8 @@ export const MAX_KEY_COEFFICIENT = MAX_MSM_COEFFICIENT;
 export const MAX_LENGTH = 1 << 20;
 /** x_i up to this magnitude cost one table addition; larger ones a fixed-base multiplication. */
 const SMALL_PLAINTEXT = 4096;
-/** Samples encrypted together (memory: samples × (l+1) × 240 bytes). */
-const ENCRYPT_CHUNK = 256;
+/** Bytes of kernel memory one encryption chunk may use (vectors × (l+1) × 240 bytes). */
+const ENCRYPT_CHUNK_BYTES = 1 << 26;
 
 /** Options of {@link FeEngine}. */
 export interface FeEngineOptions {
@@ -165,8 +165,10 @@ export class FeEngine {
     const l = mpk.length;
     const vectors = xs.map((x, i) => toIntVector(x, l, MAX_PLAINTEXT, `plaintext ${i}`));
     const out: Ciphertext[] = [];
-    for (let start = 0; start < vectors.length; start += ENCRYPT_CHUNK) {
-      out.push(...this.encryptChunk(mpk, vectors.slice(start, start + ENCRYPT_CHUNK)));
+    // Larger chunks share each h_i table among more vectors (and allow wider windows).
+    const chunk = Math.max(16, Math.floor(ENCRYPT_CHUNK_BYTES / ((l + 1) * 240)));
+    for (let start = 0; start < vectors.length; start += chunk) {
+      out.push(...this.encryptChunk(mpk, vectors.slice(start, start + chunk)));
     }
     return out;
   }
@@ -181,7 +183,8 @@ export class FeEngine {
     const aff = k.alloc(n * per * AFFINE_BYTES);
     const r = vectors.map(() => randomScalar());
     for (let j = 0; j < n; j++) this.gTable.mul(ext + j * per * EXT_BYTES, r[j] ?? 0n);
-    const w = n >= 24 ? 6 : n >= 4 ? 5 : 4;
+    // Table of h_i: windows·2^(w−1) additions shared by the n vectors, then one addition per window each.
+    const w = n >= 600 ? 8 : n >= 160 ? 7 : n >= 24 ? 6 : n >= 4 ? 5 : 4;
     const rDigits = r.map((rj) => recodeSigned(rj, w));
     const hPoint = k.alloc(EXT_BYTES);
     for (let i = 0; i < l; i++) {
