@@ -1,7 +1,7 @@
 /**
  * A minimal HTTP front for a {@link PaillierInferenceService}: `POST /v1/paillier` carries one
  * protocol message each way (application/octet-stream), `GET /healthz` answers "ok". Oversized
- * bodies are refused with 413 before they are buffered; a client that disconnects mid-request only
+ * bodies are refused with 413 without being buffered; a client that disconnects mid-request only
  * loses its own session (the service drops it when idle).
  *
  * @module
@@ -39,7 +39,7 @@ export async function startHttpInferenceServer(
     readBody(req, maxBody)
       .then(async (body) => {
         if (!body) {
-          res.writeHead(413, { 'content-type': 'text/plain', connection: 'close' }).end('message too large');
+          res.writeHead(413, { 'content-type': 'text/plain' }).end('message too large');
           return;
         }
         const started = performance.now();
@@ -73,18 +73,24 @@ export async function startHttpInferenceServer(
   };
 }
 
-/** The whole body, or null once it exceeds `limit` bytes (the rest is discarded). */
+/**
+ * The whole body, or null if it exceeded `limit` bytes. An oversized body is read to its end and
+ * discarded (so the 413 reliably reaches a client that is still sending), unless it runs past
+ * 16 × limit, when the connection is cut.
+ */
 function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array | null> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    let tooBig = false;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > limit) tooBig = true;
-      if (!tooBig) chunks.push(chunk);
+      if (size <= limit) chunks.push(chunk);
+      else if (size > 16 * limit) req.destroy();
     });
-    req.on('end', () => resolve(tooBig ? null : new Uint8Array(Buffer.concat(chunks))));
+    req.on('end', () => resolve(size > limit ? null : new Uint8Array(Buffer.concat(chunks))));
     req.on('error', reject);
+    req.on('close', () => {
+      if (!req.complete) reject(new Error('request aborted'));
+    });
   });
 }

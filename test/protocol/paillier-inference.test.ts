@@ -96,14 +96,14 @@ test('layers the protocol cannot place are refused by name', () => {
 
 test('the HTTP transport carries a whole session', async () => {
   const service = serviceWith();
-  const http = await startHttpInferenceServer(service);
+  const http = await startHttpInferenceServer(service, { maxBodyBytes: 4 * 2 ** 20 });
   after(() => http.close());
   const health = await fetch(`${http.url}/healthz`);
   assert.equal(await health.text(), 'ok');
   const client = new PaillierInferenceClient(new HttpTransport(http.url), { keys: smallKeys() });
   const { labels } = await client.predict('small', evalImages.subarray(0, 784));
   assert.equal(labels[0], argmaxRows(runPlaintext(small, evalImages.subarray(0, 784)), 10)[0]);
-  const oversized = await fetch(`${http.url}/v1/paillier`, { method: 'POST', body: new Uint8Array(300 * 2 ** 20) });
+  const oversized = await fetch(`${http.url}/v1/paillier`, { method: 'POST', body: new Uint8Array(8 * 2 ** 20) });
   assert.equal(oversized.status, 413);
   const second = await client.predict('small', evalImages.subarray(784, 2 * 784));
   assert.equal(second.labels.length, 1, 'the server still serves after an oversized frame');
@@ -133,6 +133,19 @@ test('messages out of order, for unknown sessions or malformed are errors that e
   const bad = await send(message<'input'>({ type: 'input', sessionId: sid, samples: 1, ciphertexts: Array.from({ length: 784 }, () => keys.publicKey.nSquared + 1n) }));
   assert.match((bad as { code: string }).code, /ERR_INVALID_CIPHERTEXT|ERR_BAD_MESSAGE/);
   assert.equal(service.sessionCount, 0);
+});
+
+test('a second request while the session computes is refused without corrupting the first', async () => {
+  const service = serviceWith();
+  const keys = smallKeys();
+  const width = 128;
+  const n = Buffer.from(keys.publicKey.n.toString(16).padStart(128, '0'), 'hex').toString('base64url');
+  const opened = decodeMessage(await service.handle(encodeMessage(message<'open'>({ type: 'open', modelId: 'small', n, mode: 'latency' }), width)));
+  const sessionId = (opened as { sessionId: string }).sessionId;
+  const input = encodeMessage(message<'input'>({ type: 'input', sessionId, samples: 1, ciphertexts: Array.from({ length: 784 }, () => keys.publicKey.encryptRaw(1n)) }), width);
+  const [first, second] = await Promise.all([service.handle(input), service.handle(input)]);
+  const replies = [decodeMessage(first), decodeMessage(second)].map((m) => m.type).sort();
+  assert.deepEqual(replies, ['activate', 'error']);
 });
 
 test('weak keys are refused unless the service allows them', async () => {

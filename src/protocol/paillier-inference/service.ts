@@ -48,7 +48,8 @@ interface Session {
   ones: bigint;
   readonly width: number;
   stage: number;
-  expecting: 'input' | 'activated';
+  /** What the session waits for; 'busy' while a request is being computed (a second one is refused). */
+  expecting: 'input' | 'activated' | 'busy';
   inputs: bigint[];
   scales: Float64Array | number;
   pending: PendingRound | null;
@@ -113,7 +114,8 @@ export class PaillierInferenceService {
       const msg = decodeMessage(bytes, this.maxMessageBytes);
       sessionId = 'sessionId' in msg ? msg.sessionId : undefined;
       const reply = await this.dispatch(msg);
-      const width = 'sessionId' in reply ? this.sessions.get(reply.sessionId)?.width ?? 1 : 1;
+      // The session may be gone (ended by a concurrent bad request); the ciphertexts still fit their key's width.
+      const width = ('sessionId' in reply ? this.sessions.get(reply.sessionId)?.width : undefined) ?? widthOf(reply.ciphertexts);
       if (reply.type === 'result' || reply.type === 'closed') this.sessions.delete(reply.sessionId);
       return encodeMessage(reply, width);
     } catch (err) {
@@ -193,9 +195,10 @@ export class PaillierInferenceService {
     return key;
   }
 
-  private session(id: string, expecting: Session['expecting']): Session {
+  private session(id: string, expecting: 'input' | 'activated'): Session {
     const s = this.sessions.get(id);
     if (!s) throw new ProtocolError('ERR_UNKNOWN_SESSION', 'unknown or expired session');
+    if (s.expecting === 'busy') throw new ProtocolError('ERR_BUSY', 'the session is still computing the previous request');
     if (s.expecting !== expecting) throw new ProtocolError('ERR_OUT_OF_ORDER', `message out of order: the session expects '${s.expecting}'`);
     s.lastSeen = Date.now();
     return s;
@@ -214,6 +217,7 @@ export class PaillierInferenceService {
     this.checkCiphertexts(s, msg.ciphertexts, s.model.plan.stages[0]!.linears[0]!.cols);
     s.inputs = msg.ciphertexts;
     s.ones = replicator(s.layout.slotBits, msg.samples);
+    s.expecting = 'busy';
     return this.runStage(s);
   }
 
@@ -234,6 +238,7 @@ export class PaillierInferenceService {
     s.inputs = inputs;
     s.scales = scales;
     s.pending = null;
+    s.expecting = 'busy';
     return this.runStage(s);
   }
 
@@ -251,6 +256,7 @@ export class PaillierInferenceService {
       sigma = q;
     }
     s.inputs = [];
+    s.lastSeen = Date.now();
     if (!stage.activation) {
       const packed = await this.packForTransport(s, values, null, scales.maps[scales.maps.length - 1]!.outputBound);
       return message<'result'>({ type: 'result', sessionId: s.id, outputs: values.length, valuesPerCiphertext: packed.perCiphertext, slotBits: packed.slotBits, ciphertexts: packed.ciphertexts });
@@ -319,8 +325,17 @@ export class PaillierInferenceService {
 
   private dropIdle(): void {
     const now = Date.now();
-    for (const [id, s] of this.sessions) if (now - s.lastSeen > this.idleTimeoutMs) this.sessions.delete(id);
+    for (const [id, s] of this.sessions) {
+      if (s.expecting !== 'busy' && now - s.lastSeen > this.idleTimeoutMs) this.sessions.delete(id);
+    }
   }
+}
+
+/** Bytes of the widest ciphertext (at least 1). */
+function widthOf(cts: readonly bigint[]): number {
+  let most = 1;
+  for (const c of cts) most = Math.max(most, Math.ceil(c.toString(16).length / 2));
+  return most;
 }
 
 function shuffled(cells: Int32Array): Int32Array {
