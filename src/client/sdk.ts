@@ -109,10 +109,11 @@ export class BlindmlClient {
 
   /**
    * Prepares encryption randomness for about `count` values ahead of time (optional: it moves
-   * the cost of encryption off the critical path of the next predictions).
+   * the cost of encryption off the critical path of the next predictions). `fill` may compute
+   * the values elsewhere (e.g. `(n) => pool.noise(client.keys.publicKey, n)` on worker threads).
    */
-  precompute(count: number): Promise<void> {
-    return this.inner.precompute(count);
+  precompute(count: number, fill?: (count: number) => Promise<bigint[]>): Promise<void> {
+    return this.inner.precompute(count, fill);
   }
 
   /**

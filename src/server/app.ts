@@ -365,6 +365,10 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
         const out = isBinary ? await exchange(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), conn.ip, 'ws', conn) : (metrics.framesRejected.inc({ reason: 'malformed' }), errorFrame('ERR_BAD_MESSAGE', 'send binary frames'));
         conn.pending--;
         if (socket.readyState === socket.OPEN) socket.send(out, { binary: true });
+      }).catch((err: unknown) => {
+        // exchange() does not throw; if sending fails, end this connection only.
+        log.error({ ip: conn.ip, reason: err instanceof Error ? err.message.slice(0, 100) : 'unknown' }, 'websocket frame failed');
+        socket.terminate();
       });
     });
     socket.on('error', (err: Error) => {
