@@ -53,6 +53,7 @@ if (process.argv.includes('--json')) {
     ['accuracy (encrypted) vs plaintext twin', `${pct(result.accuracy)} vs ${pct(result.plaintextAccuracy)}`],
     ['identical final weights', String(result.identicalWeights)],
     ['time per epoch, encrypted vs twin', result.perEpoch.map((e) => `${e.seconds.toFixed(1)} s vs ${e.plaintextSeconds.toFixed(2)} s (${(e.seconds / e.plaintextSeconds).toFixed(0)}×)`).join('; ')],
+    ['CPU time (all threads), encrypted vs twin', `${result.cpuSeconds.toFixed(1)} s vs ${result.plaintextCpuSeconds.toFixed(2)} s (${result.cpuOverhead.toFixed(0)}×)`],
     ['encrypt one sample (784 values), median over batches', `${result.encryptPerSampleMs.toFixed(2)} ms`],
     ['encrypt one feature column, mean', `${result.encryptPerColumnMs.toFixed(2)} ms`],
     ['decrypt one inner product (incl. discrete log), median', `${result.decryptPerInnerProductUs.toFixed(1)} µs`],

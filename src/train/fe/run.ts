@@ -51,6 +51,9 @@ export interface FeTrainOptions {
 export interface EpochTiming {
   readonly seconds: number;
   readonly plaintextSeconds: number;
+  /** CPU seconds of the whole process, worker threads included (Node only; 0 elsewhere). */
+  readonly cpuSeconds: number;
+  readonly plaintextCpuSeconds: number;
   readonly loss: number;
   readonly plaintextLoss: number;
 }
@@ -70,6 +73,11 @@ export interface FeTrainResult {
   readonly plaintextSeconds: number;
   /** seconds / plaintextSeconds. */
   readonly overhead: number;
+  /** CPU seconds (all threads) of the encrypted run and of the twin: independent of other load. */
+  readonly cpuSeconds: number;
+  readonly plaintextCpuSeconds: number;
+  /** cpuSeconds / plaintextCpuSeconds. */
+  readonly cpuOverhead: number;
   readonly perEpoch: readonly EpochTiming[];
   /** Identical final weights in both runs (expected: the twin sees the same integers). */
   readonly identicalWeights: boolean;
@@ -84,6 +92,30 @@ export interface FeTrainResult {
   readonly keyRequests: number;
   readonly refusedVectors: number;
   readonly timings: Readonly<Record<string, number>>;
+}
+
+/** Process CPU time in seconds (user + system, all threads) where the runtime offers it. */
+function cpuNow(): number {
+  const proc = (globalThis as { process?: { cpuUsage?: () => { user: number; system: number } } }).process;
+  const u = proc?.cpuUsage?.();
+  return u === undefined ? 0 : (u.user + u.system) / 1e6;
+}
+
+/** Sums of the per-epoch timings. */
+function totals(perEpoch: readonly EpochTiming[]) {
+  const sum = (f: (e: EpochTiming) => number) => perEpoch.reduce((s, e) => s + f(e), 0);
+  const seconds = sum((e) => e.seconds);
+  const plaintextSeconds = sum((e) => e.plaintextSeconds);
+  const cpuSeconds = sum((e) => e.cpuSeconds);
+  const plaintextCpuSeconds = sum((e) => e.plaintextCpuSeconds);
+  return {
+    seconds,
+    plaintextSeconds,
+    overhead: plaintextSeconds > 0 ? seconds / plaintextSeconds : Infinity,
+    cpuSeconds,
+    plaintextCpuSeconds,
+    cpuOverhead: plaintextCpuSeconds > 0 ? cpuSeconds / plaintextCpuSeconds : Infinity,
+  };
 }
 
 function median(values: readonly number[]): number {
@@ -155,6 +187,7 @@ export async function runFeTraining(options: FeTrainOptions): Promise<FeTrainRes
     const batches: number[][] = [];
     for (let s = 0; s < order.length; s += batchSize) batches.push(order.slice(s, s + batchSize));
     let t = performance.now();
+    let cpu = cpuNow();
     let loss = 0;
     for (const b of batches) {
       const before = snapshot();
@@ -166,17 +199,19 @@ export async function runFeTraining(options: FeTrainOptions): Promise<FeTrainRes
       options.onProgress?.(++done, total, `epoch ${epoch + 1} encrypted`);
     }
     const seconds = (performance.now() - t) / 1000;
+    const cpuSeconds = cpuNow() - cpu;
     t = performance.now();
+    cpu = cpuNow();
     let plainLoss = 0;
     for (const b of batches) {
       plainLoss += (await plainModel.trainBatch(plainSource, b, columnLength)) * b.length;
       options.onProgress?.(++done, total, `epoch ${epoch + 1} plaintext twin`);
     }
     const plaintextSeconds = (performance.now() - t) / 1000;
-    perEpoch.push({ seconds, plaintextSeconds, loss: loss / train.count, plaintextLoss: plainLoss / train.count });
+    const plaintextCpuSeconds = cpuNow() - cpu;
+    perEpoch.push({ seconds, plaintextSeconds, cpuSeconds, plaintextCpuSeconds, loss: loss / train.count, plaintextLoss: plainLoss / train.count });
   }
-  const seconds = perEpoch.reduce((s, e) => s + e.seconds, 0);
-  const plaintextSeconds = perEpoch.reduce((s, e) => s + e.plaintextSeconds, 0);
+  const time = totals(perEpoch);
   const et = encSource.timings;
   const ot = encSource.owner.timings;
   const products = et.rowProducts + et.columnProducts;
@@ -190,9 +225,7 @@ export async function runFeTraining(options: FeTrainOptions): Promise<FeTrainRes
     batchSize,
     accuracy: accuracy(encModel, test),
     plaintextAccuracy: accuracy(plainModel, test),
-    seconds,
-    plaintextSeconds,
-    overhead: plaintextSeconds > 0 ? seconds / plaintextSeconds : Infinity,
+    ...time,
     perEpoch,
     identicalWeights: sameWeights(encModel, plainModel),
     encryptPerSampleMs: median(perBatch.encrypt),
@@ -254,6 +287,7 @@ async function runLeNet(options: FeTrainOptions): Promise<FeTrainResult> {
     const batches: number[][] = [];
     for (let s = 0; s < order.length; s += batchSize) batches.push(order.slice(s, s + batchSize));
     let t = performance.now();
+    let cpu = cpuNow();
     let loss = 0;
     for (const b of batches) {
       const before = snap();
@@ -265,17 +299,19 @@ async function runLeNet(options: FeTrainOptions): Promise<FeTrainResult> {
       options.onProgress?.(++done, total, `epoch ${epoch + 1} encrypted`);
     }
     const seconds = (performance.now() - t) / 1000;
+    const cpuSeconds = cpuNow() - cpu;
     t = performance.now();
+    cpu = cpuNow();
     let plainLoss = 0;
     for (const b of batches) {
       plainLoss += (await plainModel.trainBatch(plain, b)) * b.length;
       options.onProgress?.(++done, total, `epoch ${epoch + 1} plaintext twin`);
     }
     const plaintextSeconds = (performance.now() - t) / 1000;
-    perEpoch.push({ seconds, plaintextSeconds, loss: loss / train.count, plaintextLoss: plainLoss / train.count });
+    const plaintextCpuSeconds = cpuNow() - cpu;
+    perEpoch.push({ seconds, plaintextSeconds, cpuSeconds, plaintextCpuSeconds, loss: loss / train.count, plaintextLoss: plainLoss / train.count });
   }
-  const seconds = perEpoch.reduce((s, e) => s + e.seconds, 0);
-  const plaintextSeconds = perEpoch.reduce((s, e) => s + e.plaintextSeconds, 0);
+  const time = totals(perEpoch);
   const acc = (model: LeNet5) => {
     const predicted = model.predict(test.x, test.count);
     let right = 0;
@@ -294,9 +330,7 @@ async function runLeNet(options: FeTrainOptions): Promise<FeTrainResult> {
     batchSize,
     accuracy: acc(encModel),
     plaintextAccuracy: acc(plainModel),
-    seconds,
-    plaintextSeconds,
-    overhead: plaintextSeconds > 0 ? seconds / plaintextSeconds : Infinity,
+    ...time,
     perEpoch,
     identicalWeights: encModel.params.every((p, n) => p.every((v, i) => v === plainModel.params[n]?.[i])),
     encryptPerSampleMs: m.encrypt,
