@@ -66,6 +66,7 @@ function summary(result: object): string {
     `scheme ${r.scheme}, model ${r.model}: ${r.samples} training samples, ${r.epochs} epoch(s), batch ${r.batchSize}`,
     `accuracy ${pct(r.accuracy)} (plaintext twin ${pct(r.plaintextAccuracy)}) on ${r.testSamples} test images`,
     `time ${r.seconds?.toFixed(1)} s (plaintext twin ${r.plaintextSeconds?.toFixed(2)} s, ${r.overhead?.toFixed(0)}×)`,
+    `CPU ${r.cpuSeconds?.toFixed(1)} s, all threads (plaintext twin ${r.plaintextCpuSeconds?.toFixed(2)} s, ${r.cpuOverhead?.toFixed(0)}×)`,
     `encrypt ${r.encryptPerSampleMs?.toFixed(2)} ms/sample, decrypt ${r.decryptPerInnerProductUs?.toFixed(1)} µs/inner product, ` +
       `discrete log ${r.dlogPerResultUs?.toFixed(2)} µs/result (medians over batches)`,
   ].join('\n');
