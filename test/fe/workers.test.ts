@@ -34,14 +34,14 @@ test('the FE worker pool encrypts and decrypts to the same integers as the singl
 });
 
 test('training with the worker pool ends with the same weights as on one thread and as the twin', async () => {
-  const sample = loadFashionMnistSample({ limit: 80 });
+  const sample = loadFashionMnistSample({ limit: 30 });
   const slice = (from: number, to: number) => ({
     count: to - from,
     features: 784,
     images: sample.images.subarray(from * 784, to * 784),
     labels: sample.labels.subarray(from, to),
   });
-  const common = { train: slice(0, 40), test: slice(40, 80), epochs: 1, batchSize: 20, hidden: 8 } as const;
+  const common = { train: slice(0, 20), test: slice(20, 30), epochs: 1, batchSize: 10, hidden: 6 } as const;
   const single = await runFeTraining({ ...common, engine: new FeEngine({ maxDlogTable: 1 << 16 }) });
   const pool = new FeWorkerPool({ threads: 2, maxDlogTable: 1 << 16 });
   try {
