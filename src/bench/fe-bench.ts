@@ -55,7 +55,7 @@ if (process.argv.includes('--json')) {
     ['time per epoch, encrypted vs twin', result.perEpoch.map((e) => `${e.seconds.toFixed(1)} s vs ${e.plaintextSeconds.toFixed(2)} s (${(e.seconds / e.plaintextSeconds).toFixed(0)}×)`).join('; ')],
     ['CPU time (all threads), encrypted vs twin', `${result.cpuSeconds.toFixed(1)} s vs ${result.plaintextCpuSeconds.toFixed(2)} s (${result.cpuOverhead.toFixed(0)}×)`],
     ['encrypt one sample (784 values), median over batches', `${result.encryptPerSampleMs.toFixed(2)} ms`],
-    ['encrypt one feature column, mean', `${result.encryptPerColumnMs.toFixed(2)} ms`],
+    ...(model === 'mlp' ? [['encrypt one feature column, mean', `${result.encryptPerColumnMs.toFixed(2)} ms`] as [string, string]] : []),
     ['decrypt one inner product (incl. discrete log), median', `${result.decryptPerInnerProductUs.toFixed(1)} µs`],
     ['discrete log per result, median', `${result.dlogPerResultUs.toFixed(2)} µs`],
     ['inner products decrypted / key requests / refused vectors', `${result.innerProducts} / ${result.keyRequests} / ${result.refusedVectors}`],
