@@ -52,6 +52,8 @@ export interface RowEvaluator {
   evaluate(key: PaillierPublicKey, values: readonly bigint[], rows: IntegerRows, rowCount: number): Promise<bigint[]>;
   /** Raises values to their factors and packs them (see `packRaw`). */
   pack(key: PaillierPublicKey, values: readonly bigint[], factors: readonly bigint[] | null, slotBits: number, perCiphertext: number): Promise<bigint[]>;
+  /** `count` fresh random n-th residues (r^n mod n²) for re-randomizing ciphertexts. */
+  noise(key: PaillierPublicKey, count: number): Promise<bigint[]>;
 }
 
 /** Evaluates on the calling thread. */
@@ -61,6 +63,9 @@ export const localRowEvaluator: RowEvaluator = {
   },
   pack(key, values, factors, slotBits, perCiphertext) {
     return Promise.resolve(packRaw(values, factors, slotBits, perCiphertext, key.nSquared));
+  },
+  noise(key, count) {
+    return Promise.resolve(Array.from({ length: count }, () => key.noiseSource.next()));
   },
 };
 

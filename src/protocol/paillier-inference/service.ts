@@ -312,15 +312,17 @@ export class PaillierInferenceService {
   ): Promise<{ ciphertexts: bigint[]; perCiphertext: number; slotBits: number }> {
     if (s.batch > 1) {
       const raised = factors ? await this.evaluator.pack(s.key, values, factors, s.layout.slotBits, 1) : values;
-      return { ciphertexts: raised.map((c) => this.obfuscate(s, c)), perCiphertext: 1, slotBits: s.layout.slotBits };
+      return { ciphertexts: await this.obfuscate(s, raised), perCiphertext: 1, slotBits: s.layout.slotBits };
     }
     const layout = new SlotLayout(s.key.bits, { bound: BigInt(Math.ceil(bound)) + 1n, guardBits: s.model.params.guardBits });
     const packed = await this.evaluator.pack(s.key, values, factors, layout.slotBits, layout.slots);
-    return { ciphertexts: packed.map((c) => this.obfuscate(s, c)), perCiphertext: layout.slots, slotBits: layout.slotBits };
+    return { ciphertexts: await this.obfuscate(s, packed), perCiphertext: layout.slots, slotBits: layout.slotBits };
   }
 
-  private obfuscate(s: Session, c: bigint): bigint {
-    return (c * s.key.noiseSource.next()) % s.key.nSquared;
+  /** Re-randomizes ciphertexts before they leave (noise computed by the evaluator, e.g. on workers). */
+  private async obfuscate(s: Session, cts: readonly bigint[]): Promise<bigint[]> {
+    const noise = await this.evaluator.noise(s.key, cts.length);
+    return cts.map((c, i) => (c * noise[i]!) % s.key.nSquared);
   }
 
   private dropIdle(): void {
