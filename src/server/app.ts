@@ -299,7 +299,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
         if (typeof body.name === 'string') name = body.name;
       }
       try {
-        const { model, created } = registry.add(onnx, { ...(name ? { name } : {}), ...(calibration ? { calibration } : {}) });
+        const { model, created } = await registry.add(onnx, { ...(name ? { name } : {}), ...(calibration ? { calibration } : {}) });
         service.register(model.record.id, model.compiled);
         req.log.info({ model: model.record.id, created, bytes: onnx.length }, 'model registered');
         return reply.code(created ? 201 : 200).send({ model: model.record, created });
@@ -427,7 +427,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     service.closeAll();
     await app.close();
     await pool?.destroy();
-    registry.close();
+    await registry.close();
   }
 
   return {

@@ -10,6 +10,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { Piscina } from 'piscina';
 import Database from 'better-sqlite3';
 import { FormatError } from '../errors.js';
 import { parseIdx, pixelsToFloat32 } from '../data/idx.js';
@@ -130,9 +131,57 @@ function defaultCalibration(model: Model): Float32Array {
   return sample.images.subarray((sample.count - DEFAULT_CALIBRATION_IMAGES) * size);
 }
 
+/** What {@link compileUpload} needs: the owner's files. */
+export interface CompileRequest {
+  readonly onnx: Uint8Array;
+  readonly calibration?: Uint8Array;
+}
+
+/** What {@link compileUpload} produces. */
+export interface CompiledUpload {
+  readonly compiled: CompiledPaillierModel;
+  readonly inputShape: readonly number[];
+  readonly outputSize: number;
+  readonly calibrationSamples: number;
+}
+
+/**
+ * Imports and compiles an uploaded model (what the compile worker runs).
+ *
+ * @throws RegistryError (400) for bytes that are not a model the protocol can run, or bad
+ *   calibration images.
+ */
+export function compileUpload(request: CompileRequest): CompiledUpload {
+  let model: Model;
+  try {
+    model = importOnnx(request.onnx);
+  } catch (err) {
+    throw new RegistryError(400, `not a model blindml can import: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const calibration = request.calibration ? calibrationFromIdx(request.calibration, model) : defaultCalibration(model);
+  try {
+    return { compiled: compileModel(model, calibration), inputShape: [...model.inputShape], outputSize: model.outputSize, calibrationSamples: calibration.length / model.inputSize };
+  } catch (err) {
+    throw new RegistryError(400, `the inference protocol cannot run this model: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** Runs {@link compileUpload} on a worker thread (`.ts` under tsx, `.js` when built). */
+async function compileOnWorker(pool: Piscina, request: CompileRequest): Promise<CompiledUpload> {
+  let reply: { ok: true; value: CompiledUpload } | { ok: false; status: number; message: string };
+  try {
+    reply = (await pool.run(request)) as typeof reply;
+  } catch (err) {
+    throw new RegistryError(500, `model compilation failed: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (!reply.ok) throw new RegistryError(reply.status, reply.message);
+  return reply.value;
+}
+
 /** The registry: open with {@link ModelRegistry.open}, close with {@link ModelRegistry.close}. */
 export class ModelRegistry {
   private readonly models = new Map<string, RegisteredModel>();
+  private readonly compiling = new Map<string, Promise<RegisteredModel>>();
 
   private constructor(
     private readonly db: Database.Database,
@@ -193,38 +242,49 @@ export class ModelRegistry {
   }
 
   /**
-   * Imports, compiles and stores a model. The same bytes twice return the existing record.
+   * Imports, compiles (on a worker thread unless `inline`) and stores a model. The same bytes
+   * twice return the existing record; concurrent uploads of the same bytes share one compilation.
    *
    * @throws RegistryError (400) for bytes that are not a model the protocol can run or bad
-   *   calibration images; UnsupportedOpError / FormatError from the importer (also 400).
+   *   calibration images.
    */
-  add(onnx: Uint8Array, options: { name?: string; calibration?: Uint8Array } = {}): { model: RegisteredModel; created: boolean } {
+  async add(onnx: Uint8Array, options: { name?: string; calibration?: Uint8Array; inline?: boolean } = {}): Promise<{ model: RegisteredModel; created: boolean }> {
     const id = modelIdOf(onnx);
     const existing = this.models.get(id);
     if (existing) return { model: existing, created: false };
-    let model: Model;
+    const running = this.compiling.get(id);
+    if (running) return { model: await running, created: false };
+    const request: CompileRequest = { onnx, ...(options.calibration ? { calibration: options.calibration } : {}) };
+    const job = (options.inline ? Promise.resolve().then(() => compileUpload(request)) : compileOnWorker(this.compiler(), request)).then((done) => this.store(id, onnx, done, options));
+    this.compiling.set(id, job);
     try {
-      model = importOnnx(onnx);
-    } catch (err) {
-      throw new RegistryError(400, `not a model blindml can import: ${err instanceof Error ? err.message : String(err)}`);
+      return { model: await job, created: true };
+    } finally {
+      this.compiling.delete(id);
     }
-    const calibration = options.calibration ? calibrationFromIdx(options.calibration, model) : defaultCalibration(model);
-    let compiled: CompiledPaillierModel;
-    try {
-      compiled = compileModel(model, calibration);
-    } catch (err) {
-      throw new RegistryError(400, `the inference protocol cannot run this model: ${err instanceof Error ? err.message : String(err)}`);
-    }
+  }
+
+  private pool: Piscina | undefined;
+
+  /** One compile thread, started on first use. */
+  private compiler(): Piscina {
+    const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+    this.pool ??= new Piscina({ filename: new URL(`./compile-worker${ext}`, import.meta.url).href, minThreads: 0, maxThreads: 1, idleTimeout: 10_000 });
+    return this.pool;
+  }
+
+  private store(id: string, onnx: Uint8Array, done: CompiledUpload, options: { name?: string; calibration?: Uint8Array }): RegisteredModel {
+    const { compiled } = done;
     const record: ModelRecord = {
       id,
       name: (options.name ?? id).slice(0, 200),
-      inputShape: [...model.inputShape],
-      outputSize: model.outputSize,
+      inputShape: [...done.inputShape],
+      outputSize: done.outputSize,
       rounds: compiled.plan.stages.length - 1,
       bytes: onnx.length,
       createdAt: new Date().toISOString(),
       calibration: options.calibration ? 'upload' : 'sample',
-      calibrationSamples: calibration.length / model.inputSize,
+      calibrationSamples: done.calibrationSamples,
     };
     writeAtomic(this.file(id, 'onnx'), onnx);
     if (options.calibration) writeAtomic(this.file(id, 'calibration'), options.calibration);
@@ -236,7 +296,7 @@ export class ModelRegistry {
       .run({ ...record, inputShape: JSON.stringify(record.inputShape) });
     const registered = { record, compiled };
     this.models.set(id, registered);
-    return { model: registered, created: true };
+    return registered;
   }
 
   /** Deletes a model and its files. @returns whether it existed. */
@@ -257,7 +317,10 @@ export class ModelRegistry {
     this.db.prepare('INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)').run(name, value);
   }
 
-  close(): void {
+  /** Stops the compile thread and closes the database. */
+  async close(): Promise<void> {
+    await Promise.allSettled(this.compiling.values());
+    await this.pool?.destroy();
     this.db.close();
     if (this.dir.includes('.blindml-memory-') && existsSync(this.dir)) rmSync(this.dir, { recursive: true, force: true });
   }
