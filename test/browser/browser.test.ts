@@ -64,8 +64,7 @@ test('Chromium: an encrypted prediction with 2048-bit keys from a Web Worker equ
 
   const sample = loadFashionMnistSample({ limit: 1 });
   const client = await connect(server.url, { keys: realKeys() });
-  const node = await client.predict(modelId, sample.images);
-  client.close();
+  const node = await client.predict(modelId, sample.images).finally(() => client.close());
   const plain = runPlaintext(importOnnx(onnx), sample.images);
   assert.equal(Number(got.label), node.label, 'the browser and the Node client agree');
   assert.equal(node.label, argmaxRows(plain, 10)[0]);

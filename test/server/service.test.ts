@@ -10,7 +10,7 @@ import { argmaxRows, importOnnx, runPlaintext } from '../../src/nn/index.js';
 import { bigIntToBase64Url } from '../../src/math/bigint.js';
 import { encodeMessage, message, decodeMessage, ServiceError } from '../../src/protocol/paillier-inference/index.js';
 import { startServer, type BlindmlServer, type ServerOptions } from '../../src/server/app.js';
-import { connect, getModel, listModels, registerModel, removeModel, ServiceRequestError, type PredictPhase } from '../../src/client/index.js';
+import { connect, getModel, type BlindmlClient, listModels, registerModel, removeModel, ServiceRequestError, type PredictPhase } from '../../src/client/index.js';
 import { modelIdOf } from '../../src/cli/inference-job.js';
 import { smallKeys } from '../helpers/keys.js';
 
@@ -26,18 +26,36 @@ const dir = mkdtempSync(join(tmpdir(), 'blindml-server-'));
 const db = join(dir, 'registry.db');
 const base: ServerOptions = { db, apiKey: API_KEY, port: 0, workers: 0, allowInsecureKeys: true, logger: false, idleTimeoutMs: 1_000 };
 let server: BlindmlServer;
+/** Everything a test opened, closed in after() even when the test failed half-way (no hanging process). */
+const servers: BlindmlServer[] = [];
+const sockets: WebSocket[] = [];
+const clients: { close(): void }[] = [];
+
+async function start(options: ServerOptions): Promise<BlindmlServer> {
+  const s = await startServer(options);
+  servers.push(s);
+  return s;
+}
+async function connectTracked(url: string, options: Parameters<typeof connect>[1]): Promise<BlindmlClient> {
+  const c = await connect(url, options);
+  clients.push(c);
+  return c;
+}
 
 before(async () => {
-  server = await startServer(base);
+  server = await start(base);
 });
 after(async () => {
-  await server.close(0);
+  for (const c of clients) c.close();
+  for (const ws of sockets) ws.terminate();
+  await Promise.all(servers.map((s) => s.close(0)));
   rmSync(dir, { recursive: true, force: true });
 });
 
 /** Opens a raw WebSocket and returns helpers to exchange frames. */
 async function rawSocket(url: string) {
   const ws = new WebSocket(`${url.replace('http', 'ws')}/v1/ws`);
+  sockets.push(ws);
   ws.binaryType = 'nodebuffer';
   const replies: Buffer[] = [];
   const waiters: ((b: Buffer) => void)[] = [];
@@ -93,7 +111,7 @@ test('a model owner registers a model once (content id) and lists it', async () 
 
 test('SDK predictions over WebSocket and HTTP equal the plaintext executor, with progress', async () => {
   for (const transport of ['websocket', 'http'] as const) {
-    const client = await connect(server.url, { keys: smallKeys(), transport });
+    const client = await connectTracked(server.url, { keys: smallKeys(), transport });
     const phases: PredictPhase[] = [];
     for (let k = 0; k < 2; k++) {
       const { label, logits, stats } = await client.predict(modelId, image(k), { onProgress: (p) => phases.push(p.phase) });
@@ -125,7 +143,7 @@ test('a malformed frame ends only that session; an oversized frame closes only t
   assert.equal(decodeMessage(await bad.exchange(openFrame())).type, 'opened');
   bad.ws.close();
 
-  const small = await startServer({ ...base, db: join(dir, 'other.db'), maxFrameBytes: 4096 });
+  const small = await start({ ...base, db: join(dir, 'other.db'), maxFrameBytes: 4096 });
   try {
     const huge = await rawSocket(small.url);
     huge.ws.send(new Uint8Array(10_000));
@@ -144,7 +162,7 @@ test('a malformed frame ends only that session; an oversized frame closes only t
 });
 
 test('sessions per client are limited; a vanished client is freed', async () => {
-  const limited = await startServer({ ...base, db, port: 0, maxSessionsPerClient: 2, idleTimeoutMs: 300 });
+  const limited = await start({ ...base, db, port: 0, maxSessionsPerClient: 2, idleTimeoutMs: 300 });
   try {
     const a = await rawSocket(limited.url);
     assert.equal(decodeMessage(await a.exchange(openFrame())).type, 'opened');
@@ -164,7 +182,7 @@ test('sessions per client are limited; a vanished client is freed', async () => 
 });
 
 test('graceful shutdown refuses new sessions and aborts the stragglers', async () => {
-  const s = await startServer({ ...base, db: join(dir, 'shutdown.db') });
+  const s = await start({ ...base, db: join(dir, 'shutdown.db') });
   await registerModel(s.url, API_KEY, onnx);
   const a = await rawSocket(s.url);
   assert.equal(decodeMessage(await a.exchange(openFrame())).type, 'opened');
@@ -178,7 +196,7 @@ test('graceful shutdown refuses new sessions and aborts the stragglers', async (
 
 test('a restart keeps every model; removal withdraws it; a generated key is shown once', async () => {
   const path = join(dir, 'restart.db');
-  const first = await startServer({ ...base, db: path, apiKey: undefined });
+  const first = await start({ ...base, db: path, apiKey: undefined });
   const key = first.generatedApiKey;
   assert.ok(key && key.length > 30);
   const calibration = encodeIdx([20, 28, 28], new Uint8Array(20 * 784).map((_, i) => Math.round(sample.images[i % (4 * 784)]! * 255)));
@@ -187,11 +205,11 @@ test('a restart keeps every model; removal withdraws it; a generated key is show
   assert.equal(model.calibrationSamples, 20);
   await first.close(0);
 
-  const second = await startServer({ ...base, db: path, apiKey: undefined });
+  const second = await start({ ...base, db: path, apiKey: undefined });
   try {
     assert.equal(second.generatedApiKey, undefined, 'the key is generated only at first start');
     assert.deepEqual((await listModels(second.url, key)).map((m) => [m.id, m.name]), [[modelId, 'mine']]);
-    const client = await connect(second.url, { keys: smallKeys() });
+    const client = await connectTracked(second.url, { keys: smallKeys() });
     const { label } = await client.predict(modelId, image(0));
     assert.equal(label, argmaxRows(plain.subarray(0, 10), 10)[0]);
     assert.equal(await removeModel(second.url, key, modelId), true);
