@@ -176,13 +176,14 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   const sweeper = setInterval(() => prune(), Math.max(250, Math.min(idleTimeoutMs / 2, 5_000)));
   sweeper.unref();
 
-  function takeToken(ip: string): boolean {
+  /** Token bucket per address: `perMinute` tokens, refilled continuously. */
+  function takeToken(ip: string, table = buckets, perMinute = opensPerMinute): boolean {
     const now = Date.now();
-    const b = buckets.get(ip) ?? { tokens: opensPerMinute, at: now };
-    b.tokens = Math.min(opensPerMinute, b.tokens + ((now - b.at) / 60_000) * opensPerMinute);
+    const b = table.get(ip) ?? { tokens: perMinute, at: now };
+    b.tokens = Math.min(perMinute, b.tokens + ((now - b.at) / 60_000) * perMinute);
     b.at = now;
-    buckets.set(ip, b);
-    if (buckets.size > 10_000) buckets.delete(buckets.keys().next().value!);
+    table.set(ip, b);
+    if (table.size > 10_000) table.delete(table.keys().next().value!);
     if (b.tokens < 1) return false;
     b.tokens -= 1;
     return true;
@@ -243,12 +244,27 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     const header = req.headers['x-api-key'];
     return typeof header === 'string' ? header : undefined;
   }
+  /** Wrong owner keys per address: 20 per minute, then 429 (against guessing a weak --api-key). */
+  const authFailures = new Map<string, { tokens: number; at: number }>();
+  const AUTH_FAILURES_PER_MINUTE = 20;
   function isOwner(req: FastifyRequest): boolean {
     const key = offeredKey(req);
     return key !== undefined && apiKeyMatches(key, keyHash);
   }
   function requireOwner(req: FastifyRequest, reply: FastifyReply): boolean {
+    const f = authFailures.get(req.ip);
+    if (f) {
+      const now = Date.now();
+      f.tokens = Math.min(AUTH_FAILURES_PER_MINUTE, f.tokens + ((now - f.at) / 60_000) * AUTH_FAILURES_PER_MINUTE);
+      f.at = now;
+    }
+    if (f && f.tokens < 1) {
+      void reply.code(429).send({ error: 'ERR_RATE_LIMITED', message: 'too many wrong API keys from this address; retry in a minute' });
+      return false;
+    }
     if (isOwner(req)) return true;
+    takeToken(req.ip, authFailures, AUTH_FAILURES_PER_MINUTE);
+    req.log.warn({ ip: req.ip }, 'wrong or missing owner API key');
     void reply.code(401).send({ error: 'ERR_UNAUTHORIZED', message: 'an owner API key is required (Authorization: Bearer <key>)' });
     return false;
   }
@@ -272,8 +288,8 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
 
   // --- model registry -----------------------------------------------------------------------
   app.get('/v1/models', async (req, reply) => {
-    const owner = isOwner(req);
-    if (!owner && offeredKey(req) !== undefined) return reply.code(401).send({ error: 'ERR_UNAUTHORIZED', message: 'wrong API key' });
+    const owner = offeredKey(req) !== undefined && requireOwner(req, reply);
+    if (!owner && offeredKey(req) !== undefined) return reply;
     return { models: registry.list().map((m) => (owner ? m : publicRecord(m))) };
   });
   app.get<{ Params: { id: string } }>('/v1/models/:id', async (req, reply) => {

@@ -194,6 +194,37 @@ test('graceful shutdown refuses new sessions and aborts the stragglers', async (
   assert.equal(s.trackedSessions(), 0);
 });
 
+test('wrong owner keys are rate-limited per address', async () => {
+  const s = await start({ ...base, db: join(dir, 'auth.db') });
+  const codes: number[] = [];
+  for (let i = 0; i < 22; i++) codes.push((await fetch(`${s.url}/v1/models/x`, { method: 'DELETE', headers: { authorization: 'Bearer guess' } })).status);
+  assert.deepEqual([...new Set(codes)], [401, 429]);
+  assert.equal(codes.indexOf(429), 20);
+  // Even the right key waits until the bucket refills.
+  assert.equal((await fetch(`${s.url}/v1/models`, { headers: { authorization: `Bearer ${API_KEY}` } })).status, 429);
+  assert.equal((await fetch(`${s.url}/v1/models`)).status, 200, 'the public list stays open');
+});
+
+test('the logs carry no ciphertext, modulus or key', async () => {
+  const lines: string[] = [];
+  const stream = { write: (line: string) => void lines.push(line) };
+  const s = await start({ ...base, db: join(dir, 'logs.db'), logger: { level: 'debug', stream } });
+  await registerModel(s.url, API_KEY, onnx);
+  const c = await connectTracked(s.url, { keys: smallKeys() });
+  await c.predict(modelId, image(0));
+  await fetch(`${s.url}/v1/paillier`, { method: 'POST', body: new Uint8Array([1, 2, 3]), headers: { 'content-type': 'application/octet-stream' } });
+  c.close();
+  await s.close(0);
+  const text = lines.join('');
+  assert.match(text, /session opened/);
+  assert.match(text, /session ended/);
+  assert.match(text, /message refused/);
+  const n = bigIntToBase64Url(smallKeys().publicKey.n);
+  assert.ok(!text.includes(n.slice(0, 24)), 'no public modulus');
+  assert.ok(!text.includes(API_KEY), 'no API key');
+  assert.ok(lines.every((l) => l.length < 1000), 'no long blobs');
+});
+
 test('a restart keeps every model; removal withdraws it; a generated key is shown once', async () => {
   const path = join(dir, 'restart.db');
   const first = await start({ ...base, db: path, apiKey: undefined });
