@@ -42,11 +42,20 @@ export interface PaillierBenchOptions {
   insecure?: boolean;
 }
 
+interface PaillierBigintPublicKey {
+  n: bigint;
+  encrypt(m: bigint): bigint;
+  multiply(c: bigint, k: bigint): bigint;
+  addition(...cs: bigint[]): bigint;
+}
+
 interface PaillierBigint {
   generateRandomKeysSync(bits: number, simpleVariant?: boolean): {
-    publicKey: { n: bigint; encrypt(m: bigint): bigint; multiply(c: bigint, k: bigint): bigint; addition(...cs: bigint[]): bigint };
-    privateKey: { decrypt(c: bigint): bigint };
+    publicKey: PaillierBigintPublicKey;
+    privateKey: { decrypt(c: bigint): bigint; lambda: bigint; mu: bigint };
   };
+  /** (lambda, mu, publicKey) without p and q: the textbook decryption path. */
+  PrivateKey: new (lambda: bigint, mu: bigint, publicKey: PaillierBigintPublicKey) => { decrypt(c: bigint): bigint };
 }
 
 async function loadBaseline(): Promise<PaillierBigint> {
@@ -122,6 +131,9 @@ export async function runPaillierBench(options: PaillierBenchOptions = {}): Prom
   const ourDecrypt = await timeMedian(perOpReps, () => privateKey.decrypt(ct));
   const theirDecrypt = await timeMedian(perOpReps, () => theirs.privateKey.decrypt(theirCt));
   rows.push(row('decrypt', ourDecrypt, theirDecrypt, 'paillier-bigint decrypt (its CRT path: p, q known)', 'full-range CRT decryption'));
+  const textbook = new pb.PrivateKey(theirs.privateKey.lambda, theirs.privateKey.mu, theirs.publicKey);
+  const theirTextbook = await timeMedian(perOpReps, () => textbook.decrypt(theirCt));
+  rows.push(row('decryptVsTextbook', ourDecrypt, theirTextbook, 'paillier-bigint decrypt without p, q (textbook λ, μ)', 'same blindml decryption against the textbook formula'));
   const bound = 1n << 64n;
   const ourBounded = await timeMedian(perOpReps, () => privateKey.decryptBounded(ct, bound));
   rows.push(row('decryptBounded', ourBounded, theirDecrypt, 'paillier-bigint decrypt', 'plaintexts known to be below 2^64 in magnitude: one half-size exponentiation'));
