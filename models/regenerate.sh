@@ -2,7 +2,7 @@
 # Retrains and re-exports the committed models, then prints the plaintext accuracies that
 # models/README.md records (PyTorch's in each script's output, blindml's from `model eval`).
 # Needs Debian's python3-torch and python3-onnx, and the full Fashion-MNIST
-# (`npx tsx src/cli/run.ts data fetch fashion-mnist`). Takes about 15 minutes on 2 cores.
+# (`npx tsx src/cli/run.ts data fetch fashion-mnist`). Takes about 20 minutes on 2 cores.
 set -e
 cd "$(dirname "$0")/.."
 /usr/bin/python3 models/fashion_small.py
