@@ -238,16 +238,19 @@ function matMulRowsInto(
 function dense(layer: Dense, x: Float64Array, n: number): Float64Array {
   const K = layer.inFeatures;
   const O = layer.outFeatures;
+  // Samples play the part of a convolution's output positions; the product comes out
+  // feature-major and is turned sample-major once.
+  const byFeature = new Float64Array(O * n);
+  matMulRowsInto(weightsAsF64(layer), O, x, n, K, layer.bias, byFeature, 0);
   const out = new Float64Array(O * n);
-  // Samples play the role of output positions: out is sample-major, so write through a
-  // transposed view and turn it around once.
-  const transposed = new Float64Array(O * n);
-  matMulRowsInto(weightsAsF64(layer), O, x, n, K, layer.bias, transposed, 0);
-  for (let o = 0; o < O; o++) for (let s = 0; s < n; s++) out[s * O + o] = transposed[o * n + s] as number;
+  for (let o = 0; o < O; o++) for (let s = 0; s < n; s++) out[s * O + o] = byFeature[o * n + s] as number;
   return out;
 }
 
-/** Weights widened once per layer, so the hot loops read a single array type. */
+/**
+ * Weights widened once per layer, so the hot loops read a single array type. Layers are treated
+ * as immutable: changing a layer's weights in place after running it is not seen here.
+ */
 const widened = new WeakMap<Conv2d | Dense, Float64Array>();
 function weightsAsF64(layer: Conv2d | Dense): Float64Array {
   let w = widened.get(layer);
