@@ -56,10 +56,12 @@ export function registerBenchCommands(program: Command): void {
     .description('encrypted inference per model and mode: time per image (service, client), bytes, rounds, agreement')
     .option('--key-bits <bits>', 'Paillier modulus size', positiveInt, 2048)
     .option('--reference', 'also time the 1.56 M-parameter reference CNN (slow)')
+    .option('--only-reference', 'time only the reference CNN')
     .option('--write <file>', 'replace the inference section of this Markdown file (e.g. docs/benchmarks.md)')
     .option('--json', 'print the results as JSON')
-    .action(async (options: { keyBits: number; reference?: boolean; write?: string; json?: boolean }) => {
-      const bench = await runInferBench(inferCases(options.reference ?? false), options.keyBits, (c) =>
+    .action(async (options: { keyBits: number; reference?: boolean; onlyReference?: boolean; write?: string; json?: boolean }) => {
+      const only = options.onlyReference ?? false;
+      const bench = await runInferBench(inferCases((options.reference ?? false) || only, only), options.keyBits, (c) =>
         process.stderr.write(`timing ${c.model}, ${c.batch > 1 ? 'batch' : 'latency'} mode, ${c.images} images...\n`),
       );
       const table = inferBenchMarkdown(bench);
