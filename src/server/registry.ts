@@ -20,6 +20,7 @@ import { importOnnx } from '../nn/onnx.js';
 import type { Model } from '../nn/model.js';
 import { compileModel, type CompiledPaillierModel } from '../protocol/paillier-inference/compile.js';
 import { modelIdOf } from '../cli/inference-job.js';
+import { siblingModuleUrl } from '../workers/module-url.js';
 
 /** How many of the committed sample's last images calibrate a 1×28×28 model by default. */
 export const DEFAULT_CALIBRATION_IMAGES = 100;
@@ -268,8 +269,7 @@ export class ModelRegistry {
 
   /** One compile thread, started on first use. */
   private compiler(): Piscina {
-    const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-    this.pool ??= new Piscina({ filename: new URL(`./compile-worker${ext}`, import.meta.url).href, minThreads: 0, maxThreads: 1, idleTimeout: 10_000 });
+    this.pool ??= new Piscina({ filename: siblingModuleUrl(import.meta.url, 'compile-worker'), minThreads: 0, maxThreads: 1, idleTimeout: 10_000 });
     return this.pool;
   }
 

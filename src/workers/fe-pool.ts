@@ -14,6 +14,7 @@ import { Piscina } from 'piscina';
 import type { DecryptResult, FeCompute, SparseJob } from '../protocol/fe-training/compute.js';
 import type { Ciphertext, FunctionKey, MasterPublicKey } from '../schemes/fe/index.js';
 import { reviveFeError, type FeTask, type FeTaskResult } from './fe-tasks.js';
+import { siblingModuleUrl } from './module-url.js';
 
 /** Options of {@link FeWorkerPool}. */
 export interface FePoolOptions {
@@ -21,11 +22,6 @@ export interface FePoolOptions {
   readonly threads?: number;
   /** Discrete-log table cap of each worker's engine (entries). Default 2^20. */
   readonly maxDlogTable?: number;
-}
-
-function workerFile(): string {
-  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-  return new URL(`./fe-worker${ext}`, import.meta.url).href;
 }
 
 /** Cuts `count` items into at most `parts` contiguous non-empty ranges. */
@@ -54,7 +50,7 @@ export class FeWorkerPool implements FeCompute {
     this.threads = options.threads ?? availableParallelism();
     if (!Number.isSafeInteger(this.threads) || this.threads < 1) throw new RangeError('FeWorkerPool: threads must be >= 1');
     this.maxDlogTable = options.maxDlogTable ?? 1 << 20;
-    this.piscina = new Piscina({ filename: workerFile(), minThreads: this.threads, maxThreads: this.threads, idleTimeout: 60_000 });
+    this.piscina = new Piscina({ filename: siblingModuleUrl(import.meta.url, 'fe-worker'), minThreads: this.threads, maxThreads: this.threads, idleTimeout: 60_000 });
   }
 
   private async run(task: FeTask): Promise<FeTaskResult> {

@@ -14,6 +14,7 @@ import { MIN_SECURE_BITS, type PaillierPrivateKey, type PaillierPublicKey } from
 import { ciphertextValues, type IntegerWeights } from '../schemes/paillier/linear.js';
 import { sliceRows, type IntegerRows, type RowEvaluator } from '../tensor/paillier-sparse.js';
 import type { PaillierTask } from './paillier-tasks.js';
+import { siblingModuleUrl } from './module-url.js';
 
 /** Options of {@link PaillierWorkerPool}. */
 export interface PaillierPoolOptions {
@@ -21,12 +22,6 @@ export interface PaillierPoolOptions {
   threads?: number;
   /** Tasks per thread a bulk call is cut into (more evens out uneven work). Default 4. */
   chunksPerThread?: number;
-}
-
-/** Where the compiled (or, under tsx, the source) worker module lives. */
-function workerFile(): string {
-  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-  return new URL(`./paillier-worker${ext}`, import.meta.url).href;
 }
 
 export class PaillierWorkerPool implements RowEvaluator {
@@ -38,7 +33,7 @@ export class PaillierWorkerPool implements RowEvaluator {
     this.threads = options.threads ?? availableParallelism();
     if (!Number.isSafeInteger(this.threads) || this.threads < 1) throw new RangeError('PaillierWorkerPool: threads must be >= 1');
     this.chunksPerThread = options.chunksPerThread ?? 4;
-    this.piscina = new Piscina({ filename: workerFile(), minThreads: this.threads, maxThreads: this.threads, idleTimeout: 60_000 });
+    this.piscina = new Piscina({ filename: siblingModuleUrl(import.meta.url, 'paillier-worker'), minThreads: this.threads, maxThreads: this.threads, idleTimeout: 60_000 });
   }
 
   /** Encrypts many integers; each worker builds its own DJN table on first use. */
