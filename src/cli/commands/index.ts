@@ -1,5 +1,5 @@
 /**
- * One line per command family: add yours here.
+ * Every command family of the CLI, one line each.
  *
  * @module
  */
@@ -14,7 +14,6 @@ import { registerServeCommands } from './serve.js';
 import { registerTrainCommand } from './train.js';
 
 export function registerCommands(program: Command): void {
-  void program;
   registerDataCommands(program);
   registerBenchCommands(program);
   registerDemoCommand(program);
