@@ -7,9 +7,9 @@
 import { Command, CommanderError } from 'commander';
 import { BlindmlError } from '../errors.js';
 import { registerCommands } from './commands/index.js';
+import { UsageError } from './usage-error.js';
 
-/** Thrown by commands for a user mistake that is not a library error (bad flag combination...). */
-export class UsageError extends Error {}
+export { UsageError };
 
 /** Builds the root program with every command registered. Exposed for tests. */
 export function buildProgram(): Command {

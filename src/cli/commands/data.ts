@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { fetchFashionMnist } from '../../data/fashion-mnist.js';
-import { UsageError } from '../main.js';
+import { UsageError } from '../usage-error.js';
 
 const FETCHERS: Readonly<Record<string, (dataDir: string | undefined, force: boolean) => string>> = {
   'fashion-mnist': (dataDir, force) =>

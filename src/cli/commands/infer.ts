@@ -7,7 +7,7 @@ import { Option, type Command } from 'commander';
 import { readLabeledImages, type LabeledImages } from '../../data/files.js';
 import { loadFashionMnistSample } from '../../data/fashion-mnist.js';
 import { bundledModelPath, loadModel, runInferenceJob, type InferenceJobResult } from '../inference-job.js';
-import { UsageError } from '../main.js';
+import { UsageError } from '../usage-error.js';
 import { progressBar } from '../progress.js';
 import { positiveInt } from './bench.js';
 

@@ -13,7 +13,7 @@ import { loadFashionMnist, loadFashionMnistSample } from '../../data/fashion-mni
 import { importOnnx } from '../../nn/onnx.js';
 import { accuracy, predictPlaintext } from '../../nn/plaintext.js';
 import { formatShape } from '../../nn/shape.js';
-import { UsageError } from '../main.js';
+import { UsageError } from '../usage-error.js';
 
 interface EvalOptions {
   images?: string;

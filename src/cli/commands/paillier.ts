@@ -19,7 +19,7 @@ import { decryptEncoded } from '../../encoding/encrypted-number.js';
 import { pythonFloatRepr } from '../../encoding/float.js';
 import { generateKeyPair } from '../../schemes/paillier/keys.js';
 import { privateKeyToJwk, publicKeyToJwk } from '../../schemes/paillier/jwk.js';
-import { UsageError } from '../main.js';
+import { UsageError } from '../usage-error.js';
 import { OutputTarget } from '../paillier/files.js';
 import {
   checkKeySize,

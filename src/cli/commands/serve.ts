@@ -9,7 +9,7 @@ import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { listModels, registerModel, removeModel, type ModelInfo } from '../../client/owner.js';
 import { startServer } from '../../server/app.js';
-import { UsageError } from '../main.js';
+import { UsageError } from '../usage-error.js';
 import { positiveInt } from './bench.js';
 
 interface ServeOptions {

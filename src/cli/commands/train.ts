@@ -10,7 +10,7 @@ import { loadFashionMnist } from '../../data/fashion-mnist.js';
 import { runFeTraining, type FeTrainResult } from '../../train/fe/run.js';
 import { availableParallelism } from 'node:os';
 import { FeWorkerPool } from '../../workers/fe-pool.js';
-import { UsageError } from '../main.js';
+import { UsageError } from '../usage-error.js';
 import { progressBar, type Progress } from '../progress.js';
 
 /** Options common to every scheme. */
