@@ -20,7 +20,7 @@ import { importOnnx } from '../nn/onnx.js';
 import type { Model } from '../nn/model.js';
 import { compileModel, type CompiledPaillierModel } from '../protocol/paillier-inference/compile.js';
 import { modelIdOf } from '../cli/inference-job.js';
-import { siblingModuleUrl } from '../workers/module-url.js';
+import { siblingModuleUrl } from '../workers/pool-support.js';
 
 /** How many of the committed sample's last images calibrate a 1×28×28 model by default. */
 export const DEFAULT_CALIBRATION_IMAGES = 100;

@@ -14,7 +14,7 @@ import { Piscina } from 'piscina';
 import type { DecryptResult, FeCompute, SparseJob } from '../protocol/fe-training/compute.js';
 import type { Ciphertext, FunctionKey, MasterPublicKey } from '../schemes/fe/index.js';
 import { reviveFeError, type FeTask, type FeTaskResult } from './fe-tasks.js';
-import { siblingModuleUrl } from './module-url.js';
+import { allSettledOrThrow, siblingModuleUrl } from './pool-support.js';
 
 /** Options of {@link FeWorkerPool}. */
 export interface FePoolOptions {
@@ -66,7 +66,7 @@ export class FeWorkerPool implements FeCompute {
    * @throws (rejects) RangeError for a vector of the wrong length or an entry out of ±2^24.
    */
   async encrypt(mpk: MasterPublicKey, xs: readonly Int32Array[]): Promise<Ciphertext[]> {
-    const parts = await Promise.all(
+    const parts = await allSettledOrThrow(
       ranges(xs.length, this.threads).map(([a, b]) =>
         this.run({ kind: 'encrypt', maxDlogTable: this.maxDlogTable, mpk, vectors: xs.slice(a, b) }),
       ),
@@ -81,7 +81,7 @@ export class FeWorkerPool implements FeCompute {
    */
   async decryptMany(cts: readonly Ciphertext[], keys: readonly FunctionKey[], bound: number): Promise<DecryptResult> {
     const split = ranges(cts.length, this.threads * 2);
-    const parts = await Promise.all(
+    const parts = await allSettledOrThrow(
       split.map(([a, b]) => this.run({ kind: 'decrypt', maxDlogTable: this.maxDlogTable, cts: cts.slice(a, b), keys: [...keys], bound })),
     );
     const values = new Float64Array(cts.length * keys.length);
@@ -103,7 +103,7 @@ export class FeWorkerPool implements FeCompute {
    */
   async decryptSparse(jobs: readonly SparseJob[], bound: number): Promise<DecryptResult> {
     const split = ranges(jobs.length, this.threads * 2);
-    const parts = await Promise.all(
+    const parts = await allSettledOrThrow(
       split.map(([a, b]) => this.run({ kind: 'decrypt-sparse', maxDlogTable: this.maxDlogTable, jobs: jobs.slice(a, b), bound })),
     );
     const chunks: Float64Array[] = [];

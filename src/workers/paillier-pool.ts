@@ -14,7 +14,7 @@ import { MIN_SECURE_BITS, type PaillierPrivateKey, type PaillierPublicKey } from
 import { ciphertextValues, type IntegerWeights } from '../schemes/paillier/linear.js';
 import { sliceRows, type IntegerRows, type RowEvaluator } from '../tensor/paillier-sparse.js';
 import type { PaillierTask } from './paillier-tasks.js';
-import { siblingModuleUrl } from './module-url.js';
+import { allSettledOrThrow, siblingModuleUrl } from './pool-support.js';
 
 /** Options of {@link PaillierWorkerPool}. */
 export interface PaillierPoolOptions {
@@ -47,7 +47,7 @@ export class PaillierWorkerPool implements RowEvaluator {
   async noise(key: PaillierPublicKey, count: number): Promise<bigint[]> {
     const insecure = key.bits < MIN_SECURE_BITS;
     const sizes = this.split(count);
-    const parts = await Promise.all(sizes.map((c) => this.run({ kind: 'noise', n: key.n, insecure, count: c })));
+    const parts = await allSettledOrThrow(sizes.map((c) => this.run({ kind: 'noise', n: key.n, insecure, count: c })));
     return parts.flat();
   }
 
@@ -79,7 +79,7 @@ export class PaillierWorkerPool implements RowEvaluator {
       tasks.push(this.run(task));
       start += size;
     }
-    return (await Promise.all(tasks)).flat().map((c) => new PaillierCiphertext(key, c, false));
+    return (await allSettledOrThrow(tasks)).flat().map((c) => new PaillierCiphertext(key, c, false));
   }
 
   /**
@@ -95,7 +95,7 @@ export class PaillierWorkerPool implements RowEvaluator {
       tasks.push(this.run({ kind: 'rows', n: key.n, insecure, values, rows: part, rowStart: 0, rowEnd: size }));
       start += size;
     }
-    return (await Promise.all(tasks)).flat();
+    return (await allSettledOrThrow(tasks)).flat();
   }
 
   /** Raises values to their factors and packs them (see `packRaw`), groups spread over the workers. */
@@ -109,7 +109,7 @@ export class PaillierWorkerPool implements RowEvaluator {
       tasks.push(this.run({ kind: 'pack', n: key.n, values: values.slice(from, to), factors: factors ? factors.slice(from, to) : null, slotBits, perCiphertext }));
       group += size;
     }
-    return (await Promise.all(tasks)).flat();
+    return (await allSettledOrThrow(tasks)).flat();
   }
 
   /** Stops the workers. */
@@ -136,6 +136,6 @@ export class PaillierWorkerPool implements RowEvaluator {
       tasks.push(this.run(makeTask(items.slice(start, start + size))));
       start += size;
     }
-    return (await Promise.all(tasks)).flat();
+    return (await allSettledOrThrow(tasks)).flat();
   }
 }

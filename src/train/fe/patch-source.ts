@@ -12,8 +12,9 @@ import { KeyAuthority, type PatchAnswer, type PatchGeometry } from '../../protoc
 import type { FeCompute, SparseJob } from '../../protocol/fe-training/compute.js';
 import type { FixedPointSamples } from '../../protocol/fe-training/data-owner.js';
 import { signKeyRequest, type KeyPurpose, type ServerSession } from '../../protocol/fe-training/messages.js';
-import { KeyRequestPolicy, type KeyPolicyOptions } from '../../protocol/fe-training/policy.js';
+import type { KeyPolicyOptions } from '../../protocol/fe-training/policy.js';
 import type { Ciphertext, FeEngine, MasterPublicKey, SparseFunctionKey } from '../../schemes/fe/index.js';
+import { PlainBatch } from './plain-batch.js';
 
 /** Products of one request and which vectors were refused. */
 export interface PatchProducts {
@@ -45,31 +46,17 @@ function outSize(g: PatchGeometry): { outH: number; outW: number; P: number; kk:
 }
 
 /** The plaintext twin: same integers, same policy decisions, no encryption. */
-export class PlainPatchSource implements PatchSource {
-  private indices: readonly number[] = [];
-  private batch = 0;
-  private readonly policy: KeyRequestPolicy;
-
+export class PlainPatchSource extends PlainBatch implements PatchSource {
   constructor(
-    private readonly samples: FixedPointSamples,
+    samples: FixedPointSamples,
     readonly geometry: PatchGeometry,
     policy: KeyPolicyOptions = {},
   ) {
-    this.policy = new KeyRequestPolicy(policy);
-  }
-
-  beginBatch(indices: readonly number[]): Promise<void> {
-    this.indices = indices;
-    this.batch++;
-    return Promise.resolve();
-  }
-
-  labels(): Promise<Uint8Array> {
-    return Promise.resolve(Uint8Array.from(this.indices, (n) => this.samples.labels[n] ?? 0));
+    super(samples, policy);
   }
 
   private screen(purpose: KeyPurpose, vectors: readonly Int32Array[]): boolean[] {
-    return vectors.map((v) => !this.policy.consider(`${this.batch}/${purpose}`, v).ok);
+    return this.refused(`${this.batch}/${purpose}`, vectors);
   }
 
   convolve(kernels: readonly Int32Array[], _bound: number): Promise<PatchProducts> {

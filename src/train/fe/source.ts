@@ -7,7 +7,8 @@
  * @module
  */
 import type { FixedPointSamples } from '../../protocol/fe-training/data-owner.js';
-import { KeyRequestPolicy, type KeyPolicyOptions } from '../../protocol/fe-training/policy.js';
+import type { KeyPolicyOptions } from '../../protocol/fe-training/policy.js';
+import { PlainBatch } from './plain-batch.js';
 
 /** Products for one request: `products[row·K + k]`, and which vectors were refused. */
 export interface Products {
@@ -28,31 +29,17 @@ export interface FirstLayerSource {
 }
 
 /** The plaintext twin: same integers, no encryption. */
-export class PlainFirstLayer implements FirstLayerSource {
-  private indices: readonly number[] = [];
-  private batch = 0;
-  private readonly policy: KeyRequestPolicy;
-
+export class PlainFirstLayer extends PlainBatch implements FirstLayerSource {
   constructor(
-    private readonly samples: FixedPointSamples,
+    samples: FixedPointSamples,
     readonly columnLength: number,
     policy: KeyPolicyOptions = {},
   ) {
-    this.policy = new KeyRequestPolicy(policy);
-  }
-
-  beginBatch(indices: readonly number[]): Promise<void> {
-    this.indices = indices;
-    this.batch++;
-    return Promise.resolve();
-  }
-
-  labels(): Promise<Uint8Array> {
-    return Promise.resolve(Uint8Array.from(this.indices, (n) => this.samples.labels[n] ?? 0));
+    super(samples, policy);
   }
 
   private screen(setup: string, vectors: readonly Int32Array[]): boolean[] {
-    return vectors.map((v) => !this.policy.consider(`${setup}-${this.batch}`, v).ok);
+    return this.refused(`${setup}-${this.batch}`, vectors);
   }
 
   rowProducts(vectors: readonly Int32Array[], _bound: number): Promise<Products> {
