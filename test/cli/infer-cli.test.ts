@@ -1,0 +1,55 @@
+// `blindml infer` refuses bad input with one readable line and a non-zero exit; a small run works.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli, runCliProcess } from '../helpers/cli.js';
+
+const cifar = new URL('../../models/cifar-shaped.onnx', import.meta.url).pathname;
+
+test('infer refuses images that do not fit the model, naming both shapes', async () => {
+  const r = await runCli(['infer', '--model', cifar, '--limit', '1', '--key-bits', '512', '--insecure', '--workers', '0']);
+  assert.equal(r.code, 1);
+  assert.equal(r.lines.length, 1, r.stderr);
+  assert.match(r.lines[0]!, /^blindml: the images are \[1, 28, 28\] but the model expects \[3, 32, 32\]/);
+});
+
+test('infer refuses small keys without --insecure, and --images without --labels', async () => {
+  const weak = await runCli(['infer', '--limit', '1', '--key-bits', '1024']);
+  assert.equal(weak.code, 2);
+  assert.match(weak.lines[0]!, /insecure/);
+  const half = await runCli(['infer', '--images', 'x.idx3-ubyte', '--limit', '1']);
+  assert.equal(half.code, 2);
+  assert.match(half.lines[0]!, /--images and --labels go together/);
+});
+
+test('infer reports a truncated image file or a model that is not ONNX in one line', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'blindml-infer-'));
+  const images = join(dir, 'images.idx3-ubyte');
+  const labels = join(dir, 'labels.idx1-ubyte');
+  writeFileSync(images, Uint8Array.of(0, 0, 8, 3, 0, 0, 0, 5, 0, 0, 0, 28, 0, 0, 0, 28, 1, 2, 3));
+  writeFileSync(labels, Uint8Array.of(0, 0, 8, 1, 0, 0, 0, 5, 1, 2, 3, 4, 5));
+  const truncated = await runCli(['infer', '--images', images, '--labels', labels, '--limit', '1', '--key-bits', '512', '--insecure', '--workers', '0']);
+  assert.equal(truncated.code, 1);
+  assert.equal(truncated.lines.length, 1, truncated.stderr);
+  const junkModel = join(dir, 'model.onnx');
+  writeFileSync(junkModel, 'not a model');
+  const junk = await runCli(['infer', '--model', junkModel, '--limit', '1', '--key-bits', '512', '--insecure', '--workers', '0']);
+  assert.equal(junk.code, 1);
+  assert.equal(junk.lines.length, 1, junk.stderr);
+});
+
+test('--json prints one object with the fields the issue asks for', () => {
+  const r = runCliProcess(['infer', '--limit', '2', '--key-bits', '512', '--insecure', '--workers', '0', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as Record<string, unknown>;
+  for (const field of ['predictions', 'samples', 'accuracy', 'plaintextAccuracy', 'agreement', 'msPerSample', 'bytesPerSample', 'keyBits', 'scheme']) {
+    assert.ok(field in out, field);
+  }
+  assert.equal(out['samples'], 2);
+  assert.equal(out['agreement'], 1);
+  assert.deepEqual(out['predictions'], out['plaintextPredictions']);
+  assert.equal(out['keyBits'], 512);
+  assert.equal(out['scheme'], 'paillier');
+});
