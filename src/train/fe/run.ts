@@ -142,6 +142,70 @@ function sameWeights(a: Mlp, b: Mlp): boolean {
   return pa.every((p, n) => p.every((v, i) => v === pb[n]?.[i]));
 }
 
+/** Running totals of the encrypted run, read before and after each batch for per-op medians. */
+interface EncryptedCounters {
+  encryptMs: number;
+  encrypted: number;
+  decryptMs: number;
+  products: number;
+  dlogMs: number;
+  dlogs: number;
+}
+
+/**
+ * The epochs both models share: the same seeded batch order for the encrypted run and its twin,
+ * each timed (wall and CPU) one after the other, and per-batch medians of the encrypted run's
+ * encrypt / decrypt / discrete-log costs.
+ */
+async function trainTwins(
+  options: FeTrainOptions,
+  setup: {
+    count: number;
+    batchSize: number;
+    seed: number;
+    encryptedStep: (batch: number[]) => Promise<number>;
+    plainStep: (batch: number[]) => Promise<number>;
+    counters: () => EncryptedCounters;
+  },
+): Promise<{ perEpoch: EpochTiming[]; per: { encrypt: number[]; decrypt: number[]; dlog: number[] } }> {
+  const { count, batchSize } = setup;
+  const rng = new SeededRandom(setup.seed ^ 0x5eed);
+  const total = 2 * Math.ceil(count / batchSize) * options.epochs;
+  let done = 0;
+  const perEpoch: EpochTiming[] = [];
+  const per = { encrypt: [] as number[], decrypt: [] as number[], dlog: [] as number[] };
+  for (let epoch = 0; epoch < options.epochs; epoch++) {
+    const order = rng.permutation(count);
+    const batches: number[][] = [];
+    for (let s = 0; s < order.length; s += batchSize) batches.push(order.slice(s, s + batchSize));
+    let t = performance.now();
+    let cpu = cpuNow();
+    let loss = 0;
+    for (const b of batches) {
+      const before = setup.counters();
+      loss += (await setup.encryptedStep(b)) * b.length;
+      const after = setup.counters();
+      per.encrypt.push((after.encryptMs - before.encryptMs) / Math.max(1, after.encrypted - before.encrypted));
+      per.decrypt.push(((after.decryptMs - before.decryptMs) * 1000) / Math.max(1, after.products - before.products));
+      per.dlog.push(((after.dlogMs - before.dlogMs) * 1000) / Math.max(1, after.dlogs - before.dlogs));
+      options.onProgress?.(++done, total, `epoch ${epoch + 1} encrypted`);
+    }
+    const seconds = (performance.now() - t) / 1000;
+    const cpuSeconds = cpuNow() - cpu;
+    t = performance.now();
+    cpu = cpuNow();
+    let plainLoss = 0;
+    for (const b of batches) {
+      plainLoss += (await setup.plainStep(b)) * b.length;
+      options.onProgress?.(++done, total, `epoch ${epoch + 1} plaintext twin`);
+    }
+    const plaintextSeconds = (performance.now() - t) / 1000;
+    const plaintextCpuSeconds = cpuNow() - cpu;
+    perEpoch.push({ seconds, plaintextSeconds, cpuSeconds, plaintextCpuSeconds, loss: loss / count, plaintextLoss: plainLoss / count });
+  }
+  return { perEpoch, per };
+}
+
 /**
  * Trains the encrypted model and its plaintext twin.
  *
@@ -168,49 +232,22 @@ export async function runFeTraining(options: FeTrainOptions): Promise<FeTrainRes
   const plainSource = new PlainFirstLayer(train, columnLength, options.policy);
   const encModel = new Mlp(config, quant);
   const plainModel = new Mlp(config, quant);
-  const rng = new SeededRandom(config.seed ^ 0x5eed);
-  const batchesPerEpoch = Math.ceil(train.count / batchSize);
-  const total = 2 * batchesPerEpoch * options.epochs;
-  let done = 0;
-  const perEpoch: EpochTiming[] = [];
-  const perBatch = { encrypt: [] as number[], decrypt: [] as number[], dlog: [] as number[] };
-  const snapshot = () => ({
-    rowEncryptMs: encSource.owner.timings.rowEncryptMs,
-    rowSamples: encSource.owner.timings.rowSamples,
-    decryptMs: encSource.timings.rowDecryptMs + encSource.timings.columnDecryptMs,
-    products: encSource.timings.rowProducts + encSource.timings.columnProducts,
-    dlogMs: encSource.timings.dlogMs,
-    dlogCount: encSource.timings.dlogCount,
+  const { perEpoch, per } = await trainTwins(options, {
+    count: train.count,
+    batchSize,
+    seed: config.seed,
+    encryptedStep: (batch) => encModel.trainBatch(encSource, batch, columnLength),
+    plainStep: (batch) => plainModel.trainBatch(plainSource, batch, columnLength),
+    counters: () => ({
+      encryptMs: encSource.owner.timings.rowEncryptMs,
+      encrypted: encSource.owner.timings.rowSamples,
+      decryptMs: encSource.timings.rowDecryptMs + encSource.timings.columnDecryptMs,
+      products: encSource.timings.rowProducts + encSource.timings.columnProducts,
+      dlogMs: encSource.timings.dlogMs,
+      dlogs: encSource.timings.dlogCount,
+    }),
   });
-  for (let epoch = 0; epoch < options.epochs; epoch++) {
-    const order = rng.permutation(train.count);
-    const batches: number[][] = [];
-    for (let s = 0; s < order.length; s += batchSize) batches.push(order.slice(s, s + batchSize));
-    let t = performance.now();
-    let cpu = cpuNow();
-    let loss = 0;
-    for (const b of batches) {
-      const before = snapshot();
-      loss += (await encModel.trainBatch(encSource, b, columnLength)) * b.length;
-      const after = snapshot();
-      perBatch.encrypt.push((after.rowEncryptMs - before.rowEncryptMs) / Math.max(1, after.rowSamples - before.rowSamples));
-      perBatch.decrypt.push(((after.decryptMs - before.decryptMs) * 1000) / Math.max(1, after.products - before.products));
-      perBatch.dlog.push(((after.dlogMs - before.dlogMs) * 1000) / Math.max(1, after.dlogCount - before.dlogCount));
-      options.onProgress?.(++done, total, `epoch ${epoch + 1} encrypted`);
-    }
-    const seconds = (performance.now() - t) / 1000;
-    const cpuSeconds = cpuNow() - cpu;
-    t = performance.now();
-    cpu = cpuNow();
-    let plainLoss = 0;
-    for (const b of batches) {
-      plainLoss += (await plainModel.trainBatch(plainSource, b, columnLength)) * b.length;
-      options.onProgress?.(++done, total, `epoch ${epoch + 1} plaintext twin`);
-    }
-    const plaintextSeconds = (performance.now() - t) / 1000;
-    const plaintextCpuSeconds = cpuNow() - cpu;
-    perEpoch.push({ seconds, plaintextSeconds, cpuSeconds, plaintextCpuSeconds, loss: loss / train.count, plaintextLoss: plainLoss / train.count });
-  }
+  const m = perOpMedians(per);
   const time = totals(perEpoch);
   const et = encSource.timings;
   const ot = encSource.owner.timings;
@@ -228,10 +265,10 @@ export async function runFeTraining(options: FeTrainOptions): Promise<FeTrainRes
     ...time,
     perEpoch,
     identicalWeights: sameWeights(encModel, plainModel),
-    encryptPerSampleMs: median(perBatch.encrypt),
+    encryptPerSampleMs: m.encrypt,
     encryptPerColumnMs: ot.columnVectors ? ot.columnEncryptMs / ot.columnVectors : 0,
-    decryptPerInnerProductUs: median(perBatch.decrypt),
-    dlogPerResultUs: median(perBatch.dlog),
+    decryptPerInnerProductUs: m.decrypt,
+    dlogPerResultUs: m.dlog,
     meanDecryptPerInnerProductUs: products ? ((et.rowDecryptMs + et.columnDecryptMs) * 1000) / products : 0,
     meanDlogPerResultUs: dlogCount ? (dlogMs * 1000) / dlogCount : 0,
     innerProducts: products,
@@ -275,42 +312,22 @@ async function runLeNet(options: FeTrainOptions): Promise<FeTrainResult> {
   const plain = new PlainPatchSource(train, LENET_GEOMETRY, options.policy);
   const encModel = new LeNet5(config, quant);
   const plainModel = new LeNet5(config, quant);
-  const rng = new SeededRandom(config.seed ^ 0x5eed);
-  const total = 2 * Math.ceil(train.count / batchSize) * options.epochs;
-  let done = 0;
-  const perEpoch: EpochTiming[] = [];
-  const per = { encrypt: [] as number[], decrypt: [] as number[], dlog: [] as number[] };
   const t0 = enc.timings;
-  const snap = () => ({ enc: t0.encryptMs, n: t0.encryptedSamples, dec: t0.convDecryptMs + t0.gradDecryptMs, prod: t0.convProducts + t0.gradProducts, dl: t0.dlogMs, dc: t0.dlogCount });
-  for (let epoch = 0; epoch < options.epochs; epoch++) {
-    const order = rng.permutation(train.count);
-    const batches: number[][] = [];
-    for (let s = 0; s < order.length; s += batchSize) batches.push(order.slice(s, s + batchSize));
-    let t = performance.now();
-    let cpu = cpuNow();
-    let loss = 0;
-    for (const b of batches) {
-      const before = snap();
-      loss += (await encModel.trainBatch(enc, b)) * b.length;
-      const after = snap();
-      per.encrypt.push((after.enc - before.enc) / Math.max(1, after.n - before.n));
-      per.decrypt.push(((after.dec - before.dec) * 1000) / Math.max(1, after.prod - before.prod));
-      per.dlog.push(((after.dl - before.dl) * 1000) / Math.max(1, after.dc - before.dc));
-      options.onProgress?.(++done, total, `epoch ${epoch + 1} encrypted`);
-    }
-    const seconds = (performance.now() - t) / 1000;
-    const cpuSeconds = cpuNow() - cpu;
-    t = performance.now();
-    cpu = cpuNow();
-    let plainLoss = 0;
-    for (const b of batches) {
-      plainLoss += (await plainModel.trainBatch(plain, b)) * b.length;
-      options.onProgress?.(++done, total, `epoch ${epoch + 1} plaintext twin`);
-    }
-    const plaintextSeconds = (performance.now() - t) / 1000;
-    const plaintextCpuSeconds = cpuNow() - cpu;
-    perEpoch.push({ seconds, plaintextSeconds, cpuSeconds, plaintextCpuSeconds, loss: loss / train.count, plaintextLoss: plainLoss / train.count });
-  }
+  const { perEpoch, per } = await trainTwins(options, {
+    count: train.count,
+    batchSize,
+    seed: config.seed,
+    encryptedStep: (batch) => encModel.trainBatch(enc, batch),
+    plainStep: (batch) => plainModel.trainBatch(plain, batch),
+    counters: () => ({
+      encryptMs: t0.encryptMs,
+      encrypted: t0.encryptedSamples,
+      decryptMs: t0.convDecryptMs + t0.gradDecryptMs,
+      products: t0.convProducts + t0.gradProducts,
+      dlogMs: t0.dlogMs,
+      dlogs: t0.dlogCount,
+    }),
+  });
   const time = totals(perEpoch);
   const acc = (model: LeNet5) => {
     const predicted = model.predict(test.x, test.count);
