@@ -1,0 +1,132 @@
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  CkksContext, CkksKeyring, CkksServiceKeys, CkksCiphertext, chooseParameters, add, mulPlain, rotate, multiply, rescaleInPlace,
+  checkParameters, MAX_COEFF_BITS_128,
+} from '../../src/schemes/ckks/index.js';
+import { FormatError, InvalidCiphertextError, InvalidKeyError, KeyMismatchError } from '../../src/errors.js';
+
+const params = chooseParameters({ depth: 1, scaleBits: 30, headroomBits: 20 });
+
+describe('CKKS parameters', () => {
+  test('chosen parameters fit the 128-bit bound of their ring and grow with depth', () => {
+    for (let depth = 0; depth <= 6; depth++) {
+      const p = chooseParameters({ depth, scaleBits: 30, headroomBits: 20 });
+      const total = p.coeffModulusBits.reduce((a, b) => a + b, 0);
+      assert.ok(total <= MAX_COEFF_BITS_128[p.polyModulusDegree]!, `depth ${depth}`);
+      assert.equal(p.coeffModulusBits.length, depth + 2);
+    }
+    assert.equal(chooseParameters({ depth: 0, scaleBits: 30, headroomBits: 20 }).polyModulusDegree, 4096);
+    assert.equal(chooseParameters({ depth: 3, scaleBits: 30, headroomBits: 20 }).polyModulusDegree, 8192);
+  });
+  test('a modulus beyond the bound is refused unless insecure', () => {
+    const weak = { polyModulusDegree: 4096, coeffModulusBits: [60, 60], scaleBits: 30 };
+    assert.throws(() => checkParameters(weak), InvalidKeyError);
+    checkParameters(weak, true);
+    assert.throws(() => checkParameters({ polyModulusDegree: 3000, coeffModulusBits: [40, 40], scaleBits: 30 }), InvalidKeyError);
+  });
+});
+
+describe('CKKS keys, ciphertexts and operations', async () => {
+  const ctx = await CkksContext.create(params);
+  const ring = CkksKeyring.generate(ctx);
+  const other = CkksKeyring.generate(ctx);
+  const service = CkksServiceKeys.load(ctx, ring.exportPublic({ relin: true, galoisSteps: [1, -3] }));
+  after(() => {
+    service.dispose();
+    ring.dispose();
+    other.dispose();
+    ctx.dispose();
+  });
+  const xs = Float64Array.from({ length: ctx.slots }, (_, i) => Math.sin(i) * 10);
+
+  test('encrypt/decrypt round trip within CKKS precision', () => {
+    const ct = ring.encrypt(xs);
+    const back = ring.decrypt(ct);
+    ct.free();
+    for (let i = 0; i < xs.length; i++) assert.ok(Math.abs(back[i]! - xs[i]!) < 1e-4);
+  });
+
+  test('ciphertext save/load round trip, and the service encrypts under the client key', () => {
+    const ct = service.encrypt(xs);
+    const bytes = ct.save();
+    const back = CkksCiphertext.load(ctx, ring.keyId, bytes, { levelPrimes: ctx.topLevel, scale: ctx.scale });
+    const dec = ring.decrypt(back);
+    for (let i = 0; i < 50; i++) assert.ok(Math.abs(dec[i]! - xs[i]!) < 1e-4);
+    ct.free();
+    back.free();
+  });
+
+  test('add, mulPlain + rescale, rotate, multiply', () => {
+    const a = ring.encrypt(xs);
+    const sum = add(a, a);
+    const w = Float64Array.from({ length: ctx.slots }, (_, i) => (i % 7) - 3);
+    const plain = ctx.encode(w);
+    const prod = mulPlain(a, plain);
+    rescaleInPlace(prod);
+    const left = rotate(a, 1, service);
+    const right = rotate(a, -3, service);
+    const sq = multiply(a, a, service);
+    rescaleInPlace(sq);
+    const [s, p, l, r, q] = [sum, prod, left, right, sq].map((c) => ring.decrypt(c));
+    for (let i = 0; i < 100; i++) {
+      assert.ok(Math.abs(s![i]! - 2 * xs[i]!) < 1e-3);
+      assert.ok(Math.abs(p![i]! - w[i]! * xs[i]!) < 1e-3);
+      assert.ok(Math.abs(l![i]! - xs[(i + 1) % ctx.slots]!) < 1e-3);
+      assert.ok(Math.abs(r![i]! - xs[(i - 3 + ctx.slots) % ctx.slots]!) < 1e-3);
+      assert.ok(Math.abs(q![i]! - xs[i]! * xs[i]!) < 1e-2);
+    }
+    assert.throws(() => rotate(a, 2, service), InvalidCiphertextError);
+    for (const c of [a, sum, prod, left, right, sq]) c.free();
+    plain.delete();
+  });
+
+  test('mixing keys or parameters is refused', async () => {
+    const mine = ring.encrypt(xs);
+    const theirs = other.encrypt(xs);
+    assert.throws(() => add(mine, theirs), KeyMismatchError);
+    assert.throws(() => ring.decrypt(theirs), KeyMismatchError);
+    assert.throws(() => CkksCiphertext.load(ctx, ring.keyId, theirs.save()), KeyMismatchError);
+    const ctx2 = await CkksContext.create(chooseParameters({ depth: 2, scaleBits: 30, headroomBits: 20 }));
+    try {
+      assert.throws(() => CkksCiphertext.load(ctx2, ring.keyId, mine.save()), KeyMismatchError);
+      assert.throws(() => CkksServiceKeys.load(ctx2, ring.exportPublic()), KeyMismatchError);
+    } finally {
+      ctx2.dispose();
+    }
+    const mixed = { publicKey: ring.exportPublic().publicKey, relinKeys: other.exportPublic({ relin: true }).relinKeys! };
+    assert.throws(() => CkksServiceKeys.load(ctx, mixed), KeyMismatchError);
+    mine.free();
+    theirs.free();
+  });
+
+  test('truncated, tampered and foreign bytes are refused with FormatError', () => {
+    const ct = ring.encrypt(xs);
+    const bytes = ct.save();
+    ct.free();
+    assert.throws(() => CkksCiphertext.load(ctx, ring.keyId, bytes.subarray(0, bytes.length - 100)), FormatError);
+    assert.throws(() => CkksCiphertext.load(ctx, ring.keyId, bytes.subarray(0, 10)), FormatError);
+    assert.throws(() => CkksCiphertext.load(ctx, ring.keyId, new Uint8Array(1000)), FormatError);
+    const bad = bytes.slice();
+    bad[bad.length - 200] ^= 0xff; // a coefficient above its prime, or a corrupted header field
+    const header = bytes.slice();
+    header[4] = 9;
+    assert.throws(() => CkksCiphertext.load(ctx, ring.keyId, header), FormatError);
+    const pk = ring.exportPublic({ galoisSteps: [1] });
+    assert.throws(() => CkksServiceKeys.load(ctx, { publicKey: pk.publicKey.subarray(0, 500) }), FormatError);
+    assert.throws(() => CkksServiceKeys.load(ctx, { publicKey: pk.galoisKeys! }), FormatError);
+  });
+
+  test('a ciphertext at the wrong level or scale is refused', () => {
+    const ct = ring.encrypt(xs);
+    const plain = ctx.encode(xs);
+    const prod = mulPlain(ct, plain);
+    plain.delete();
+    const bytes = prod.save();
+    assert.throws(() => CkksCiphertext.load(ctx, ring.keyId, bytes, { scale: ctx.scale }), InvalidCiphertextError);
+    rescaleInPlace(prod);
+    assert.throws(() => CkksCiphertext.load(ctx, ring.keyId, prod.save(), { levelPrimes: ctx.topLevel }), InvalidCiphertextError);
+    ct.free();
+    prod.free();
+  });
+});
