@@ -15,3 +15,4 @@ export {
   accuracy,
   type RunOptions,
 } from './plaintext.js';
+export * from './poly-activation.js';

@@ -237,6 +237,41 @@ export class Tanh extends Elementwise {
   readonly kind = 'tanh';
 }
 
+/** Highest degree a {@link Polynomial} layer may have. */
+export const MAX_POLYNOMIAL_DEGREE = 8;
+
+/**
+ * p(x) = c[0] + c[1]·x + … + c[d]·x^d applied to every value: a polynomial stand-in for ReLU or
+ * sigmoid (CryptoNets, MSCryptoNet), which a CKKS service can evaluate on ciphertexts itself.
+ * See `poly-activation.ts` for the fits.
+ */
+export class Polynomial extends Elementwise {
+  readonly kind = 'polynomial';
+  /** Power-basis coefficients, lowest first; the last one is non-zero. */
+  readonly coefficients: readonly number[];
+
+  /**
+   * @throws {RangeError} for a non-finite coefficient, or a degree (after dropping zero leading
+   *   coefficients) outside 1–{@link MAX_POLYNOMIAL_DEGREE}.
+   */
+  constructor(coefficients: readonly number[]) {
+    super();
+    const c = [...coefficients];
+    c.forEach((v, i) => {
+      if (!Number.isFinite(v)) throw new RangeError(`Polynomial coefficient ${i} must be finite, got ${v}`);
+    });
+    while (c.length > 0 && c[c.length - 1] === 0) c.pop();
+    if (c.length < 2 || c.length > MAX_POLYNOMIAL_DEGREE + 1) {
+      throw new RangeError(`Polynomial degree must be 1–${MAX_POLYNOMIAL_DEGREE}, got ${c.length - 1}`);
+    }
+    this.coefficients = c;
+  }
+
+  get degree(): number {
+    return this.coefficients.length - 1;
+  }
+}
+
 /** Softmax along the last axis of the sample's tensor. */
 export class Softmax {
   readonly kind = 'softmax';
@@ -259,6 +294,7 @@ export type Layer =
   | Relu
   | Sigmoid
   | Tanh
+  | Polynomial
   | Softmax;
 
 /** The `kind` of each layer class. */

@@ -3,7 +3,9 @@
  * output plus constants (initializers or Constant nodes). Batch normalization is folded into the
  * Conv/Gemm/MatMul before it, a bias `Add` joins the layer before it, a zero-padding `Pad` joins
  * the Conv or AveragePool after it (PyTorch exports `AvgPool2d` as `Pad` + `AveragePool`), and
- * Identity/Dropout disappear. Any other operator, or an attribute value blindml does not
+ * Identity/Dropout disappear. A run of Mul/Add/Sub/Div/Pow with scalar constants that computes a
+ * polynomial of one tensor (how PyTorch exports `a * x * x + b * x + c`) becomes one
+ * {@link Polynomial} layer (see `onnx-poly.ts`). Any other operator, or an attribute value blindml does not
  * implement, is refused with an {@link UnsupportedOpError} naming the op and the node.
  *
  * The graph input's first dimension is the batch; the rest (which must be known) is the sample
@@ -20,6 +22,7 @@ import {
   Flatten,
   GlobalAvgPool2d,
   MaxPool2d,
+  Polynomial,
   Relu,
   Reshape,
   Sigmoid,
@@ -30,6 +33,7 @@ import {
   type Size2,
 } from './layers.js';
 import { Model } from './model.js';
+import { POLYNOMIAL_OPS, PolynomialRun, type PolyOperand } from './onnx-poly.js';
 import { Attributes, decodeModel, onnx, readTensor, toInt, type ConstTensor, type proto } from './onnx-proto.js';
 import { formatShape, sizeOf, type Shape } from './shape.js';
 
@@ -37,7 +41,7 @@ import { formatShape, sizeOf, type Shape } from './shape.js';
 export const SUPPORTED_OPS: readonly string[] = [
   'Conv', 'Gemm', 'MatMul', 'Add', 'AveragePool', 'MaxPool', 'GlobalAveragePool',
   'BatchNormalization', 'Flatten', 'Reshape', 'Relu', 'Sigmoid', 'Tanh', 'Softmax',
-  'Identity', 'Dropout', 'Constant', 'Pad',
+  'Identity', 'Dropout', 'Constant', 'Pad', 'Mul', 'Sub', 'Div', 'Pow',
 ];
 
 /**
@@ -139,6 +143,8 @@ class Chain {
   /** The layer whose output is the current tensor, if no layout op came since. */
   private tail: Layer | undefined;
   private pendingPad: PendingPad | undefined;
+  /** The polynomial being read, while a run of elementwise arithmetic lasts. */
+  private run: PolynomialRun | undefined;
 
   constructor(
     private current: string,
@@ -165,6 +171,7 @@ class Chain {
       this.constants.set(ctx.output, ctx.requireConst(0, 'input'));
       return;
     }
+    if (this.polynomialStep(node, ctx)) return;
     const dataInput = (node.input ?? []).find((name) => !this.constants.has(name) && name !== '');
     if (dataInput !== this.current) {
       ctx.refuse(
@@ -188,6 +195,7 @@ class Chain {
   }
 
   finish(graph: proto.IGraphProto, name: string): Model {
+    this.endRun();
     if (this.pendingPad) {
       throw new UnsupportedOpError('Pad', this.pendingPad.node, 'padding at the end of the graph');
     }
@@ -239,6 +247,53 @@ class Chain {
       default:
         throw new UnsupportedOpError(op, ctx.name);
     }
+  }
+
+  /**
+   * Reads `node` as a step of a polynomial if it is one (a bias `Add` right after Conv/Gemm/MatMul
+   * is not: it joins that layer). Any other node first ends a run in progress.
+   *
+   * @returns whether the node was consumed.
+   */
+  private polynomialStep(node: proto.INodeProto, ctx: NodeContext): boolean {
+    const names = (node.input ?? []).filter((n) => n !== '');
+    const bias =
+      ctx.op === 'Add' && this.run === undefined && names.some((n) => this.constants.has(n)) &&
+      (this.tail?.kind === 'conv2d' || this.tail?.kind === 'dense');
+    if (!POLYNOMIAL_OPS.includes(ctx.op) || bias) {
+      this.endRun();
+      return false;
+    }
+    if (this.pendingPad) {
+      throw new UnsupportedOpError('Pad', this.pendingPad.node, `non-zero padding must be followed by Conv or AveragePool, not ${ctx.op}`);
+    }
+    const operands = names.map((name): PolyOperand => {
+      if (this.constants.has(name)) return { scalar: scalarConstant(ctx, name) };
+      if (this.run?.tracks(name)) return { tensor: name };
+      if (name !== this.current) {
+        ctx.refuse(`its input '${name}' is neither the output of the previous layer nor part of a polynomial of it`);
+      }
+      this.run = new PolynomialRun(name, ctx.name);
+      return { tensor: name };
+    });
+    if (this.run === undefined) ctx.refuse('it has no non-constant input');
+    const problem = this.run.apply(ctx.op, operands, ctx.output);
+    if (problem !== undefined) ctx.refuse(`not an elementwise polynomial: ${problem}`);
+    this.current = ctx.output;
+    return true;
+  }
+
+  /** Turns a finished polynomial run into a layer (none for the identity). */
+  private endRun(): void {
+    const run = this.run;
+    if (run === undefined) return;
+    this.run = undefined;
+    const c = run.coefficientsOf(this.current);
+    if (c.length === 2 && c[0] === 0 && c[1] === 1) return;
+    if (c.length < 2) {
+      throw new UnsupportedOpError('elementwise arithmetic', run.firstNode, 'the arithmetic starting here makes a constant tensor, not a function of its input');
+    }
+    this.push(new Polynomial(c));
   }
 
   private push(layer: Layer): void {
@@ -318,6 +373,11 @@ class NodeContext {
     return (this.node.output ?? []).filter((n) => n !== '').length;
   }
 
+  /** Position of input `name` among the node's inputs. */
+  inputIndex(name: string): number {
+    return (this.node.input ?? []).indexOf(name);
+  }
+
   isConstInput(i: number): boolean {
     const name = this.node.input?.[i];
     return name !== undefined && this.constants.has(name);
@@ -355,6 +415,17 @@ class NodeContext {
   refuse(detail: string): never {
     throw new UnsupportedOpError(this.op, this.name, detail);
   }
+}
+
+/** A constant operand of polynomial arithmetic: one number. */
+function scalarConstant(ctx: NodeContext, name: string): number {
+  const index = ctx.inputIndex(name);
+  const t = ctx.requireConst(index, 'operand');
+  if (t.data.length !== 1) {
+    const bias = ctx.op === 'Add' ? '; a bias must directly follow Conv, Gemm or MatMul' : '';
+    ctx.refuse(`a constant operand of shape [${t.dims.join(', ')}] (only scalars in polynomial arithmetic${bias})`);
+  }
+  return Number(t.data[0]);
 }
 
 function constantNode(ctx: NodeContext): ConstTensor {

@@ -143,6 +143,8 @@ function runLayer(layer: Layer, inShape: Shape, x: Float64Array, n: number): Flo
       return map(x, (v) => 1 / (1 + Math.exp(-v)));
     case 'tanh':
       return map(x, Math.tanh);
+    case 'polynomial':
+      return map(x, (v) => horner(layer.coefficients, v));
     case 'softmax':
       return softmax(x, inShape[inShape.length - 1] ?? 1);
   }
@@ -331,6 +333,12 @@ function map(x: Float64Array, f: (v: number) => number): Float64Array {
   const out = new Float64Array(x.length);
   for (let i = 0; i < x.length; i++) out[i] = f(x[i] as number);
   return out;
+}
+
+function horner(c: readonly number[], v: number): number {
+  let acc = 0;
+  for (let i = c.length - 1; i >= 0; i--) acc = acc * v + (c[i] as number);
+  return acc;
 }
 
 function softmax(x: Float64Array, width: number): Float64Array {
