@@ -1,0 +1,188 @@
+/**
+ * The client side of the interactive CKKS protocol: makes the keys (the secret key never leaves),
+ * encrypts the image in the routing the service asked for, and in each round decrypts the blinded,
+ * shuffled pre-activations, applies the activation, and encrypts the results routed for the next
+ * stage; finally decrypts the logits.
+ *
+ * @module
+ */
+import { FormatError } from '../../errors.js';
+import { CkksCiphertext, CkksContext, CkksKeyring } from '../../schemes/ckks/index.js';
+import {
+  DescribeReply, OpenReply, RoundReply, parseMessage, messageBytes, type OpenRequest, type RoundRequest, type Routing,
+} from './messages.js';
+import type { Elementwise } from '../paillier-inference/plan.js';
+
+/** How the client reaches the service (in-process here; any transport carrying these objects works). */
+export interface CkksTransport {
+  describe(): Promise<unknown>;
+  open(request: OpenRequest): Promise<unknown>;
+  round(request: RoundRequest): Promise<unknown>;
+}
+
+/** The activation the client applies after each stage (public facts about the model's shape). */
+export interface ClientActivation {
+  readonly fns: readonly Elementwise[];
+  readonly maxPool: boolean;
+}
+
+/** Timing and traffic of one prediction. */
+export interface CkksPredictionStats {
+  clientMs: number;
+  serviceMs: number;
+  bytesUp: number;
+  bytesDown: number;
+  rounds: number;
+}
+
+/** The result of one prediction. */
+export interface CkksPrediction {
+  readonly logits: Float64Array;
+  readonly stats: CkksPredictionStats;
+}
+
+function applyFns(fns: readonly Elementwise[], v: number): number {
+  for (const f of fns) v = f === 'relu' ? Math.max(0, v) : f === 'sigmoid' ? 1 / (1 + Math.exp(-v)) : Math.tanh(v);
+  return v;
+}
+
+/** The client for one service and model. Call {@link dispose} when done. */
+export class CkksInferenceClient {
+  private constructor(
+    private readonly transport: CkksTransport,
+    private readonly info: DescribeReply,
+    private readonly context: CkksContext,
+    private readonly keyring: CkksKeyring,
+    private readonly galoisKeys: Uint8Array,
+    private readonly activations: readonly ClientActivation[],
+  ) {}
+
+  /**
+   * Asks the service for the model's public facts and makes keys for them (once per client).
+   *
+   * @param activations - the activation after each stage but the last (from the model's public architecture).
+   * @throws FormatError for a malformed reply; InvalidKeyError for parameters below 128-bit security.
+   */
+  static async connect(transport: CkksTransport, activations: readonly ClientActivation[]): Promise<CkksInferenceClient> {
+    const info = parseMessage(DescribeReply, await transport.describe(), 'describe reply');
+    if (activations.length !== info.stages - 1) throw new FormatError(`the model has ${info.stages - 1} activation rounds, the client was given ${activations.length}`);
+    const context = await CkksContext.create(info.params);
+    const keyring = CkksKeyring.generate(context);
+    const bundle = keyring.exportPublic({ galoisSteps: info.galoisSteps });
+    return new CkksInferenceClient(transport, info, context, keyring, bundle.galoisKeys ?? new Uint8Array(0), activations);
+  }
+
+  /** Bytes of the public and Galois keys uploaded per session. */
+  get keyBytes(): number {
+    return this.keyring.exportPublic().publicKey.length + this.galoisKeys.length;
+  }
+
+  /**
+   * Runs the protocol on one input (the model's input shape, flattened).
+   *
+   * @throws RangeError for an input of the wrong size; whatever the transport or service throws.
+   */
+  async predict(input: ArrayLike<number>): Promise<CkksPrediction> {
+    if (input.length !== this.info.inputSize) throw new RangeError(`input has ${input.length} values, the model takes ${this.info.inputSize}`);
+    const stats: CkksPredictionStats = { clientMs: 0, serviceMs: 0, bytesUp: 0, bytesDown: 0, rounds: 0 };
+    const timed = async <T>(f: () => Promise<T>): Promise<T> => {
+      const t = performance.now();
+      try {
+        return await f();
+      } finally {
+        stats.serviceMs += performance.now() - t;
+      }
+    };
+    let t0 = performance.now();
+    const openReq: OpenRequest = { version: 1, publicKey: this.keyring.exportPublic().publicKey, galoisKeys: this.galoisKeys };
+    stats.clientMs += performance.now() - t0;
+    stats.bytesUp += messageBytes(openReq);
+    const opened = parseMessage(OpenReply, await timed(() => this.transport.open(openReq)), 'open reply');
+    stats.bytesDown += messageBytes(opened);
+    let routing: Routing = opened.routing;
+    let vector: ArrayLike<number> = input;
+    for (let stage = 0; stage < this.info.stages; stage++) {
+      t0 = performance.now();
+      const inputs = this.encryptRouted(routing, vector);
+      const request: RoundRequest = { version: 1, sessionId: opened.sessionId, stage, inputs };
+      stats.clientMs += performance.now() - t0;
+      stats.bytesUp += messageBytes(request);
+      const reply = parseMessage(RoundReply, await timed(() => this.transport.round(request)), 'round reply');
+      stats.bytesDown += messageBytes(reply);
+      stats.rounds++;
+      t0 = performance.now();
+      const values = this.decryptGroups(routing, reply.outputs);
+      if (stage === this.info.stages - 1) {
+        stats.clientMs += performance.now() - t0;
+        return { logits: values, stats };
+      }
+      vector = this.activate(this.activations[stage]!, values, reply.windowSizes);
+      if (!reply.next) throw new FormatError('the service sent no routing for the next stage');
+      routing = reply.next;
+      stats.clientMs += performance.now() - t0;
+    }
+    throw new FormatError('the protocol ended without logits');
+  }
+
+  private encryptRouted(routing: Routing, vector: ArrayLike<number>): Uint8Array[][] {
+    const slots = this.context.slots;
+    const scale = 2 ** this.info.inputScaleBits;
+    return routing.groups.map((g) =>
+      g.sources.map((sources) => {
+        if (sources.length !== slots) throw new FormatError(`routing table of ${sources.length} slots, expected ${slots}`);
+        const values = new Float64Array(slots);
+        for (let s = 0; s < slots; s++) {
+          const src = sources[s]!;
+          if (src < 0) continue;
+          if (src >= vector.length) throw new FormatError(`routing refers to value ${src} of ${vector.length}`);
+          values[s] = vector[src]!;
+        }
+        const ct = this.keyring.encrypt(values, scale);
+        try {
+          return ct.save();
+        } finally {
+          ct.free();
+        }
+      }),
+    );
+  }
+
+  private decryptGroups(routing: Routing, outputs: Uint8Array[]): Float64Array {
+    // The outputs of this round have the group sizes of this round's routing.
+    if (outputs.length !== routing.groups.length) throw new FormatError(`${outputs.length} output ciphertexts, expected ${routing.groups.length}`);
+    const total = routing.groups.reduce((a, g) => a + g.size, 0);
+    const values = new Float64Array(total);
+    let at = 0;
+    outputs.forEach((bytes, o) => {
+      const ct = CkksCiphertext.load(this.context, this.keyring.keyId, bytes);
+      try {
+        const dec = this.keyring.decrypt(ct);
+        const size = routing.groups[o]!.size;
+        values.set(dec.subarray(0, size), at);
+        at += size;
+      } finally {
+        ct.free();
+      }
+    });
+    return values;
+  }
+
+  private activate(act: ClientActivation, values: Float64Array, windowSizes: Int32Array | null): Float64Array {
+    if (!act.maxPool) return values.map((v) => applyFns(act.fns, v));
+    if (!windowSizes) throw new FormatError('a max-pool round without window sizes');
+    const out = new Float64Array(windowSizes.length);
+    let p = 0;
+    windowSizes.forEach((size, k) => {
+      let m = -Infinity;
+      for (let c = 0; c < size; c++) m = Math.max(m, values[p++]!);
+      out[k] = applyFns(act.fns, m);
+    });
+    return out;
+  }
+
+  /** Frees keys and context. */
+  dispose(): void {
+    this.keyring.dispose();
+    this.context.dispose();
+  }
+}

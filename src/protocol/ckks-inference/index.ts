@@ -1,0 +1,12 @@
+/**
+ * Interactive encrypted inference on CKKS: the service evaluates linear stages on SIMD-packed
+ * ciphertexts, the client evaluates activations on blinded, shuffled values and re-encrypts them
+ * in the layout the next stage wants.
+ *
+ * @module
+ */
+export { compileCkksModel, DEFAULT_CKKS_PROTOCOL, type CompiledCkksModel, type CkksProtocolParams, type CkksStage } from './compile.js';
+export { CkksInferenceService, UnknownSessionError, OutOfOrderError } from './service.js';
+export { CkksInferenceClient, type CkksTransport, type ClientActivation, type CkksPrediction, type CkksPredictionStats } from './client.js';
+export { inProcessCkksTransport, clientActivations } from './in-process.js';
+export { PROTOCOL_VERSION } from './messages.js';

@@ -1,0 +1,296 @@
+/**
+ * The service side of the interactive CKKS protocol. It holds the model's weights and, per
+ * session, the client's public and Galois keys (never a secret key), the random output orders and
+ * the blinding factors. Each round it multiplies every input ciphertext by one plaintext — the
+ * weights, with this round's blinding factors, the previous round's unblinding factors and the
+ * stage normalization folded in — adds the bias, folds the blocks with rotations, and adds a fresh
+ * encryption of zero whose noise is scaled up to drown the computation's noise before anything
+ * leaves.
+ *
+ * @module
+ */
+import { BlindmlError, FormatError } from '../../errors.js';
+import { randomBits } from '../../math/random.js';
+import {
+  CkksCiphertext, CkksContext, CkksServiceKeys, addInPlace, free, mulPlain, rotate, type CkksParameters,
+} from '../../schemes/ckks/index.js';
+import type { CompiledCkksModel } from './compile.js';
+import { foldSteps, nextSourceIndex, outputOrder, routeStage, type StageLayout } from './layout.js';
+import {
+  DescribeReply, OpenReply, OpenRequest, PROTOCOL_VERSION, RoundReply, RoundRequest, parseMessage, type Routing,
+} from './messages.js';
+
+/** A session id that is not open (never opened, finished, or dropped). */
+export class UnknownSessionError extends BlindmlError {
+  constructor(id: string) {
+    super('ERR_UNKNOWN_SESSION', `no open CKKS session '${id}'`);
+  }
+}
+
+/** A round out of order for its session. */
+export class OutOfOrderError extends BlindmlError {
+  constructor(message: string) {
+    super('ERR_OUT_OF_ORDER', message);
+  }
+}
+
+interface Session {
+  readonly keys: CkksServiceKeys;
+  readonly layouts: StageLayout[];
+  /** Per stage, per output position: the blinding factor (1 when unblinded). */
+  readonly factors: Float64Array[];
+  /** Per stage, per index of the client's post-activation vector: the factor that value carries. */
+  readonly carried: Float64Array[];
+  next: number;
+}
+
+function sessionId(): string {
+  return randomBits(128).toString(16).padStart(32, '0');
+}
+
+/** Log-uniform factor in [1, 2^bits) from the CSPRNG (53 random bits). */
+function blindFactor(bits: number): number {
+  return 2 ** ((Number(randomBits(53)) / 2 ** 53) * bits);
+}
+
+/** The service for one compiled model. Call {@link dispose} when done. */
+export class CkksInferenceService {
+  private readonly sessions = new Map<string, Session>();
+  private readonly galoisSteps: number[];
+
+  private constructor(
+    readonly model: CompiledCkksModel,
+    readonly context: CkksContext,
+  ) {
+    const steps = new Set<number>();
+    const slots = context.slots;
+    for (const stage of model.stages) {
+      const { rowAt } = outputOrder(stage.map.rows, stage.activation, false);
+      for (const g of routeStage(stage.map, rowAt, slots, () => 0)) for (const s of foldSteps(g.period, slots)) steps.add(s);
+    }
+    this.galoisSteps = [...steps].sort((a, b) => a - b);
+  }
+
+  /** Builds the service (creates the CKKS context). @throws InvalidKeyError for bad parameters. */
+  static async create(model: CompiledCkksModel): Promise<CkksInferenceService> {
+    return new CkksInferenceService(model, await CkksContext.create(model.params.ckks));
+  }
+
+  /** Public facts the client needs before it makes keys. */
+  describe(): DescribeReply {
+    const p: CkksParameters = this.model.params.ckks;
+    const last = this.model.stages[this.model.stages.length - 1]!;
+    return {
+      version: PROTOCOL_VERSION,
+      params: { polyModulusDegree: p.polyModulusDegree, coeffModulusBits: [...p.coeffModulusBits], scaleBits: p.scaleBits },
+      inputScaleBits: this.model.params.inputScaleBits,
+      inputSize: this.model.inputSize,
+      outputSize: last.map.rows,
+      stages: this.model.stages.length,
+      galoisSteps: this.galoisSteps,
+    };
+  }
+
+  /** Open sessions. */
+  get openSessions(): number {
+    return this.sessions.size;
+  }
+
+  /**
+   * Opens a session: loads the client's keys and draws every stage's output order and blinding factors.
+   *
+   * @throws FormatError for a malformed request or keys; KeyMismatchError for keys of other parameters.
+   */
+  open(request: unknown): OpenReply {
+    const req = parseMessage(OpenRequest, request, 'open request');
+    const keys = CkksServiceKeys.load(this.context, { publicKey: req.publicKey, galoisKeys: req.galoisKeys });
+    try {
+      for (const s of this.galoisSteps) if (!keys.canRotate(s)) throw new FormatError(`the Galois keys lack the rotation by ${s} the model needs`);
+      const session = this.drawSession(keys);
+      const id = sessionId();
+      this.sessions.set(id, session);
+      return { version: PROTOCOL_VERSION, sessionId: id, routing: this.routingOf(session.layouts[0]!) };
+    } catch (e) {
+      keys.dispose();
+      throw e;
+    }
+  }
+
+  private drawSession(keys: CkksServiceKeys): Session {
+    const { stages, params } = this.model;
+    const layouts: StageLayout[] = [];
+    const factors: Float64Array[] = [];
+    const carried: Float64Array[] = [];
+    let sourceOf = (j: number): number => j;
+    stages.forEach((stage, s) => {
+      const isLast = s === stages.length - 1;
+      const order = outputOrder(stage.map.rows, stage.activation, !isLast);
+      const groups = routeStage(stage.map, order.rowAt, this.context.slots, sourceOf);
+      const layout: StageLayout = { ...order, groups };
+      layouts.push(layout);
+      const { perPosition, perClientValue } = this.drawFactors(layout, stage.blinded, params.blindBits);
+      factors.push(perPosition);
+      carried.push(perClientValue);
+      if (stage.activation) sourceOf = nextSourceIndex(layout, stage.activation);
+    });
+    return { keys, layouts, factors, carried, next: 0 };
+  }
+
+  /** One factor per position; a max-pool window's cells share theirs (max commutes only with a common factor). */
+  private drawFactors(layout: StageLayout, blinded: boolean, bits: number): { perPosition: Float64Array; perClientValue: Float64Array } {
+    const n = layout.rowAt.length;
+    const perPosition = new Float64Array(n).fill(1);
+    if (!layout.windowSizes) {
+      if (blinded) for (let p = 0; p < n; p++) perPosition[p] = blindFactor(bits);
+      return { perPosition, perClientValue: perPosition };
+    }
+    const perWindow = new Float64Array(layout.windowSizes.length).fill(1);
+    let p = 0;
+    layout.windowSizes.forEach((size, k) => {
+      if (blinded) perWindow[k] = blindFactor(bits);
+      for (let c = 0; c < size; c++) perPosition[p++] = perWindow[k]!;
+    });
+    return { perPosition, perClientValue: perWindow };
+  }
+
+  private routingOf(layout: StageLayout): Routing {
+    return { groups: layout.groups.map((g) => ({ size: g.size, sources: [...g.sources] })), windowSizes: layout.windowSizes };
+  }
+
+  /**
+   * Evaluates one stage on the client's input ciphertexts.
+   *
+   * @throws UnknownSessionError, OutOfOrderError, FormatError (malformed request or ciphertexts),
+   *   KeyMismatchError (ciphertexts under another key), InvalidCiphertextError (wrong level/scale).
+   *   A failed round closes the session.
+   */
+  round(request: unknown): RoundReply {
+    const req = parseMessage(RoundRequest, request, 'round request');
+    const session = this.sessions.get(req.sessionId);
+    if (!session) throw new UnknownSessionError(req.sessionId);
+    try {
+      if (req.stage !== session.next) throw new OutOfOrderError(`round for stage ${req.stage}, expected stage ${session.next}`);
+      const outputs = this.evaluateStage(session, req.stage, req.inputs);
+      session.next++;
+      const layout = session.layouts[req.stage]!;
+      const nextLayout = session.layouts[req.stage + 1];
+      if (!nextLayout) this.close(req.sessionId);
+      return { version: PROTOCOL_VERSION, stage: req.stage, outputs, windowSizes: layout.windowSizes, ...(nextLayout ? { next: this.routingOf(nextLayout) } : {}) };
+    } catch (e) {
+      this.close(req.sessionId);
+      throw e;
+    }
+  }
+
+  private evaluateStage(session: Session, s: number, inputs: Uint8Array[][]): Uint8Array[] {
+    const layout = session.layouts[s]!;
+    if (inputs.length !== layout.groups.length) throw new FormatError(`stage ${s}: ${inputs.length} input groups, expected ${layout.groups.length}`);
+    return layout.groups.map((group, o) => {
+      const cts = inputs[o]!;
+      if (cts.length !== group.sources.length) throw new FormatError(`stage ${s}, group ${o}: ${cts.length} ciphertexts, expected ${group.sources.length}`);
+      return this.evaluateGroup(session, s, o, cts);
+    });
+  }
+
+  private evaluateGroup(session: Session, s: number, o: number, cts: Uint8Array[]): Uint8Array {
+    const { context } = this;
+    const stage = this.model.stages[s]!;
+    const group = session.layouts[s]!.groups[o]!;
+    const prevSigma = s === 0 ? 1 : this.model.stages[s - 1]!.sigma;
+    const unblind = s === 0 ? null : session.carried[s - 1]!;
+    const factor = session.factors[s]!;
+    const inputScale = 2 ** this.model.params.inputScaleBits;
+    const weightScale = 2 ** this.model.params.weightScaleBits;
+    const owned: CkksCiphertext[] = [];
+    try {
+      let acc: CkksCiphertext | undefined;
+      cts.forEach((bytes, c) => {
+        const ct = CkksCiphertext.load(context, session.keys.keyId, bytes, { levelPrimes: context.topLevel, scale: inputScale });
+        owned.push(ct);
+        const values = new Float64Array(context.slots);
+        const terms = group.terms[c]!;
+        const sources = group.sources[c]!;
+        for (let slot = 0; slot < values.length; slot++) {
+          const k = terms[slot]!;
+          if (k < 0) continue;
+          const p = group.start + (slot % group.period);
+          values[slot] = (stage.map.weights[k]! * stage.sigma * factor[p]! * (unblind ? 1 / unblind[sources[slot]!]! : 1)) / prevSigma;
+        }
+        const plain = context.encode(values, weightScale);
+        const prod = mulPlain(ct, plain);
+        free(plain);
+        if (acc) {
+          addInPlace(acc, prod);
+          prod.free();
+        } else {
+          acc = prod;
+          owned.push(acc);
+        }
+      });
+      this.addBias(acc!, session, s, o, inputScale * weightScale);
+      for (const step of foldSteps(group.period, context.slots)) {
+        const r = rotate(acc!, step, session.keys);
+        addInPlace(acc!, r);
+        r.free();
+      }
+      this.flood(acc!, session.keys, inputScale * weightScale);
+      return acc!.save();
+    } finally {
+      for (const ct of owned) ct.free();
+    }
+  }
+
+  private addBias(acc: CkksCiphertext, session: Session, s: number, o: number, scale: number): void {
+    const stage = this.model.stages[s]!;
+    const layout = session.layouts[s]!;
+    const group = layout.groups[o]!;
+    const values = new Float64Array(this.context.slots);
+    for (let p = 0; p < group.size; p++) {
+      const pos = group.start + p;
+      values[p] = stage.map.bias[layout.rowAt[pos]!]! * stage.sigma * session.factors[s]![pos]!;
+    }
+    const plain = this.context.encode(values, scale);
+    try {
+      this.context.evaluator.addPlain(acc.seal, plain, acc.seal);
+    } finally {
+      free(plain);
+    }
+  }
+
+  /**
+   * Adds Enc(0)·2^floodBits: a fresh encryption of zero at scale/2^floodBits, multiplied by the
+   * constant 2^floodBits (an exact integer multiplication), so its noise is 2^floodBits times a
+   * fresh encryption's and dominates the noise the computation left.
+   */
+  private flood(acc: CkksCiphertext, keys: CkksServiceKeys, scale: number): void {
+    const bits = this.model.params.floodBits;
+    const zero = keys.encrypt(new Float64Array(0), scale / 2 ** bits);
+    const constant = this.context.encode(new Float64Array(this.context.slots).fill(1), 2 ** bits);
+    try {
+      const big = mulPlain(zero, constant);
+      try {
+        addInPlace(acc, big);
+      } finally {
+        big.free();
+      }
+    } finally {
+      zero.free();
+      free(constant);
+    }
+  }
+
+  /** Closes a session and frees its keys (idempotent). */
+  close(id: string): void {
+    const s = this.sessions.get(id);
+    if (!s) return;
+    this.sessions.delete(id);
+    s.keys.dispose();
+  }
+
+  /** Closes every session and frees the context. */
+  dispose(): void {
+    for (const id of [...this.sessions.keys()]) this.close(id);
+    this.context.dispose();
+  }
+}
+
