@@ -92,3 +92,44 @@ export function rotate(a: CkksCiphertext, step: number, keys: CkksServiceKeys): 
   if (!gk || !keys.canRotate(s)) throw new InvalidCiphertextError(`no Galois key for a rotation by ${s}`);
   return wrap(a, (dst) => a.context.evaluator.rotateVector(a.seal, s, gk, dst));
 }
+
+/** A copy of `a` (the caller frees it). */
+export function clone(a: CkksCiphertext): CkksCiphertext {
+  return wrap(a, (dst) => dst.copy(a.seal));
+}
+
+/** −a. @throws InvalidCiphertextError. */
+export function negate(a: CkksCiphertext): CkksCiphertext {
+  return wrap(a, (dst) => a.context.evaluator.negate(a.seal, dst));
+}
+
+/** a −= b. @throws KeyMismatchError, InvalidCiphertextError. */
+export function subInPlace(a: CkksCiphertext, b: CkksCiphertext): void {
+  a.assertCompatible(b);
+  try {
+    a.context.evaluator.sub(a.seal, b.seal, a.seal);
+  } catch (e) {
+    throw new InvalidCiphertextError(`CKKS sub failed (level or scale mismatch?): ${String(e)}`);
+  }
+}
+
+/** a += plain (same level and scale). @throws InvalidCiphertextError. */
+export function addPlainInPlace(a: CkksCiphertext, plain: PlainText): void {
+  try {
+    a.context.evaluator.addPlain(a.seal, plain, a.seal);
+  } catch (e) {
+    throw new InvalidCiphertextError(`CKKS addPlain failed (level or scale mismatch?): ${String(e)}`);
+  }
+}
+
+/**
+ * Changes the scale `a` is read at, without touching its data: afterwards it decrypts to its old
+ * value × old scale / `scale`. Used to fold known constant factors into the scale instead of
+ * spending a multiplication (and a level) on them.
+ *
+ * @throws RangeError for a scale that is not a positive finite number.
+ */
+export function reinterpretScaleInPlace(a: CkksCiphertext, scale: number): void {
+  if (!(scale > 0) || !Number.isFinite(scale)) throw new RangeError(`scale must be positive and finite, got ${scale}`);
+  a.seal.setScale(scale);
+}
