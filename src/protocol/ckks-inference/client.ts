@@ -9,13 +9,14 @@
 import { FormatError } from '../../errors.js';
 import { CkksCiphertext, CkksContext, CkksKeyring } from '../../schemes/ckks/index.js';
 import {
-  DescribeReply, OpenReply, RoundReply, parseMessage, messageBytes, type OpenRequest, type RoundRequest, type Routing,
+  DescribeReply, KeysReply, OpenReply, RoundReply, parseMessage, messageBytes, type KeysRequest, type OpenRequest, type RoundRequest, type Routing,
 } from './messages.js';
 import type { Elementwise } from '../paillier-inference/plan.js';
 
 /** How the client reaches the service (in-process here; any transport carrying these objects works). */
 export interface CkksTransport {
   describe(): Promise<unknown>;
+  registerKeys(request: KeysRequest): Promise<unknown>;
   open(request: OpenRequest): Promise<unknown>;
   round(request: RoundRequest): Promise<unknown>;
 }
@@ -53,9 +54,40 @@ export class CkksInferenceClient {
     private readonly info: DescribeReply,
     private readonly context: CkksContext,
     private readonly keyring: CkksKeyring,
-    private readonly galoisKeys: Uint8Array,
     private readonly activations: readonly ClientActivation[],
+    /** Bytes of the public and Galois keys, uploaded once per client. */
+    readonly keyBytes: number,
   ) {}
+
+  /** Encryptions of zero made ahead of time; encrypting a vector online then costs an encoding and an addition. */
+  private readonly zeros: CkksCiphertext[] = [];
+
+  /**
+   * Encrypts `count` zeros now (before the input is known), so rounds only encode and add.
+   * A pooled zero is used once.
+   */
+  precompute(count: number): void {
+    const scale = 2 ** this.info.inputScaleBits;
+    for (let i = 0; i < count; i++) this.zeros.push(this.keyring.encrypt(new Float64Array(0), scale));
+  }
+
+  /** Pooled zeros left. */
+  get precomputed(): number {
+    return this.zeros.length;
+  }
+
+  private encryptValues(values: Float64Array): CkksCiphertext {
+    const scale = 2 ** this.info.inputScaleBits;
+    const zero = this.zeros.pop();
+    if (!zero) return this.keyring.encrypt(values, scale);
+    const plain = this.context.encode(values, scale);
+    try {
+      this.context.evaluator.addPlain(zero.seal, plain, zero.seal);
+      return zero;
+    } finally {
+      plain.delete();
+    }
+  }
 
   /**
    * Asks the service for the model's public facts and makes keys for them (once per client).
@@ -68,13 +100,17 @@ export class CkksInferenceClient {
     if (activations.length !== info.stages - 1) throw new FormatError(`the model has ${info.stages - 1} activation rounds, the client was given ${activations.length}`);
     const context = await CkksContext.create(info.params);
     const keyring = CkksKeyring.generate(context);
-    const bundle = keyring.exportPublic({ galoisSteps: info.galoisSteps });
-    return new CkksInferenceClient(transport, info, context, keyring, bundle.galoisKeys ?? new Uint8Array(0), activations);
-  }
-
-  /** Bytes of the public and Galois keys uploaded per session. */
-  get keyBytes(): number {
-    return this.keyring.exportPublic().publicKey.length + this.galoisKeys.length;
+    try {
+      const bundle = keyring.exportPublic({ galoisSteps: info.galoisSteps });
+      const request: KeysRequest = { version: 1, publicKey: bundle.publicKey, galoisKeys: bundle.galoisKeys ?? new Uint8Array(0) };
+      const reply = parseMessage(KeysReply, await transport.registerKeys(request), 'keys reply');
+      if (reply.keyId !== keyring.keyId) throw new FormatError('the service registered the keys under another id');
+      return new CkksInferenceClient(transport, info, context, keyring, activations, messageBytes(request));
+    } catch (e) {
+      keyring.dispose();
+      context.dispose();
+      throw e;
+    }
   }
 
   /**
@@ -93,9 +129,8 @@ export class CkksInferenceClient {
         stats.serviceMs += performance.now() - t;
       }
     };
+    const openReq: OpenRequest = { version: 1, keyId: this.keyring.keyId };
     let t0 = performance.now();
-    const openReq: OpenRequest = { version: 1, publicKey: this.keyring.exportPublic().publicKey, galoisKeys: this.galoisKeys };
-    stats.clientMs += performance.now() - t0;
     stats.bytesUp += messageBytes(openReq);
     const opened = parseMessage(OpenReply, await timed(() => this.transport.open(openReq)), 'open reply');
     stats.bytesDown += messageBytes(opened);
@@ -126,7 +161,6 @@ export class CkksInferenceClient {
 
   private encryptRouted(routing: Routing, vector: ArrayLike<number>): Uint8Array[][] {
     const slots = this.context.slots;
-    const scale = 2 ** this.info.inputScaleBits;
     return routing.groups.map((g) =>
       g.sources.map((sources) => {
         if (sources.length !== slots) throw new FormatError(`routing table of ${sources.length} slots, expected ${slots}`);
@@ -137,7 +171,7 @@ export class CkksInferenceClient {
           if (src >= vector.length) throw new FormatError(`routing refers to value ${src} of ${vector.length}`);
           values[s] = vector[src]!;
         }
-        const ct = this.keyring.encrypt(values, scale);
+        const ct = this.encryptValues(values);
         try {
           return ct.save();
         } finally {
@@ -180,8 +214,9 @@ export class CkksInferenceClient {
     return out;
   }
 
-  /** Frees keys and context. */
+  /** Frees keys, pooled zeros and context. */
   dispose(): void {
+    for (const z of this.zeros.splice(0)) z.free();
     this.keyring.dispose();
     this.context.dispose();
   }

@@ -28,18 +28,19 @@ export interface CkksProtocolParams {
 }
 
 /**
- * The default: N = 8192 (4096 slots), two 40-bit data primes and a 60-bit special prime (140 bits,
+ * The default: N = 8192 (4096 slots), two 60-bit data primes and a 60-bit special prime (180 bits,
  * within the 218-bit bound for 128-bit security). One plaintext multiplication per stage and no
- * rescaling: inputs at 2^30, weights at 2^32, product 2^62, values up to 2^(blind + log2 headroom)
- * = 2^9 above it: 2^71 < 2^79.
+ * rescaling: inputs at 2^45, weights at 2^45, product 2^90; values stay below 2^12 (blinding 2^6,
+ * calibrated range × headroom), so 2^102 < 2^119. The computation's noise is about 2^65; the
+ * smudging noise added before results leave is a fresh encryption's (≈ 2^13) times 2^floodBits.
  */
 export const DEFAULT_CKKS_PROTOCOL: CkksProtocolParams = {
-  ckks: { polyModulusDegree: 8192, coeffModulusBits: [40, 40, 60], scaleBits: 30 },
-  inputScaleBits: 30,
-  weightScaleBits: 32,
+  ckks: { polyModulusDegree: 8192, coeffModulusBits: [60, 60, 60], scaleBits: 45 },
+  inputScaleBits: 45,
+  weightScaleBits: 45,
   blindBits: 6,
   headroom: 8,
-  floodBits: 40,
+  floodBits: 66,
 };
 
 /** One stage: y = W·x + b (composed), then the client's activation group (none for the last). */

@@ -12,6 +12,7 @@ import type { CkksInferenceService } from './service.js';
 export function inProcessCkksTransport(service: CkksInferenceService): CkksTransport {
   return {
     describe: async () => service.describe(),
+    registerKeys: async (request) => service.registerKeys(request),
     open: async (request) => service.open(request),
     round: async (request) => service.round(request),
   };

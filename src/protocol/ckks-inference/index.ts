@@ -6,7 +6,7 @@
  * @module
  */
 export { compileCkksModel, DEFAULT_CKKS_PROTOCOL, type CompiledCkksModel, type CkksProtocolParams, type CkksStage } from './compile.js';
-export { CkksInferenceService, UnknownSessionError, OutOfOrderError } from './service.js';
+export { CkksInferenceService, UnknownSessionError, UnknownKeysError, OutOfOrderError } from './service.js';
 export { CkksInferenceClient, type CkksTransport, type ClientActivation, type CkksPrediction, type CkksPredictionStats } from './client.js';
 export { inProcessCkksTransport, clientActivations } from './in-process.js';
 export { PROTOCOL_VERSION } from './messages.js';

@@ -5,8 +5,8 @@
  * ciphertext and a rotate-and-add fold compute every output (no ciphertext is ever permuted
  * homomorphically):
  *
- * - outputs fill "groups" of at most S = N/2 positions; a group of g positions uses period
- *   P = nextPow2(g) and B = S/P blocks per ciphertext;
+ * - outputs fill "groups" of at most S = N/2 positions; a group of g positions whose longest row
+ *   has T terms uses B = min(S/nextPow2(g), nextPow2(T)) blocks of period P = S/B per ciphertext;
  * - term t of the output at position p of group o travels in input ciphertext ⌊t/B⌋, slot
  *   (t mod B)·P + p: the client puts the source value there, the service the weight;
  * - after the products are summed, rotations by P, 2P, …, S/2 add all blocks, so every block —
@@ -83,13 +83,14 @@ export function routeStage(map: SparseLinearMap, rowAt: Int32Array, slots: numbe
   const groups: GroupLayout[] = [];
   for (let start = 0; start < rowAt.length; start += slots) {
     const size = Math.min(slots, rowAt.length - start);
-    const period = nextPow2(size);
-    const blocks = slots / period;
     let maxTerms = 0;
     for (let p = 0; p < size; p++) {
       const r = rowAt[start + p]!;
       maxTerms = Math.max(maxTerms, map.offsets[r + 1]! - map.offsets[r]!);
     }
+    // The fold costs log2(blocks) rotations: use no more blocks than the longest row fills.
+    const blocks = Math.min(slots / nextPow2(size), nextPow2(Math.max(1, maxTerms)));
+    const period = slots / blocks;
     const count = Math.max(1, Math.ceil(maxTerms / blocks));
     const sources = Array.from({ length: count }, () => new Int32Array(slots).fill(-1));
     const terms = Array.from({ length: count }, () => new Int32Array(slots).fill(-1));

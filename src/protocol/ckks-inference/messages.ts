@@ -31,11 +31,18 @@ export const Routing = z.object({
 });
 export type Routing = z.infer<typeof Routing>;
 
-export const OpenRequest = z.object({
+/** The client's public and Galois keys, uploaded once and cached by the service under their key id. */
+export const KeysRequest = z.object({
   version: z.literal(PROTOCOL_VERSION),
   publicKey: bytes,
   galoisKeys: bytes,
 });
+export type KeysRequest = z.infer<typeof KeysRequest>;
+
+export const KeysReply = z.object({ version: z.literal(PROTOCOL_VERSION), keyId: z.string().regex(/^[0-9a-f]{32}$/) });
+export type KeysReply = z.infer<typeof KeysReply>;
+
+export const OpenRequest = z.object({ version: z.literal(PROTOCOL_VERSION), keyId: z.string().regex(/^[0-9a-f]{32}$/) });
 export type OpenRequest = z.infer<typeof OpenRequest>;
 
 export const OpenReply = z.object({ version: z.literal(PROTOCOL_VERSION), sessionId: z.string().min(8), routing: Routing });

@@ -17,8 +17,15 @@ import {
 import type { CompiledCkksModel } from './compile.js';
 import { foldSteps, nextSourceIndex, outputOrder, routeStage, type StageLayout } from './layout.js';
 import {
-  DescribeReply, OpenReply, OpenRequest, PROTOCOL_VERSION, RoundReply, RoundRequest, parseMessage, type Routing,
+  DescribeReply, KeysReply, KeysRequest, OpenReply, OpenRequest, PROTOCOL_VERSION, RoundReply, RoundRequest, parseMessage, type Routing,
 } from './messages.js';
+
+/** A key id the service does not hold (never uploaded, or evicted): upload the keys again. */
+export class UnknownKeysError extends BlindmlError {
+  constructor(id: string) {
+    super('ERR_UNKNOWN_KEYS', `no CKKS keys with id ${id} are loaded; upload them again`);
+  }
+}
 
 /** A session id that is not open (never opened, finished, or dropped). */
 export class UnknownSessionError extends BlindmlError {
@@ -56,7 +63,13 @@ function blindFactor(bits: number): number {
 /** The service for one compiled model. Call {@link dispose} when done. */
 export class CkksInferenceService {
   private readonly sessions = new Map<string, Session>();
+  /** Loaded client keys by key id, least recently used first. */
+  private readonly keys = new Map<string, CkksServiceKeys>();
+  /** Smudging ciphertexts made ahead of time, per key id. */
+  private readonly floods = new Map<string, CkksCiphertext[]>();
   private readonly galoisSteps: number[];
+  /** How many clients' keys stay loaded (each holds its Galois keys in WASM memory). */
+  readonly keyCacheSize = 16;
 
   private constructor(
     readonly model: CompiledCkksModel,
@@ -97,23 +110,54 @@ export class CkksInferenceService {
   }
 
   /**
-   * Opens a session: loads the client's keys and draws every stage's output order and blinding factors.
+   * Loads a client's public and Galois keys (once per client) and caches them under their key id.
    *
-   * @throws FormatError for a malformed request or keys; KeyMismatchError for keys of other parameters.
+   * @throws FormatError for malformed keys or keys lacking a rotation the model needs;
+   *   KeyMismatchError for keys of other parameters or mixed key pairs.
+   */
+  registerKeys(request: unknown): KeysReply {
+    const req = parseMessage(KeysRequest, request, 'keys request');
+    const keys = CkksServiceKeys.load(this.context, { publicKey: req.publicKey, galoisKeys: req.galoisKeys });
+    for (const s of this.galoisSteps) {
+      if (!keys.canRotate(s)) {
+        keys.dispose();
+        throw new FormatError(`the Galois keys lack the rotation by ${s} the model needs`);
+      }
+    }
+    const loaded = this.keys.get(keys.keyId);
+    this.keys.delete(keys.keyId);
+    if (loaded) keys.dispose(); // same keys again: keep the copy open sessions use
+    this.keys.set(keys.keyId, loaded ?? keys);
+    this.evictKeys();
+    return { version: PROTOCOL_VERSION, keyId: keys.keyId };
+  }
+
+  private evictKeys(): void {
+    const inUse = new Set([...this.sessions.values()].map((s) => s.keys.keyId));
+    for (const [id, k] of this.keys) {
+      if (this.keys.size <= this.keyCacheSize) break;
+      if (inUse.has(id)) continue;
+      this.keys.delete(id);
+      this.dropFloods(id);
+      k.dispose();
+    }
+  }
+
+  /**
+   * Opens a session for loaded keys: draws every stage's output order and blinding factors.
+   *
+   * @throws FormatError for a malformed request; UnknownKeysError when the keys are not loaded.
    */
   open(request: unknown): OpenReply {
     const req = parseMessage(OpenRequest, request, 'open request');
-    const keys = CkksServiceKeys.load(this.context, { publicKey: req.publicKey, galoisKeys: req.galoisKeys });
-    try {
-      for (const s of this.galoisSteps) if (!keys.canRotate(s)) throw new FormatError(`the Galois keys lack the rotation by ${s} the model needs`);
-      const session = this.drawSession(keys);
-      const id = sessionId();
-      this.sessions.set(id, session);
-      return { version: PROTOCOL_VERSION, sessionId: id, routing: this.routingOf(session.layouts[0]!) };
-    } catch (e) {
-      keys.dispose();
-      throw e;
-    }
+    const keys = this.keys.get(req.keyId);
+    if (!keys) throw new UnknownKeysError(req.keyId);
+    this.keys.delete(req.keyId);
+    this.keys.set(req.keyId, keys); // most recently used
+    const session = this.drawSession(keys);
+    const id = sessionId();
+    this.sessions.set(id, session);
+    return { version: PROTOCOL_VERSION, sessionId: id, routing: this.routingOf(session.layouts[0]!) };
   }
 
   private drawSession(keys: CkksServiceKeys): Session {
@@ -233,7 +277,7 @@ export class CkksInferenceService {
         addInPlace(acc!, r);
         r.free();
       }
-      this.flood(acc!, session.keys, inputScale * weightScale);
+      if (this.model.params.floodBits > 0) this.flood(acc!, session.keys);
       return acc!.save();
     } finally {
       for (const ct of owned) ct.free();
@@ -258,38 +302,62 @@ export class CkksInferenceService {
   }
 
   /**
-   * Adds Enc(0)·2^floodBits: a fresh encryption of zero at scale/2^floodBits, multiplied by the
-   * constant 2^floodBits (an exact integer multiplication), so its noise is 2^floodBits times a
-   * fresh encryption's and dominates the noise the computation left.
+   * Makes `count` smudging ciphertexts for a client's keys ahead of time (idle work between
+   * requests), so rounds only add them.
+   *
+   * @throws UnknownKeysError when the keys are not loaded.
    */
-  private flood(acc: CkksCiphertext, keys: CkksServiceKeys, scale: number): void {
+  precompute(keyId: string, count: number): void {
+    const keys = this.keys.get(keyId);
+    if (!keys) throw new UnknownKeysError(keyId);
+    const pool = this.floods.get(keyId) ?? [];
+    this.floods.set(keyId, pool);
+    for (let i = 0; i < count; i++) pool.push(this.makeFlood(keys));
+  }
+
+  private makeFlood(keys: CkksServiceKeys): CkksCiphertext {
     const bits = this.model.params.floodBits;
+    const scale = 2 ** (this.model.params.inputScaleBits + this.model.params.weightScaleBits);
     const zero = keys.encrypt(new Float64Array(0), scale / 2 ** bits);
     const constant = this.context.encode(new Float64Array(this.context.slots).fill(1), 2 ** bits);
     try {
-      const big = mulPlain(zero, constant);
-      try {
-        addInPlace(acc, big);
-      } finally {
-        big.free();
-      }
+      return mulPlain(zero, constant);
     } finally {
       zero.free();
       free(constant);
     }
   }
 
-  /** Closes a session and frees its keys (idempotent). */
-  close(id: string): void {
-    const s = this.sessions.get(id);
-    if (!s) return;
-    this.sessions.delete(id);
-    s.keys.dispose();
+  /**
+   * Adds Enc(0)·2^floodBits: a fresh encryption of zero at scale/2^floodBits, multiplied by the
+   * constant 2^floodBits (an exact integer multiplication), so its noise is 2^floodBits times a
+   * fresh encryption's and dominates the noise the computation left.
+   */
+  private flood(acc: CkksCiphertext, keys: CkksServiceKeys): void {
+    const big = this.floods.get(keys.keyId)?.pop() ?? this.makeFlood(keys);
+    try {
+      addInPlace(acc, big);
+    } finally {
+      big.free();
+    }
   }
 
-  /** Closes every session and frees the context. */
+  private dropFloods(keyId: string): void {
+    for (const c of this.floods.get(keyId) ?? []) c.free();
+    this.floods.delete(keyId);
+  }
+
+  /** Closes a session (idempotent); the client's keys stay cached. */
+  close(id: string): void {
+    this.sessions.delete(id);
+  }
+
+  /** Closes every session, frees every key and the context. */
   dispose(): void {
-    for (const id of [...this.sessions.keys()]) this.close(id);
+    this.sessions.clear();
+    for (const id of [...this.floods.keys()]) this.dropFloods(id);
+    for (const k of this.keys.values()) k.dispose();
+    this.keys.clear();
     this.context.dispose();
   }
 }
