@@ -104,8 +104,11 @@ export interface InferenceJobResult {
   offlineMsPerSample: number;
   bytesPerSample: number;
   rounds: number;
+  /** Paillier: the modulus size. CKKS: the coefficient modulus size in bits (see `ckks` for the ring). */
   keyBits: number;
-  scheme: 'paillier';
+  scheme: 'paillier' | 'ckks' | 'ckks-poly';
+  /** CKKS runs: the ring degree, the primes' sizes and the security level the parameters meet. */
+  ckks?: { polyModulusDegree: number; coeffModulusBits: number[]; securityBits: 128 };
   mode: 'latency' | 'batch';
   batch: number;
   modelId: string;

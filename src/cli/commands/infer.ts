@@ -8,6 +8,7 @@ import { readLabeledImages, type LabeledImages } from '../../data/files.js';
 import { loadFashionMnistSample } from '../../data/fashion-mnist.js';
 import { bundledModelPath, loadModel, runInferenceJob, type InferenceJobResult } from '../inference-job.js';
 import { UsageError } from '../usage-error.js';
+import { runCkksInferenceJob } from '../ckks-job.js';
 import { progressBar } from '../progress.js';
 import { positiveInt } from './bench.js';
 
@@ -47,11 +48,16 @@ function loadData(options: InferOptions): { data: LabeledImages; calibration: Fl
   return { data: loadFashionMnistSample({ limit: options.limit }), calibration };
 }
 
+function schemeLabel(r: InferenceJobResult): string {
+  if (!r.ckks) return `Paillier ${r.keyBits}-bit`;
+  return `${r.scheme === 'ckks' ? 'CKKS' : 'CKKS polynomial network'} N=${r.ckks.polyModulusDegree}, ${r.keyBits}-bit modulus (128-bit security)`;
+}
+
 /** Prints the human-readable summary. */
 export function formatInferenceSummary(r: InferenceJobResult): string {
   const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
   return [
-    `model ${r.modelId}, ${r.samples} images, Paillier ${r.keyBits}-bit, ${r.mode} mode${r.batch > 1 ? ` (${r.batch} per ciphertext)` : ''}`,
+    `model ${r.modelId}, ${r.samples} images, ${schemeLabel(r)}, ${r.mode} mode${r.batch > 1 ? ` (${r.batch} per ciphertext)` : ''}`,
     `accuracy ${pct(r.accuracy)} (plaintext ${pct(r.plaintextAccuracy)}), agreement with plaintext ${pct(r.agreement)}, max logit error ${r.maxLogitError.toExponential(2)}`,
     `${r.msPerSample.toFixed(0)} ms per image online (client ${r.clientMsPerSample.toFixed(0)} ms, service and transport ${r.serviceMsPerSample.toFixed(0)} ms), plus ${r.offlineMsPerSample.toFixed(0)} ms of precomputation`,
     `${(r.bytesPerSample / 1024).toFixed(1)} KiB per image, ${r.rounds} client rounds`,
@@ -66,7 +72,7 @@ export function registerInferCommand(program: Command): void {
     .option('--images <file>', 'IDX images (.idx3-ubyte, optionally .gz); default: the committed Fashion-MNIST sample')
     .option('--labels <file>', 'IDX labels (.idx1-ubyte, optionally .gz)')
     .option('--limit <n>', 'number of images', positiveInt, 10)
-    .addOption(new Option('--scheme <scheme>', 'cryptosystem').choices(['paillier']).default('paillier'))
+    .addOption(new Option('--scheme <scheme>', 'cryptosystem: paillier, or ckks (interactive, 128-bit lattice parameters)').choices(['paillier', 'ckks']).default('paillier'))
     .option('--batch <k>', 'images per ciphertext (1 = latency mode)', positiveInt, 1)
     .option('--key-bits <bits>', 'Paillier modulus size', positiveInt, 2048)
     .option('--server <url>', 'use a running service instead of an in-process one')
@@ -80,6 +86,13 @@ export function registerInferCommand(program: Command): void {
       if (options.keyBits < 2048 && !options.insecure) throw new UsageError(`--key-bits ${options.keyBits} is insecure; use 2048 or more, or add --insecure`);
       const { data, calibration } = loadData(options);
       const bar = progressBar(data.count, 'encrypted inference');
+      if (options.scheme === 'ckks') {
+        if (options.server) throw new UsageError('--scheme ckks runs with an in-process service; --server is for --scheme paillier');
+        if (options.batch > 1) throw new UsageError('--scheme ckks is latency mode (one image per session); drop --batch');
+        const ckks = await runCkksInferenceJob({ loaded: loadModel(options.model), data, calibration, onProgress: (done) => bar.update(done) }).finally(() => bar.finish());
+        process.stdout.write(options.json ? `${JSON.stringify(ckks)}\n` : `${formatInferenceSummary(ckks)}\n`);
+        return;
+      }
       const result = await runInferenceJob({
         loaded: loadModel(options.model),
         data,
