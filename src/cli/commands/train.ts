@@ -12,6 +12,8 @@ import { availableParallelism } from 'node:os';
 import { FeWorkerPool } from '../../workers/fe-pool.js';
 import { UsageError } from '../usage-error.js';
 import { progressBar, type Progress } from '../progress.js';
+import { runSmlpJob, smlpSummary } from '../smlp-job.js';
+import type { SmlpResult } from '../../train/smlp/run.js';
 
 /** Options common to every scheme. */
 export interface TrainOptions {
@@ -25,6 +27,15 @@ export interface TrainOptions {
   readonly seed: number;
   readonly threads: number;
   readonly json?: boolean;
+  /** smlp: Paillier modulus bits, below 2048 only with --insecure. */
+  readonly keyBits?: number;
+  readonly insecure?: boolean;
+  readonly hidden?: number;
+  readonly checkpoint?: string;
+  readonly resume?: boolean;
+  readonly out?: string;
+  readonly timeout?: number;
+  readonly s2StopAfter?: number;
 }
 
 type TrainRunner = (options: TrainOptions, onProgress: (done: number, total: number, label: string) => void) => Promise<object>;
@@ -51,6 +62,8 @@ export const TRAIN_SCHEMES: Readonly<Record<string, TrainRunner>> = {
       await compute?.destroy();
     }
   },
+  // The two-server Secure MLP (src/train/smlp): S1 trains on Paillier ciphertexts, S2 helps.
+  smlp: (options, onProgress) => runSmlpJob(options, onProgress),
 };
 
 function positiveInt(value: string): number {
@@ -60,6 +73,7 @@ function positiveInt(value: string): number {
 }
 
 function summary(result: object): string {
+  if ((result as { scheme?: string }).scheme === 'smlp') return smlpSummary(result as SmlpResult);
   const r = result as Partial<FeTrainResult>;
   const pct = (v: number | undefined) => (v === undefined ? '?' : `${(100 * v).toFixed(2)}%`);
   return [
@@ -86,6 +100,14 @@ export function registerTrainCommand(program: Command): void {
     .option('--threads <n>', 'worker threads for encryption and decryption (1: none)', positiveInt, availableParallelism())
     .option('--seed <n>', 'seed of initialization and data order', positiveInt, 1)
     .option('--json', 'print one JSON object on stdout')
+    .option('--key-bits <n>', 'smlp: Paillier modulus bits (below 2048 needs --insecure)', positiveInt)
+    .option('--insecure', 'smlp: accept keys below 2048 bits (tests only)')
+    .option('--hidden <n>', 'smlp: hidden ReLU units (default 4)', positiveInt)
+    .option('--checkpoint <file>', 'smlp: write the state after every completed epoch to this file (atomically)')
+    .option('--resume', 'smlp: continue from --checkpoint after the last completed epoch')
+    .option('--out <file>', 'smlp: write the results there once training has finished')
+    .option('--timeout <s>', 'smlp: longest wait for the crypto server, seconds (default 120)', positiveInt)
+    .addOption(new Option('--s2-stop-after <rounds>', 'test hook: the crypto server stops answering').argParser(positiveInt).hideHelp())
     .action(async (options: TrainOptions) => {
       const runner = TRAIN_SCHEMES[options.scheme];
       if (runner === undefined) throw new UsageError(`unknown scheme '${options.scheme}'`);
