@@ -8,6 +8,7 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { loadFashionMnistSample } from '../data/fashion-mnist.js';
 import { bundledModelPath, loadModel, runInferenceJob, type InferenceJobResult } from '../cli/inference-job.js';
+import { runCkksInferenceJob } from '../cli/ckks-job.js';
 import { machineDescription } from './stats.js';
 
 /** One configuration to time. */
@@ -15,6 +16,8 @@ export interface InferCase {
   model: string;
   batch: number;
   images: number;
+  /** Default paillier. */
+  scheme?: 'paillier' | 'ckks';
 }
 
 /** The default cases; the reference architecture is slow and only runs on request. */
@@ -23,9 +26,11 @@ export function inferCases(reference: boolean, onlyReference = false): InferCase
     ? []
     : [
         { model: 'fashion-small.onnx', batch: 1, images: 10 },
+        { model: 'fashion-small.onnx', batch: 1, images: 10, scheme: 'ckks' },
         { model: 'fashion-small.onnx', batch: 64, images: 100 },
       ];
   if (reference) {
+    cases.push({ model: 'fashion-reference.onnx', batch: 1, images: 1, scheme: 'ckks' });
     cases.push({ model: 'fashion-reference.onnx', batch: 1, images: 1 });
     cases.push({ model: 'fashion-reference.onnx', batch: 64, images: 20 });
   }
@@ -44,13 +49,12 @@ export async function runInferBench(cases: readonly InferCase[], keyBits: number
   const rows: InferBenchRow[] = [];
   for (const c of cases) {
     onCase?.(c);
-    const result = await runInferenceJob({
-      loaded: loadModel(bundledModelPath(c.model)),
-      data: loadFashionMnistSample({ limit: c.images }),
-      calibration,
-      keyBits,
-      batch: c.batch,
-    });
+    const loaded = loadModel(bundledModelPath(c.model));
+    const data = loadFashionMnistSample({ limit: c.images });
+    const result =
+      c.scheme === 'ckks'
+        ? await runCkksInferenceJob({ loaded, data, calibration })
+        : await runInferenceJob({ loaded, data, calibration, keyBits, batch: c.batch });
     rows.push({ ...c, result });
   }
   return { machine: await machineDescription(), keyBits, rows };
@@ -59,17 +63,30 @@ export async function runInferBench(cases: readonly InferCase[], keyBits: number
 /** The rows as a Markdown table. */
 export function inferBenchMarkdown(bench: { machine: string; keyBits: number; rows: InferBenchRow[] }): string {
   const lines = [
-    `Paillier ${bench.keyBits}-bit, ${bench.machine}, worker threads on every core, ${new Date().toISOString().slice(0, 10)}.`,
+    `Paillier ${bench.keyBits}-bit (worker threads on every core); CKKS N = 8192, 180-bit modulus, 128-bit security (one thread). ${bench.machine}, ${new Date().toISOString().slice(0, 10)}.`,
+    ...ckksRatioLines(bench.rows),
     '',
-    '| model | mode | images/ciphertext | images | ms/image total | service + transport | client | client precomputation | KiB/image | rounds | agreement | accuracy (plaintext) |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| model | scheme | mode | images/ciphertext | images | ms/image total | service + transport | client | client precomputation | KiB/image | rounds | agreement | accuracy (plaintext) |',
+    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const { model, images, result: r } of bench.rows) {
     lines.push(
-      `| ${model} | ${r.mode} | ${r.batch} | ${images} | ${r.msPerSample.toFixed(0)} | ${r.serviceMsPerSample.toFixed(0)} | ${r.clientMsPerSample.toFixed(0)} | ${r.offlineMsPerSample.toFixed(0)} | ${(r.bytesPerSample / 1024).toFixed(1)} | ${r.rounds} | ${(100 * r.agreement).toFixed(1)}% | ${(100 * r.accuracy).toFixed(1)}% (${(100 * r.plaintextAccuracy).toFixed(1)}%) |`,
+      `| ${model} | ${r.scheme} | ${r.mode} | ${r.batch} | ${images} | ${r.msPerSample.toFixed(0)} | ${r.serviceMsPerSample.toFixed(0)} | ${r.clientMsPerSample.toFixed(0)} | ${r.offlineMsPerSample.toFixed(0)} | ${(r.bytesPerSample / 1024).toFixed(1)} | ${r.rounds} | ${(100 * r.agreement).toFixed(1)}% | ${(100 * r.accuracy).toFixed(1)}% (${(100 * r.plaintextAccuracy).toFixed(1)}%) |`,
     );
   }
   return lines.join('\n');
+}
+
+/** "CKKS is X× faster than Paillier on model M", for every model run in latency mode with both schemes. */
+export function ckksRatioLines(rows: readonly InferBenchRow[]): string[] {
+  const lines: string[] = [];
+  for (const ck of rows.filter((r) => r.result.scheme === 'ckks')) {
+    const pa = rows.find((r) => r.model === ck.model && r.result.scheme === 'paillier' && r.result.mode === 'latency');
+    if (!pa) continue;
+    const ratio = pa.result.msPerSample / ck.result.msPerSample;
+    lines.push('', `Latency mode, ${ck.model}, same run: CKKS ${ck.result.msPerSample.toFixed(0)} ms/image vs Paillier ${pa.result.msPerSample.toFixed(0)} ms/image: **${ratio.toFixed(1)}×** faster.`);
+  }
+  return lines;
 }
 
 const START = '<!-- bench:infer:start -->';

@@ -62,7 +62,7 @@ export function registerBenchCommands(program: Command): void {
     .action(async (options: { keyBits: number; reference?: boolean; onlyReference?: boolean; write?: string; json?: boolean }) => {
       const only = options.onlyReference ?? false;
       const bench = await runInferBench(inferCases((options.reference ?? false) || only, only), options.keyBits, (c) =>
-        process.stderr.write(`timing ${c.model}, ${c.batch > 1 ? 'batch' : 'latency'} mode, ${c.images} images...\n`),
+        process.stderr.write(`timing ${c.model}, ${c.scheme ?? 'paillier'}, ${c.batch > 1 ? 'batch' : 'latency'} mode, ${c.images} images...\n`),
       );
       const table = inferBenchMarkdown(bench);
       if (options.write) writeInferSection(options.write, table);
