@@ -114,6 +114,11 @@ test('switchKey moves values to another key without S1 or S2 decrypting them', a
   const user = generateKeyPair({ bits: 512, insecure: true });
   const out = await s1.switchKey({ bits: 30, cts: enc([42n, -17n]) }, user.publicKey);
   assert.deepEqual(out.map((c) => user.privateKey.decryptSigned(c)), [42n, -17n]);
+  // A crypto server told which result keys it serves refuses any other target.
+  const pinned = new ComputeServer(publicKey, new InProcessTransport(new CryptoServer(privateKey, { insecure: true, switchTargets: [user.publicKey] })), compute);
+  const attacker = generateKeyPair({ bits: 512, insecure: true });
+  await assert.rejects(pinned.switchKey({ bits: 30, cts: enc([42n]) }, attacker.publicKey), KeyMismatchError);
+  assert.equal(user.privateKey.decryptSigned((await pinned.switchKey({ bits: 30, cts: enc([5n]) }, user.publicKey))[0]!), 5n);
 });
 
 test('several steps in one round', async () => {

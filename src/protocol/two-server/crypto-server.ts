@@ -29,6 +29,12 @@ export interface CryptoServerOptions {
   insecure?: boolean;
   /** Most values kept in stored matrices (default 10 million). */
   maxStoredValues?: number;
+  /**
+   * The only public keys key switches may target (the user's result keys). Without this list S2
+   * re-encrypts for any key S1 names, which a dishonest S1 could use to read values with a key of
+   * its own; deployments should always set it.
+   */
+  switchTargets?: readonly PaillierPublicKey[];
 }
 
 interface StoredMatrix {
@@ -212,6 +218,10 @@ export class CryptoServer implements TwoServerHandler {
 
   private target(hexN: string): PaillierPublicKey {
     let key = this.targets.get(hexN);
+    const allowed = this.options.switchTargets;
+    if (allowed && !allowed.some((k) => k.n.toString(16) === hexN)) {
+      throw new KeyMismatchError('the key switch targets a public key the crypto server was not told to serve');
+    }
     if (!key) {
       key = new PaillierPublicKey(BigInt(`0x${hexN}`), { insecure: this.options.insecure ?? false });
       this.targets.set(hexN, key);

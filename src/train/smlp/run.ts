@@ -165,7 +165,7 @@ export async function runSmlpTraining(options: SmlpRunOptions): Promise<SmlpResu
   const twin = new SmlpTwin(c, resumed?.twin ?? init, cols);
 
   // S2 and S1.
-  const s2 = new CryptoServer(crypto.privateKey, { compute, insecure });
+  const s2 = new CryptoServer(crypto.privateKey, { compute, insecure, switchTargets: [user.publicKey] });
   const inner = new InProcessTransport(s2);
   const transport = new MeteredTransport(options.wrapTransport ? options.wrapTransport(inner) : inner, { timeoutMs: options.timeoutMs ?? 120_000 });
   const s1 = new ComputeServer(pk, transport, compute);
