@@ -6,11 +6,22 @@
  */
 import { FormatError, InvalidCiphertextError, KeyMismatchError } from '../../errors.js';
 import type { CkksContext } from './context.js';
-import { EnvelopeKind, openEnvelope, sealEnvelope } from './envelope.js';
+import { EnvelopeKind, checkSealHeader, openEnvelope, sealEnvelope } from './envelope.js';
 import { free, type CipherText } from './seal.js';
 
 /** A ciphertext under the key `keyId` for the parameters of `context`. */
 export class CkksCiphertext {
+  private static live = 0;
+  private freed = false;
+
+  /**
+   * Wrappers made and not yet freed, in this process. Tests use it to show that failures free
+   * everything they allocated (node-seal would only reclaim forgotten ones at garbage collection).
+   */
+  static get liveCount(): number {
+    return CkksCiphertext.live;
+  }
+
   constructor(
     /** The context it belongs to. */
     readonly context: CkksContext,
@@ -18,7 +29,9 @@ export class CkksCiphertext {
     readonly keyId: string,
     /** The SEAL object (owned). */
     readonly seal: CipherText,
-  ) {}
+  ) {
+    CkksCiphertext.live++;
+  }
 
   /** Data primes left (a fresh ciphertext has `context.topLevel`). */
   get levelPrimes(): number {
@@ -44,6 +57,7 @@ export class CkksCiphertext {
    */
   static load(context: CkksContext, keyId: string, bytes: Uint8Array, expect: { levelPrimes?: number; scale?: number } = {}): CkksCiphertext {
     const env = openEnvelope(bytes, { kind: EnvelopeKind.ciphertext, fingerprint: context.fingerprint, keyId });
+    checkSealHeader(env.body, 'ciphertext');
     const ct = context.seal.CipherText();
     try {
       ct.loadArray(context.context, env.body);
@@ -55,7 +69,6 @@ export class CkksCiphertext {
     try {
       wrapped.expect(expect);
     } catch (e) {
-      wrapped.free();
       throw e;
     }
     return wrapped;
@@ -83,6 +96,10 @@ export class CkksCiphertext {
 
   /** Frees the WASM memory (idempotent). */
   free(): void {
+    if (!this.freed) {
+      this.freed = true;
+      CkksCiphertext.live--;
+    }
     free(this.seal);
   }
 }
