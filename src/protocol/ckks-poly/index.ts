@@ -1,0 +1,12 @@
+/**
+ * Non-interactive inference on CKKS (`--scheme ckks-poly`): CryptoNets-style polynomial networks
+ * evaluated entirely by the service in one round, one image per slot.
+ *
+ * @module
+ */
+export { planPolyNetwork, MAX_SERVICE_DEGREE, UnsupportedModelError, type PolyPlan, type PolyStage } from './plan.js';
+export { compilePolyNetwork, ParameterError, type CompiledPolyNetwork, type IntegerStage, type PolyCompileOptions } from './compile.js';
+export { evaluatePolyNetwork } from './evaluate.js';
+export { CkksPolyService, polyInfoOf, type PolyServiceOptions } from './service.js';
+export { CkksPolyClient, type PolyTransport, type PolyPrediction } from './client.js';
+export { encodePolyMessage, decodePolyMessage, CKKS_POLY_PROTOCOL_VERSION, ProtocolError, type PolyInfo, type PolyMessage } from './messages.js';

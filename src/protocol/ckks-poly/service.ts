@@ -1,0 +1,151 @@
+/**
+ * The service side of ckks-poly: holds compiled polynomial networks, receives a client's public
+ * and relinearization keys (never a secret key), and evaluates a whole network on a batch of
+ * ciphertexts in one round. It cannot decrypt anything it sees or computes.
+ *
+ * {@link CkksPolyService.handle} answers every request with a message; a request it refuses gets
+ * an `error` message with a stable code and one line of text (never a stack).
+ *
+ * @module
+ */
+import { BlindmlError } from '../../errors.js';
+import { CkksCiphertext, CkksContext, CkksServiceKeys } from '../../schemes/ckks/index.js';
+import type { CompiledPolyNetwork } from './compile.js';
+import { evaluatePolyNetwork } from './evaluate.js';
+import { decodePolyMessage, encodePolyMessage, expectPolyMessage, ProtocolError, type PolyInfo, type PolyMessage } from './messages.js';
+
+interface Registered {
+  readonly net: CompiledPolyNetwork;
+  readonly info: PolyInfo;
+  context?: Promise<CkksContext>;
+}
+
+interface Session {
+  readonly model: Registered;
+  readonly keys: CkksServiceKeys;
+}
+
+/** Options of {@link CkksPolyService}. */
+export interface PolyServiceOptions {
+  /** Sessions kept (their keys use WASM memory); the oldest is dropped beyond this (default 8). */
+  readonly maxSessions?: number;
+  /** Called as rows finish, for progress bars. */
+  readonly onProgress?: (stage: number, done: number, rows: number) => void;
+}
+
+/** The public facts about a compiled network that a client needs. */
+export function polyInfoOf(net: CompiledPolyNetwork, inputShape: readonly number[]): PolyInfo {
+  return {
+    params: { ...net.params, coeffModulusBits: [...net.params.coeffModulusBits] },
+    inputScale: net.inputScale,
+    inputSize: net.plan.inputSize,
+    inputShape: [...inputShape],
+    outputSize: net.plan.outputSize,
+    outputActivation: net.plan.outputActivation,
+    depth: net.stages.filter((s) => s.square).length,
+  };
+}
+
+/** Evaluates registered polynomial networks for clients. Call {@link dispose} when done. */
+export class CkksPolyService {
+  private readonly models = new Map<string, Registered>();
+  private readonly sessions = new Map<string, Session>();
+  private readonly maxSessions: number;
+
+  constructor(private readonly options: PolyServiceOptions = {}) {
+    this.maxSessions = options.maxSessions ?? 8;
+  }
+
+  /** Makes a compiled network available under `id`. */
+  register(id: string, net: CompiledPolyNetwork, inputShape: readonly number[]): void {
+    this.models.set(id, { net, info: polyInfoOf(net, inputShape) });
+  }
+
+  /** Answers one request (never throws for a bad request: the answer is an `error` message). */
+  async handle(request: Uint8Array): Promise<Uint8Array> {
+    try {
+      return encodePolyMessage(await this.dispatch(decodePolyMessage(request)));
+    } catch (e) {
+      const known = e instanceof BlindmlError;
+      return encodePolyMessage({
+        type: 'error',
+        code: known ? e.code : 'ERR_INTERNAL',
+        message: known ? e.message.slice(0, 2000) : 'internal error',
+        blobs: [],
+      });
+    }
+  }
+
+  private async dispatch(msg: PolyMessage): Promise<PolyMessage> {
+    switch (msg.type) {
+      case 'info': {
+        const model = this.model(msg.model);
+        return { type: 'info-reply', model: msg.model, info: model.info, blobs: [] };
+      }
+      case 'keys': {
+        const model = this.model(msg.model);
+        const { blobs } = expectPolyMessage(msg, 'keys', 2);
+        const context = await this.contextOf(model);
+        const keys = CkksServiceKeys.load(context, { publicKey: blobs[0]!, relinKeys: blobs[1]! });
+        if (!keys.relinKeys) {
+          keys.dispose();
+          throw new ProtocolError('ERR_BAD_MESSAGE', 'the keys message lacks relinearization keys');
+        }
+        const session = globalThis.crypto.randomUUID();
+        this.sessions.set(session, { model, keys });
+        this.evict();
+        return { type: 'session', session, blobs: [] };
+      }
+      case 'infer':
+        return this.infer(msg);
+      default:
+        throw new ProtocolError('ERR_BAD_MESSAGE', `the service does not accept ${msg.type} messages`);
+    }
+  }
+
+  private infer(msg: Extract<PolyMessage, { type: 'infer' }>): PolyMessage {
+    const session = this.sessions.get(msg.session);
+    if (!session) throw new ProtocolError('ERR_UNKNOWN_SESSION', 'unknown or expired session: send your keys again');
+    const { net, info } = session.model;
+    const { keys } = session;
+    expectPolyMessage(msg, 'infer', info.inputSize);
+    if (msg.count > keys.context.slots) throw new ProtocolError('ERR_BAD_MESSAGE', `${msg.count} images do not fit ${keys.context.slots} slots`);
+    const expect = { levelPrimes: keys.context.topLevel, scale: info.inputScale };
+    const outputs = evaluatePolyNetwork(net, keys, (c) => CkksCiphertext.load(keys.context, keys.keyId, msg.blobs[c]!, expect), this.options.onProgress);
+    try {
+      return { type: 'result', session: msg.session, count: msg.count, blobs: outputs.map((ct) => ct.save()) };
+    } finally {
+      for (const ct of outputs) ct.free();
+    }
+  }
+
+  private model(id: string): Registered {
+    const model = this.models.get(id);
+    if (!model) throw new ProtocolError('ERR_UNKNOWN_MODEL', `no model '${id}' on this service`);
+    return model;
+  }
+
+  private contextOf(model: Registered): Promise<CkksContext> {
+    model.context ??= CkksContext.create(model.net.params);
+    return model.context;
+  }
+
+  private evict(): void {
+    while (this.sessions.size > this.maxSessions) {
+      const [oldest, session] = this.sessions.entries().next().value as [string, Session];
+      session.keys.dispose();
+      this.sessions.delete(oldest);
+    }
+  }
+
+  /** Frees every key and context (idempotent). */
+  async dispose(): Promise<void> {
+    for (const s of this.sessions.values()) s.keys.dispose();
+    this.sessions.clear();
+    for (const m of this.models.values()) {
+      const ctx = await m.context?.catch(() => undefined);
+      ctx?.dispose();
+      delete m.context;
+    }
+  }
+}
