@@ -111,6 +111,9 @@ describe('CKKS keys, ciphertexts and operations', async () => {
     const bad = bytes.slice();
     bad[bad.length - 1] = 0xff;
     assert.throws(() => CkksCiphertext.load(ctx, ring.keyId, bad), FormatError);
+    const padded = new Uint8Array(bytes.length + 16);
+    padded.set(bytes);
+    assert.throws(() => CkksCiphertext.load(ctx, ring.keyId, padded), FormatError);
     const header = bytes.slice();
     header[4] = 9;
     assert.throws(() => CkksCiphertext.load(ctx, ring.keyId, header), FormatError);
@@ -118,6 +121,37 @@ describe('CKKS keys, ciphertexts and operations', async () => {
     assert.throws(() => CkksServiceKeys.load(ctx, { publicKey: pk.publicKey.subarray(0, 500) }), FormatError);
     assert.throws(() => CkksServiceKeys.load(ctx, { publicKey: pk.galoisKeys! }), FormatError);
   });
+
+  test('failed loads free what they allocated (WebAssembly memory stays flat)', () => {
+    const ct = ring.encrypt(xs);
+    const bytes = ct.save();
+    const prod = ring.encrypt(xs);
+    const wrongScale = mulPlainBytes(prod);
+    ct.free();
+    prod.free();
+    const bad = bytes.slice();
+    bad[bad.length - 1] = 0xff;
+    const attempt = () => {
+      assert.throws(() => CkksCiphertext.load(ctx, ring.keyId, bad), FormatError);
+      assert.throws(() => CkksCiphertext.load(ctx, ring.keyId, wrongScale, { scale: ctx.scale }), InvalidCiphertextError);
+      assert.throws(() => CkksCiphertext.load(ctx, ring.keyId, bytes.subarray(0, bytes.length - 8)), FormatError);
+    };
+    for (let i = 0; i < 20; i++) attempt();
+    const before = process.memoryUsage().external;
+    for (let i = 0; i < 200; i++) attempt();
+    const grown = process.memoryUsage().external - before;
+    // 400 leaked ciphertexts would be ~100 MB; allow a few MB of allocator slack.
+    assert.ok(grown < 8 * 2 ** 20, `WebAssembly memory grew by ${grown} bytes`);
+  });
+
+  function mulPlainBytes(ct: CkksCiphertext): Uint8Array {
+    const plain = ctx.encode(xs);
+    const prod = mulPlain(ct, plain);
+    plain.delete();
+    const b = prod.save();
+    prod.free();
+    return b;
+  }
 
   test('a ciphertext at the wrong level or scale is refused', () => {
     const ct = ring.encrypt(xs);

@@ -59,6 +59,16 @@ export class CkksInferenceClient {
     readonly keyBytes: number,
   ) {}
 
+  /** The id of this client's keys (the service caches them under it). */
+  get keyId(): string {
+    return this.keyring.keyId;
+  }
+
+  /** Ciphertexts one inference makes on each side (what {@link precompute} and the service's pool need). */
+  get ciphertextsPerInference(): { client: number; service: number } {
+    return { client: this.info.inputCiphertexts, service: this.info.outputCiphertexts };
+  }
+
   /** Encryptions of zero made ahead of time; encrypting a vector online then costs an encoding and an addition. */
   private readonly zeros: CkksCiphertext[] = [];
 

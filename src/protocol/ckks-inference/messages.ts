@@ -21,6 +21,9 @@ export const DescribeReply = z.object({
   outputSize: z.number().int().positive(),
   stages: z.number().int().positive(),
   galoisSteps: z.array(z.number().int()),
+  /** Ciphertexts the client encrypts and the service returns per inference (for precomputation). */
+  inputCiphertexts: z.number().int().nonnegative(),
+  outputCiphertexts: z.number().int().nonnegative(),
 });
 export type DescribeReply = z.infer<typeof DescribeReply>;
 

@@ -68,6 +68,7 @@ export class CkksInferenceService {
   /** Smudging ciphertexts made ahead of time, per key id. */
   private readonly floods = new Map<string, CkksCiphertext[]>();
   private readonly galoisSteps: number[];
+  private readonly counts = { input: 0, output: 0 };
   /** How many clients' keys stay loaded (each holds its Galois keys in WASM memory). */
   readonly keyCacheSize = 16;
 
@@ -79,7 +80,11 @@ export class CkksInferenceService {
     const slots = context.slots;
     for (const stage of model.stages) {
       const { rowAt } = outputOrder(stage.map.rows, stage.activation, false);
-      for (const g of routeStage(stage.map, rowAt, slots, () => 0)) for (const s of foldSteps(g.period, slots)) steps.add(s);
+      for (const g of routeStage(stage.map, rowAt, slots, () => 0)) {
+        for (const s of foldSteps(g.period, slots)) steps.add(s);
+        this.counts.input += g.sources.length;
+        this.counts.output++;
+      }
     }
     this.galoisSteps = [...steps].sort((a, b) => a - b);
   }
@@ -101,6 +106,8 @@ export class CkksInferenceService {
       outputSize: last.map.rows,
       stages: this.model.stages.length,
       galoisSteps: this.galoisSteps,
+      inputCiphertexts: this.counts.input,
+      outputCiphertexts: this.counts.output,
     };
   }
 

@@ -58,6 +58,7 @@ export class CkksCiphertext {
   static load(context: CkksContext, keyId: string, bytes: Uint8Array, expect: { levelPrimes?: number; scale?: number } = {}): CkksCiphertext {
     const env = openEnvelope(bytes, { kind: EnvelopeKind.ciphertext, fingerprint: context.fingerprint, keyId });
     checkSealHeader(env.body, 'ciphertext');
+    checkCiphertextData(context, env.body);
     const ct = context.seal.CipherText();
     try {
       ct.loadArray(context.context, env.body);
@@ -69,6 +70,7 @@ export class CkksCiphertext {
     try {
       wrapped.expect(expect);
     } catch (e) {
+      wrapped.free();
       throw e;
     }
     return wrapped;
@@ -101,5 +103,50 @@ export class CkksCiphertext {
       CkksCiphertext.live--;
     }
     free(this.seal);
+  }
+}
+
+// Offsets in SEAL 4's uncompressed Ciphertext serialization (after the 16-byte SEAL header):
+// parms_id (32), is_ntt_form (1), size (8), poly_modulus_degree (8), coeff_modulus_size (8),
+// scale (8), correction_factor (8), then the coefficients as a DynArray (16-byte header, count (8), data).
+const AT_SIZE = 49;
+const AT_DEGREE = 57;
+const AT_PRIMES = 65;
+const AT_COUNT = 105;
+const AT_DATA = 113;
+
+/**
+ * Checks a serialized ciphertext's shape and that every coefficient is below its prime, before
+ * SEAL parses it: SEAL rejects such data too, but its WebAssembly build leaks the buffer it read
+ * into on that path, which a peer could use to exhaust the service's memory.
+ *
+ * @throws FormatError naming the first problem.
+ */
+function checkCiphertextData(context: CkksContext, body: Uint8Array): void {
+  if (body[5] !== 0) throw new FormatError('CKKS ciphertext: compressed ciphertexts are not accepted');
+  if (body.length < AT_DATA) throw new FormatError('CKKS ciphertext: truncated');
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  const size = Number(view.getBigUint64(AT_SIZE, true));
+  const degree = Number(view.getBigUint64(AT_DEGREE, true));
+  const primes = Number(view.getBigUint64(AT_PRIMES, true));
+  const count = view.getBigUint64(AT_COUNT, true);
+  const n = context.params.polyModulusDegree;
+  if (size !== 2) throw new FormatError(`CKKS ciphertext of size ${size} (expected 2)`);
+  if (degree !== n) throw new FormatError(`CKKS ciphertext of degree ${degree}, expected ${n}`);
+  if (primes < 1 || primes > context.dataPrimes.length) throw new FormatError(`CKKS ciphertext with ${primes} primes`);
+  if (count !== BigInt(size * n * primes) || body.length !== AT_DATA + 8 * size * n * primes) throw new FormatError('CKKS ciphertext: coefficient count does not match its shape');
+  for (let j = 0; j < primes; j++) {
+    const q = context.dataPrimes[j]!;
+    const qHi = Number(q >> 32n);
+    const qLo = Number(q & 0xffffffffn);
+    for (let poly = 0; poly < size; poly++) {
+      const base = AT_DATA + 8 * (poly * primes * n + j * n);
+      for (let i = 0; i < n; i++) {
+        const hi = view.getUint32(base + 8 * i + 4, true);
+        if (hi > qHi || (hi === qHi && view.getUint32(base + 8 * i, true) >= qLo)) {
+          throw new FormatError('CKKS ciphertext data is invalid (a coefficient is not below its prime)');
+        }
+      }
+    }
   }
 }

@@ -19,6 +19,8 @@ export interface ContextOptions {
 export class CkksContext {
   /** The parameter fingerprint written into every serialized object. */
   readonly fingerprint: string;
+  /** The data primes of a fresh ciphertext, in SEAL's order. */
+  readonly dataPrimes: readonly bigint[];
   private disposed = false;
 
   private constructor(
@@ -34,6 +36,7 @@ export class CkksContext {
     readonly evaluator: Evaluator,
   ) {
     this.fingerprint = parameterFingerprint(params);
+    this.dataPrimes = Array.from(context.firstContextData.parms.coeffModulus as ArrayLike<bigint>);
   }
 
   /**

@@ -74,3 +74,17 @@ export function openEnvelope(bytes: Uint8Array, expect: { kind: EnvelopeKind; fi
   if (expect.keyId !== undefined && keyId !== expect.keyId) throw new KeyMismatchError('CKKS object made under another key');
   return { kind: expect.kind, fingerprint, keyId, body: bytes.subarray(bodyStart) };
 }
+
+/**
+ * Checks SEAL's own 16-byte serialization header (magic 0xA15E, total size) before SEAL parses
+ * the bytes: a truncated object makes SEAL's WebAssembly build abort instead of throwing.
+ *
+ * @throws FormatError when the header is missing, foreign, or its size disagrees with the bytes.
+ */
+export function checkSealHeader(body: Uint8Array, what: string): void {
+  if (body.length < 16) throw new FormatError(`CKKS ${what}: truncated (no SEAL header)`);
+  if (body[0] !== 0x5e || body[1] !== 0xa1) throw new FormatError(`CKKS ${what}: not a SEAL object (bad magic)`);
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  const size = view.getBigUint64(8, true);
+  if (size !== BigInt(body.length)) throw new FormatError(`CKKS ${what}: ${body.length} bytes, the SEAL header says ${size} (truncated or padded)`);
+}

@@ -9,7 +9,7 @@
 import { FormatError, KeyMismatchError } from '../../errors.js';
 import { CkksCiphertext } from './ciphertext.js';
 import type { CkksContext } from './context.js';
-import { EnvelopeKind, KEY_ID_BYTES, keyIdHex, openEnvelope, sealEnvelope } from './envelope.js';
+import { EnvelopeKind, KEY_ID_BYTES, checkSealHeader, keyIdHex, openEnvelope, sealEnvelope } from './envelope.js';
 import { free, type Decryptor, type Encryptor, type GaloisKeys, type PublicKey, type RelinKeys, type SecretKey } from './seal.js';
 
 /** What the public bundle should contain beyond the public key. */
@@ -161,6 +161,7 @@ function loadPart<T extends { loadArray(ctx: unknown, a: Uint8Array): void; dele
   what: string,
 ): { object: T; keyId: string } {
   const env = openEnvelope(bytes, { kind, fingerprint: context.fingerprint, ...(keyId !== undefined ? { keyId } : {}) });
+  checkSealHeader(env.body, what);
   const object = make();
   try {
     object.loadArray(context.context, env.body);

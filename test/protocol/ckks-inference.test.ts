@@ -1,0 +1,193 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
+import { loadFashionMnistSample } from '../../src/data/fashion-mnist.js';
+import { Conv2d, Dense, Flatten, MaxPool2d, Model, Relu, Softmax, Tanh, argmaxRows, importOnnx, runPlaintext } from '../../src/nn/index.js';
+import { CkksCiphertext, CkksKeyring } from '../../src/schemes/ckks/index.js';
+import { FormatError, InvalidCiphertextError, KeyMismatchError } from '../../src/errors.js';
+import { buildSparseMap, applyMap } from '../../src/tensor/sparse-linear.js';
+import {
+  CkksInferenceClient, CkksInferenceService, OutOfOrderError, UnknownKeysError, UnknownSessionError,
+  clientActivations, compileCkksModel, inProcessCkksTransport,
+} from '../../src/protocol/ckks-inference/index.js';
+import { foldSteps, outputOrder, routeStage } from '../../src/protocol/ckks-inference/layout.js';
+
+const small = importOnnx(readFileSync(new URL('../../models/fashion-small.onnx', import.meta.url)));
+const sample = loadFashionMnistSample({ limit: 104 });
+const calibration = sample.images.subarray(0, 100 * 784);
+const evalImages = sample.images.subarray(100 * 784);
+
+test('routing + fold computes the map (plaintext simulation of the service, any map and order)', () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 70 }), fc.integer({ min: 1, max: 40 }), fc.integer({ min: 0, max: 2 ** 31 }), fc.constantFrom(16, 64),
+      (rows, cols, seed, slots) => {
+        let s = seed;
+        const rnd = () => ((s = (s * 1103515245 + 12345) % 2 ** 31), s / 2 ** 31);
+        const bias = Float64Array.from({ length: rows }, rnd);
+        const map = buildSparseMap(rows, cols, bias, (_r, add) => {
+          for (let c = 0; c < cols; c++) if (rnd() < 0.4) add(c, rnd() * 2 - 1);
+        });
+        const x = Float64Array.from({ length: cols }, rnd);
+        const { rowAt } = outputOrder(rows, null, true);
+        const want = applyMap(map, x);
+        for (const g of routeStage(map, rowAt, slots, (j) => j)) {
+          const acc = new Float64Array(slots);
+          g.terms.forEach((terms, c) => terms.forEach((k, slot) => {
+            if (k >= 0) acc[slot] += map.weights[k]! * x[g.sources[c]![slot]!]!;
+          }));
+          for (let p = 0; p < g.size; p++) acc[p] += map.bias[rowAt[g.start + p]!]!;
+          for (const step of foldSteps(g.period, slots)) {
+            const rotated = Float64Array.from(acc, (_, i) => acc[(i + step) % slots]!);
+            rotated.forEach((v, i) => (acc[i] += v));
+          }
+          for (let p = 0; p < g.size; p++) assert.ok(Math.abs(acc[p]! - want[rowAt[g.start + p]!]!) < 1e-9);
+        }
+      },
+    ),
+    { numRuns: 60 },
+  );
+});
+
+describe('interactive CKKS inference', async () => {
+  const compiled = compileCkksModel(small, calibration);
+  let service: CkksInferenceService;
+  let client: CkksInferenceClient;
+  before(async () => {
+    service = await CkksInferenceService.create(compiled);
+    client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(compiled));
+  });
+  after(() => {
+    client.dispose();
+    service.dispose();
+  });
+
+  test('the default model agrees with plaintext on real images, and every session closes', async () => {
+    const plain = runPlaintext(small, evalImages);
+    client.precompute(2 * client.ciphertextsPerInference.client);
+    for (let i = 0; i < 4; i++) {
+      const { logits, stats } = await client.predict(evalImages.subarray(i * 784, (i + 1) * 784));
+      logits.forEach((v, j) => assert.ok(Math.abs(v - plain[i * 10 + j]!) < 0.05, `image ${i} logit ${j}: ${v} vs ${plain[i * 10 + j]}`));
+      assert.equal(stats.rounds, 3);
+      assert.ok(stats.bytesUp > 0 && stats.bytesDown > 0);
+    }
+    assert.equal(service.openSessions, 0);
+  });
+
+  test('the client sees shuffled, blinded pre-activations: two sessions on one image differ', async () => {
+    const seen: Float64Array[] = [];
+    const spy = {
+      describe: async () => service.describe(),
+      registerKeys: async (r: Parameters<CkksInferenceService['registerKeys']>[0]) => service.registerKeys(r),
+      open: async (r: unknown) => service.open(r),
+      round: async (r: unknown) => {
+        const reply = service.round(r);
+        return reply;
+      },
+    };
+    const c2 = await CkksInferenceClient.connect(spy, clientActivations(compiled));
+    const ring = (c2 as unknown as { keyring: CkksKeyring }).keyring;
+    spy.round = async (r: unknown) => {
+      const reply = service.round(r);
+      if (reply.stage === 0) {
+        const ct = CkksCiphertext.load(ring.context, ring.keyId, reply.outputs[0]!);
+        seen.push(ring.decrypt(ct).subarray(0, 216));
+        ct.free();
+      }
+      return reply;
+    };
+    const image = evalImages.subarray(0, 784);
+    await c2.predict(image);
+    await c2.predict(image);
+    c2.dispose();
+    const truth = applyMapToImage(image);
+    const [a, b] = seen as [Float64Array, Float64Array];
+    // Same multiset of signs as the true pre-activations, but neither the order nor the magnitudes.
+    const positives = (v: ArrayLike<number>) => Array.from(v).filter((x) => x > 0).length;
+    assert.equal(positives(a), positives(truth));
+    assert.equal(positives(b), positives(truth));
+    assert.ok(a.some((v, i) => Math.abs(v - b[i]!) > 1e-3), 'fresh order and factors per session');
+    assert.ok(a.some((v, i) => Math.abs(v - truth[i]!) > 1e-3), 'not the raw pre-activations');
+  });
+
+  function applyMapToImage(image: Float32Array): Float64Array {
+    return applyMap(compiled.stages[0]!.map, image);
+  }
+
+  test('messages out of order, for unknown sessions or keys, or malformed, are refused and close the session', async () => {
+    const keyId = client.keyId;
+    assert.throws(() => service.open({ version: 1, keyId: '0'.repeat(32) }), UnknownKeysError);
+    assert.throws(() => service.open({ version: 1 }), FormatError);
+    assert.throws(() => service.round({ version: 1, sessionId: 'nope', stage: 0, inputs: [[new Uint8Array(4)]] }), UnknownSessionError);
+    const opened = service.open({ version: 1, keyId });
+    assert.throws(() => service.round({ version: 1, sessionId: opened.sessionId, stage: 1, inputs: [[new Uint8Array(4)]] }), OutOfOrderError);
+    assert.throws(() => service.round({ version: 1, sessionId: opened.sessionId, stage: 0, inputs: [[new Uint8Array(4)]] }), UnknownSessionError);
+    const again = service.open({ version: 1, keyId });
+    assert.throws(() => service.round({ version: 1, sessionId: again.sessionId, stage: 0, inputs: 'x' }), FormatError);
+    assert.equal(service.openSessions, 1, 'a malformed message does not reach the session');
+    service.close(again.sessionId);
+    assert.equal(service.openSessions, 0);
+  });
+
+  test('ciphertexts under another key, at the wrong scale, or truncated are refused', async () => {
+    const ring = (client as unknown as { keyring: CkksKeyring }).keyring;
+    const other = CkksKeyring.generate(ring.context);
+    const groups = () => service.open({ version: 1, keyId: client.keyId });
+    const count = (o: ReturnType<typeof groups>) => o.routing.groups[0]!.sources.length;
+    const cases: Array<[(o: ReturnType<typeof groups>) => Uint8Array, new (...a: never[]) => Error]> = [
+      [() => { const c = other.encrypt([1]); const b = c.save(); c.free(); return b; }, KeyMismatchError],
+      [() => { const c = ring.encrypt([1], 2 ** 30); const b = c.save(); c.free(); return b; }, InvalidCiphertextError],
+      [() => { const c = ring.encrypt([1], 2 ** 45); const b = c.save(); c.free(); return b.subarray(0, b.length - 1000); }, FormatError],
+    ];
+    for (const [make, error] of cases) {
+      const o = groups();
+      const bytes = make(o);
+      assert.throws(() => service.round({ version: 1, sessionId: o.sessionId, stage: 0, inputs: [Array.from({ length: count(o) }, () => bytes)] }), error);
+      assert.equal(service.openSessions, 0);
+    }
+    other.dispose();
+  });
+
+  test('keys without the rotations the model needs are refused', () => {
+    const ring = (client as unknown as { keyring: CkksKeyring }).keyring;
+    const bundle = ring.exportPublic({ galoisSteps: [1] });
+    assert.throws(() => service.registerKeys({ version: 1, publicKey: bundle.publicKey, galoisKeys: bundle.galoisKeys! }), FormatError);
+  });
+});
+
+test('max-pool (blinded windows), tanh (unblinded) and softmax models run through the CKKS protocol', async () => {
+  const conv = new Conv2d({ outChannels: 2, inChannels: 1, kernel: [3, 3], weights: Float32Array.from({ length: 18 }, (_, i) => Math.sin(i + 1)), bias: Float32Array.of(0.1, -0.2) });
+  const dense = new Dense({ inFeatures: 2 * 3 * 3, outFeatures: 4, weights: Float32Array.from({ length: 72 }, (_, i) => Math.cos(i)) });
+  const dense2 = new Dense({ inFeatures: 4, outFeatures: 3, weights: Float32Array.from({ length: 12 }, (_, i) => Math.sin(3 * i)) });
+  const inputs = Float32Array.from({ length: 64 * 3 }, (_, i) => ((i * 37) % 101) / 100);
+  for (const layers of [
+    [conv, new Relu(), new MaxPool2d({ kernel: [2, 2] }), new Flatten(), dense, new Tanh(), dense2, new Softmax()],
+    [conv, new MaxPool2d({ kernel: [2, 2] }), new Relu(), new Flatten(), dense],
+  ]) {
+    const model = new Model([1, 8, 8], layers);
+    const compiled = compileCkksModel(model, inputs);
+    const service = await CkksInferenceService.create(compiled);
+    const client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(compiled));
+    try {
+      for (let k = 0; k < 2; k++) {
+        const x = inputs.subarray(k * 64, (k + 1) * 64);
+        const { logits } = await client.predict(x);
+        const want = runPlaintext(model, x);
+        const got = layers[layers.length - 1] instanceof Softmax ? softmax(logits) : logits;
+        got.forEach((v, j) => assert.ok(Math.abs(v - want[j]!) < 1e-3, `${v} vs ${want[j]}`));
+        assert.deepEqual(Array.from(argmaxRows(got, got.length)), Array.from(argmaxRows(want, want.length)));
+      }
+    } finally {
+      client.dispose();
+      service.dispose();
+    }
+  }
+});
+
+function softmax(v: Float64Array): Float64Array {
+  const m = Math.max(...v);
+  const e = v.map((x) => Math.exp(x - m));
+  const s = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / s);
+}
