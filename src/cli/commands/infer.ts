@@ -8,6 +8,7 @@ import { readLabeledImages, type LabeledImages } from '../../data/files.js';
 import { loadFashionMnistSample } from '../../data/fashion-mnist.js';
 import { bundledModelPath, loadModel, runInferenceJob, type InferenceJobResult } from '../inference-job.js';
 import { UsageError } from '../usage-error.js';
+import { runCkksPolyJob } from '../ckks-poly-job.js';
 import { runCkksInferenceJob } from '../ckks-job.js';
 import { progressBar } from '../progress.js';
 import { positiveInt } from './bench.js';
@@ -72,7 +73,7 @@ export function registerInferCommand(program: Command): void {
     .option('--images <file>', 'IDX images (.idx3-ubyte, optionally .gz); default: the committed Fashion-MNIST sample')
     .option('--labels <file>', 'IDX labels (.idx1-ubyte, optionally .gz)')
     .option('--limit <n>', 'number of images', positiveInt, 10)
-    .addOption(new Option('--scheme <scheme>', 'cryptosystem: paillier, or ckks (interactive, 128-bit lattice parameters)').choices(['paillier', 'ckks']).default('paillier'))
+    .addOption(new Option('--scheme <scheme>', 'cryptosystem: paillier, or ckks (interactive, 128-bit lattice parameters), or ckks-poly (polynomial networks, one round, N/2 images per ciphertext)').choices(['paillier', 'ckks', 'ckks-poly']).default('paillier'))
     .option('--batch <k>', 'images per ciphertext (1 = latency mode)', positiveInt, 1)
     .option('--key-bits <bits>', 'Paillier modulus size', positiveInt, 2048)
     .option('--server <url>', 'use a running service instead of an in-process one')
@@ -86,6 +87,12 @@ export function registerInferCommand(program: Command): void {
       if (options.keyBits < 2048 && !options.insecure) throw new UsageError(`--key-bits ${options.keyBits} is insecure; use 2048 or more, or add --insecure`);
       const { data, calibration } = loadData(options);
       const bar = progressBar(data.count, 'encrypted inference');
+      if (options.scheme === 'ckks-poly') {
+        if (options.server) throw new UsageError('--scheme ckks-poly runs with an in-process service; --server is for --scheme paillier');
+        const poly = await runCkksPolyJob({ loaded: loadModel(options.model), data, calibration, batch: options.batch, onProgress: (done) => bar.update(done) }).finally(() => bar.finish());
+        process.stdout.write(options.json ? `${JSON.stringify(poly)}\n` : `${formatInferenceSummary(poly)}\n`);
+        return;
+      }
       if (options.scheme === 'ckks') {
         if (options.server) throw new UsageError('--scheme ckks runs with an in-process service; --server is for --scheme paillier');
         if (options.batch > 1) throw new UsageError('--scheme ckks is latency mode (one image per session); drop --batch');

@@ -1,0 +1,119 @@
+/**
+ * One `--scheme ckks-poly` run, as `blindml infer` and the inference benchmark perform it:
+ * compile the polynomial network, open a session with an in-process service, send the images
+ * N/2 per request (one image per slot), decrypt the logits and compare with the plaintext model.
+ *
+ * @module
+ */
+import type { LabeledImages } from '../data/files.js';
+import { argmaxRows, runPlaintext } from '../nn/plaintext.js';
+import { CkksPolyClient, CkksPolyService, compilePolyNetwork, type PolyCompileOptions } from '../protocol/ckks-poly/index.js';
+import { checkImagesFit, type InferenceJobResult, type LoadedModel } from './inference-job.js';
+
+export interface CkksPolyJobOptions {
+  loaded: LoadedModel;
+  data: LabeledImages;
+  /** Model-owner images that size the CKKS primes (not the evaluated images). */
+  calibration: Float32Array;
+  /** Images per request, at most N/2 (default N/2). */
+  batch?: number;
+  compile?: PolyCompileOptions;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** The common result, plus what only a polynomial network has. */
+export interface CkksPolyJobResult extends InferenceJobResult {
+  scheme: 'ckks-poly';
+  ckksPoly: {
+    /** Multiplicative depth: squares on the way from input to logits. */
+    depth: number;
+    weightBits: number;
+    inputScaleBits: number;
+    squaresPerBatch: number;
+    additionsPerBatch: number;
+    /** 3.6e6 / msPerSample: the batch throughput of this run, client included. */
+    predictionsPerHour: number;
+    /** Same, counting the service's computation only. */
+    servicePredictionsPerHour: number;
+  };
+}
+
+/**
+ * Runs ckks-poly on every image.
+ *
+ * @throws UnsupportedModelError for a model that is not a polynomial network; ParameterError when
+ *   its values fit no 128-bit ring; FormatError when the images do not fit the model.
+ */
+export async function runCkksPolyJob(options: CkksPolyJobOptions): Promise<CkksPolyJobResult> {
+  const { loaded, data } = options;
+  checkImagesFit(loaded.model, data);
+  const net = compilePolyNetwork(loaded.model, options.calibration, options.compile);
+  const plainLogits = runPlaintext(loaded.model, data.images);
+  const outSize = loaded.model.outputSize;
+  const plain = Array.from(argmaxRows(plainLogits, outSize));
+  const service = new CkksPolyService();
+  service.register(loaded.id, net, loaded.model.inputShape);
+  const offlineStart = performance.now();
+  const client = await CkksPolyClient.connect({ send: (bytes) => service.handle(bytes) }, loaded.id);
+  const offlineMs = performance.now() - offlineStart;
+  const setupBytes = client.setupBytes;
+  try {
+    const batch = Math.min(options.batch && options.batch > 1 ? options.batch : client.slots, client.slots);
+    const started = performance.now();
+    const predictions: number[] = [];
+    const logits = new Float64Array(data.count * outSize);
+    let clientMs = 0;
+    let bytes = 0;
+    for (let first = 0; first < data.count; first += batch) {
+      const count = Math.min(batch, data.count - first);
+      const result = await client.predict(data.images.subarray(first * loaded.model.inputSize, (first + count) * loaded.model.inputSize));
+      predictions.push(...result.labels);
+      logits.set(result.logits, first * outSize);
+      clientMs += result.stats.clientMs;
+      bytes += result.stats.bytesSent + result.stats.bytesReceived;
+      options.onProgress?.(first + count, data.count);
+    }
+    const totalMs = performance.now() - started;
+    let maxLogitError = 0;
+    for (let i = 0; i < logits.length; i++) maxLogitError = Math.max(maxLogitError, Math.abs(logits[i]! - plainLogits[i]!));
+    const n = data.count;
+    const msPerSample = totalMs / n;
+    const serviceMsPerSample = (totalMs - clientMs) / n;
+    const bits = net.params.coeffModulusBits;
+    return {
+      predictions,
+      plaintextPredictions: plain,
+      samples: n,
+      accuracy: predictions.filter((p, i) => p === data.labels[i]).length / n,
+      plaintextAccuracy: plain.filter((p, i) => p === data.labels[i]).length / n,
+      agreement: predictions.filter((p, i) => p === plain[i]).length / n,
+      maxLogitError,
+      msPerSample,
+      clientMsPerSample: clientMs / n,
+      serviceMsPerSample,
+      offlineMsPerSample: offlineMs / n,
+      // The key setup is paid once per session; it is spread over the images like Paillier's.
+      bytesPerSample: (bytes + setupBytes) / n,
+      rounds: 0,
+      keyBits: bits.reduce((a, b) => a + b, 0),
+      scheme: 'ckks-poly',
+      ckks: { polyModulusDegree: net.params.polyModulusDegree, coeffModulusBits: [...bits], securityBits: 128 },
+      mode: 'batch',
+      batch,
+      modelId: loaded.id,
+      scales: [],
+      ckksPoly: {
+        depth: net.stages.length - 1,
+        weightBits: net.weightBits,
+        inputScaleBits: Math.log2(net.inputScale),
+        squaresPerBatch: net.squares,
+        additionsPerBatch: net.additions,
+        predictionsPerHour: 3.6e6 / msPerSample,
+        servicePredictionsPerHour: 3.6e6 / serviceMsPerSample,
+      },
+    };
+  } finally {
+    client.dispose();
+    await service.dispose();
+  }
+}
