@@ -35,12 +35,12 @@ test('routing + fold computes the map (plaintext simulation of the service, any 
         for (const g of routeStage(map, rowAt, slots, (j) => j)) {
           const acc = new Float64Array(slots);
           g.terms.forEach((terms, c) => terms.forEach((k, slot) => {
-            if (k >= 0) acc[slot] += map.weights[k]! * x[g.sources[c]![slot]!]!;
+            if (k >= 0) acc[slot] = acc[slot]! + map.weights[k]! * x[g.sources[c]![slot]!]!;
           }));
-          for (let p = 0; p < g.size; p++) acc[p] += map.bias[rowAt[g.start + p]!]!;
+          for (let p = 0; p < g.size; p++) acc[p] = acc[p]! + map.bias[rowAt[g.start + p]!]!;
           for (const step of foldSteps(g.period, slots)) {
             const rotated = Float64Array.from(acc, (_, i) => acc[(i + step) % slots]!);
-            rotated.forEach((v, i) => (acc[i] += v));
+            rotated.forEach((v, i) => (acc[i] = acc[i]! + v));
           }
           for (let p = 0; p < g.size; p++) assert.ok(Math.abs(acc[p]! - want[rowAt[g.start + p]!]!) < 1e-9);
         }
