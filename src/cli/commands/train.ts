@@ -14,6 +14,8 @@ import { UsageError } from '../usage-error.js';
 import { progressBar, type Progress } from '../progress.js';
 import { runSmlpJob, smlpSummary } from '../smlp-job.js';
 import type { SmlpResult } from '../../train/smlp/run.js';
+import { multikeySummary, runMultikeyJob } from '../multikey-job.js';
+import type { MultikeyTrainResult } from '../../train/multikey/run.js';
 
 /** Options common to every scheme. */
 export interface TrainOptions {
@@ -36,6 +38,8 @@ export interface TrainOptions {
   readonly out?: string;
   readonly timeout?: number;
   readonly s2StopAfter?: number;
+  /** multikey: number of data providers, each with its own keys. */
+  readonly providers?: number;
 }
 
 type TrainRunner = (options: TrainOptions, onProgress: (done: number, total: number, label: string) => void) => Promise<object>;
@@ -64,6 +68,8 @@ export const TRAIN_SCHEMES: Readonly<Record<string, TrainRunner>> = {
   },
   // The two-server Secure MLP (src/train/smlp): S1 trains on Paillier ciphertexts, S2 helps.
   smlp: (options, onProgress) => runSmlpJob(options, onProgress),
+  // Collaborative training from providers with their own keys (src/train/multikey).
+  multikey: (options, onProgress) => runMultikeyJob(options, onProgress),
 };
 
 function positiveInt(value: string): number {
@@ -74,6 +80,7 @@ function positiveInt(value: string): number {
 
 function summary(result: object): string {
   if ((result as { scheme?: string }).scheme === 'smlp') return smlpSummary(result as SmlpResult);
+  if ((result as { scheme?: string }).scheme === 'multikey') return multikeySummary(result as MultikeyTrainResult);
   const r = result as Partial<FeTrainResult>;
   const pct = (v: number | undefined) => (v === undefined ? '?' : `${(100 * v).toFixed(2)}%`);
   return [
@@ -107,6 +114,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--resume', 'smlp: continue from --checkpoint after the last completed epoch')
     .option('--out <file>', 'smlp: write the results there once training has finished')
     .option('--timeout <s>', 'smlp: longest wait for the crypto server, seconds (default 120)', positiveInt)
+    .option('--providers <n>', 'multikey: data providers, each with its own keys (default 50)', positiveInt)
     .addOption(new Option('--s2-stop-after <rounds>', 'test hook: the crypto server stops answering').argParser(positiveInt).hideHelp())
     .action(async (options: TrainOptions) => {
       const runner = TRAIN_SCHEMES[options.scheme];

@@ -30,7 +30,7 @@ export interface MultikeyMlpConfig {
 }
 
 /** The published configuration: 10-8-1. */
-export const MSCRYPTONET_MLP: MultikeyMlpConfig = { inputs: 10, hidden: 8, fracBits: 13, learningRate: 0.05, batchSize: 16 };
+export const MSCRYPTONET_MLP: MultikeyMlpConfig = { inputs: 10, hidden: 8, fracBits: 13, learningRate: 0.05, batchSize: 8 };
 
 /** Parameter tensors and their shapes. */
 export const PARAM_IDS = ['W1', 'b1', 'W2', 'b2'] as const;
