@@ -24,6 +24,9 @@ export interface SmlpJobOptions {
   readonly epochs: number;
   readonly seed: number;
   readonly threads: number;
+  /** At most this many training / test samples (the split's first ones). */
+  readonly trainLimit?: number;
+  readonly testLimit?: number;
   readonly keyBits?: number;
   readonly insecure?: boolean;
   readonly hidden?: number;
@@ -111,7 +114,13 @@ function stopAfter(rounds: number): (t: TwoServerTransport) => TwoServerTranspor
 export async function runSmlpJob(o: SmlpJobOptions, onProgress: (done: number, total: number, label: string) => void): Promise<SmlpResult> {
   if (o.dataset !== 'breast-cancer') throw new UsageError(`--scheme smlp trains on --dataset breast-cancer (got '${o.dataset}')`);
   if (o.resume && !o.checkpoint) throw new UsageError('--resume needs --checkpoint <file>');
-  const { train, test } = breastCancerSplit({ seed: o.seed });
+  const split = breastCancerSplit({ seed: o.seed });
+  const head = (d: typeof split.train, limit = d.count) => {
+    const n = Math.min(limit, d.count);
+    return { count: n, features: d.features, x: d.x.subarray(0, n * d.features), y: d.y.subarray(0, n) };
+  };
+  const train = head(split.train, o.trainLimit);
+  const test = head(split.test, o.testLimit);
   const config: SmlpConfig = { ...DEFAULT_SMLP, seed: o.seed, ...(o.hidden ? { hidden: o.hidden } : {}) };
   const checkpoint = o.checkpoint ? fileCheckpoint(o.checkpoint, o.resume ?? false) : undefined;
   const pool = o.threads > 1 ? new TwoServerWorkerPool({ threads: o.threads }) : undefined;
