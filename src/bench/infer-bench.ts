@@ -6,7 +6,9 @@
  * @module
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { loadFashionMnistSample } from '../data/fashion-mnist.js';
+import { loadFashionMnist, loadFashionMnistSample } from '../data/fashion-mnist.js';
+import type { LabeledImages } from '../data/files.js';
+import { runCkksPolyJob, type CkksPolyJobResult } from '../cli/ckks-poly-job.js';
 import { bundledModelPath, loadModel, runInferenceJob, type InferenceJobResult } from '../cli/inference-job.js';
 import { runCkksInferenceJob } from '../cli/ckks-job.js';
 import { machineDescription } from './stats.js';
@@ -106,4 +108,56 @@ export function writeInferSection(path: string, table: string): void {
   const next = at >= 0 && end > at ? text.slice(0, at) + block + text.slice(end + END.length) : `${text.trimEnd()}\n\n## Encrypted inference (Paillier)\n\n${block}\n`;
   writeFileSync(`${path}.tmp`, next);
   renameSync(`${path}.tmp`, path);
+}
+
+// --- ckks-poly (non-interactive CKKS polynomial network): one full batch -----------------------
+
+/** The ckks-poly row: one full batch (N/2 images) of the polynomial model, client included. */
+export interface PolyBenchRow {
+  model: string;
+  images: number;
+  /** Where the images came from: the full test set, or the committed sample repeated to fill the slots. */
+  source: string;
+  result: CkksPolyJobResult;
+}
+
+/**
+ * Times ckks-poly on one full batch: a batch costs the same however many of its slots hold
+ * images, so throughput is only meaningful with all N/2 slots filled. Uses the full Fashion-MNIST
+ * test set when installed, else the committed sample repeated (accuracy is then over repeats).
+ */
+export async function runPolyBench(images = 4096): Promise<PolyBenchRow> {
+  const sample = loadFashionMnistSample();
+  const size = sample.shape[0] * sample.shape[1] * sample.shape[2];
+  const calibration = sample.images.subarray((sample.count - 100) * size);
+  let data: LabeledImages;
+  let source: string;
+  try {
+    data = loadFashionMnist('test', { limit: images });
+    source = `first ${images} Fashion-MNIST test images`;
+  } catch {
+    const reps = Math.ceil(images / sample.count);
+    const pick = (a: Float32Array | Uint8Array, width: number) => {
+      const out = new (a.constructor as new (n: number) => typeof a)(images * width);
+      for (let i = 0; i < images; i++) out.set(a.subarray((i % sample.count) * width, (i % sample.count + 1) * width), i * width);
+      return out;
+    };
+    data = { ...sample, count: images, images: pick(sample.images, size) as Float32Array, labels: pick(sample.labels, 1) as Uint8Array };
+    source = `committed 1,000-image sample repeated ${reps}×`;
+  }
+  const loaded = loadModel(bundledModelPath('fashion-poly.onnx'));
+  return { model: 'fashion-poly.onnx', images: data.count, source, result: await runCkksPolyJob({ loaded, data, calibration }) };
+}
+
+/** The ckks-poly row as Markdown. */
+export function polyBenchMarkdown(row: PolyBenchRow): string {
+  const r = row.result;
+  const p = r.ckksPoly;
+  return [
+    `ckks-poly (one round, no client interaction): ${row.model}, ${row.source}, N = ${r.ckks?.polyModulusDegree}, coefficient modulus ${r.ckks?.coeffModulusBits.join(' + ')} = ${r.keyBits} bits (128-bit security), depth ${p.depth}, ${p.weightBits}-bit integer weights, one thread.`,
+    '',
+    '| model | images (one batch) | ms/image total | service | client (encrypt + decrypt) | predictions/hour | service-only predictions/hour | KiB/image | agreement | accuracy (plaintext) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    `| ${row.model} | ${row.images} | ${r.msPerSample.toFixed(2)} | ${r.serviceMsPerSample.toFixed(2)} | ${r.clientMsPerSample.toFixed(2)} | ${Math.round(p.predictionsPerHour).toLocaleString('en-US')} | ${Math.round(p.servicePredictionsPerHour).toLocaleString('en-US')} | ${(r.bytesPerSample / 1024).toFixed(1)} | ${(100 * r.agreement).toFixed(2)}% | ${(100 * r.accuracy).toFixed(2)}% (${(100 * r.plaintextAccuracy).toFixed(2)}%) |`,
+  ].join('\n');
 }

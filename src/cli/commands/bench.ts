@@ -4,7 +4,7 @@
  * @module
  */
 import { InvalidArgumentError, type Command } from 'commander';
-import { inferBenchMarkdown, inferCases, runInferBench, writeInferSection } from '../../bench/infer-bench.js';
+import { inferBenchMarkdown, inferCases, polyBenchMarkdown, runInferBench, runPolyBench, writeInferSection } from '../../bench/infer-bench.js';
 import { benchToMarkdown, runPaillierBench, type PaillierBenchResult } from '../../bench/paillier-bench.js';
 import { progressBar } from '../progress.js';
 
@@ -57,14 +57,21 @@ export function registerBenchCommands(program: Command): void {
     .option('--key-bits <bits>', 'Paillier modulus size', positiveInt, 2048)
     .option('--reference', 'also time the 1.56 M-parameter reference CNN (slow)')
     .option('--only-reference', 'time only the reference CNN')
+    .option('--no-poly', 'skip the ckks-poly row (one full batch of 4096 images through models/fashion-poly.onnx)')
     .option('--write <file>', 'replace the inference section of this Markdown file (e.g. docs/benchmarks.md)')
     .option('--json', 'print the results as JSON')
-    .action(async (options: { keyBits: number; reference?: boolean; onlyReference?: boolean; write?: string; json?: boolean }) => {
+    .action(async (options: { keyBits: number; reference?: boolean; onlyReference?: boolean; poly?: boolean; write?: string; json?: boolean }) => {
       const only = options.onlyReference ?? false;
       const bench = await runInferBench(inferCases((options.reference ?? false) || only, only), options.keyBits, (c) =>
         process.stderr.write(`timing ${c.model}, ${c.scheme ?? 'paillier'}, ${c.batch > 1 ? 'batch' : 'latency'} mode, ${c.images} images...\n`),
       );
-      const table = inferBenchMarkdown(bench);
+      let table = inferBenchMarkdown(bench);
+      if (options.poly !== false && !only) {
+        process.stderr.write('timing fashion-poly.onnx, ckks-poly, one batch of 4096 images...\n');
+        const poly = await runPolyBench();
+        table += `\n\n${polyBenchMarkdown(poly)}`;
+        Object.assign(bench, { poly });
+      }
       if (options.write) writeInferSection(options.write, table);
       process.stdout.write(options.json ? `${JSON.stringify(bench)}\n` : `${table}\n`);
     });
