@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { loadDiabetes, splitDiabetes } from '../data/diabetes.js';
+import { loadDiabetes, splitDiabetes, type RegressionSet } from '../data/diabetes.js';
 import type { CheckpointStore } from '../protocol/multikey/crypto-server.js';
 import { MSCRYPTONET_MLP } from '../train/multikey/mlp.js';
 import { runMultikeyTraining, type MultikeyTrainResult } from '../train/multikey/run.js';
@@ -21,6 +21,9 @@ import { UsageError } from './usage-error.js';
 export interface MultikeyJobOptions {
   readonly dataset: string;
   readonly epochs?: number;
+  /** At most this many training / test records (defaults: all). */
+  readonly trainLimit?: number;
+  readonly testLimit?: number;
   readonly seed: number;
   readonly threads: number;
   readonly providers?: number;
@@ -74,7 +77,10 @@ export class FileCheckpoints implements CheckpointStore {
 export async function runMultikeyJob(options: MultikeyJobOptions, onProgress: (done: number, total: number, label: string) => void): Promise<MultikeyTrainResult> {
   if (options.dataset !== 'diabetes') throw new UsageError(`--scheme multikey trains on --dataset diabetes (got '${options.dataset}')`);
   if (options.resume && !options.checkpoint) throw new UsageError('--resume needs --checkpoint PREFIX');
-  const split = splitDiabetes(loadDiabetes());
+  const full = splitDiabetes(loadDiabetes());
+  const limit = (set: RegressionSet, n: number | undefined): RegressionSet =>
+    n === undefined ? set : { features: set.features.slice(0, n), targets: set.targets.slice(0, n) };
+  const split = { ...full, train: limit(full.train, options.trainLimit), test: limit(full.test, options.testLimit) };
   const providers = options.providers ?? 50;
   if (providers > split.train.targets.length) throw new UsageError(`--providers ${providers}: the training split has only ${split.train.targets.length} records`);
   const compute = options.threads > 1 ? new PaillierWorkerPool({ threads: options.threads }) : undefined;

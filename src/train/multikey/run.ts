@@ -25,7 +25,7 @@ import type { RingMatrix } from '../../protocol/multikey/program.js';
 import { encodeFixed, reduce } from '../../protocol/multikey/ring.js';
 import { ServiceEngine } from '../../protocol/multikey/service-engine.js';
 import { deserializeStore, serializeStore } from '../../protocol/multikey/state.js';
-import { LocalChannel, type TrafficCounter } from '../../protocol/multikey/transport.js';
+import { LocalChannel, PeerUnavailableError, type TrafficCounter } from '../../protocol/multikey/transport.js';
 import { batchIds, decodeWeights, encodeWeights, initialWeights, MSCRYPTONET_MLP, PARAM_IDS, predict, r2Score, sgdStep, type MlpWeights, type MultikeyMlpConfig } from './mlp.js';
 import { assignProviders } from '../../data/diabetes.js';
 
@@ -297,8 +297,16 @@ export async function runMultikeyTraining(options: MultikeyTrainOptions): Promis
     const e0 = now();
     const b0 = trainCounter.bytes;
     const r0 = trainCounter.rounds;
-    await trainEpoch(engine, config, batches, seed, e, () => tick(`epoch ${e}/${options.epochs}`));
-    await engine.sync();
+    try {
+      await trainEpoch(engine, config, batches, seed, e, () => tick(`epoch ${e}/${options.epochs}`));
+      await engine.sync();
+    } catch (err) {
+      if (err instanceof PeerUnavailableError) {
+        const saved = options.checkpoints && e > 1 ? `; epoch ${e - 1} is checkpointed, resume from it` : '; no epoch was completed';
+        throw new PeerUnavailableError(`${err.message} during epoch ${e}${saved}`);
+      }
+      throw err;
+    }
     if (options.checkpoints) {
       // The crypto server first: a service checkpoint never exists without its partner.
       await engine.request({ type: 'checkpoint', epoch: e }, 'ack');
