@@ -65,7 +65,7 @@ export async function runInferBench(cases: readonly InferCase[], keyBits: number
 /** The rows as a Markdown table. */
 export function inferBenchMarkdown(bench: { machine: string; keyBits: number; rows: InferBenchRow[] }): string {
   const lines = [
-    `Paillier ${bench.keyBits}-bit (worker threads on every core); CKKS N = 8192, 180-bit modulus, 128-bit security (one thread). ${bench.machine}, ${new Date().toISOString().slice(0, 10)}.`,
+    `Paillier ${bench.keyBits}-bit (worker threads on every core)${ckksDescription(bench.rows)}. ${bench.machine}, ${new Date().toISOString().slice(0, 10)}.`,
     ...ckksRatioLines(bench.rows),
     '',
     '| model | scheme | mode | images/ciphertext | images | ms/image total | service + transport | client | client precomputation | KiB/image | rounds | agreement | accuracy (plaintext) |',
@@ -77,6 +77,11 @@ export function inferBenchMarkdown(bench: { machine: string; keyBits: number; ro
     );
   }
   return lines.join('\n');
+}
+
+function ckksDescription(rows: readonly InferBenchRow[]): string {
+  const ck = rows.find((r) => r.result.ckks)?.result.ckks;
+  return ck ? `; CKKS N = ${ck.polyModulusDegree}, primes of ${ck.coeffModulusBits.join('/')} bits, 128-bit security (one thread)` : '';
 }
 
 /** "CKKS is X× faster than Paillier on model M", for every model run in latency mode with both schemes. */

@@ -10,7 +10,7 @@ import type { Model } from '../../nn/model.js';
 import { sizeOf } from '../../nn/shape.js';
 import { applyMap, composeMaps, type SparseLinearMap } from '../../tensor/sparse-linear.js';
 import { applyGroup, planModel, type ActivationGroup, type InferencePlan } from '../paillier-inference/plan.js';
-import type { CkksParameters } from '../../schemes/ckks/index.js';
+import { MAX_COEFF_BITS_128, type CkksParameters } from '../../schemes/ckks/index.js';
 
 /** Scales and limits of the interactive CKKS protocol. */
 export interface CkksProtocolParams {
@@ -28,11 +28,13 @@ export interface CkksProtocolParams {
 }
 
 /**
- * The default: N = 8192 (4096 slots), two 60-bit data primes and a 60-bit special prime (180 bits,
- * within the 218-bit bound for 128-bit security). One plaintext multiplication per stage and no
- * rescaling: inputs at 2^45, weights at 2^45, product 2^90; values stay below 2^12 (blinding 2^6,
- * calibrated range × headroom), so 2^102 < 2^119. The computation's noise is about 2^65; the
- * smudging noise added before results leave is a fresh encryption's (≈ 2^13) times 2^floodBits.
+ * The defaults. One plaintext multiplication per stage and no rescaling: inputs at 2^45, weights
+ * at 2^45, product 2^90, plus the largest value (blinding 2^6 × calibrated range × headroom 8 ≈
+ * 2^9 for normalized stages, more for logits); {@link compileCkksModel} sizes the data primes from
+ * that and picks the smallest ring at 128-bit security — two ~52-bit primes and N = 8192 for the
+ * committed models (`ckks` below is only the starting ring). The computation's noise is about
+ * 2^65; the smudging noise added before results leave is a fresh encryption's (≈ 2^13) times
+ * 2^floodBits.
  */
 export const DEFAULT_CKKS_PROTOCOL: CkksProtocolParams = {
   ckks: { polyModulusDegree: 8192, coeffModulusBits: [60, 60, 60], scaleBits: 45 },
@@ -93,5 +95,29 @@ export function compileCkksModel(model: Model, calibrationInputs: Float32Array |
     const sigma = homogeneous && maxAbs[s]! > 0 ? 1 / maxAbs[s]! : 1;
     return { map: maps[s]!, activation: stage.activation, sigma, blinded: homogeneous };
   });
-  return { plan, stages, params, inputSize };
+  // The largest value any ciphertext holds, in units of its scale: calibrated range × headroom × blinding.
+  const valueBound = Math.max(
+    1,
+    ...stages.map((st, s) => (st.sigma !== 1 ? 1 : maxAbs[s]!) * params.headroom * (st.blinded ? 2 ** params.blindBits : 1)),
+  );
+  const ckks = ringFor(params.inputScaleBits + params.weightScaleBits + Math.ceil(Math.log2(valueBound)) + 2, params.ckks.polyModulusDegree);
+  return { plan, stages, params: { ...params, ckks }, inputSize };
+}
+
+/**
+ * The parameters for one plaintext multiplication per round (no rescaling): data primes of at
+ * most 60 bits adding up to `bits`, a 60-bit special prime, and the smallest ring (at least
+ * `minDegree`) whose 128-bit bound holds them.
+ *
+ * @throws RangeError when no ring up to N = 32768 fits.
+ */
+export function ringFor(bits: number, minDegree: number): CkksParameters {
+  const count = Math.ceil(bits / 60);
+  const each = Math.ceil(bits / count);
+  const coeffModulusBits = [...Array.from({ length: count }, () => each), 60];
+  const total = coeffModulusBits.reduce((a, b) => a + b, 0);
+  for (const degree of [4096, 8192, 16384, 32768]) {
+    if (degree >= minDegree && total <= MAX_COEFF_BITS_128[degree]!) return { polyModulusDegree: degree, coeffModulusBits, scaleBits: each };
+  }
+  throw new RangeError(`a ${total}-bit modulus fits no ring at 128-bit security`);
 }
