@@ -159,12 +159,14 @@ export async function sgdStep(engine: TrainingEngine, config: MultikeyMlpConfig,
   run({ op: 'transpose', out: 't.xt', a: x });
   await engine.interact([mm('t.gw1', 't.dz', 't.xt')]);
   run({ op: 'sumCols', out: 't.gb1', a: 't.dz' });
-  // Gradients of W are at scale 2^2f (not truncated yet), of b at 2^f; one truncation each
-  // applies learning rate / batch size.
+  // Gradients of W are at scale 2^2f, of b at 2^f: bring them to 2^f first, then apply learning
+  // rate / batch size, so no truncated value exceeds about 2^34 (truncation fails with
+  // probability about 2^(bits+1−64), see ring.ts).
   const step = config.learningRate / size;
   const update = (param: string, grad: string, scaleBits: number) => {
-    run({ op: 'scale', out: `${grad}.s`, a: grad, k: fx(step) });
-    trunc(`${grad}.u`, `${grad}.s`, f + scaleBits);
+    if (scaleBits > 0) trunc(`${grad}.r`, grad, scaleBits);
+    run({ op: 'scale', out: `${grad}.s`, a: scaleBits > 0 ? `${grad}.r` : grad, k: fx(step) });
+    trunc(`${grad}.u`, `${grad}.s`, f);
     run({ op: 'sub', out: param, a: param, b: `${grad}.u` });
   };
   update('W1', 't.gw1', f);
@@ -174,6 +176,6 @@ export async function sgdStep(engine: TrainingEngine, config: MultikeyMlpConfig,
   run({
     op: 'free',
     ids: ['t.z0', 't.z1', 't.z', 't.q0', 't.q', 't.hq', 't.hz', 't.h0', 't.h1', 't.h', 't.y0', 't.y1', 't.yh', 't.e', 't.ht', 't.w2t', 't.gw2', 't.dh0', 't.dh', 't.gb2', 't.ap0', 't.ap1', 't.ap', 't.dz0', 't.dz', 't.xt', 't.gw1', 't.gb1']
-      .flatMap((id) => (id.startsWith('t.g') ? [id, `${id}.s`, `${id}.u`] : [id])),
+      .flatMap((id) => (id.startsWith('t.g') ? [id, `${id}.r`, `${id}.s`, `${id}.u`] : [id])),
   });
 }
