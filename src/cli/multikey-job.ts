@@ -115,7 +115,7 @@ export function multikeySummary(r: MultikeyTrainResult): string {
     `scheme multikey: ${r.providers} providers (${r.paillierProviders} Paillier, ${r.ckksProviders} CKKS), ${r.trainRecords} training records, ${r.epochs} epoch(s)` +
       (r.resumedFromEpoch > 0 ? ` (resumed after epoch ${r.resumedFromEpoch})` : ''),
     `R² ${r.r2.toFixed(4)} (plaintext twin ${r.plaintextR2.toFixed(4)}) on ${r.testRecords} held-out records`,
-    `time ${r.seconds.toFixed(1)} s (key switch ${r.keySwitch.seconds.toFixed(1)} s), traffic ${mb(r.bytes)} in ${r.rounds} rounds, ${r.keyBits}-bit keys`,
+    `time ${r.seconds.toFixed(1)} s (key switch ${r.keySwitch.seconds.toFixed(1)} s; CPU ${r.cpuSeconds.toFixed(1)} s, all threads), traffic ${mb(r.bytes)} in ${r.rounds} rounds, ${r.keyBits}-bit keys`,
     last ? `per epoch: ${last.seconds.toFixed(1)} s, ${mb(last.bytes)}, ${last.rounds} rounds (MSCryptoNet: 290 s, 257.4 MB)` : '',
   ]
     .filter((l) => l !== '')

@@ -59,6 +59,8 @@ export interface MultikeyTrainOptions {
 export interface EpochReport {
   readonly epoch: number;
   readonly seconds: number;
+  /** CPU seconds of both servers (all threads of this process; independent of other load). */
+  readonly cpuSeconds: number;
   readonly bytes: number;
   readonly rounds: number;
   readonly plaintextR2: number;
@@ -85,6 +87,8 @@ export interface MultikeyTrainResult {
   /** Encrypted run, all parties, wall time (keys, uploads, key switch, training, reveal). */
   readonly seconds: number;
   readonly plaintextSeconds: number;
+  /** CPU seconds of the encrypted run, all parties and threads. */
+  readonly cpuSeconds: number;
   /** Traffic between all parties (providers, service, crypto server), both directions. */
   readonly bytes: number;
   readonly rounds: number;
@@ -141,6 +145,13 @@ async function trainEpoch(engine: TrainingEngine, config: MultikeyMlpConfig, bat
 
 function now(): number {
   return globalThis.performance.now();
+}
+
+/** CPU seconds of the whole process, worker threads included (Node; 0 elsewhere). */
+function cpuSeconds(): number {
+  const proc = (globalThis as { process?: { cpuUsage?: () => { user: number; system: number } } }).process;
+  const u = proc?.cpuUsage?.();
+  return u ? (u.user + u.system) / 1e6 : 0;
 }
 
 /** The plaintext twin: same batches, order, initial weights and fixed-point program. */
@@ -253,6 +264,7 @@ export async function runMultikeyTraining(options: MultikeyTrainOptions): Promis
   const keyBits = options.keyBits ?? 2048;
 
   const t0 = now();
+  const c0 = cpuSeconds();
   const resumeFrom = options.resume && options.checkpoints ? await latestCheckpoint(options.checkpoints, options.epochs) : 0;
   const total = (resumeFrom > 0 ? 0 : options.providers) + (options.epochs - resumeFrom) * batches.members.length;
   let done = 0;
@@ -295,6 +307,7 @@ export async function runMultikeyTraining(options: MultikeyTrainOptions): Promis
   const perEpoch: EpochReport[] = [];
   for (let e = resumeFrom + 1; e <= options.epochs; e++) {
     const e0 = now();
+    const ec0 = cpuSeconds();
     const b0 = trainCounter.bytes;
     const r0 = trainCounter.rounds;
     try {
@@ -312,7 +325,7 @@ export async function runMultikeyTraining(options: MultikeyTrainOptions): Promis
       await engine.request({ type: 'checkpoint', epoch: e }, 'ack');
       await options.checkpoints.save('service', e, serializeStore(engine.store, e));
     }
-    perEpoch.push({ epoch: e, seconds: (now() - e0) / 1000, bytes: trainCounter.bytes - b0, rounds: trainCounter.rounds - r0, plaintextR2: twin.perEpochR2[e - 1]! });
+    perEpoch.push({ epoch: e, seconds: (now() - e0) / 1000, cpuSeconds: cpuSeconds() - ec0, bytes: trainCounter.bytes - b0, rounds: trainCounter.rounds - r0, plaintextR2: twin.perEpochR2[e - 1]! });
   }
 
   // The model recipient combines the two servers' shares of the parameters.
@@ -345,6 +358,7 @@ export async function runMultikeyTraining(options: MultikeyTrainOptions): Promis
     plaintextR2: twin.perEpochR2[options.epochs - 1] ?? r2Score(predict(twin.weights, options.split.test.features, config), options.split.test.targets),
     seconds,
     plaintextSeconds: twin.seconds,
+    cpuSeconds: cpuSeconds() - c0,
     bytes: trainCounter.bytes + switchCounter.bytes,
     rounds: trainCounter.rounds + switchCounter.rounds,
     keySwitch: { seconds: keySwitchSeconds, bytes: switchCounter.bytes, rounds: switchCounter.rounds },
