@@ -114,6 +114,8 @@ const AT_DEGREE = 57;
 const AT_PRIMES = 65;
 const AT_COUNT = 105;
 const AT_DATA = 113;
+/** A seeded ciphertext's trailing seed object: SEAL header (16), generator type (1), seed (64). */
+const SEED_BYTES = 81;
 
 /**
  * Checks a serialized ciphertext's shape and that every coefficient is below its prime, before
@@ -134,12 +136,20 @@ function checkCiphertextData(context: CkksContext, body: Uint8Array): void {
   if (size !== 2) throw new FormatError(`CKKS ciphertext of size ${size} (expected 2)`);
   if (degree !== n) throw new FormatError(`CKKS ciphertext of degree ${degree}, expected ${n}`);
   if (primes < 1 || primes > context.dataPrimes.length) throw new FormatError(`CKKS ciphertext with ${primes} primes`);
-  if (count !== BigInt(size * n * primes) || body.length !== AT_DATA + 8 * size * n * primes) throw new FormatError('CKKS ciphertext: coefficient count does not match its shape');
+  // Seeded form (CkksKeyring.encryptSeeded): only c0 is stored, then the seed of c1 as a small
+  // SEAL object (16-byte SEAL header, then the generator type and the 64-byte seed).
+  const seedAt = AT_DATA + 8 * n * primes;
+  const seeded =
+    count === BigInt(n * primes) && body.length === seedAt + SEED_BYTES &&
+    view.getUint16(seedAt, true) === 0xa15e && view.getBigUint64(seedAt + 8, true) === BigInt(SEED_BYTES);
+  if (!seeded && (count !== BigInt(size * n * primes) || body.length !== AT_DATA + 8 * size * n * primes)) {
+    throw new FormatError('CKKS ciphertext: coefficient count does not match its shape');
+  }
   for (let j = 0; j < primes; j++) {
     const q = context.dataPrimes[j]!;
     const qHi = Number(q >> 32n);
     const qLo = Number(q & 0xffffffffn);
-    for (let poly = 0; poly < size; poly++) {
+    for (let poly = 0; poly < (seeded ? 1 : size); poly++) {
       const base = AT_DATA + 8 * (poly * primes * n + j * n);
       for (let i = 0; i < n; i++) {
         const hi = view.getUint32(base + 8 * i + 4, true);
