@@ -22,13 +22,13 @@ import { expectPolyMessage } from '../../src/protocol/ckks-poly/messages.js';
 // node-seal's WebAssembly memory, caught as the module is instantiated (before any context exists).
 let wasmMemory: WebAssembly.Memory | undefined;
 const instantiate = WebAssembly.instantiate.bind(WebAssembly);
-WebAssembly.instantiate = (async (...args: Parameters<typeof WebAssembly.instantiate>) => {
-  const made = await instantiate(...(args as [BufferSource, WebAssembly.Imports]));
-  const instance = 'instance' in made ? made.instance : (made as WebAssembly.Instance);
-  const found = [...Object.values(instance.exports), ...Object.values(args[1] ?? {}).flatMap((m) => Object.values(m as object))];
+WebAssembly.instantiate = (async (source: BufferSource, imports?: WebAssembly.Imports) => {
+  const made: unknown = await instantiate(source, imports);
+  const instance = made instanceof WebAssembly.Instance ? made : (made as WebAssembly.WebAssemblyInstantiatedSource).instance;
+  const found = [...Object.values(instance.exports), ...Object.values(imports ?? {}).flatMap((m) => Object.values(m as object))];
   wasmMemory = (found.find((v) => v instanceof WebAssembly.Memory) as WebAssembly.Memory | undefined) ?? wasmMemory;
   return made;
-}) as typeof WebAssembly.instantiate;
+}) as unknown as typeof WebAssembly.instantiate;
 
 const rnd = (n: number, seed: number, scale = 0.5) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed * 78.233) * scale);
 
