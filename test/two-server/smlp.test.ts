@@ -97,3 +97,27 @@ test('a checkpoint made for other data is refused', async () => {
   sink.resume = true;
   await assert.rejects(runSmlpTraining({ ...small, train: head(train, 32), epochs: 2, checkpoint: sink }), ShapeError);
 });
+
+test('classify: new encrypted samples give scores only the user key decrypts, matching the twin forward pass', async () => {
+  const { ComputeServer, CryptoServer, InProcessTransport, LocalTwoServerCompute } = await import('../../src/protocol/two-server/index.js');
+  const { SecureMlpTrainer } = await import('../../src/train/smlp/trainer.js');
+  const { twinForward } = await import('../../src/train/smlp/twin.js');
+  const { generateKeyPair } = await import('../../src/schemes/paillier/index.js');
+  const s2keys = generateKeyPair({ bits: 512, insecure: true });
+  const userKeys = generateKeyPair({ bits: 512, insecure: true });
+  const pk = s2keys.publicKey;
+  const c = { ...DEFAULT_SMLP, hidden: 3 };
+  const w = initialWeights(c, 30);
+  const s1 = new ComputeServer(pk, new InProcessTransport(new CryptoServer(s2keys.privateKey, { insecure: true, switchTargets: [userKeys.publicKey] })), new LocalTwoServerCompute());
+  const enc = (vs: bigint[]) => vs.map((v) => pk.encryptRaw(v));
+  const trainer = new SecureMlpTrainer(s1, c, { w1: { rows: 3, cols: 31, bits: 16, cts: enc(w.w1) }, w2: { rows: 1, cols: 4, bits: 16, cts: enc(w.w2) } }, pk.encryptRaw(1n << 12n));
+  const x = fixedFeatures(testSet.x.subarray(0, 4 * 30), 4, 30, 12);
+  const scores = await trainer.classify({ rows: 4, cols: 31, bits: 16, cts: enc(x) }, userKeys.publicKey);
+  assert.ok(scores.every((s) => s.publicKey.equals(userKeys.publicKey)));
+  scores.forEach((s, i) => {
+    const z2 = userKeys.privateKey.decryptSigned(s);
+    const { yHat } = twinForward(c, w, x.slice(i * 31, (i + 1) * 31), 31);
+    assert.ok(Math.abs(Number(roundShift(z2, 12) - yHat)) <= 8, `sample ${i}: ${roundShift(z2, 12)} vs ${yHat}`);
+  });
+  await assert.rejects(trainer.classify({ rows: 1, cols: 30, bits: 16, cts: enc(x.slice(0, 30)) }, userKeys.publicKey), RangeError);
+});

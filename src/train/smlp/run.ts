@@ -172,7 +172,7 @@ export async function runSmlpTraining(options: SmlpRunOptions): Promise<SmlpResu
   const accept = (values: bigint[]): bigint[] => s1.accept(values.map((v) => new PaillierCiphertext(pk, v)));
   const trainX: EncMatrix = { rows: train.count, cols, bits: bits.x, cts: accept(state.trainX) };
   const testX: EncMatrix = { rows: test.count, cols, bits: bits.x, cts: accept(state.testX) };
-  const [storedTrain, storedTest] = await s1.round(await s1.storeStep(trainX, 'train'), await s1.storeStep(testX, 'test'));
+  const storedTrain = await s1.store(trainX, 'train');
   const targets = accept(state.trainT);
   const one = pk.encryptRaw(1n << BigInt(f));
   const trainer = new SecureMlpTrainer(s1, c, {
@@ -210,9 +210,7 @@ export async function runSmlpTraining(options: SmlpRunOptions): Promise<SmlpResu
   // Classification of the encrypted test samples: S1 computes Enc(z2), S2 switches it to the
   // user's key on masked values, only the user decrypts.
   const e0 = performance.now();
-  const all = test.count === 0 ? [] : Array.from({ length: test.count }, (_, i) => i);
-  const { z2 } = await trainer.forward(storedTest, all, false);
-  const forUser = await s1.switchKey(z2, user.publicKey);
+  const forUser = test.count === 0 ? [] : await trainer.classify(testX, user.publicKey);
   const downloadBytes = forUser.length * ctBytes(user.publicKey);
   const predicted = forUser.map((ct) => (user.privateKey.decryptSigned(ct) > 0n ? 1 : 0));
   const twinPredicted = twin.predict(xTest, test.count);

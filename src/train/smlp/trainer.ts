@@ -16,6 +16,8 @@
  * @module
  */
 import { batchInvert } from '../../schemes/paillier/linear.js';
+import type { PaillierCiphertext } from '../../schemes/paillier/ciphertext.js';
+import type { PaillierPublicKey } from '../../schemes/paillier/keys.js';
 import type { ComputeServer, EncMatrix, EncValues, StoredMatrix } from '../../protocol/two-server/compute-server.js';
 import { baseBits, type SmlpConfig } from './config.js';
 
@@ -69,6 +71,25 @@ export class SecureMlpTrainer {
     const a1: EncMatrix = { rows: rows.length, cols: h + 1, bits: Math.max(act.relu.bits, f + 1), cts: a1cts };
     const z2 = await this.s1.matMul({ kind: 'enc', m: a1 }, { kind: 'enc', m: transpose(this.w.w2) });
     return { z2, a1, gated: act.products[0] };
+  }
+
+  /**
+   * Classifies new encrypted samples (rows of features at scale 2^f with a trailing 2^f, under S2's
+   * key): S2 keeps them masked for the duration, S1 runs the forward pass, and the output scores
+   * (at 2^(2f); positive means benign) come back under `userKey`, which only the user can decrypt.
+   * Four rounds (store, two products and the ReLU round, key switch) plus one to forget them.
+   *
+   * @throws RangeError if the samples' width is not the model's.
+   */
+  async classify(samples: EncMatrix, userKey: PaillierPublicKey): Promise<PaillierCiphertext[]> {
+    if (samples.cols !== this.w.w1.cols) throw new RangeError(`classify: samples have ${samples.cols} columns, the model ${this.w.w1.cols}`);
+    const stored = await this.s1.store(samples);
+    try {
+      const { z2 } = await this.forward(stored, Array.from({ length: samples.rows }, (_, i) => i), false);
+      return await this.s1.switchKey(z2, userKey);
+    } finally {
+      await this.s1.round(this.s1.dropStep(stored));
+    }
   }
 
   /** One SGD step on the batch `rows` of the stored training features, with targets Enc(±2^f). */
