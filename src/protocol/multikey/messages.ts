@@ -20,6 +20,7 @@ const int = z.string().regex(/^-?[0-9]{1,40}$/);
 const b64 = z.string().regex(/^[A-Za-z0-9_-]+$/);
 const v = z.literal(MULTIKEY_VERSION);
 
+/** A local instruction the crypto server replays on its shares (see `program.ts`). */
 export const LocalInstrSchema = z.union([
   z.object({ op: z.enum(['add', 'sub', 'addCol']), out: id, a: id, b: id }).strict(),
   z.object({ op: z.enum(['transpose', 'sumCols']), out: id, a: id }).strict(),
@@ -29,6 +30,7 @@ export const LocalInstrSchema = z.union([
   z.object({ op: z.literal('free'), ids: z.array(id) }).strict(),
 ]);
 
+/** A product both servers compute together. */
 export const InteractiveInstrSchema = z.object({ op: z.enum(['matmul', 'mul']), out: id, a: id, b: id }).strict();
 
 const shape = { rows: z.number().int().min(1).max(100_000), cols: z.number().int().min(1).max(100_000) };
