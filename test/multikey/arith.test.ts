@@ -48,6 +48,8 @@ test('ring: pinned fixed-point encodings and signed views', () => {
   assert.equal(decodeFixed(RING - 4096n, 13), -0.5);
   assert.equal(toSigned(RING - 1n), -1n);
   assert.equal(truncatePlain(RING - 3n, 1), RING - 2n); // ⌊−3/2⌋ = −2
+  // A public value held as (v, 0) truncates exactly, whatever its sign.
+  for (const v of [12345n, -12345n, 0n]) assert.equal(toSigned(reduce(truncateShare1(reduce(v), 4) + truncateShare2(0n, 4))), v >> 4n);
   assert.throws(() => encodeFixed(Number.NaN, 13), RangeError);
   assert.throws(() => encodeFixed(2 ** 30, 13), RangeError);
 });

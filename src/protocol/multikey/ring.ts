@@ -62,9 +62,9 @@ export function truncateShare1(s1: bigint, bits: number): bigint {
   return (s1 & MASK) >> BigInt(bits);
 }
 
-/** The crypto server's half: −⌊(2^64 − s2) / 2^bits⌋ mod 2^64. */
+/** The crypto server's half: −⌊(−s2 mod 2^64) / 2^bits⌋ mod 2^64 (a zero share stays zero). */
 export function truncateShare2(s2: bigint, bits: number): bigint {
-  return reduce(-((RING - (s2 & MASK)) >> BigInt(bits)));
+  return reduce(-(reduce(-s2) >> BigInt(bits)));
 }
 
 /** Floor division of a signed fixed-point value by 2^bits (the plaintext twin's truncation). */
