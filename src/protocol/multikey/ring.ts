@@ -62,7 +62,10 @@ export function truncateShare1(s1: bigint, bits: number): bigint {
   return (s1 & MASK) >> BigInt(bits);
 }
 
-/** The crypto server's half: −⌊(−s2 mod 2^64) / 2^bits⌋ mod 2^64 (a zero share stays zero). */
+/**
+ * The crypto server's half: −⌊(−s2 mod 2^64) / 2^bits⌋ mod 2^64 (SecureML). Correct with high
+ * probability only when the shares are uniformly random; a (public value, 0) pair is not.
+ */
 export function truncateShare2(s2: bigint, bits: number): bigint {
   return reduce(-(reduce(-s2) >> BigInt(bits)));
 }
