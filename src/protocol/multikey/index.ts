@@ -4,6 +4,11 @@
  * share arithmetic with products through Paillier under the training key. What each party sees:
  * docs/security.md, "Multi-key collaborative training".
  *
+ * Why not `protocol/two-server` (the Secure MLP's arithmetic): there S1 keeps every value as a
+ * ciphertext under S2's key, so every re-scaling and every product output costs S2 a decryption,
+ * an encryption and a round. Training here truncates about 29,000 values per epoch; as local
+ * truncation of 64-bit shares that is free, and only the products' cross terms go through Paillier.
+ *
  * @module
  */
 export { RING, RING_BITS, encodeFixed, decodeFixed, toSigned, reduce } from './ring.js';
