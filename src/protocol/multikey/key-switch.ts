@@ -116,7 +116,7 @@ export class KeySwitchService {
     const reg = this.registry.get(providerId);
     if (!up || !reg) throw new KeyMismatchError(`no upload from provider '${providerId}'`);
     const count = up.records * up.width;
-    const { masked, masks } = reg.scheme === 'paillier' ? this.maskPaillier(up, reg.key) : this.maskCkks(up, reg.context);
+    const { masked, masks } = reg.scheme === 'paillier' ? this.maskPaillier(up, reg.key) : this.maskCkks(up, reg.context, reg.keyId);
     const raw = await channel.request({ v: MULTIKEY_VERSION, type: 'switch', providerId, ciphertexts: masked });
     const reply = parseMessage(SwitchReplySchema, raw, 'key-switch reply');
     const t = this.trainingKey;
@@ -143,12 +143,12 @@ export class KeySwitchService {
     return { masked, masks };
   }
 
-  private maskCkks(up: Upload, context: CkksContext): { masked: string[]; masks: bigint[] } {
+  private maskCkks(up: Upload, context: CkksContext, keyId: string): { masked: string[]; masks: bigint[] } {
     const count = up.records * up.width;
     const masks = Array.from({ length: count }, () => randomBitsBig(CKKS_MASK_BITS));
     const scale = 2 ** this.fracBits;
     const masked = up.ciphertexts.map((s, i) => {
-      const ct = CkksCiphertext.load(context, (this.registry.get(up.providerId) as { keyId: string }).keyId, b64ToBytes(s));
+      const ct = CkksCiphertext.load(context, keyId, b64ToBytes(s));
       const slice = masks.slice(i * context.slots, (i + 1) * context.slots).map((k) => Number(k) / scale);
       const plain = context.encode(slice, ct.scale, ct.levelPrimes);
       try {
