@@ -261,9 +261,10 @@ function quantize(x: number, scale: number): bigint {
 
 function applyFns(spec: ActivationSpec, v: bigint): bigint {
   if (spec.scale === null || spec.returnScale === null) {
-    // Homogeneous (ReLU only): exact on the blinded integers, then the agreed shift.
+    // Homogeneous (ReLU only): exact on the blinded integers, then the agreed shift, rounding to
+    // nearest (a floor would bias every value by −1/2, and the next layer sums hundreds of them).
     if (v <= 0n) return 0n;
-    return v >> BigInt(spec.shift);
+    return spec.shift === 0 ? v : (v + (1n << BigInt(spec.shift - 1))) >> BigInt(spec.shift);
   }
   let x = Number(v) / spec.scale;
   for (const fn of spec.fns) x = fn === 'relu' ? Math.max(0, x) : fn === 'sigmoid' ? 1 / (1 + Math.exp(-x)) : Math.tanh(x);

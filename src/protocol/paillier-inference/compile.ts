@@ -9,7 +9,8 @@
  *   `weightBits` bits for the largest input scale (most strongly blinded input), and
  *   weightBits + blindBits + 1 bits for the smallest.
  * - Before a ReLU / max-pool round the service multiplies each value (or each window) by a fresh
- *   random r in [2^16, 2^(17+blindBits)); the client returns ⌊f(r·v)/2^shift⌋, so the next stage's
+ *   random r in [2^M, 2^(M+1+blindBits)) (M = blindMantissaBits) and adds noise |e| < r/2 (which
+ *   keeps signs and orders); the client returns ⌊f(r·v + e)/2^shift⌋, so the next stage's
  *   inputs have per-value scales σ_j = r_j·Q/2^shift, which the service folds into that stage's
  *   exponents (no division under encryption is ever needed).
  * - Before a sigmoid / tanh round values travel unblinded with Q public; the client returns
@@ -21,16 +22,32 @@ import { applyMap, maxAbsWeight, type SparseLinearMap } from '../../tensor/spars
 import type { Model } from '../../nn/model.js';
 import { applyGroup, planModel, type InferencePlan } from './plan.js';
 
-/** Tunable precision and privacy knobs. Defaults are what the benchmarks use. */
+/**
+ * Tunable precision and privacy knobs. The defaults keep the largest logit error near 1e-3 on the
+ * bundled models; a model owner can trade precision for narrower slots (more samples per
+ * ciphertext) after checking with `simulateProtocol` that no prediction changes.
+ */
 export interface QuantizationParams {
   /**
    * Bits of precision of every integer exponent (the exponent of the largest weight, for the most
    * strongly blinded input). Exponents reach weightBits + blindBits + 1 bits. Default 16.
    */
   readonly weightBits: number;
-  /** Random factors span 2^blindBits in magnitude (log-uniform). Default 6. */
+  /**
+   * Exponent bits of maps whose rows each have equal weights (average pooling), for the most
+   * strongly blinded input. Their exponents only carry the inputs' scales, so rounding moves each
+   * term by at most 2^-(bits+1) of its value, with no small weights losing precision: they need
+   * fewer bits than `weightBits` for the same error. Default 6.
+   */
+  readonly uniformWeightBits: number;
+  /** Random factors span 2^blindBits in magnitude (log-uniform). Default 3. */
   readonly blindBits: number;
-  /** Significant bits the client keeps when it shifts its outputs. Default 24. */
+  /**
+   * Random bits of a blinding factor's mantissa: factors are m·2^s with m in
+   * [2^blindMantissaBits, 2^(blindMantissaBits+1)). Default 8.
+   */
+  readonly blindMantissaBits: number;
+  /** Significant bits the client keeps when it shifts its outputs. Default 18. */
   readonly precisionBits: number;
   /**
    * Scale of the client's input quantization (x ↦ round(x·inputScale)). By default 255 when every
@@ -45,14 +62,13 @@ export interface QuantizationParams {
 
 export const DEFAULT_QUANTIZATION: Omit<QuantizationParams, 'inputScale'> = {
   weightBits: 16,
-  blindBits: 6,
-  precisionBits: 24,
+  uniformWeightBits: 6,
+  blindBits: 3,
+  blindMantissaBits: 8,
+  precisionBits: 18,
   headroom: 4,
   guardBits: 6,
 };
-
-/** Smallest blinding factor; the largest is below 2^(17 + blindBits). */
-export const BLIND_MIN_BITS = 16;
 
 /** Scales of one linear map. */
 export interface MapScales {
@@ -143,10 +159,12 @@ export function compilePaillierModel(
   const autoScale = calibration.byteInputs ? 255 : 2 ** precisionBits / Math.max(calibration.inputMaxAbs, 1e-12);
   const p: QuantizationParams = { ...DEFAULT_QUANTIZATION, inputScale: autoScale, ...params };
   if (p.weightBits < 4 || p.weightBits > 30) throw new RangeError('weightBits must be in [4, 30]');
+  if (p.uniformWeightBits < 4 || p.uniformWeightBits > 30) throw new RangeError('uniformWeightBits must be in [4, 30]');
   if (p.blindBits < 0 || p.blindBits > 24) throw new RangeError('blindBits must be in [0, 24]');
   if (p.precisionBits < 8 || p.precisionBits > 48) throw new RangeError('precisionBits must be in [8, 48]');
-  const rMin = 2 ** BLIND_MIN_BITS;
-  const rMax = 2 ** (BLIND_MIN_BITS + 1 + p.blindBits);
+  if (p.blindMantissaBits < 4 || p.blindMantissaBits + 1 + p.blindBits > 30) throw new RangeError('blindMantissaBits must be at least 4, and factors below 2^30');
+  const rMin = 2 ** p.blindMantissaBits;
+  const rMax = 2 ** (p.blindMantissaBits + 1 + p.blindBits);
   const stages: StageScales[] = [];
   // The input scale of the next map: min and max over the values it may receive.
   let scaleMin = p.inputScale;
@@ -157,7 +175,8 @@ export function compilePaillierModel(
     const maps: MapScales[] = [];
     stage.linears.forEach((map: SparseLinearMap, m) => {
       const w = Math.max(maxAbsWeight(map), 1e-30);
-      const q = (2 ** (p.weightBits + spreadBits) * scaleMin) / w;
+      const bits = uniformRows(map) ? p.uniformWeightBits : p.weightBits;
+      const q = (2 ** (bits + spreadBits) * scaleMin) / w;
       const a = Math.max(calibration.mapMaxAbs[s]![m]!, 1e-12) * p.headroom;
       // Rounding each exponent moves each term by at most half an input integer.
       const outputBound = q * a + 0.5 * widestRow(map) * inputBound;
@@ -173,7 +192,7 @@ export function compilePaillierModel(
     let sentBound = out;
     let returnedBound = out;
     if (stage.activation?.homogeneous) {
-      sentBound = out * rMax;
+      sentBound = out * rMax + rMax / 2; // r·v + e with |e| < r/2
       const a = Math.max(calibration.activationMaxAbs[s]!, 1e-12) * p.headroom;
       shift = Math.max(0, Math.floor(Math.log2(rMin * q * a)) - p.precisionBits);
       returnedBound = sentBound / 2 ** shift + 1;
@@ -188,6 +207,16 @@ export function compilePaillierModel(
     stages.push({ maps, shift, sentBound, returnedBound });
   });
   return { plan, params: p, stages, calibration, valueBits: widest + 1 };
+}
+
+/** True if every row's weights are all equal (average pooling), to within rounding. */
+function uniformRows(map: SparseLinearMap): boolean {
+  for (let r = 0; r < map.rows; r++) {
+    const from = map.offsets[r]!;
+    const w = map.weights[from];
+    for (let t = from + 1; t < map.offsets[r + 1]!; t++) if (Math.abs(map.weights[t]! - w!) > 1e-9 * Math.abs(w!)) return false;
+  }
+  return true;
 }
 
 /** Most terms in one row. */

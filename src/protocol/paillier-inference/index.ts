@@ -8,3 +8,4 @@ export * from './compile.js';
 export * from './messages.js';
 export * from './service.js';
 export * from './client.js';
+export * from './simulate.js';

@@ -11,11 +11,12 @@ import { BlindmlError, InvalidCiphertextError } from '../../errors.js';
 import { base64UrlToBigInt } from '../../math/bigint.js';
 import { randomBits } from '../../math/random.js';
 import { MIN_SECURE_BITS, PaillierPublicKey } from '../../schemes/paillier/keys.js';
+import { plainFactor } from '../../schemes/paillier/linear.js';
 import { SlotLayout } from '../../schemes/paillier/packing.js';
 import { localRowEvaluator, type RowEvaluator } from '../../tensor/paillier-sparse.js';
 import type { CompiledPaillierModel } from './compile.js';
 import { decodeMessage, encodeMessage, message, ProtocolError, type ActivationSpec, type Message, type MessageOf, type SessionInfo } from './messages.js';
-import { blindingFactor, integerBias, integerExponents, randomPermutation, replicator, valueLayout } from './session-math.js';
+import { blindingFactor, integerBias, integerExponents, packedBlindingNoise, randomPermutation, replicator, valueLayout } from './session-math.js';
 
 /** Options of {@link PaillierInferenceService}. */
 export interface ServiceOptions {
@@ -46,6 +47,8 @@ interface Session {
   readonly layout: SlotLayout;
   /** The plaintext 1 replicated into every sample's slot (set when the samples arrive). */
   ones: bigint;
+  /** Samples in the session (set when they arrive). */
+  samples: number;
   readonly width: number;
   stage: number;
   /** What the session waits for; 'busy' while a request is being computed (a second one is refused). */
@@ -158,6 +161,7 @@ export class PaillierInferenceService {
       batch,
       layout,
       ones: 1n,
+      samples: 1,
       width: 2 * Math.ceil(key.bits / 8),
       stage: 0,
       expecting: 'input',
@@ -217,6 +221,7 @@ export class PaillierInferenceService {
     this.checkCiphertexts(s, msg.ciphertexts, s.model.plan.stages[0]!.linears[0]!.cols);
     s.inputs = msg.ciphertexts;
     s.ones = replicator(s.layout.slotBits, msg.samples);
+    s.samples = msg.samples;
     s.expecting = 'busy';
     return this.runStage(s);
   }
@@ -274,7 +279,7 @@ export class PaillierInferenceService {
       // Cells of a window go out in a fresh random order too, hiding which position holds the max.
       const cells = units ? shuffled(units[unit]!) : [unit];
       unitSizes.push(cells.length);
-      const r = group.homogeneous ? blindingFactor(s.model.params.blindBits) : 1n;
+      const r = group.homogeneous ? blindingFactor(s.model.params.blindBits, s.model.params.blindMantissaBits) : 1n;
       factors[unit] = Number(r);
       for (const c of cells) {
         sent.push(values[c]!);
@@ -301,8 +306,9 @@ export class PaillierInferenceService {
 
   /**
    * Latency mode: many values per ciphertext (Horner packing), fewer decryptions and bytes for the
-   * client. Batch mode: ciphertexts already hold one value per sample. Either way every
-   * ciphertext is re-randomized before it leaves.
+   * client. Batch mode: ciphertexts already hold one value per sample. Blinded values (`factors`
+   * given) get the additive blinding noise of each slot; every ciphertext is re-randomized before
+   * it leaves.
    */
   private async packForTransport(
     s: Session,
@@ -310,13 +316,22 @@ export class PaillierInferenceService {
     factors: bigint[] | null,
     bound: number,
   ): Promise<{ ciphertexts: bigint[]; perCiphertext: number; slotBits: number }> {
+    let slotBits = s.layout.slotBits;
+    let perCiphertext = 1;
+    let packed: bigint[];
     if (s.batch > 1) {
-      const raised = factors ? await this.evaluator.pack(s.key, values, factors, s.layout.slotBits, 1) : values;
-      return { ciphertexts: await this.obfuscate(s, raised), perCiphertext: 1, slotBits: s.layout.slotBits };
+      packed = factors ? await this.evaluator.pack(s.key, values, factors, slotBits, 1) : values;
+    } else {
+      const layout = new SlotLayout(s.key.bits, { bound: BigInt(Math.ceil(bound)) + 1n, guardBits: s.model.params.guardBits });
+      slotBits = layout.slotBits;
+      perCiphertext = layout.slots;
+      packed = await this.evaluator.pack(s.key, values, factors, slotBits, perCiphertext);
     }
-    const layout = new SlotLayout(s.key.bits, { bound: BigInt(Math.ceil(bound)) + 1n, guardBits: s.model.params.guardBits });
-    const packed = await this.evaluator.pack(s.key, values, factors, layout.slotBits, layout.slots);
-    return { ciphertexts: await this.obfuscate(s, packed), perCiphertext: layout.slots, slotBits: layout.slotBits };
+    if (factors) {
+      const noise = packedBlindingNoise(factors, slotBits, perCiphertext, s.batch > 1 ? s.samples : 1);
+      packed = packed.map((c, i) => (noise[i] === 0n ? c : (c * plainFactor(noise[i]!, s.key)) % s.key.nSquared));
+    }
+    return { ciphertexts: await this.obfuscate(s, packed), perCiphertext, slotBits };
   }
 
   /** Re-randomizes ciphertexts before they leave (noise computed by the evaluator, e.g. on workers). */

@@ -4,10 +4,10 @@
  *
  * @module
  */
-import { randomBits } from '../../math/random.js';
+import { randomBits, randomBytes } from '../../math/random.js';
 import { SlotLayout } from '../../schemes/paillier/packing.js';
 import type { SparseLinearMap } from '../../tensor/sparse-linear.js';
-import { BLIND_MIN_BITS, type CompiledPaillierModel } from './compile.js';
+import type { CompiledPaillierModel } from './compile.js';
 
 /** Widest slot layout the model needs: every integer of the protocol fits a slot. */
 export function valueLayout(model: CompiledPaillierModel, modulusBits: number, slots?: number): SlotLayout {
@@ -23,11 +23,59 @@ export function replicator(slotBits: number, k: number): bigint {
   return ones;
 }
 
-/** A fresh blinding factor in [2^16, 2^(17 + blindBits)), log-uniform in magnitude. */
-export function blindingFactor(blindBits: number): bigint {
-  const mantissa = (1n << BigInt(BLIND_MIN_BITS)) | randomBits(BLIND_MIN_BITS);
+/**
+ * A fresh blinding factor m·2^s with m uniform in [2^mantissaBits, 2^(mantissaBits+1)) and s uniform
+ * in {0, …, blindBits}: below 2^(mantissaBits + 1 + blindBits).
+ */
+export function blindingFactor(blindBits: number, mantissaBits: number): bigint {
+  const mantissa = (1n << BigInt(mantissaBits)) | randomBits(mantissaBits);
   const shift = blindBits > 0 ? Number(randomBits(8)) % (blindBits + 1) : 0;
   return mantissa << BigInt(shift);
+}
+
+/**
+ * Additive noise for values blinded by r: `count` integers uniform in [−h, h] with
+ * h = ⌊(r − 1)/2⌋. r·v + e keeps the sign of every nonzero integer v and the order of any two
+ * distinct integers blinded by the same r (|e − e'| < r), while r stops being a divisor of what the
+ * client sees: without the noise the client would recover r as a gcd (of a window's cells, or of
+ * the K samples of a batch, which share r) or by trying the few divisors of r·v in r's range, and
+ * with r every blinded value exactly.
+ *
+ * @throws RangeError if r is not in [1, 2^31).
+ */
+export function blindingNoise(r: bigint, count: number): number[] {
+  if (r < 1n || r >= 1n << 31n) throw new RangeError('blindingNoise: r must be in [1, 2^31)');
+  const h = Number((r - 1n) >> 1n);
+  const words = randomBytes(8 * count);
+  const view = new DataView(words.buffer, words.byteOffset, words.byteLength);
+  const out = new Array<number>(count);
+  for (let i = 0; i < count; i++) {
+    // 53 random bits reduced modulo 2h + 1 < 2^31: bias below 2^-22 (one value in 4 million).
+    const x = (view.getUint32(8 * i) & 0x1fffff) * 2 ** 32 + view.getUint32(8 * i + 4);
+    out[i] = (x % (2 * h + 1)) - h;
+  }
+  return out;
+}
+
+/**
+ * The noise of `values` blinded by `factors`, as plaintexts to add to the ciphertexts that carry
+ * them: ciphertext t holds values [t·perCiphertext, (t+1)·perCiphertext), value p of it in slots
+ * p·samples … p·samples + samples − 1 of `slotBits` bits (batch mode: one value per ciphertext in
+ * `samples` slots; latency mode: one sample, many values). Empty slots get no noise.
+ */
+export function packedBlindingNoise(factors: readonly bigint[], slotBits: number, perCiphertext: number, samples: number): bigint[] {
+  const out: bigint[] = [];
+  const s = BigInt(slotBits);
+  for (let start = 0; start < factors.length; start += perCiphertext) {
+    let packed = 0n;
+    const end = Math.min(factors.length, start + perCiphertext);
+    for (let i = end - 1; i >= start; i--) {
+      const e = blindingNoise(factors[i]!, samples);
+      for (let k = samples - 1; k >= 0; k--) packed = (packed << s) + BigInt(e[k]!);
+    }
+    out.push(packed);
+  }
+  return out;
 }
 
 /** A uniformly random permutation of 0..n-1 (Fisher–Yates; 53-bit draws reduced mod i+1, bias below 2^-29). */
