@@ -10,5 +10,5 @@ export { CkksContext, type ContextOptions } from './context.js';
 export { CkksKeyring, CkksServiceKeys, normalizeStep, galoisElement, type PublicBundle, type PublicBundleOptions } from './keys.js';
 export { CkksCiphertext } from './ciphertext.js';
 export { EnvelopeKind, openEnvelope, sealEnvelope, keyIdHex } from './envelope.js';
-export { add, addInPlace, sub, mulPlain, addPlain, multiply, rescaleInPlace, modSwitchInPlace, rotate, clone, negate, subInPlace, addPlainInPlace, reinterpretScaleInPlace } from './ops.js';
+export { add, addInPlace, sub, mulPlain, addPlain, multiply, rescaleInPlace, modSwitchInPlace, rotate, clone, negate, subInPlace, addPlainInPlace, reinterpretScaleInPlace, squareUnrelinearized, relinearizeInPlace, addInto, emptyLike } from './ops.js';
 export { loadSeal, free, type PlainText } from './seal.js';

@@ -133,3 +133,52 @@ export function reinterpretScaleInPlace(a: CkksCiphertext, scale: number): void 
   if (!(scale > 0) || !Number.isFinite(scale)) throw new RangeError(`scale must be positive and finite, got ${scale}`);
   a.seal.setScale(scale);
 }
+
+/**
+ * a², not relinearized: a ciphertext of size 3, which additions and integer weights accept as
+ * they are. CryptoNets' trick: relinearizing after the next linear layer, once per output of
+ * that layer instead of once per square, saves most of the key-switching work.
+ *
+ * @throws InvalidCiphertextError for a ciphertext that is not of size 2.
+ */
+export function squareUnrelinearized(a: CkksCiphertext): CkksCiphertext {
+  if (a.seal.size !== 2) throw new InvalidCiphertextError(`cannot square a ciphertext of size ${a.seal.size}; relinearize it first`);
+  return wrap(a, (dst) => a.context.evaluator.square(a.seal, dst));
+}
+
+/**
+ * Brings a ciphertext of size 3 back to size 2 (no-op at size 2), in place.
+ *
+ * @throws KeyMismatchError for another key's relinearization keys; InvalidCiphertextError without them.
+ */
+export function relinearizeInPlace(a: CkksCiphertext, keys: CkksServiceKeys): void {
+  if (a.seal.size === 2) return;
+  if (keys.keyId !== a.keyId) throw new KeyMismatchError('relinearization keys of another key pair');
+  const relin = keys.relinKeys;
+  if (!relin) throw new InvalidCiphertextError('no relinearization keys were provided');
+  try {
+    a.context.evaluator.relinearize(a.seal, relin, a.seal);
+  } catch (e) {
+    throw new InvalidCiphertextError(`CKKS relinearize failed: ${String(e)}`);
+  }
+}
+
+/**
+ * dst = a + b, reusing dst's memory (no allocation once dst has grown to this size): for hot loops.
+ *
+ * @throws KeyMismatchError, InvalidCiphertextError.
+ */
+export function addInto(dst: CkksCiphertext, a: CkksCiphertext, b: CkksCiphertext): void {
+  a.assertCompatible(b);
+  a.assertCompatible(dst);
+  try {
+    a.context.evaluator.add(a.seal, b.seal, dst.seal);
+  } catch (e) {
+    throw new InvalidCiphertextError(`CKKS add failed (level or scale mismatch?): ${String(e)}`);
+  }
+}
+
+/** An empty ciphertext under `like`'s key and context, to be filled by {@link addInto}. */
+export function emptyLike(like: CkksCiphertext): CkksCiphertext {
+  return new CkksCiphertext(like.context, like.keyId, like.context.seal.CipherText());
+}
