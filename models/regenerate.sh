@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 /usr/bin/python3 models/fashion_small.py
 /usr/bin/python3 models/fashion_reference.py
 /usr/bin/python3 models/cifar_shaped.py
-for model in fashion-small fashion-reference; do
+/usr/bin/python3 models/fashion_poly.py
+for model in fashion-small fashion-reference fashion-poly; do
   npx tsx src/cli/run.ts model eval "models/$model.onnx"
 done
