@@ -18,7 +18,7 @@ import { formatShape } from '../nn/shape.js';
 import { HttpTransport } from '../client/http-transport.js';
 import { WebSocketTransport } from '../client/websocket-transport.js';
 import { getModel, registerModel } from '../client/owner.js';
-import { compileModel, type CompiledPaillierModel } from '../protocol/paillier-inference/compile.js';
+import { compileModel, type CompiledPaillierModel, type QuantizationParams } from '../protocol/paillier-inference/compile.js';
 import { PaillierInferenceClient, type Transport } from '../protocol/paillier-inference/client.js';
 import { PaillierInferenceService } from '../protocol/paillier-inference/service.js';
 import { generateKeyPair } from '../schemes/paillier/keys.js';
@@ -74,6 +74,8 @@ export interface InferenceJobOptions {
   insecure?: boolean;
   /** Samples per ciphertext; 1 = latency mode. */
   batch: number;
+  /** Precision knobs for compiling the model (in-process service); defaults otherwise. */
+  quantization?: Partial<QuantizationParams>;
   /** Worker threads for the in-process service and the client's precomputation (0 = none). */
   workers?: number;
   /** Remote service base URL; in-process when absent. */
@@ -102,6 +104,12 @@ export interface InferenceJobResult {
   serviceMsPerSample: number;
   /** One-time client preparation (key generation, encryption tables, precomputed randomness) per sample. */
   offlineMsPerSample: number;
+  /**
+   * Process CPU time per sample (all threads, online part), split into the in-process service's
+   * and the client's; less sensitive than wall time to other load on the machine. Absent when the
+   * service is remote or the job does not measure it.
+   */
+  cpu?: { totalMs: number; serviceMs: number; clientMs: number };
   bytesPerSample: number;
   rounds: number;
   /** Paillier: the modulus size. CKKS: the coefficient modulus size in bits (see `ckks` for the ring). */
@@ -126,13 +134,14 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
   const inputSize = loaded.model.inputSize;
   const plainLogits = runPlaintext(loaded.model, data.images);
   const plain = Array.from(argmaxRows(plainLogits, loaded.model.outputSize));
-  const compiled = compileModel(loaded.model, options.calibration);
+  const compiled = compileModel(loaded.model, options.calibration, options.quantization ?? {});
   const threads = options.workers ?? availableParallelism();
   const pool = threads > 0 ? new PaillierWorkerPool({ threads }) : undefined;
   let service: PaillierInferenceService | undefined;
   let transport: Transport;
   const modelId = options.modelId ?? loaded.id;
   let closeTransport: (() => void) | undefined;
+  let serviceCpuMs = 0;
   if (options.server) {
     if (options.apiKey && !(await getModel(options.server, modelId))) {
       const { model } = await registerModel(options.server, options.apiKey, readFileSync(loaded.path), { name: loaded.path.replace(/^.*[\\/]/, '').replace(/\.onnx$/, '') });
@@ -146,9 +155,19 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
       closeTransport = () => ws.close();
     }
   } else {
-    service = new PaillierInferenceService({ allowInsecureKeys: options.insecure ?? false, ...(pool ? { evaluator: pool } : {}) });
+    // In process nothing idles: a long client round on a loaded machine must not expire the session.
+    service = new PaillierInferenceService({ allowInsecureKeys: options.insecure ?? false, idleTimeoutMs: 3_600_000, ...(pool ? { evaluator: pool } : {}) });
     service.register(modelId, compiled);
-    transport = { send: (bytes) => service!.handle(bytes) };
+    transport = {
+      send: async (bytes) => {
+        const before = cpuMs();
+        try {
+          return await service!.handle(bytes);
+        } finally {
+          serviceCpuMs += cpuMs() - before;
+        }
+      },
+    };
   }
   try {
     const offlineStart = performance.now();
@@ -171,6 +190,8 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
     let rounds = 0;
     let granted = batch;
     const started = performance.now();
+    serviceCpuMs = 0;
+    const cpuStarted = cpuMs();
     // Chunks of `batch` samples: the client opens as many sessions as the service's grant needs.
     for (let first = 0; first < data.count; first += batch) {
       const count = Math.min(batch, data.count - first);
@@ -188,6 +209,7 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
       options.onProgress?.(first + count, data.count);
     }
     const totalMs = performance.now() - started;
+    const totalCpuMs = cpuMs() - cpuStarted;
     const n = data.count;
     const correct = predictions.filter((p, i) => p === data.labels[i]).length;
     return {
@@ -202,6 +224,7 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
       clientMsPerSample: clientMs / n,
       serviceMsPerSample: (totalMs - clientMs) / n,
       offlineMsPerSample: offlineMs / n,
+      ...(service ? { cpu: { totalMs: totalCpuMs / n, serviceMs: serviceCpuMs / n, clientMs: (totalCpuMs - serviceCpuMs) / n } } : {}),
       bytesPerSample: bytes / n,
       rounds,
       keyBits: options.keyBits,
@@ -215,6 +238,12 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
     closeTransport?.();
     await pool?.destroy();
   }
+}
+
+/** CPU time of this process so far (user + system, every thread), in ms. */
+function cpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
 }
 
 /** Values the client encrypts per session beyond the input: one per activation output. */

@@ -28,6 +28,8 @@ interface InferOptions {
   workers?: number;
   insecure?: boolean;
   json?: boolean;
+  precisionBits?: number;
+  weightBits?: number;
 }
 
 /** The committed sample's last 100 images calibrate; evaluation uses the first ones. */
@@ -82,6 +84,8 @@ export function registerInferCommand(program: Command): void {
     .addOption(new Option('--transport <kind>', 'with --server: WebSocket session or one HTTP POST per message').choices(['websocket', 'http']).default('websocket'))
     .option('--workers <n>', 'worker threads (default: all cores)', (v) => Number.parseInt(v, 10))
     .option('--insecure', 'allow keys below 2048 bits (tests only)')
+    .option('--precision-bits <n>', 'paillier, in-process: bits the client keeps per activation (default 18; fewer = narrower slots)', positiveInt)
+    .option('--weight-bits <n>', 'paillier, in-process: bits of each integer weight exponent (default 16)', positiveInt)
     .option('--json', 'print one JSON object on stdout')
     .action(async (options: InferOptions) => {
       if (options.keyBits < 2048 && !options.insecure) throw new UsageError(`--key-bits ${options.keyBits} is insecure; use 2048 or more, or add --insecure`);
@@ -112,6 +116,10 @@ export function registerInferCommand(program: Command): void {
         ...(options.modelId ? { modelId: options.modelId } : {}),
         ...(options.server && (options.apiKey ?? process.env['BLINDML_API_KEY']) ? { apiKey: options.apiKey ?? process.env['BLINDML_API_KEY']! } : {}),
         transport: options.transport,
+        quantization: {
+          ...(options.precisionBits !== undefined ? { precisionBits: options.precisionBits } : {}),
+          ...(options.weightBits !== undefined ? { weightBits: options.weightBits } : {}),
+        },
         onProgress: (done) => bar.update(done),
       }).finally(() => bar.finish());
       process.stdout.write(options.json ? `${JSON.stringify(result)}\n` : `${formatInferenceSummary(result)}\n`);
