@@ -109,6 +109,8 @@ export interface CompiledPaillierModel {
   readonly params: QuantizationParams;
   readonly stages: readonly StageScales[];
   readonly calibration: Calibration;
+  /** Largest |integer| anywhere: what a packing slot must hold (guard bits come on top). */
+  readonly valueBound: number;
   /** Bits of the widest integer anywhere (sign included, guard bits excluded). */
   readonly valueBits: number;
 }
@@ -171,6 +173,7 @@ export function compilePaillierModel(
   let spreadBits = 0; // log2 of (largest / smallest) input scale of the next map
   let inputBound = p.inputScale * Math.max(calibration.inputMaxAbs, 1) * p.headroom;
   let widest = bitsOf(inputBound);
+  let largest = inputBound;
   plan.stages.forEach((stage, s) => {
     const maps: MapScales[] = [];
     stage.linears.forEach((map: SparseLinearMap, m) => {
@@ -182,6 +185,7 @@ export function compilePaillierModel(
       const outputBound = q * a + 0.5 * widestRow(map) * inputBound;
       maps.push({ q, inputScaleMin: scaleMin, outputBound });
       widest = Math.max(widest, bitsOf(outputBound));
+      largest = Math.max(largest, outputBound);
       scaleMin = q;
       spreadBits = 0;
       inputBound = outputBound;
@@ -204,9 +208,10 @@ export function compilePaillierModel(
     }
     inputBound = returnedBound;
     widest = Math.max(widest, bitsOf(sentBound), bitsOf(returnedBound));
+    largest = Math.max(largest, sentBound, returnedBound);
     stages.push({ maps, shift, sentBound, returnedBound });
   });
-  return { plan, params: p, stages, calibration, valueBits: widest + 1 };
+  return { plan, params: p, stages, calibration, valueBound: Math.ceil(largest), valueBits: widest + 1 };
 }
 
 /** True if every row's weights are all equal (average pooling), to within rounding. */

@@ -9,9 +9,13 @@ import { SlotLayout } from '../../schemes/paillier/packing.js';
 import type { SparseLinearMap } from '../../tensor/sparse-linear.js';
 import type { CompiledPaillierModel } from './compile.js';
 
-/** Widest slot layout the model needs: every integer of the protocol fits a slot. */
+/**
+ * Widest slot layout the model needs: every integer of the protocol fits a slot. Sized from the
+ * exact largest bound (sign and guard bits added by the layout), not from its bit count, which
+ * would count the sign twice and round up twice.
+ */
 export function valueLayout(model: CompiledPaillierModel, modulusBits: number, slots?: number): SlotLayout {
-  const options: { bound: bigint; guardBits: number; slots?: number } = { bound: 1n << BigInt(model.valueBits), guardBits: model.params.guardBits };
+  const options: { bound: bigint; guardBits: number; slots?: number } = { bound: BigInt(model.valueBound), guardBits: model.params.guardBits };
   if (slots !== undefined) options.slots = slots;
   return new SlotLayout(modulusBits, options);
 }
