@@ -190,6 +190,27 @@ describe('ckks-poly protocol', async () => {
     assertError(decodePolyMessage(await service.handle(new Uint8Array([1, 2, 3]))), 'ERR_BAD_MESSAGE');
   });
 
+  test('keys for other parameters, from two different key pairs, or tampered are refused', async () => {
+    const send = async (msg: PolyMessage) => decodePolyMessage(await service.handle(encodePolyMessage(msg)));
+    const ctx = (client as unknown as { context: CkksContext }).context;
+    const a = CkksKeyring.generate(ctx);
+    const b = CkksKeyring.generate(ctx);
+    const pa = a.exportPublic({ relin: true });
+    const pb = b.exportPublic({ relin: true });
+    assertError(await send({ type: 'keys', model: 'small', blobs: [pa.publicKey, pb.relinKeys!] }), 'ERR_KEY_MISMATCH');
+    const tampered = Uint8Array.from(pa.relinKeys!);
+    tampered.fill(0x7f, 80, 120);
+    const bad = await send({ type: 'keys', model: 'small', blobs: [pa.publicKey, tampered] });
+    assert.equal(bad.type, 'error');
+    assertError(await send({ type: 'keys', model: 'small', blobs: [pa.publicKey.subarray(0, 1000), pa.relinKeys!] }), 'ERR_FORMAT');
+    const otherParams = await CkksContext.create({ ...net.params, coeffModulusBits: [40, 40, 40, 60] });
+    const c = CkksKeyring.generate(otherParams);
+    const pc = c.exportPublic({ relin: true });
+    assertError(await send({ type: 'keys', model: 'small', blobs: [pc.publicKey, pc.relinKeys!] }), 'ERR_KEY_MISMATCH', /parameters/);
+    for (const k of [a, b, c]) k.dispose();
+    otherParams.dispose();
+  });
+
   test('junk messages: truncated, wrong version, bad header, trailing bytes', () => {
     const good = encodePolyMessage({ type: 'infer', session: 's1', count: 2, blobs: [Uint8Array.of(1, 2), new Uint8Array(0)] });
     const back = decodePolyMessage(good);
