@@ -109,7 +109,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--json', 'print one JSON object on stdout')
     .option('--key-bits <n>', 'smlp: Paillier modulus bits (below 2048 needs --insecure)', positiveInt)
     .option('--insecure', 'smlp: accept keys below 2048 bits (tests only)')
-    .option('--hidden <n>', 'smlp: hidden ReLU units (default 4)', positiveInt)
+    .option('--hidden <n>', 'smlp: hidden ReLU units (default 2)', positiveInt)
     .option('--checkpoint <file>', 'smlp: write the state after every completed epoch to this file (atomically)')
     .option('--resume', 'smlp: continue from --checkpoint after the last completed epoch')
     .option('--out <file>', 'smlp: write the results there once training has finished')
