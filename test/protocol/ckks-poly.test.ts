@@ -18,6 +18,7 @@ import {
 } from '../../src/protocol/ckks-poly/index.js';
 import { nafDigits } from '../../src/protocol/ckks-poly/compile.js';
 import { expectPolyMessage } from '../../src/protocol/ckks-poly/messages.js';
+import { CkksPolyWorkerPool } from '../../src/workers/ckks-poly-pool.js';
 
 // node-seal's WebAssembly memory, caught as the module is instantiated (before any context exists).
 let wasmMemory: WebAssembly.Memory | undefined;
@@ -241,5 +242,44 @@ describe('ckks-poly protocol', async () => {
     // WebAssembly memory only grows; leaking the 48 accumulators (393 KB each) would add 19 MB per failure.
     const grown = wasmMemory.buffer.byteLength - before;
     assert.ok(grown <= 2 ** 20, `WebAssembly memory grew by ${(grown / 2 ** 20).toFixed(1)} MiB over 15 failures`);
+  });
+});
+
+describe('ckks-poly on worker threads', async () => {
+  const model = smallModel();
+  const net = compilePolyNetwork(model, images(64, 1));
+  const pool = new CkksPolyWorkerPool({ threads: 2 });
+  const service = new CkksPolyService({ evaluator: pool });
+  service.register('small', net, model.inputShape);
+  const client = await CkksPolyClient.connect({ send: (bytes) => service.handle(bytes) }, 'small');
+  after(async () => {
+    client.dispose();
+    await service.dispose();
+    await pool.destroy();
+  });
+
+  test('two batches evaluated side by side agree with the plaintext model, in order', async () => {
+    const n = client.slots + 37;
+    const x = images(n, 11);
+    const result = await client.predict(x, undefined, { concurrency: 2 });
+    assert.equal(result.stats.batches, 2);
+    const plain = runPlaintext(model, x);
+    const labels = argmaxRows(plain, 4);
+    let agree = 0;
+    for (let i = 0; i < n; i++) if (result.labels[i] === labels[i]) agree++;
+    assert.ok(agree / n > 0.995, `agreement ${agree}/${n}`);
+    let worst = 0;
+    for (let i = 0; i < plain.length; i++) worst = Math.max(worst, Math.abs(result.logits[i]! - plain[i]!));
+    assert.ok(worst < 0.05, `logit error ${worst}`);
+  });
+
+  test('a worker answers a tampered request with an error message', async () => {
+    const ring = (client as unknown as { keyring: CkksKeyring }).keyring;
+    const session = (client as unknown as { session: string }).session;
+    const blobs = Array.from({ length: 36 }, () => ring.encryptSeeded([0.5], net.inputScale));
+    blobs[20] = blobs[20]!.subarray(0, 99);
+    const reply = decodePolyMessage(await service.handle(encodePolyMessage({ type: 'infer', session, count: 1, blobs })));
+    assert.equal(reply.type, 'error');
+    assert.throws(() => expectPolyMessage(reply, 'result'), (e: unknown) => e instanceof ProtocolError && e.code === 'ERR_FORMAT');
   });
 });

@@ -57,7 +57,7 @@ export function registerBenchCommands(program: Command): void {
     .option('--key-bits <bits>', 'Paillier modulus size', positiveInt, 2048)
     .option('--reference', 'also time the 1.56 M-parameter reference CNN (slow)')
     .option('--only-reference', 'time only the reference CNN')
-    .option('--no-poly', 'skip the ckks-poly row (one full batch of 4096 images through models/fashion-poly.onnx)')
+    .option('--no-poly', 'skip the ckks-poly row (a full batch of 4096 images per core through models/fashion-poly.onnx)')
     .option('--write <file>', 'replace the inference section of this Markdown file (e.g. docs/benchmarks.md)')
     .option('--json', 'print the results as JSON')
     .action(async (options: { keyBits: number; reference?: boolean; onlyReference?: boolean; poly?: boolean; write?: string; json?: boolean }) => {
@@ -67,7 +67,7 @@ export function registerBenchCommands(program: Command): void {
       );
       let table = inferBenchMarkdown(bench);
       if (options.poly !== false && !only) {
-        process.stderr.write('timing fashion-poly.onnx, ckks-poly, one batch of 4096 images...\n');
+        process.stderr.write('timing fashion-poly.onnx, ckks-poly, a batch of 4096 images per core...\n');
         const poly = await runPolyBench();
         table += `\n\n${polyBenchMarkdown(poly)}`;
         Object.assign(bench, { poly });

@@ -93,7 +93,7 @@ export function registerInferCommand(program: Command): void {
       const bar = progressBar(data.count, 'encrypted inference');
       if (options.scheme === 'ckks-poly') {
         if (options.server) throw new UsageError('--scheme ckks-poly runs with an in-process service; --server is for --scheme paillier');
-        const poly = await runCkksPolyJob({ loaded: loadModel(options.model), data, calibration, batch: options.batch, onProgress: (done) => bar.update(done) }).finally(() => bar.finish());
+        const poly = await runCkksPolyJob({ loaded: loadModel(options.model), data, calibration, batch: options.batch, ...(options.workers !== undefined ? { workers: options.workers } : {}), onProgress: (done) => bar.update(done) }).finally(() => bar.finish());
         process.stdout.write(options.json ? `${JSON.stringify(poly)}\n` : `${formatInferenceSummary(poly)}\n`);
         return;
       }

@@ -91,11 +91,16 @@ export class CkksPolyClient {
    * @throws ShapeError when `images` is not a whole number of images; ProtocolError when the
    *   service refuses.
    */
-  async predict(images: Float32Array | Float64Array, onBatch?: (done: number, total: number) => void): Promise<PolyPrediction> {
+  async predict(
+    images: Float32Array | Float64Array,
+    onBatch?: (done: number, total: number) => void,
+    options: { readonly concurrency?: number } = {},
+  ): Promise<PolyPrediction> {
     const size = this.info.inputSize;
     if (images.length === 0 || images.length % size !== 0) {
       throw new ShapeError(`${images.length} input values are not a whole number of images of ${size}`);
     }
+    const concurrency = Math.max(1, Math.floor(options.concurrency ?? 1));
     const total = images.length / size;
     const outSize = this.info.outputSize;
     const logits = new Float64Array(total * outSize);
@@ -103,16 +108,12 @@ export class CkksPolyClient {
     const received0 = this.bytesReceived;
     let clientMs = 0;
     let batches = 0;
-    for (let first = 0; first < total; first += this.slots) {
-      const count = Math.min(this.slots, total - first);
-      let t = performance.now();
-      const blobs = this.encryptBatch(images.subarray(first * size, (first + count) * size), count);
-      const request = encodePolyMessage({ type: 'infer', session: this.session, count, blobs });
-      clientMs += performance.now() - t;
-      const response = await this.transport.send(request);
-      this.bytesSent += request.length;
+    let done = 0;
+    const inFlight: Promise<void>[] = [];
+    const receive = async (first: number, count: number, pending: Promise<Uint8Array>): Promise<void> => {
+      const response = await pending;
       this.bytesReceived += response.length;
-      t = performance.now();
+      const t = performance.now();
       const reply = expectPolyMessage(decodePolyMessage(response), 'result', outSize);
       if (reply.count !== count) throw new ProtocolError('ERR_BAD_MESSAGE', `the result holds ${reply.count} images, not ${count}`);
       reply.blobs.forEach((blob, j) => {
@@ -126,7 +127,27 @@ export class CkksPolyClient {
       });
       clientMs += performance.now() - t;
       batches++;
-      onBatch?.(first + count, total);
+      done += count;
+      onBatch?.(done, total);
+    };
+    try {
+      // Up to `concurrency` requests in flight: the next batch is encrypted while others are evaluated.
+      for (let first = 0; first < total; first += this.slots) {
+        const count = Math.min(this.slots, total - first);
+        const t = performance.now();
+        const blobs = this.encryptBatch(images.subarray(first * size, (first + count) * size), count);
+        const request = encodePolyMessage({ type: 'infer', session: this.session, count, blobs });
+        clientMs += performance.now() - t;
+        this.bytesSent += request.length;
+        const pending = receive(first, count, this.transport.send(request));
+        pending.catch(() => undefined); // awaited below; this only keeps Node from calling it unhandled meanwhile
+        inFlight.push(pending);
+        if (inFlight.length >= concurrency) await inFlight.shift();
+      }
+      while (inFlight.length > 0) await inFlight.shift();
+    } finally {
+      // Settle whatever is still running before reporting a failure.
+      await Promise.allSettled(inFlight);
     }
     return {
       labels: argmaxRows(logits, outSize),

@@ -7,6 +7,6 @@
 export { planPolyNetwork, MAX_SERVICE_DEGREE, UnsupportedModelError, type PolyPlan, type PolyStage } from './plan.js';
 export { compilePolyNetwork, ParameterError, type CompiledPolyNetwork, type IntegerStage, type PolyCompileOptions } from './compile.js';
 export { evaluatePolyNetwork } from './evaluate.js';
-export { CkksPolyService, polyInfoOf, type PolyServiceOptions } from './service.js';
+export { CkksPolyService, polyInfoOf, evaluateRequest, type PolyServiceOptions, type PolyEvaluator } from './service.js';
 export { CkksPolyClient, type PolyTransport, type PolyPrediction } from './client.js';
-export { encodePolyMessage, decodePolyMessage, CKKS_POLY_PROTOCOL_VERSION, ProtocolError, type PolyInfo, type PolyMessage } from './messages.js';
+export { encodePolyMessage, decodePolyMessage, expectPolyMessage, CKKS_POLY_PROTOCOL_VERSION, ProtocolError, type PolyInfo, type PolyMessage } from './messages.js';

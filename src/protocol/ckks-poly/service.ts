@@ -9,7 +9,7 @@
  * @module
  */
 import { BlindmlError } from '../../errors.js';
-import { CkksCiphertext, CkksContext, CkksServiceKeys } from '../../schemes/ckks/index.js';
+import { CkksCiphertext, CkksContext, CkksServiceKeys, type PublicBundle } from '../../schemes/ckks/index.js';
 import type { CompiledPolyNetwork } from './compile.js';
 import { evaluatePolyNetwork } from './evaluate.js';
 import { decodePolyMessage, encodePolyMessage, expectPolyMessage, ProtocolError, type PolyInfo, type PolyMessage } from './messages.js';
@@ -23,14 +23,47 @@ interface Registered {
 interface Session {
   readonly model: Registered;
   readonly keys: CkksServiceKeys;
+  /** The uploaded keys as bytes, for evaluators on other threads. */
+  readonly bundle: PublicBundle;
+}
+
+/** Evaluates infer requests elsewhere (worker threads): same messages in and out. */
+export interface PolyEvaluator {
+  evaluate(net: CompiledPolyNetwork, keys: PublicBundle, request: Uint8Array): Promise<Uint8Array>;
+}
+
+/**
+ * Evaluates one `infer` message with loaded keys (what the service, or a worker, does).
+ *
+ * @throws ProtocolError for a malformed request; FormatError / KeyMismatchError /
+ *   InvalidCiphertextError for ciphertexts that are truncated, tampered, foreign, or at the wrong
+ *   level or scale. Nothing stays allocated when it throws.
+ */
+export function evaluateRequest(
+  net: CompiledPolyNetwork,
+  keys: CkksServiceKeys,
+  msg: Extract<PolyMessage, { type: 'infer' }>,
+  onProgress?: (stage: number, done: number, rows: number) => void,
+): PolyMessage {
+  expectPolyMessage(msg, 'infer', net.plan.inputSize);
+  if (msg.count > keys.context.slots) throw new ProtocolError('ERR_BAD_MESSAGE', `${msg.count} images do not fit ${keys.context.slots} slots`);
+  const expect = { levelPrimes: keys.context.topLevel, scale: net.inputScale };
+  const outputs = evaluatePolyNetwork(net, keys, (c) => CkksCiphertext.load(keys.context, keys.keyId, msg.blobs[c]!, expect), onProgress);
+  try {
+    return { type: 'result', session: msg.session, count: msg.count, blobs: outputs.map((ct) => ct.save()) };
+  } finally {
+    for (const ct of outputs) ct.free();
+  }
 }
 
 /** Options of {@link CkksPolyService}. */
 export interface PolyServiceOptions {
   /** Sessions kept (their keys use WASM memory); the oldest is dropped beyond this (default 8). */
   readonly maxSessions?: number;
-  /** Called as rows finish, for progress bars. */
+  /** Called as rows finish, for progress bars (in-thread evaluation only). */
   readonly onProgress?: (stage: number, done: number, rows: number) => void;
+  /** Evaluates on other threads (e.g. {@link CkksPolyWorkerPool}); in this thread when absent. */
+  readonly evaluator?: PolyEvaluator;
 }
 
 /** The public facts about a compiled network that a client needs. */
@@ -86,13 +119,14 @@ export class CkksPolyService {
         const model = this.model(msg.model);
         const { blobs } = expectPolyMessage(msg, 'keys', 2);
         const context = await this.contextOf(model);
-        const keys = CkksServiceKeys.load(context, { publicKey: blobs[0]!, relinKeys: blobs[1]! });
+        const bundle = { publicKey: Uint8Array.from(blobs[0]!), relinKeys: Uint8Array.from(blobs[1]!) };
+        const keys = CkksServiceKeys.load(context, bundle);
         if (!keys.relinKeys) {
           keys.dispose();
           throw new ProtocolError('ERR_BAD_MESSAGE', 'the keys message lacks relinearization keys');
         }
         const session = globalThis.crypto.randomUUID();
-        this.sessions.set(session, { model, keys });
+        this.sessions.set(session, { model, keys, bundle });
         this.evict();
         return { type: 'session', session, blobs: [] };
       }
@@ -103,20 +137,13 @@ export class CkksPolyService {
     }
   }
 
-  private infer(msg: Extract<PolyMessage, { type: 'infer' }>): PolyMessage {
+  private async infer(msg: Extract<PolyMessage, { type: 'infer' }>): Promise<PolyMessage> {
     const session = this.sessions.get(msg.session);
     if (!session) throw new ProtocolError('ERR_UNKNOWN_SESSION', 'unknown or expired session: send your keys again');
-    const { net, info } = session.model;
-    const { keys } = session;
-    expectPolyMessage(msg, 'infer', info.inputSize);
-    if (msg.count > keys.context.slots) throw new ProtocolError('ERR_BAD_MESSAGE', `${msg.count} images do not fit ${keys.context.slots} slots`);
-    const expect = { levelPrimes: keys.context.topLevel, scale: info.inputScale };
-    const outputs = evaluatePolyNetwork(net, keys, (c) => CkksCiphertext.load(keys.context, keys.keyId, msg.blobs[c]!, expect), this.options.onProgress);
-    try {
-      return { type: 'result', session: msg.session, count: msg.count, blobs: outputs.map((ct) => ct.save()) };
-    } finally {
-      for (const ct of outputs) ct.free();
+    if (this.options.evaluator) {
+      return decodePolyMessage(await this.options.evaluator.evaluate(session.model.net, session.bundle, encodePolyMessage(msg)));
     }
+    return evaluateRequest(session.model.net, session.keys, msg, this.options.onProgress);
   }
 
   private model(id: string): Registered {
