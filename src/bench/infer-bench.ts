@@ -46,7 +46,8 @@ export function inferCases(reference: boolean, onlyReference = false): InferCase
   if (reference) {
     cases.push({ model: 'fashion-reference.onnx', batch: 1, images: 1, scheme: 'ckks' });
     cases.push({ model: 'fashion-reference.onnx', batch: 1, images: 1 });
-    cases.push({ model: 'fashion-reference.onnx', batch: 64, images: 20, quantization: REFERENCE_QUANTIZATION });
+    // 31 images: one full batch (the service grants 31 images per ciphertext at this precision).
+    cases.push({ model: 'fashion-reference.onnx', batch: 64, images: 31, quantization: REFERENCE_QUANTIZATION });
   }
   return cases;
 }
