@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { OverflowError } from '../../src/errors.js';
 import { loadFashionMnistSample } from '../../src/data/fashion-mnist.js';
 import { gcd } from '../../src/math/modular.js';
-import { argmaxRows, importOnnx, runPlaintext } from '../../src/nn/index.js';
+import { AvgPool2d, Conv2d, Flatten, Model, Relu, argmaxRows, importOnnx, runPlaintext } from '../../src/nn/index.js';
 import {
   PaillierInferenceClient,
   PaillierInferenceService,
@@ -124,4 +124,18 @@ test('inputs far outside the calibrated range fail with an OverflowError, never 
     const loud = Float32Array.from(evalImages.subarray(0, 4 * 784), (v) => v * factor);
     await assert.rejects(client.predict('small', loud), OverflowError, `inputs ×${factor}`);
   }
+});
+
+test('average pooling between a ReLU and a conv gets its own exponent precision (uniformWeightBits)', () => {
+  const conv = (inCh: number, outCh: number) =>
+    new Conv2d({ outChannels: outCh, inChannels: inCh, kernel: [3, 3], weights: Float32Array.from({ length: outCh * inCh * 9 }, (_, i) => Math.sin(i + 1)) });
+  const model = new Model([1, 10, 10], [conv(1, 2), new Relu(), new AvgPool2d({ kernel: [2, 2], stride: [1, 1] }), conv(2, 3), new Flatten()]);
+  const inputs = Float32Array.from({ length: 100 * 4 }, (_, i) => ((i * 37) % 101) / 100);
+  const fine = compileModel(model, inputs, { uniformWeightBits: 10 });
+  const coarse = compileModel(model, inputs, { uniformWeightBits: 6 });
+  assert.equal(fine.plan.stages[1]!.linears.length, 2, 'the pool stays its own map');
+  const [pool, next] = [0, 1].map((m) => fine.stages[1]!.maps[m]!.q / coarse.stages[1]!.maps[m]!.q);
+  assert.equal(pool, 16, 'the pool map: 4 bits fewer');
+  assert.equal(next, 16, 'the conv keeps its own precision on top');
+  assert.equal(fine.stages[0]!.maps[0]!.q, coarse.stages[0]!.maps[0]!.q, 'the first conv is not uniform');
 });
