@@ -8,7 +8,7 @@ import { argmaxRows, runPlaintext } from '../nn/plaintext.js';
 import {
   CkksInferenceClient, CkksInferenceService, clientActivations, compileCkksModel, inProcessCkksTransport,
 } from '../protocol/ckks-inference/index.js';
-import { checkImagesFit, type InferenceJobOptions, type InferenceJobResult } from './inference-job.js';
+import { checkImagesFit, type InferenceJobOptions, type InferenceJobResult, comparePredictions } from './inference-job.js';
 
 /** Options of the CKKS job (the Paillier job's, minus keys, batch and servers). */
 export type CkksJobOptions = Pick<InferenceJobOptions, 'loaded' | 'data' | 'calibration' | 'onProgress' | 'modelId'>;
@@ -61,10 +61,7 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
     return {
       predictions,
       plaintextPredictions: plain,
-      samples: n,
-      accuracy: predictions.filter((x, i) => x === data.labels[i]).length / n,
-      plaintextAccuracy: plain.filter((x, i) => x === data.labels[i]).length / n,
-      agreement: predictions.filter((x, i) => x === plain[i]).length / n,
+      ...comparePredictions(predictions, plain, data.labels),
       maxLogitError,
       msPerSample: totalMs / n,
       clientMsPerSample: clientMs / n,

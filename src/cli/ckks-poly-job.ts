@@ -10,7 +10,7 @@ import type { LabeledImages } from '../data/files.js';
 import { CkksPolyWorkerPool } from '../workers/ckks-poly-pool.js';
 import { argmaxRows, runPlaintext } from '../nn/plaintext.js';
 import { CkksPolyClient, CkksPolyService, compilePolyNetwork, type PolyCompileOptions } from '../protocol/ckks-poly/index.js';
-import { checkImagesFit, type InferenceJobResult, type LoadedModel } from './inference-job.js';
+import { checkImagesFit, type InferenceJobResult, type LoadedModel, comparePredictions } from './inference-job.js';
 
 export interface CkksPolyJobOptions {
   loaded: LoadedModel;
@@ -96,10 +96,7 @@ export async function runCkksPolyJob(options: CkksPolyJobOptions): Promise<CkksP
     return {
       predictions,
       plaintextPredictions: plain,
-      samples: n,
-      accuracy: predictions.filter((p, i) => p === data.labels[i]).length / n,
-      plaintextAccuracy: plain.filter((p, i) => p === data.labels[i]).length / n,
-      agreement: predictions.filter((p, i) => p === plain[i]).length / n,
+      ...comparePredictions(predictions, plain, data.labels),
       maxLogitError,
       msPerSample,
       clientMsPerSample: clientMs / n,

@@ -124,6 +124,24 @@ export interface InferenceJobResult {
 }
 
 /**
+ * How predictions compare with the labels and with the plaintext model's predictions: the fields
+ * every inference job (any scheme) reports alike.
+ */
+export function comparePredictions(
+  predictions: readonly number[],
+  plain: readonly number[],
+  labels: ArrayLike<number>,
+): Pick<InferenceJobResult, 'samples' | 'accuracy' | 'plaintextAccuracy' | 'agreement'> {
+  const n = predictions.length;
+  return {
+    samples: n,
+    accuracy: predictions.filter((p, i) => p === labels[i]).length / n,
+    plaintextAccuracy: plain.filter((p, i) => p === labels[i]).length / n,
+    agreement: predictions.filter((p, i) => p === plain[i]).length / n,
+  };
+}
+
+/**
  * Runs the protocol on every image and compares with the plaintext executor.
  *
  * @throws whatever the protocol throws (ServiceError, OverflowError, TransportError...).
@@ -211,14 +229,10 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
     const totalMs = performance.now() - started;
     const totalCpuMs = cpuMs() - cpuStarted;
     const n = data.count;
-    const correct = predictions.filter((p, i) => p === data.labels[i]).length;
     return {
       predictions,
       plaintextPredictions: plain,
-      samples: n,
-      accuracy: correct / n,
-      plaintextAccuracy: plain.filter((p, i) => p === data.labels[i]).length / n,
-      agreement: predictions.filter((p, i) => p === plain[i]).length / n,
+      ...comparePredictions(predictions, plain, data.labels),
       maxLogitError,
       msPerSample: totalMs / n,
       clientMsPerSample: clientMs / n,
