@@ -149,6 +149,13 @@ describe('interactive CKKS inference', async () => {
     other.dispose();
   });
 
+  test('abandoned sessions do not pile up: past maxSessions the oldest is dropped', () => {
+    const first = service.open({ version: 1, keyId: client.keyId });
+    for (let i = 0; i < service.maxSessions; i++) service.open({ version: 1, keyId: client.keyId });
+    assert.equal(service.openSessions, service.maxSessions);
+    assert.throws(() => service.round({ version: 1, sessionId: first.sessionId, stage: 0, inputs: [[new Uint8Array(4)]] }), UnknownSessionError);
+  });
+
   test('keys without the rotations the model needs are refused', () => {
     const ring = (client as unknown as { keyring: CkksKeyring }).keyring;
     const bundle = ring.exportPublic({ galoisSteps: [1] });

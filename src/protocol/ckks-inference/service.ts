@@ -71,6 +71,8 @@ export class CkksInferenceService {
   private readonly counts = { input: 0, output: 0 };
   /** How many clients' keys stay loaded (each holds its Galois keys in WASM memory). */
   readonly keyCacheSize = 16;
+  /** Open sessions kept; opening one more drops the oldest (its next round gets UnknownSessionError). */
+  readonly maxSessions = 64;
 
   private constructor(
     readonly model: CompiledCkksModel,
@@ -164,6 +166,11 @@ export class CkksInferenceService {
     const session = this.drawSession(keys);
     const id = sessionId();
     this.sessions.set(id, session);
+    // A client that never finishes must not pin memory forever: keep the newest sessions only.
+    for (const old of this.sessions.keys()) {
+      if (this.sessions.size <= this.maxSessions) break;
+      this.sessions.delete(old);
+    }
     return { version: PROTOCOL_VERSION, sessionId: id, routing: this.routingOf(session.layouts[0]!) };
   }
 
