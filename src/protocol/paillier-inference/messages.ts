@@ -9,8 +9,8 @@
  * @module
  */
 import { z } from 'zod';
-import { BlindmlError, FormatError } from '../../errors.js';
-import { bigIntToBytes, bytesToBigInt } from '../../math/bigint.js';
+import { BlindmlError } from '../../errors.js';
+import { decodeFrame, encodeFrame } from '../framing.js';
 
 export const PROTOCOL_VERSION = 1;
 /** Largest message accepted by default (frames beyond it are refused before parsing). */
@@ -95,17 +95,7 @@ export function message<T extends Message['type']>(
  */
 export function encodeMessage(msg: Message, width: number): Uint8Array {
   const { ciphertexts, ...head } = msg;
-  const json = new TextEncoder().encode(JSON.stringify({ ...head, ct: ciphertexts.length ? { count: ciphertexts.length, width } : undefined }));
-  const out = new Uint8Array(8 + json.length + ciphertexts.length * width);
-  out.set(MAGIC, 0);
-  new DataView(out.buffer).setUint32(4, json.length);
-  out.set(json, 8);
-  let offset = 8 + json.length;
-  for (const c of ciphertexts) {
-    out.set(bigIntToBytes(c, width), offset);
-    offset += width;
-  }
-  return out;
+  return encodeFrame(MAGIC, head, ciphertexts, width, false);
 }
 
 /**
@@ -117,25 +107,8 @@ export function decodeMessage(bytes: Uint8Array, maxBytes = MAX_MESSAGE_BYTES): 
   const bad = (why: string): never => {
     throw new ProtocolError('ERR_BAD_MESSAGE', `malformed protocol message: ${why}`);
   };
-  if (bytes.length > maxBytes) bad(`${bytes.length} bytes exceeds the limit of ${maxBytes}`);
-  if (bytes.length < 8 || MAGIC.some((b, i) => bytes[i] !== b)) bad('bad magic or too short');
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLength = view.getUint32(4);
-  if (8 + headerLength > bytes.length) bad('truncated header');
-  let raw: unknown;
-  try {
-    raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength)));
-  } catch (err) {
-    throw new FormatError('malformed protocol message: header is not JSON', { cause: err });
-  }
-  const ct = z.object({ count: count, width: z.number().int().positive().max(4096) }).optional().safeParse((raw as { ct?: unknown } | null)?.ct);
-  if (!ct.success) bad('bad ciphertext descriptor');
+  const { header: raw, ciphertexts } = decodeFrame(bytes, MAGIC, maxBytes, bad, true);
   const parsed = header.safeParse(raw);
   if (!parsed.success) bad(parsed.error.issues.map((i) => `${i.path.join('.') || 'header'}: ${i.message}`).slice(0, 3).join('; '));
-  const { count: n = 0, width = 1 } = ct.data ?? {};
-  const body = 8 + headerLength;
-  if (bytes.length !== body + n * width) bad(`expected ${n} ciphertexts of ${width} bytes, got ${bytes.length - body} bytes`);
-  const ciphertexts: bigint[] = new Array<bigint>(n);
-  for (let i = 0; i < n; i++) ciphertexts[i] = bytesToBigInt(bytes.subarray(body + i * width, body + (i + 1) * width));
   return { ...parsed.data!, ciphertexts } as Message;
 }

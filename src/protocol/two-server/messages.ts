@@ -14,7 +14,8 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { z } from 'zod';
-import { bigIntToBytes, bytesToBigInt } from '../../math/bigint.js';
+import { bigIntToBytes } from '../../math/bigint.js';
+import { decodeFrame, encodeFrame } from '../framing.js';
 import { TwoServerProtocolError } from './errors.js';
 
 export const TWO_SERVER_VERSION = 1;
@@ -84,17 +85,7 @@ export function keyId(n: bigint): string {
  */
 export function encodeTwoServerMessage(msg: TwoServerMessage, width: number): Uint8Array {
   const { ciphertexts, ...head } = msg;
-  const json = new TextEncoder().encode(JSON.stringify({ ...head, ct: { count: ciphertexts.length, width } }));
-  const out = new Uint8Array(8 + json.length + ciphertexts.length * width);
-  out.set(MAGIC, 0);
-  new DataView(out.buffer).setUint32(4, json.length);
-  out.set(json, 8);
-  let offset = 8 + json.length;
-  for (const c of ciphertexts) {
-    out.set(bigIntToBytes(c, width), offset);
-    offset += width;
-  }
-  return out;
+  return encodeFrame(MAGIC, head, ciphertexts, width);
 }
 
 /**
@@ -107,27 +98,10 @@ export function decodeTwoServerMessage(bytes: Uint8Array, maxBytes = MAX_TWO_SER
   const bad = (why: string): never => {
     throw new TwoServerProtocolError('ERR_BAD_MESSAGE', `malformed two-server message: ${why}`);
   };
-  if (!(bytes instanceof Uint8Array)) bad('not bytes');
-  if (bytes.length > maxBytes) bad(`${bytes.length} bytes exceeds the limit of ${maxBytes}`);
-  if (bytes.length < 8 || MAGIC.some((b, i) => bytes[i] !== b)) bad('bad magic or too short');
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLength = view.getUint32(4);
-  if (8 + headerLength > bytes.length) bad('truncated header');
-  let raw: unknown;
-  try {
-    raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength)));
-  } catch {
-    bad('header is not JSON');
-  }
-  const ct = z.object({ count, width: z.number().int().positive().max(4096) }).safeParse((raw as { ct?: unknown } | null)?.ct);
-  if (!ct.success) bad('bad ciphertext descriptor');
+  const { header: raw, ciphertexts } = decodeFrame(bytes, MAGIC, maxBytes, bad);
+  const n = ciphertexts.length;
   const parsed = headerSchema.safeParse(raw);
   if (!parsed.success) bad(parsed.error.issues.map((i) => `${i.path.join('.') || 'header'}: ${i.message}`).slice(0, 3).join('; '));
-  const { count: n, width } = ct.data!;
-  const body = 8 + headerLength;
-  if (bytes.length !== body + n * width) bad(`expected ${n} ciphertexts of ${width} bytes, got ${bytes.length - body} bytes`);
-  const ciphertexts = new Array<bigint>(n);
-  for (let i = 0; i < n; i++) ciphertexts[i] = bytesToBigInt(bytes.subarray(body + i * width, body + (i + 1) * width));
   const header = parsed.data!;
   if (header.type === 'request') {
     if (header.inputs.length !== header.ops.length) bad('one input count per operation expected');
