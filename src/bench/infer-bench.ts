@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeAtomically } from '../cli/write-atomically.js';
 import { availableParallelism } from 'node:os';
 import { loadFashionMnist, loadFashionMnistSample } from '../data/fashion-mnist.js';
 import type { LabeledImages } from '../data/files.js';
@@ -124,8 +125,7 @@ export function writeInferSection(path: string, table: string): void {
   const at = text.indexOf(START);
   const end = text.indexOf(END);
   const next = at >= 0 && end > at ? text.slice(0, at) + block + text.slice(end + END.length) : `${text.trimEnd()}\n\n## Encrypted inference (Paillier)\n\n${block}\n`;
-  writeFileSync(`${path}.tmp`, next);
-  renameSync(`${path}.tmp`, path);
+  writeAtomically(path, next);
 }
 
 // --- ckks-poly (non-interactive CKKS polynomial network): one full batch -----------------------

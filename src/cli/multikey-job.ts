@@ -7,15 +7,14 @@
  *
  * @module
  */
-import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { loadDiabetes, splitDiabetes, type RegressionSet } from '../data/diabetes.js';
 import type { CheckpointStore } from '../protocol/multikey/crypto-server.js';
 import { MSCRYPTONET_MLP } from '../train/multikey/mlp.js';
 import { runMultikeyTraining, type MultikeyTrainResult } from '../train/multikey/run.js';
 import { PaillierWorkerPool } from '../workers/paillier-pool.js';
 import { UsageError } from './usage-error.js';
+import { writeAtomically } from './write-atomically.js';
 
 /** The options `train --scheme multikey` reads. */
 export interface MultikeyJobOptions {
@@ -36,18 +35,6 @@ export interface MultikeyJobOptions {
   readonly timeout?: number;
   /** Test hook: the crypto server stops answering after this many requests. */
   readonly s2StopAfter?: number;
-}
-
-/** Writes `text` to a temporary file beside `path`, then renames it into place. */
-function writeAtomically(path: string, text: string): void {
-  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    writeFileSync(temp, text);
-    renameSync(temp, path);
-  } catch (err) {
-    if (existsSync(temp)) unlinkSync(temp);
-    throw err;
-  }
 }
 
 /** Per-party checkpoint files next to a path prefix. */

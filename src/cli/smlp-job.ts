@@ -5,9 +5,7 @@
  *
  * @module
  */
-import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { breastCancerSplit } from '../data/breast-cancer.js';
 import { FormatError } from '../errors.js';
@@ -17,6 +15,7 @@ import { DEFAULT_SMLP, type SmlpConfig } from '../train/smlp/config.js';
 import { runSmlpTraining, type CheckpointSink, type SmlpCheckpoint, type SmlpResult } from '../train/smlp/run.js';
 import { TwoServerWorkerPool } from '../workers/two-server-pool.js';
 import { UsageError } from './usage-error.js';
+import { writeAtomically } from './write-atomically.js';
 
 /** The options `train --scheme smlp` reads. */
 export interface SmlpJobOptions {
@@ -56,18 +55,6 @@ const checkpointSchema = z.object({
 });
 
 const hex = (v: bigint): string => v.toString(16);
-
-/** Writes `text` to a temporary file beside `path` and renames it into place. */
-export function writeAtomically(path: string, text: string): void {
-  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    writeFileSync(temp, text);
-    renameSync(temp, path);
-  } catch (err) {
-    if (existsSync(temp)) unlinkSync(temp);
-    throw err;
-  }
-}
 
 /** A checkpoint file: JSON with hex integers, validated on load, replaced atomically. */
 export function fileCheckpoint(path: string, resume: boolean): CheckpointSink {
