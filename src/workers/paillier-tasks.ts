@@ -22,7 +22,8 @@ export type PaillierTask =
 const publicKeys = new Map<bigint, PaillierPublicKey>();
 const privateKeys = new Map<bigint, PaillierPrivateKey>();
 
-function publicKeyFor(n: bigint, insecure: boolean): PaillierPublicKey {
+/** This worker's public key for modulus n, built once. */
+export function publicKeyFor(n: bigint, insecure: boolean): PaillierPublicKey {
   let key = publicKeys.get(n);
   if (!key) {
     key = new PaillierPublicKey(n, { insecure });
@@ -31,7 +32,8 @@ function publicKeyFor(n: bigint, insecure: boolean): PaillierPublicKey {
   return key;
 }
 
-function privateKeyFor(n: bigint, p: bigint, q: bigint, insecure: boolean): PaillierPrivateKey {
+/** This worker's private key for modulus n, built once (primes trusted: they come from the pool's owner). */
+export function privateKeyFor(n: bigint, p: bigint, q: bigint, insecure: boolean): PaillierPrivateKey {
   let key = privateKeys.get(n);
   if (!key) {
     key = new PaillierPrivateKey(publicKeyFor(n, insecure), p, q, { checkPrimes: false });

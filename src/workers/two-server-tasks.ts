@@ -5,7 +5,7 @@
  * @module
  */
 import { powProducts, type PowRow } from '../math/straus.js';
-import { PaillierPrivateKey, PaillierPublicKey } from '../schemes/paillier/keys.js';
+import { privateKeyFor, publicKeyFor } from './paillier-tasks.js';
 import { packRaw } from '../schemes/paillier/packing.js';
 
 /** A task for {@link runTwoServerTask}. */
@@ -14,18 +14,6 @@ export type TwoServerTask =
   | { kind: 'encrypt'; n: bigint; insecure: boolean; values: bigint[] }
   | { kind: 'decrypt'; n: bigint; p: bigint; q: bigint; insecure: boolean; values: bigint[] }
   | { kind: 'pack'; nSquared: bigint; values: bigint[]; slotBits: number; perCiphertext: number };
-
-const publicKeys = new Map<bigint, PaillierPublicKey>();
-const privateKeys = new Map<bigint, PaillierPrivateKey>();
-
-function publicKeyFor(n: bigint, insecure: boolean): PaillierPublicKey {
-  let key = publicKeys.get(n);
-  if (!key) {
-    key = new PaillierPublicKey(n, { insecure });
-    publicKeys.set(n, key);
-  }
-  return key;
-}
 
 /** Runs one task and returns raw bigints. */
 export function runTwoServerTask(task: TwoServerTask): bigint[] {
@@ -37,12 +25,7 @@ export function runTwoServerTask(task: TwoServerTask): bigint[] {
       return task.values.map((v) => key.encryptRaw(v));
     }
     case 'decrypt': {
-      let key = privateKeys.get(task.n);
-      if (!key) {
-        key = new PaillierPrivateKey(publicKeyFor(task.n, task.insecure), task.p, task.q, { checkPrimes: false });
-        privateKeys.set(task.n, key);
-      }
-      const k = key;
+      const k = privateKeyFor(task.n, task.p, task.q, task.insecure);
       return task.values.map((c) => k.decryptRaw(c));
     }
     case 'pack':
