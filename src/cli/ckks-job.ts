@@ -8,7 +8,7 @@ import { argmaxRows, runPlaintext } from '../nn/plaintext.js';
 import {
   CkksInferenceClient, CkksInferenceService, clientActivations, compileCkksModel, inProcessCkksTransport,
 } from '../protocol/ckks-inference/index.js';
-import { checkImagesFit, type InferenceJobOptions, type InferenceJobResult, comparePredictions } from './inference-job.js';
+import { checkImagesFit, type InferenceJobOptions, type InferenceJobResult, comparePredictions, perSample } from './inference-job.js';
 
 /** Options of the CKKS job (the Paillier job's, minus keys, batch and servers). */
 export type CkksJobOptions = Pick<InferenceJobOptions, 'loaded' | 'data' | 'calibration' | 'onProgress' | 'modelId'>;
@@ -63,11 +63,7 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
       plaintextPredictions: plain,
       ...comparePredictions(predictions, plain, data.labels),
       maxLogitError,
-      msPerSample: totalMs / n,
-      clientMsPerSample: clientMs / n,
-      serviceMsPerSample: (totalMs - clientMs) / n,
-      offlineMsPerSample: offlineMs / n,
-      bytesPerSample: bytes / n,
+      ...perSample({ totalMs, clientMs, offlineMs, bytes }, n),
       rounds,
       keyBits: p.coeffModulusBits.reduce((a, b) => a + b, 0),
       scheme: 'ckks',

@@ -10,7 +10,7 @@ import type { LabeledImages } from '../data/files.js';
 import { CkksPolyWorkerPool } from '../workers/ckks-poly-pool.js';
 import { argmaxRows, runPlaintext } from '../nn/plaintext.js';
 import { CkksPolyClient, CkksPolyService, compilePolyNetwork, type PolyCompileOptions } from '../protocol/ckks-poly/index.js';
-import { checkImagesFit, type InferenceJobResult, type LoadedModel, comparePredictions } from './inference-job.js';
+import { checkImagesFit, type InferenceJobResult, type LoadedModel, comparePredictions, perSample } from './inference-job.js';
 
 export interface CkksPolyJobOptions {
   loaded: LoadedModel;
@@ -90,20 +90,15 @@ export async function runCkksPolyJob(options: CkksPolyJobOptions): Promise<CkksP
     let maxLogitError = 0;
     for (let i = 0; i < logits.length; i++) maxLogitError = Math.max(maxLogitError, Math.abs(logits[i]! - plainLogits[i]!));
     const n = data.count;
-    const msPerSample = totalMs / n;
-    const serviceMsPerSample = (totalMs - clientMs) / n;
+    // The key setup is paid once per session; it is spread over the images like Paillier's.
+    const times = perSample({ totalMs, clientMs, offlineMs, bytes: bytes + setupBytes }, n);
     const bits = net.params.coeffModulusBits;
     return {
       predictions,
       plaintextPredictions: plain,
       ...comparePredictions(predictions, plain, data.labels),
       maxLogitError,
-      msPerSample,
-      clientMsPerSample: clientMs / n,
-      serviceMsPerSample,
-      offlineMsPerSample: offlineMs / n,
-      // The key setup is paid once per session; it is spread over the images like Paillier's.
-      bytesPerSample: (bytes + setupBytes) / n,
+      ...times,
       rounds: 0,
       keyBits: bits.reduce((a, b) => a + b, 0),
       scheme: 'ckks-poly',
@@ -119,8 +114,8 @@ export async function runCkksPolyJob(options: CkksPolyJobOptions): Promise<CkksP
         inputScaleBits: Math.log2(net.inputScale),
         squaresPerBatch: net.squares,
         additionsPerBatch: net.additions,
-        predictionsPerHour: 3.6e6 / msPerSample,
-        servicePredictionsPerHour: 3.6e6 / serviceMsPerSample,
+        predictionsPerHour: 3.6e6 / times.msPerSample,
+        servicePredictionsPerHour: 3.6e6 / times.serviceMsPerSample,
       },
     };
   } finally {

@@ -141,6 +141,20 @@ export function comparePredictions(
   };
 }
 
+/** Totals of a run, as the per-sample time and traffic fields every inference job reports. */
+export function perSample(
+  totals: { totalMs: number; clientMs: number; offlineMs: number; bytes: number },
+  n: number,
+): Pick<InferenceJobResult, 'msPerSample' | 'clientMsPerSample' | 'serviceMsPerSample' | 'offlineMsPerSample' | 'bytesPerSample'> {
+  return {
+    msPerSample: totals.totalMs / n,
+    clientMsPerSample: totals.clientMs / n,
+    serviceMsPerSample: (totals.totalMs - totals.clientMs) / n,
+    offlineMsPerSample: totals.offlineMs / n,
+    bytesPerSample: totals.bytes / n,
+  };
+}
+
 /**
  * Runs the protocol on every image and compares with the plaintext executor.
  *
@@ -234,12 +248,8 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
       plaintextPredictions: plain,
       ...comparePredictions(predictions, plain, data.labels),
       maxLogitError,
-      msPerSample: totalMs / n,
-      clientMsPerSample: clientMs / n,
-      serviceMsPerSample: (totalMs - clientMs) / n,
-      offlineMsPerSample: offlineMs / n,
+      ...perSample({ totalMs, clientMs, offlineMs, bytes }, n),
       ...(service ? { cpu: { totalMs: totalCpuMs / n, serviceMs: serviceCpuMs / n, clientMs: (totalCpuMs - serviceCpuMs) / n } } : {}),
-      bytesPerSample: bytes / n,
       rounds,
       keyBits: options.keyBits,
       scheme: 'paillier',
