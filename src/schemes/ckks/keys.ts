@@ -235,9 +235,14 @@ export class CkksServiceKeys {
 export function galoisElement(step: number, n: number): number {
   const m = 2 * n;
   const slots = n / 2;
-  const s = ((step % slots) + slots) % slots;
-  let g = 1n;
-  const big = BigInt(m);
-  for (let i = 0; i < s; i++) g = (g * 3n) % big;
-  return Number(g);
+  let e = ((step % slots) + slots) % slots;
+  // 3^e mod 2N by squaring: every intermediate is below (2N)² ≤ 2^32, exact in a double.
+  let g = 1;
+  let base = 3 % m;
+  while (e > 0) {
+    if (e & 1) g = (g * base) % m;
+    base = (base * base) % m;
+    e >>= 1;
+  }
+  return g;
 }
