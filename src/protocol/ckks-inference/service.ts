@@ -12,7 +12,7 @@
 import { BlindmlError, FormatError } from '../../errors.js';
 import { randomBits } from '../../math/random.js';
 import {
-  CkksCiphertext, CkksContext, CkksServiceKeys, addInPlace, free, mulPlain, rotate, type CkksParameters,
+  CkksCiphertext, CkksContext, CkksServiceKeys, addInPlace, free, mulPlain, rotate, type CkksParameters, type PlainText,
 } from '../../schemes/ckks/index.js';
 import type { CompiledCkksModel } from './compile.js';
 import { foldSteps, nextSourceIndex, outputOrder, routeStage, type StageLayout } from './layout.js';
@@ -65,6 +65,7 @@ export class CkksInferenceService {
   private readonly sessions = new Map<string, Session>();
   /** Loaded client keys by key id, least recently used first. */
   private readonly keys = new Map<string, CkksServiceKeys>();
+  private floodConstant: PlainText | undefined;
   /** Smudging ciphertexts made ahead of time, per key id. */
   private readonly floods = new Map<string, CkksCiphertext[]>();
   private readonly galoisSteps: number[];
@@ -333,12 +334,12 @@ export class CkksInferenceService {
     const bits = this.model.params.floodBits;
     const scale = 2 ** (this.model.params.inputScaleBits + this.model.params.weightScaleBits);
     const zero = keys.encrypt(new Float64Array(0), scale / 2 ** bits);
-    const constant = this.context.encode(new Float64Array(this.context.slots).fill(1), 2 ** bits);
+    // The constant 2^floodBits is the same for every key and session: encode it once.
+    this.floodConstant ??= this.context.encode(new Float64Array(this.context.slots).fill(1), 2 ** bits);
     try {
-      return mulPlain(zero, constant);
+      return mulPlain(zero, this.floodConstant);
     } finally {
       zero.free();
-      free(constant);
     }
   }
 
@@ -372,6 +373,8 @@ export class CkksInferenceService {
     for (const id of [...this.floods.keys()]) this.dropFloods(id);
     for (const k of this.keys.values()) k.dispose();
     this.keys.clear();
+    free(this.floodConstant);
+    this.floodConstant = undefined;
     this.context.dispose();
   }
 }
