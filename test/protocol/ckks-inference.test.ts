@@ -104,9 +104,12 @@ describe('interactive CKKS inference', async () => {
     const truth = applyMapToImage(image);
     const [a, b] = seen as [Float64Array, Float64Array];
     // Same multiset of signs as the true pre-activations, but neither the order nor the magnitudes.
-    const positives = (v: ArrayLike<number>) => Array.from(v).filter((x) => x > 0).length;
-    assert.equal(positives(a), positives(truth));
-    assert.equal(positives(b), positives(truth));
+    // Only values within the smudging noise of zero (|y| < 1e-3 of the range) may flip sign.
+    const positives = (v: ArrayLike<number>, above = 0) => Array.from(v).filter((x) => x > above).length;
+    const eps = 1e-3 * Math.max(...Array.from(truth, Math.abs));
+    for (const seenValues of [a, b]) {
+      assert.ok(positives(seenValues) >= positives(truth, eps) && positives(seenValues) <= positives(truth, -eps), 'sign counts survive blinding');
+    }
     assert.ok(a.some((v, i) => Math.abs(v - b[i]!) > 1e-3), 'fresh order and factors per session');
     assert.ok(a.some((v, i) => Math.abs(v - truth[i]!) > 1e-3), 'not the raw pre-activations');
   });
