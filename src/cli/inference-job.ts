@@ -19,7 +19,7 @@ import { HttpTransport } from '../client/http-transport.js';
 import { WebSocketTransport } from '../client/websocket-transport.js';
 import { getModel, registerModel } from '../client/owner.js';
 import { compileModel, type CompiledPaillierModel, type QuantizationParams } from '../protocol/paillier-inference/compile.js';
-import { PaillierInferenceClient, type Transport } from '../protocol/paillier-inference/client.js';
+import { INFERENCE_KEY_PRIMES, PaillierInferenceClient, type Transport } from '../protocol/paillier-inference/client.js';
 import { PaillierInferenceService } from '../protocol/paillier-inference/service.js';
 import { generateKeyPair } from '../schemes/paillier/keys.js';
 import { PaillierWorkerPool } from '../workers/paillier-pool.js';
@@ -71,6 +71,8 @@ export interface InferenceJobOptions {
   /** Images used to calibrate fixed-point scales (the model owner's data, not the evaluated images). */
   calibration: Float32Array;
   keyBits: number;
+  /** Prime factors of the client's Paillier key (default 3: faster decryption). */
+  keyPrimes?: 2 | 3;
   insecure?: boolean;
   /** Samples per ciphertext; 1 = latency mode. */
   batch: number;
@@ -114,6 +116,8 @@ export interface InferenceJobResult {
   rounds: number;
   /** Paillier: the modulus size. CKKS: the coefficient modulus size in bits (see `ckks` for the ring). */
   keyBits: number;
+  /** Paillier: prime factors of the client's key. */
+  keyPrimes?: number;
   scheme: 'paillier' | 'ckks' | 'ckks-poly';
   /** CKKS runs: the ring degree, the primes' sizes and the security level the parameters meet. */
   ckks?: { polyModulusDegree: number; coeffModulusBits: number[]; securityBits: 128 };
@@ -203,7 +207,7 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
   }
   try {
     const offlineStart = performance.now();
-    const keys = generateKeyPair({ bits: options.keyBits, insecure: options.insecure ?? false });
+    const keys = generateKeyPair({ bits: options.keyBits, primes: options.keyPrimes ?? INFERENCE_KEY_PRIMES, insecure: options.insecure ?? false });
     const client = new PaillierInferenceClient(transport, {
       keys,
       mode: batch > 1 ? 'batch' : 'latency',
@@ -252,6 +256,7 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
       ...(service ? { cpu: { totalMs: totalCpuMs / n, serviceMs: serviceCpuMs / n, clientMs: (totalCpuMs - serviceCpuMs) / n } } : {}),
       rounds,
       keyBits: options.keyBits,
+      keyPrimes: keys.privateKey.primes.length,
       scheme: 'paillier',
       mode: batch > 1 ? 'batch' : 'latency',
       batch: granted,

@@ -12,7 +12,7 @@
  * @module
  */
 import { generateKeyPair, type PaillierKeyPair } from '../schemes/paillier/keys.js';
-import { PaillierInferenceClient, type Prediction, type Transport } from '../protocol/paillier-inference/client.js';
+import { INFERENCE_KEY_PRIMES, PaillierInferenceClient, type Prediction, type Transport } from '../protocol/paillier-inference/client.js';
 import { HttpTransport, TransportError } from './http-transport.js';
 import { WebSocketTransport, type WebSocketConstructor } from './websocket-transport.js';
 import { listModels, type ModelInfo } from './owner.js';
@@ -39,6 +39,8 @@ export interface ConnectOptions {
   keys?: PaillierKeyPair;
   /** Modulus size of a generated key. Default 2048. */
   keyBits?: number;
+  /** Prime factors of a generated key: 3 by default (about 2× faster decryption), or 2. */
+  keyPrimes?: 2 | 3;
   /** Allow keys below 2048 bits (tests only; the service must allow them too). */
   insecure?: boolean;
   /** A WebSocket constructor (default: the global one, or the `ws` package in Node). */
@@ -168,7 +170,7 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
   }
   if (!res.ok) throw new TransportError(`the service at ${base} is not ready (HTTP ${res.status})`);
   options.onProgress?.({ phase: 'keys', bytesSent: 0, bytesReceived: 0 });
-  const keys = options.keys ?? generateKeyPair({ bits: options.keyBits ?? 2048, insecure: options.insecure ?? false });
+  const keys = options.keys ?? generateKeyPair({ bits: options.keyBits ?? 2048, primes: options.keyPrimes ?? INFERENCE_KEY_PRIMES, insecure: options.insecure ?? false });
   const transport =
     options.transport === 'http' ? new HttpTransport(base) : await WebSocketTransport.connect(base, options.WebSocket ? { WebSocket: options.WebSocket } : {});
   return new BlindmlClient(base, transport, keys);

@@ -56,7 +56,7 @@ export class PaillierWorkerPool implements RowEvaluator {
     const values = ciphertextValues(cts, key.publicKey);
     const { n } = key.publicKey;
     const insecure = key.publicKey.bits < MIN_SECURE_BITS;
-    return this.mapChunks(values, (chunk) => ({ kind: 'decrypt', n, p: key.p, q: key.q, insecure, values: chunk }));
+    return this.mapChunks(values, (chunk) => ({ kind: 'decrypt', n, primes: [...key.primes], insecure, values: chunk }));
   }
 
   /**

@@ -14,7 +14,7 @@ import { evaluateRows, type IntegerRows } from '../tensor/paillier-sparse.js';
 export type PaillierTask =
   | { kind: 'encrypt'; n: bigint; insecure: boolean; values: bigint[] }
   | { kind: 'noise'; n: bigint; insecure: boolean; count: number }
-  | { kind: 'decrypt'; n: bigint; p: bigint; q: bigint; insecure: boolean; values: bigint[] }
+  | { kind: 'decrypt'; n: bigint; primes: bigint[]; insecure: boolean; values: bigint[] }
   | { kind: 'matvec'; n: bigint; insecure: boolean; values: bigint[]; weights: IntegerWeights; rowStart: number; rowEnd: number; bias?: bigint[] }
   | { kind: 'rows'; n: bigint; insecure: boolean; values: readonly bigint[]; rows: IntegerRows; rowStart: number; rowEnd: number }
   | { kind: 'pack'; n: bigint; values: readonly bigint[]; factors: readonly bigint[] | null; slotBits: number; perCiphertext: number };
@@ -33,10 +33,10 @@ export function publicKeyFor(n: bigint, insecure: boolean): PaillierPublicKey {
 }
 
 /** This worker's private key for modulus n, built once (primes trusted: they come from the pool's owner). */
-export function privateKeyFor(n: bigint, p: bigint, q: bigint, insecure: boolean): PaillierPrivateKey {
+export function privateKeyFor(n: bigint, primes: readonly bigint[], insecure: boolean): PaillierPrivateKey {
   let key = privateKeys.get(n);
   if (!key) {
-    key = new PaillierPrivateKey(publicKeyFor(n, insecure), p, q, { checkPrimes: false });
+    key = new PaillierPrivateKey(publicKeyFor(n, insecure), primes, { checkPrimes: false });
     privateKeys.set(n, key);
   }
   return key;
@@ -54,7 +54,7 @@ export function runPaillierTask(task: PaillierTask): bigint[] {
       return Array.from({ length: task.count }, () => source.next());
     }
     case 'decrypt': {
-      const key = privateKeyFor(task.n, task.p, task.q, task.insecure);
+      const key = privateKeyFor(task.n, task.primes, task.insecure);
       return task.values.map((c) => key.decryptRaw(c));
     }
     case 'matvec': {

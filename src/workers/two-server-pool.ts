@@ -68,7 +68,7 @@ export class TwoServerWorkerPool implements TwoServerCompute {
   decrypt(key: PaillierPrivateKey, values: readonly bigint[]): Promise<bigint[]> {
     const { n } = key.publicKey;
     const insecure = key.publicKey.bits < MIN_SECURE_BITS;
-    return this.chunked(values, 1, (chunk) => ({ kind: 'decrypt', n, p: key.p, q: key.q, insecure, values: chunk }));
+    return this.chunked(values, 1, (chunk) => ({ kind: 'decrypt', n, primes: [...key.primes], insecure, values: chunk }));
   }
 
   pack(values: readonly bigint[], slotBits: number, perCiphertext: number, nSquared: bigint): Promise<bigint[]> {

@@ -12,7 +12,7 @@ import { packRaw } from '../schemes/paillier/packing.js';
 export type TwoServerTask =
   | { kind: 'pow'; m: bigint; bases: bigint[]; rows: PowRow[] }
   | { kind: 'encrypt'; n: bigint; insecure: boolean; values: bigint[] }
-  | { kind: 'decrypt'; n: bigint; p: bigint; q: bigint; insecure: boolean; values: bigint[] }
+  | { kind: 'decrypt'; n: bigint; primes: bigint[]; insecure: boolean; values: bigint[] }
   | { kind: 'pack'; nSquared: bigint; values: bigint[]; slotBits: number; perCiphertext: number };
 
 /** Runs one task and returns raw bigints. */
@@ -25,7 +25,7 @@ export function runTwoServerTask(task: TwoServerTask): bigint[] {
       return task.values.map((v) => key.encryptRaw(v));
     }
     case 'decrypt': {
-      const k = privateKeyFor(task.n, task.p, task.q, task.insecure);
+      const k = privateKeyFor(task.n, task.primes, task.insecure);
       return task.values.map((c) => k.decryptRaw(c));
     }
     case 'pack':

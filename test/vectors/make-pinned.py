@@ -46,3 +46,23 @@ out = {
 }
 with open("test/vectors/paillier-512-pinned.json", "w") as f:
     json.dump(out, f, indent=1)
+
+# A three-prime key (n = p·q·s, about 513 bits): the same textbook formula, and the plaintexts
+# decrypted here with lambda = lcm(p-1, q-1, s-1), independently of blindml's per-prime CRT.
+from math import gcd
+p3 = [next_prime((1 << 170) | x) for x in (0x510e527fade682d19b05688c2b3e6c1f, 0x1f83d9abfb41bd6b5be0cd19137e2179, 0x428a2f98d728ae227137449123ef65cd)]
+n3 = p3[0] * p3[1] * p3[2]
+n32 = n3 * n3
+lam = 1
+for x in p3:
+    lam = lam * (x - 1) // gcd(lam, x - 1)
+assert gcd(n3, lam) == 1
+mu = pow((pow(n3 + 1, lam, n32) - 1) // n3, -1, n3)
+cases3 = []
+for m, r in [(0, 3), (1, 5), (42, 0x1234567), (n3 - 1, 0xdeadbeef), (n3 // 5, n3 // 7)]:
+    c = pow(n3 + 1, m, n32) * pow(r, n3, n32) % n32
+    assert (pow(c, lam, n32) - 1) // n3 * mu % n3 == m
+    cases3.append({"m": str(m), "r": str(r), "c": str(c)})
+with open("test/vectors/paillier-3prime-pinned.json", "w") as f:
+    json.dump({"primes": [str(x) for x in p3], "n": str(n3), "bits": n3.bit_length(), "encryptions": cases3,
+               "note": "three-prime textbook Paillier (g = n + 1), computed and decrypted with lambda by test/vectors/make-pinned.py"}, f, indent=1)

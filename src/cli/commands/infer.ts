@@ -21,6 +21,7 @@ interface InferOptions {
   scheme: string;
   batch: number;
   keyBits: number;
+  keyPrimes: '2' | '3';
   server?: string;
   modelId?: string;
   apiKey?: string;
@@ -52,7 +53,7 @@ function loadData(options: InferOptions): { data: LabeledImages; calibration: Fl
 }
 
 function schemeLabel(r: InferenceJobResult): string {
-  if (!r.ckks) return `Paillier ${r.keyBits}-bit`;
+  if (!r.ckks) return `Paillier ${r.keyBits}-bit${r.keyPrimes ? `, ${r.keyPrimes} primes` : ''}`;
   return `${r.scheme === 'ckks' ? 'CKKS' : 'CKKS polynomial network'} N=${r.ckks.polyModulusDegree}, ${r.keyBits}-bit modulus (128-bit security)`;
 }
 
@@ -78,6 +79,7 @@ export function registerInferCommand(program: Command): void {
     .addOption(new Option('--scheme <scheme>', 'cryptosystem: paillier, or ckks (interactive, 128-bit lattice parameters), or ckks-poly (polynomial networks, one round, N/2 images per ciphertext)').choices(['paillier', 'ckks', 'ckks-poly']).default('paillier'))
     .option('--batch <k>', 'images per ciphertext (1 = latency mode)', positiveInt, 1)
     .option('--key-bits <bits>', 'Paillier modulus size', positiveInt, 2048)
+    .addOption(new Option('--key-primes <count>', "prime factors of the client's Paillier key (3 decrypts about 2x faster)").choices(['2', '3']).default('3'))
     .option('--server <url>', 'use a running service instead of an in-process one')
     .option('--model-id <id>', 'model id on the server (default: the model file content id)')
     .option('--api-key <key>', 'with --server: register --model first if the service lacks it (owner key; default $BLINDML_API_KEY)')
@@ -109,6 +111,7 @@ export function registerInferCommand(program: Command): void {
         data,
         calibration,
         keyBits: options.keyBits,
+        keyPrimes: options.keyPrimes === '2' ? 2 : 3,
         insecure: options.insecure ?? false,
         batch: options.batch,
         ...(options.workers !== undefined ? { workers: options.workers } : {}),

@@ -17,11 +17,23 @@ export interface Transport {
   send(request: Uint8Array): Promise<Uint8Array>;
 }
 
+/**
+ * Prime factors of the keys inference clients generate: three, since decrypting the service's
+ * replies is most of a client's work and a three-prime key decrypts about 2× faster (see
+ * `PaillierPrivateKey`; docs/security.md states the assumption).
+ */
+export const INFERENCE_KEY_PRIMES = 3;
+
 /** Options of {@link PaillierInferenceClient}. */
 export interface ClientOptions {
   /** An existing key pair; otherwise one is generated (2048 bits unless `keyBits`). */
   keys?: PaillierKeyPair;
   keyBits?: number;
+  /**
+   * Prime factors of a generated key (default {@link INFERENCE_KEY_PRIMES}). The key never leaves
+   * the client, so it needs no python-paillier form, and three primes halve decryption time.
+   */
+  keyPrimes?: 2 | 3;
   /** Allow a key below 2048 bits (tests only; the service must allow it too). */
   insecure?: boolean;
   /** 'latency' (one sample per session) or 'batch' (many samples per ciphertext). */
@@ -61,7 +73,7 @@ export class PaillierInferenceClient {
     private readonly transport: Transport,
     options: ClientOptions = {},
   ) {
-    this.keys = options.keys ?? generateKeyPair({ bits: options.keyBits ?? 2048, insecure: options.insecure ?? false });
+    this.keys = options.keys ?? generateKeyPair({ bits: options.keyBits ?? 2048, primes: options.keyPrimes ?? INFERENCE_KEY_PRIMES, insecure: options.insecure ?? false });
     this.mode = options.mode ?? 'latency';
     this.batch = options.batch;
     this.onProgress = options.onProgress;
