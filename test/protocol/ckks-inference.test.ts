@@ -9,9 +9,10 @@ import { FormatError, InvalidCiphertextError, KeyMismatchError } from '../../src
 import { buildSparseMap, applyMap } from '../../src/tensor/sparse-linear.js';
 import {
   CkksInferenceClient, CkksInferenceService, OutOfOrderError, UnknownKeysError, UnknownSessionError,
-  clientActivations, compileCkksModel, inProcessCkksTransport,
+  DEFAULT_CKKS_PROTOCOL, clientActivations, compileCkksModel, inProcessCkksTransport,
 } from '../../src/protocol/ckks-inference/index.js';
 import { foldSteps, outputOrder, routeStage } from '../../src/protocol/ckks-inference/layout.js';
+import { diagonalValues, planDiagonal } from '../../src/protocol/ckks-inference/diagonal.js';
 
 const small = importOnnx(readFileSync(new URL('../../models/fashion-small.onnx', import.meta.url)));
 const sample = loadFashionMnistSample({ limit: 104 });
@@ -48,6 +49,61 @@ test('routing + fold computes the map (plaintext simulation of the service, any 
     ),
     { numRuns: 60 },
   );
+});
+
+test('the diagonal method with baby and giant steps computes a dense map (plaintext simulation)', () => {
+  const rotate = (v: Float64Array, step: number) => Float64Array.from(v, (_, i) => v[(i + step) % v.length]!);
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 150 }), fc.integer({ min: 0, max: 2 ** 31 }), fc.constantFrom(32, 64),
+      (rows, cols, seed, slots) => {
+        fc.pre(rows <= slots);
+        let s = seed;
+        const rnd = () => ((s = (s * 1103515245 + 12345) % 2 ** 31), s / 2 ** 31);
+        const map = buildSparseMap(rows, cols, new Float64Array(rows), (_r, add) => {
+          for (let c = 0; c < cols; c++) if (rnd() < 0.8) add(c, rnd() * 2 - 1);
+        });
+        const plan = planDiagonal(map, cols, slots, 1, 'diagonal')!;
+        const dense = new Float64Array(rows * cols);
+        for (let r = 0; r < rows; r++) for (let k = map.offsets[r]!; k < map.offsets[r + 1]!; k++) dense[r * cols + map.indices[k]!] = map.weights[k]!;
+        const x = Float64Array.from({ length: cols }, rnd);
+        const chunks = Array.from({ length: plan.inputs }, (_, c) => Float64Array.from({ length: slots }, (_, t) => x[c * slots + t] ?? 0));
+        let acc: Float64Array | null = null;
+        for (let g = plan.giant - 1; g >= 0; g--) {
+          if (acc) acc = rotate(acc, plan.baby);
+          acc ??= new Float64Array(slots);
+          for (let c = 0; c < plan.inputs; c++) {
+            for (let j = 0; j < plan.baby; j++) {
+              const d = diagonalValues(plan, dense, slots, c, g, j);
+              const xr = rotate(chunks[c]!, j);
+              for (let t = 0; t < slots; t++) acc[t] = acc[t]! + d[t]! * xr[t]!;
+            }
+          }
+        }
+        for (const step of foldSteps(plan.period, slots)) {
+          const r = rotate(acc!, step);
+          for (let t = 0; t < slots; t++) acc![t] = acc![t]! + r[t]!;
+        }
+        const want = applyMap(map, x);
+        for (let r = 0; r < rows; r++) assert.ok(Math.abs(acc![r]! - want[r]!) < 1e-9, `row ${r}: ${acc![r]} vs ${want[r]}`);
+        assert.ok(plan.baby * plan.giant === plan.period && plan.inputs === Math.ceil(cols / slots));
+      },
+    ),
+    { numRuns: 80 },
+  );
+});
+
+test('the cost model keeps sparse or small stages routed and takes the diagonal method for a wide dense stage', () => {
+  const conv = importOnnx(readFileSync(new URL('../../models/fashion-small.onnx', import.meta.url)));
+  const stages = compileCkksModel(conv, calibration).stages;
+  assert.equal(planDiagonal(stages[0]!.map, 784, 4096, 4), null, 'convolution stays routed');
+  const wide = buildSparseMap(256, 26_450, new Float64Array(256), (_r, add) => {
+    for (let c = 0; c < 26_450; c += 1) add(c, 1);
+  });
+  const plan = planDiagonal(wide, 26_450, 4096, 1513);
+  assert.ok(plan, 'the reference CNN\'s dense stage goes diagonal');
+  assert.equal(plan.inputs, 7);
+  assert.equal(planDiagonal(wide, 26_450, 4096, 1513, 'routed'), null);
 });
 
 describe('interactive CKKS inference', async () => {
@@ -192,6 +248,28 @@ test('max-pool (blinded windows), tanh (unblinded) and softmax models run throug
       client.dispose();
       service.dispose();
     }
+  }
+});
+
+test('dense stages by the diagonal method agree with plaintext and need far fewer input ciphertexts', async () => {
+  const routed = compileCkksModel(small, calibration);
+  const diagonal = compileCkksModel(small, calibration, { ...DEFAULT_CKKS_PROTOCOL, denseLayout: 'diagonal' });
+  const service = await CkksInferenceService.create(diagonal);
+  const routedService = await CkksInferenceService.create(routed);
+  const client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(diagonal));
+  try {
+    assert.ok(service.describe().inputCiphertexts < routedService.describe().inputCiphertexts);
+    const plain = runPlaintext(small, evalImages);
+    for (let i = 0; i < 3; i++) {
+      const { logits } = await client.predict(evalImages.subarray(i * 784, (i + 1) * 784));
+      logits.forEach((v, j) => assert.ok(Math.abs(v - plain[i * 10 + j]!) < 0.05, `image ${i} logit ${j}: ${v} vs ${plain[i * 10 + j]}`));
+      assert.equal(argmaxRows(logits, 10)[0], argmaxRows(plain.subarray(i * 10, (i + 1) * 10), 10)[0]);
+    }
+    assert.equal(service.openSessions, 0);
+  } finally {
+    client.dispose();
+    service.dispose();
+    routedService.dispose();
   }
 });
 

@@ -11,6 +11,7 @@ import { sizeOf } from '../../nn/shape.js';
 import { applyMap, composeMaps, type SparseLinearMap } from '../../tensor/sparse-linear.js';
 import { applyGroup, planModel, type ActivationGroup, type InferencePlan } from '../paillier-inference/plan.js';
 import { MAX_COEFF_BITS_128, type CkksParameters } from '../../schemes/ckks/index.js';
+import type { DenseLayout } from './diagonal.js';
 
 /** Scales and limits of the interactive CKKS protocol. */
 export interface CkksProtocolParams {
@@ -25,6 +26,11 @@ export interface CkksProtocolParams {
   readonly headroom: number;
   /** log2 of the factor the service multiplies a fresh encryption of zero's noise by (smudging). */
   readonly floodBits: number;
+  /**
+   * Dense stages by the diagonal method ('diagonal'), by routing ('routed'), or whichever the cost
+   * model says is cheaper ('auto', the default).
+   */
+  readonly denseLayout?: DenseLayout;
 }
 
 /**

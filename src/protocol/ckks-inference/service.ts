@@ -1,11 +1,12 @@
 /**
  * The service side of the interactive CKKS protocol. It holds the model's weights and, per
  * session, the client's public and Galois keys (never a secret key), the random output orders and
- * the blinding factors. Each round it multiplies every input ciphertext by one plaintext — the
+ * the blinding factors. Each round it multiplies every input ciphertext by plaintexts — the
  * weights, with this round's blinding factors, the previous round's unblinding factors and the
  * stage normalization folded in — adds the bias, folds the blocks with rotations, and adds a fresh
  * encryption of zero whose noise is scaled up to drown the computation's noise before anything
- * leaves.
+ * leaves. Sparse stages (convolutions) use the routed layout (`layout.ts`), dense stages the
+ * diagonal method when it is cheaper (`diagonal.ts`).
  *
  * @module
  */
@@ -15,7 +16,8 @@ import {
   CkksCiphertext, CkksContext, CkksServiceKeys, addInPlace, free, mulPlain, rotate, type CkksParameters, type PlainText,
 } from '../../schemes/ckks/index.js';
 import type { CompiledCkksModel } from './compile.js';
-import { foldSteps, nextSourceIndex, outputOrder, routeStage, type StageLayout } from './layout.js';
+import { diagonalSteps, diagonalValues, planDiagonal, type DiagonalPlan } from './diagonal.js';
+import { foldSteps, nextSourceIndex, outputOrder, routeStage, type GroupLayout, type StageLayout } from './layout.js';
 import {
   DescribeReply, KeysReply, KeysRequest, OpenReply, OpenRequest, PROTOCOL_VERSION, RoundReply, RoundRequest, parseMessage, type Routing,
 } from './messages.js';
@@ -48,6 +50,8 @@ interface Session {
   readonly factors: Float64Array[];
   /** Per stage, per index of the client's post-activation vector: the factor that value carries. */
   readonly carried: Float64Array[];
+  /** Per stage: where each map column sits in the client's vector. */
+  readonly sourceOf: ((column: number) => number)[];
   next: number;
 }
 
@@ -69,6 +73,8 @@ export class CkksInferenceService {
   /** Smudging ciphertexts made ahead of time, per key id. */
   private readonly floods = new Map<string, CkksCiphertext[]>();
   private readonly galoisSteps: number[];
+  /** Per stage: the diagonal plan when the stage is evaluated that way, else null (routed). */
+  private readonly diagonals: (DiagonalPlan | null)[] = [];
   private readonly counts = { input: 0, output: 0 };
   /** How many clients' keys stay loaded (each holds its Galois keys in WASM memory). */
   readonly keyCacheSize = 16;
@@ -81,14 +87,23 @@ export class CkksInferenceService {
   ) {
     const steps = new Set<number>();
     const slots = context.slots;
-    for (const stage of model.stages) {
+    model.stages.forEach((stage, s) => {
       const { rowAt } = outputOrder(stage.map.rows, stage.activation, false);
-      for (const g of routeStage(stage.map, rowAt, slots, () => 0)) {
-        for (const s of foldSteps(g.period, slots)) steps.add(s);
-        this.counts.input += g.sources.length;
+      const groups = routeStage(stage.map, rowAt, slots, () => 0);
+      const routed = groups.reduce((a, g) => a + g.sources.length, 0);
+      const cols = s === 0 ? model.inputSize : model.stages[s - 1]!.activation!.outputSize;
+      const plan = planDiagonal(stage.map, cols, slots, routed, model.params.denseLayout);
+      this.diagonals.push(plan);
+      if (plan) {
+        for (const step of diagonalSteps(plan, slots)) steps.add(step);
+        this.counts.input += plan.inputs;
         this.counts.output++;
+        return;
       }
-    }
+      for (const g of groups) for (const step of foldSteps(g.period, slots)) steps.add(step);
+      this.counts.input += routed;
+      this.counts.output += groups.length;
+    });
     this.galoisSteps = [...steps].sort((a, b) => a - b);
   }
 
@@ -180,11 +195,14 @@ export class CkksInferenceService {
     const layouts: StageLayout[] = [];
     const factors: Float64Array[] = [];
     const carried: Float64Array[] = [];
+    const sources: ((column: number) => number)[] = [];
     let sourceOf = (j: number): number => j;
     stages.forEach((stage, s) => {
       const isLast = s === stages.length - 1;
       const order = outputOrder(stage.map.rows, stage.activation, !isLast);
-      const groups = routeStage(stage.map, order.rowAt, this.context.slots, sourceOf);
+      const plan = this.diagonals[s]!;
+      const groups = plan ? [inOrder(plan, this.context.slots)] : routeStage(stage.map, order.rowAt, this.context.slots, sourceOf);
+      sources.push(sourceOf);
       const layout: StageLayout = { ...order, groups };
       layouts.push(layout);
       const { perPosition, perClientValue } = this.drawFactors(layout, stage.blinded, params.blindBits);
@@ -192,7 +210,7 @@ export class CkksInferenceService {
       carried.push(perClientValue);
       if (stage.activation) sourceOf = nextSourceIndex(layout, stage.activation);
     });
-    return { keys, layouts, factors, carried, next: 0 };
+    return { keys, layouts, factors, carried, sourceOf: sources, next: 0 };
   }
 
   /** One factor per position; a max-pool window's cells share theirs (max commutes only with a common factor). */
@@ -247,7 +265,8 @@ export class CkksInferenceService {
     return layout.groups.map((group, o) => {
       const cts = inputs[o]!;
       if (cts.length !== group.sources.length) throw new FormatError(`stage ${s}, group ${o}: ${cts.length} ciphertexts, expected ${group.sources.length}`);
-      return this.evaluateGroup(session, s, o, cts);
+      const plan = this.diagonals[s];
+      return plan ? this.evaluateDiagonal(session, s, plan, cts) : this.evaluateGroup(session, s, o, cts);
     });
   }
 
@@ -297,6 +316,82 @@ export class CkksInferenceService {
     } finally {
       for (const ct of owned) ct.free();
     }
+  }
+
+  /**
+   * The diagonal method (see `diagonal.ts`): baby-step rotations of each input, one product per
+   * diagonal with this session's M′, giant steps by Horner's rule, bias, fold, smudging.
+   */
+  private evaluateDiagonal(session: Session, s: number, plan: DiagonalPlan, cts: Uint8Array[]): Uint8Array {
+    const { context } = this;
+    const { keys } = session;
+    const inputScale = 2 ** this.model.params.inputScaleBits;
+    const weightScale = 2 ** this.model.params.weightScaleBits;
+    const dense = this.sessionMatrix(session, s, plan);
+    const baby: CkksCiphertext[][] = [];
+    let acc: CkksCiphertext | undefined;
+    try {
+      for (const bytes of cts) {
+        const row = [CkksCiphertext.load(context, keys.keyId, bytes, { levelPrimes: context.topLevel, scale: inputScale })];
+        baby.push(row);
+        for (let j = 1; j < plan.baby; j++) row.push(rotate(row[j - 1]!, 1, keys));
+      }
+      for (let g = plan.giant - 1; g >= 0; g--) {
+        if (acc) {
+          const turned = rotate(acc, plan.baby, keys);
+          acc.free();
+          acc = turned;
+        }
+        baby.forEach((row, c) => row.forEach((x, j) => {
+          const values = diagonalValues(plan, dense, context.slots, c, g, j);
+          if (values.every((v) => v === 0)) return;
+          const plain = context.encode(values, weightScale);
+          let prod: CkksCiphertext;
+          try {
+            prod = mulPlain(x, plain);
+          } finally {
+            free(plain);
+          }
+          if (!acc) acc = prod;
+          else {
+            addInPlace(acc, prod);
+            prod.free();
+          }
+        }));
+      }
+      if (!acc) throw new FormatError(`stage ${s} has no weights`);
+      this.addBias(acc, session, s, 0, inputScale * weightScale);
+      for (const step of foldSteps(plan.period, context.slots)) {
+        const r = rotate(acc, step, keys);
+        addInPlace(acc, r);
+        r.free();
+      }
+      if (this.model.params.floodBits > 0) this.flood(acc, keys);
+      return acc.save();
+    } finally {
+      for (const row of baby) for (const x of row) x.free();
+      acc?.free();
+    }
+  }
+
+  /** M′ for one session and dense stage: rows in output order, every factor folded in. */
+  private sessionMatrix(session: Session, s: number, plan: DiagonalPlan): Float64Array {
+    const { map, sigma } = this.model.stages[s]!;
+    const layout = session.layouts[s]!;
+    const prevSigma = s === 0 ? 1 : this.model.stages[s - 1]!.sigma;
+    const unblind = s === 0 ? null : session.carried[s - 1]!;
+    const sourceOf = session.sourceOf[s]!;
+    const factor = session.factors[s]!;
+    const dense = new Float64Array(plan.rows * plan.cols);
+    for (let r = 0; r < plan.rows; r++) {
+      const row = layout.rowAt[r]!;
+      const scale = (sigma * factor[r]!) / prevSigma;
+      for (let k = map.offsets[row]!; k < map.offsets[row + 1]!; k++) {
+        const j = sourceOf(map.indices[k]!);
+        dense[r * plan.cols + j] = dense[r * plan.cols + j]! + (map.weights[k]! * scale) / (unblind ? unblind[j]! : 1);
+      }
+    }
+    return dense;
   }
 
   private addBias(acc: CkksCiphertext, session: Session, s: number, o: number, scale: number): void {
@@ -379,3 +474,8 @@ export class CkksInferenceService {
   }
 }
 
+/** The routing of a diagonal stage: the client's vector in order, S values per ciphertext. */
+function inOrder(plan: DiagonalPlan, slots: number): GroupLayout {
+  const sources = Array.from({ length: plan.inputs }, (_, c) => Int32Array.from({ length: slots }, (_, t) => (c * slots + t < plan.cols ? c * slots + t : -1)));
+  return { start: 0, size: plan.rows, period: plan.period, sources, terms: [] };
+}
