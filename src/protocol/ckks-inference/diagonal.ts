@@ -21,7 +21,7 @@
  * @module
  */
 import type { SparseLinearMap } from '../../tensor/sparse-linear.js';
-import { foldSteps } from './layout.js';
+import { foldSteps, nextPow2 } from './layout.js';
 
 /** Shape of one dense stage's diagonal evaluation. */
 export interface DiagonalPlan {
@@ -40,17 +40,11 @@ export interface DiagonalPlan {
 }
 
 /**
- * Measured costs on the CI machine (node-seal 6.0.3, N = 8192, two data primes), in ms: what the
- * choice between layouts weighs. A routed input ciphertext is encoded, added and saved by the
+ * Costs measured on the 2-core CI machine under light load (node-seal 6.0.3, N = 8192, two data
+ * primes), in ms: only their ratios matter, for choosing a layout. A routed input ciphertext is encoded, added and saved by the
  * client, then loaded, encoded and multiplied by the service.
  */
 const COST = { routedCiphertext: 3.3, diagonalProduct: 1.35, rotation: 4.5 } as const;
-
-function nextPow2(n: number): number {
-  let p = 1;
-  while (p < n) p *= 2;
-  return p;
-}
 
 function rotations(inputs: number, period: number, baby: number, slots: number): number {
   return inputs * (baby - 1) + (period / baby - 1) + Math.log2(slots / period);

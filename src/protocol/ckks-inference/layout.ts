@@ -46,7 +46,8 @@ export interface StageLayout {
   readonly groups: readonly GroupLayout[];
 }
 
-function nextPow2(n: number): number {
+/** The smallest power of two ≥ n (1 for n ≤ 1). */
+export function nextPow2(n: number): number {
   let p = 1;
   while (p < n) p *= 2;
   return p;
