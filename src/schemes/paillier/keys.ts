@@ -267,7 +267,7 @@ function checkFactors(n: bigint, primes: readonly bigint[], checkPrimes: boolean
   if (new Set(primes).size !== primes.length) throw new InvalidKeyError('Paillier factors must differ');
   if (primes.reduce((a, b) => a * b, 1n) !== n) throw new InvalidKeyError('Paillier factors do not multiply to the public modulus');
   if (checkPrimes && primes.some((x) => !isProbablePrime(x, 2))) throw new InvalidKeyError('Paillier factors are not prime');
-  // Equal-size primes always pass; this catches a hand-made key where one factor divides another's p − 1.
+  // Primes with 2·min > max always pass; this catches a key where one factor divides another's x − 1.
   if (gcd(n, primes.reduce((a, x) => a * (x - 1n), 1n)) !== 1n) throw new InvalidKeyError('gcd(n, λ) ≠ 1: these factors cannot make a Paillier key');
 }
 
