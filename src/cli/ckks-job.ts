@@ -13,6 +13,18 @@ import { checkImagesFit, type InferenceJobOptions, type InferenceJobResult, comp
 /** Options of the CKKS job (the Paillier job's, minus keys, batch and servers). */
 export type CkksJobOptions = Pick<InferenceJobOptions, 'loaded' | 'data' | 'calibration' | 'onProgress' | 'modelId'>;
 
+/** WebAssembly memory the job lets precomputed ciphertexts take at once (SEAL's heap stops at 4 GiB). */
+export const PRECOMPUTE_BUDGET_BYTES = 512 * 2 ** 20;
+
+/**
+ * Images whose ciphertexts are precomputed at a time: as many as fit the budget, at least one. (A
+ * reference-CNN image needs about 2,100 pooled ciphertexts of 256 KiB; precomputing every image of
+ * a long run up front would exhaust the WebAssembly heap.)
+ */
+export function precomputeWindow(ciphertextsPerImage: number, ciphertextBytes: number, images: number, budget = PRECOMPUTE_BUDGET_BYTES): number {
+  return Math.max(1, Math.min(images, Math.floor(budget / Math.max(1, ciphertextsPerImage * ciphertextBytes))));
+}
+
 function argmax(v: ArrayLike<number>): number {
   let best = 0;
   for (let k = 1; k < v.length; k++) if (v[k]! > v[best]!) best = k;
@@ -37,27 +49,36 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
     const offlineStart = performance.now();
     client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(compiled));
     const perImage = client.ciphertextsPerInference;
-    client.precompute(perImage.client * data.count);
-    service.precompute(client.keyId, perImage.service * data.count);
-    const offlineMs = performance.now() - offlineStart;
+    const p = compiled.params.ckks;
+    const ciphertextBytes = 2 * (p.coeffModulusBits.length - 1) * p.polyModulusDegree * 8;
+    const window = precomputeWindow(perImage.client + perImage.service, ciphertextBytes, data.count);
+    let offlineMs = performance.now() - offlineStart;
     const predictions: number[] = [];
     let maxLogitError = 0;
     let clientMs = 0;
     let bytes = client.keyBytes;
     let rounds = 0;
-    const started = performance.now();
+    let onlineMs = 0;
     for (let i = 0; i < data.count; i++) {
+      if (i % window === 0) {
+        const t = performance.now();
+        const images = Math.min(window, data.count - i);
+        client.precompute(perImage.client * images);
+        service.precompute(client.keyId, perImage.service * images);
+        offlineMs += performance.now() - t;
+      }
+      const started = performance.now();
       const { logits, stats } = await client.predict(data.images.subarray(i * inputSize, (i + 1) * inputSize));
       predictions.push(argmax(logits));
       logits.forEach((v, j) => (maxLogitError = Math.max(maxLogitError, Math.abs(v - plainLogits[i * logits.length + j]!))));
       clientMs += stats.clientMs;
       bytes += stats.bytesUp + stats.bytesDown;
       rounds = stats.rounds;
+      onlineMs += performance.now() - started;
       options.onProgress?.(i + 1, data.count);
     }
-    const totalMs = performance.now() - started;
+    const totalMs = onlineMs;
     const n = data.count;
-    const p = compiled.params.ckks;
     return {
       predictions,
       plaintextPredictions: plain,

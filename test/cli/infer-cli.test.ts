@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli, runCliProcess } from '../helpers/cli.js';
+import { PRECOMPUTE_BUDGET_BYTES, precomputeWindow } from '../../src/cli/ckks-job.js';
 
 const cifar = new URL('../../models/cifar-shaped.onnx', import.meta.url).pathname;
 
@@ -52,4 +53,22 @@ test('--json prints one object with the fields the issue asks for', () => {
   assert.deepEqual(out['predictions'], out['plaintextPredictions']);
   assert.equal(out['keyBits'], 512);
   assert.equal(out['scheme'], 'paillier');
+  assert.equal(out['keyPrimes'], 3, 'inference clients make three-prime keys by default');
+});
+
+test('--key-primes 2 makes a two-prime client key; anything else is refused', () => {
+  const r = runCliProcess(['infer', '--limit', '1', '--key-bits', '512', '--insecure', '--workers', '0', '--key-primes', '2', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((JSON.parse(r.stdout) as Record<string, unknown>)['keyPrimes'], 2);
+  const bad = runCliProcess(['infer', '--limit', '1', '--key-primes', '4']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /key-primes/);
+});
+
+test('CKKS runs precompute a bounded number of images at a time (the WebAssembly heap is 4 GiB)', () => {
+  const refImage = 2_100;
+  assert.equal(precomputeWindow(refImage, 256 * 1024, 100), 1, 'the reference CNN: one image at a time');
+  assert.equal(precomputeWindow(10, 256 * 1024, 900), 204);
+  assert.equal(precomputeWindow(10, 256 * 1024, 5), 5);
+  assert.ok(precomputeWindow(10, 256 * 1024, 900) * 10 * 256 * 1024 <= PRECOMPUTE_BUDGET_BYTES);
 });
