@@ -8,10 +8,12 @@ import { argmaxRows, runPlaintext } from '../nn/plaintext.js';
 import {
   CkksInferenceClient, CkksInferenceService, clientActivations, compileCkksModel, inProcessCkksTransport,
 } from '../protocol/ckks-inference/index.js';
+import { availableParallelism } from 'node:os';
+import { CkksProductPool } from '../workers/ckks-products-pool.js';
 import { checkImagesFit, type InferenceJobOptions, type InferenceJobResult, comparePredictions, perSample } from './inference-job.js';
 
 /** Options of the CKKS job (the Paillier job's, minus keys, batch and servers). */
-export type CkksJobOptions = Pick<InferenceJobOptions, 'loaded' | 'data' | 'calibration' | 'onProgress' | 'modelId'>;
+export type CkksJobOptions = Pick<InferenceJobOptions, 'loaded' | 'data' | 'calibration' | 'onProgress' | 'modelId' | 'workers'>;
 
 /** WebAssembly memory the job lets precomputed ciphertexts take at once (SEAL's heap stops at 4 GiB). */
 export const PRECOMPUTE_BUDGET_BYTES = 512 * 2 ** 20;
@@ -43,10 +45,13 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
   const plainLogits = runPlaintext(loaded.model, data.images);
   const plain = Array.from(argmaxRows(plainLogits, loaded.model.outputSize));
   const compiled = compileCkksModel(loaded.model, options.calibration);
-  const service = await CkksInferenceService.create(compiled);
+  const threads = options.workers ?? availableParallelism();
+  const pool = threads > 0 ? new CkksProductPool({ threads }) : undefined;
+  const service = await CkksInferenceService.create(compiled, pool ? { evaluator: pool } : {});
   let client: CkksInferenceClient | undefined;
   try {
     const offlineStart = performance.now();
+    await pool?.prepare(compiled.params.ckks);
     client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(compiled));
     const perImage = client.ciphertextsPerInference;
     const p = compiled.params.ckks;
@@ -97,5 +102,6 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
   } finally {
     client?.dispose();
     service.dispose();
+    await pool?.destroy();
   }
 }

@@ -9,3 +9,4 @@ export * from './fe-pool.js';
 export type { FeTask, FeTaskResult } from './fe-tasks.js';
 export * from './two-server-pool.js';
 export type { TwoServerTask } from './two-server-tasks.js';
+export * from './ckks-products-pool.js';

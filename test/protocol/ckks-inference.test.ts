@@ -13,6 +13,8 @@ import {
 } from '../../src/protocol/ckks-inference/index.js';
 import { foldSteps, outputOrder, routeStage } from '../../src/protocol/ckks-inference/layout.js';
 import { diagonalValues, planDiagonal } from '../../src/protocol/ckks-inference/diagonal.js';
+import type { ProductTask } from '../../src/protocol/ckks-inference/products.js';
+import { CkksProductPool, splitTask } from '../../src/workers/ckks-products-pool.js';
 
 const small = importOnnx(readFileSync(new URL('../../models/fashion-small.onnx', import.meta.url)));
 const sample = loadFashionMnistSample({ limit: 104 });
@@ -138,14 +140,14 @@ describe('interactive CKKS inference', async () => {
       registerKeys: async (r: Parameters<CkksInferenceService['registerKeys']>[0]) => service.registerKeys(r),
       open: async (r: unknown) => service.open(r),
       round: async (r: unknown) => {
-        const reply = service.round(r);
+        const reply = await service.round(r);
         return reply;
       },
     };
     const c2 = await CkksInferenceClient.connect(spy, clientActivations(compiled));
     const ring = (c2 as unknown as { keyring: CkksKeyring }).keyring;
     spy.round = async (r: unknown) => {
-      const reply = service.round(r);
+      const reply = await service.round(r);
       if (reply.stage === 0) {
         const ct = CkksCiphertext.load(ring.context, ring.keyId, reply.outputs[0]!);
         seen.push(ring.decrypt(ct).subarray(0, 216));
@@ -178,12 +180,12 @@ describe('interactive CKKS inference', async () => {
     const keyId = client.keyId;
     assert.throws(() => service.open({ version: 1, keyId: '0'.repeat(32) }), UnknownKeysError);
     assert.throws(() => service.open({ version: 1 }), FormatError);
-    assert.throws(() => service.round({ version: 1, sessionId: 'nope', stage: 0, inputs: [[new Uint8Array(4)]] }), UnknownSessionError);
+    await assert.rejects(service.round({ version: 1, sessionId: 'nope', stage: 0, inputs: [[new Uint8Array(4)]] }), UnknownSessionError);
     const opened = service.open({ version: 1, keyId });
-    assert.throws(() => service.round({ version: 1, sessionId: opened.sessionId, stage: 1, inputs: [[new Uint8Array(4)]] }), OutOfOrderError);
-    assert.throws(() => service.round({ version: 1, sessionId: opened.sessionId, stage: 0, inputs: [[new Uint8Array(4)]] }), UnknownSessionError);
+    await assert.rejects(service.round({ version: 1, sessionId: opened.sessionId, stage: 1, inputs: [[new Uint8Array(4)]] }), OutOfOrderError);
+    await assert.rejects(service.round({ version: 1, sessionId: opened.sessionId, stage: 0, inputs: [[new Uint8Array(4)]] }), UnknownSessionError);
     const again = service.open({ version: 1, keyId });
-    assert.throws(() => service.round({ version: 1, sessionId: again.sessionId, stage: 0, inputs: 'x' }), FormatError);
+    await assert.rejects(service.round({ version: 1, sessionId: again.sessionId, stage: 0, inputs: 'x' }), FormatError);
     assert.equal(service.openSessions, 1, 'a malformed message does not reach the session');
     service.close(again.sessionId);
     assert.equal(service.openSessions, 0);
@@ -202,17 +204,17 @@ describe('interactive CKKS inference', async () => {
     for (const [make, error] of cases) {
       const o = groups();
       const bytes = make(o);
-      assert.throws(() => service.round({ version: 1, sessionId: o.sessionId, stage: 0, inputs: [Array.from({ length: count(o) }, () => bytes)] }), error);
+      await assert.rejects(service.round({ version: 1, sessionId: o.sessionId, stage: 0, inputs: [Array.from({ length: count(o) }, () => bytes)] }), error);
       assert.equal(service.openSessions, 0);
     }
     other.dispose();
   });
 
-  test('abandoned sessions do not pile up: past maxSessions the oldest is dropped', () => {
+  test('abandoned sessions do not pile up: past maxSessions the oldest is dropped', async () => {
     const first = service.open({ version: 1, keyId: client.keyId });
     for (let i = 0; i < service.maxSessions; i++) service.open({ version: 1, keyId: client.keyId });
     assert.equal(service.openSessions, service.maxSessions);
-    assert.throws(() => service.round({ version: 1, sessionId: first.sessionId, stage: 0, inputs: [[new Uint8Array(4)]] }), UnknownSessionError);
+    await assert.rejects(service.round({ version: 1, sessionId: first.sessionId, stage: 0, inputs: [[new Uint8Array(4)]] }), UnknownSessionError);
   });
 
   test('keys without the rotations the model needs are refused', () => {
@@ -270,6 +272,56 @@ test('dense stages by the diagonal method agree with plaintext and need far fewe
     client.dispose();
     service.dispose();
     routedService.dispose();
+  }
+});
+
+test('splitTask keeps every product once, with its input, in at most the parts asked for', () => {
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 9 }), fc.integer({ min: 0, max: 3 })), { maxLength: 60 }), fc.integer({ min: 1, max: 6 }), (pairs, parts) => {
+      const inputs = Array.from({ length: 10 }, (_, i) => Uint8Array.of(i));
+      const task: ProductTask = {
+        params: DEFAULT_CKKS_PROTOCOL.ckks, keyId: 'k', inputScale: 1, weightScale: 1, inputs, outputs: 4,
+        terms: pairs.map(([input, output], k) => ({ input, output, values: Float64Array.of(k) })),
+      };
+      const split = splitTask(task, parts);
+      assert.ok(split.length <= parts);
+      const seen = split.flatMap((p) => p.terms.map((t) => [p.inputs[t.input]![0], t.output, t.values[0]]));
+      assert.deepEqual(seen.sort((a, b) => a[2]! - b[2]!), pairs.map(([i, o], k) => [i, o, k]));
+    }),
+  );
+});
+
+test('rounds on worker threads give the same predictions, and a bad ciphertext still gets its typed error', async () => {
+  const pool = new CkksProductPool({ threads: 2 });
+  const compiled = compileCkksModel(small, calibration, { ...DEFAULT_CKKS_PROTOCOL, denseLayout: 'auto' });
+  const diagonal = compileCkksModel(small, calibration, { ...DEFAULT_CKKS_PROTOCOL, denseLayout: 'diagonal' });
+  const plain = runPlaintext(small, evalImages);
+  try {
+    await pool.prepare(compiled.params.ckks);
+    for (const model of [compiled, diagonal]) {
+      const service = await CkksInferenceService.create(model, { evaluator: pool });
+      const client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(model));
+      try {
+        for (let i = 0; i < 2; i++) {
+          const { logits } = await client.predict(evalImages.subarray(i * 784, (i + 1) * 784));
+          logits.forEach((v, j) => assert.ok(Math.abs(v - plain[i * 10 + j]!) < 0.05, `image ${i} logit ${j}: ${v} vs ${plain[i * 10 + j]}`));
+        }
+        const other = CkksKeyring.generate((client as unknown as { context: CkksKeyring['context'] }).context);
+        const foreign = other.encrypt([1], 2 ** model.params.inputScaleBits);
+        const bytes = foreign.save();
+        foreign.free();
+        other.dispose();
+        const o = service.open({ version: 1, keyId: client.keyId });
+        const inputs = o.routing.groups.map((g) => g.sources.map(() => bytes));
+        await assert.rejects(service.round({ version: 1, sessionId: o.sessionId, stage: 0, inputs }), KeyMismatchError);
+        assert.equal(service.openSessions, 0);
+      } finally {
+        client.dispose();
+        service.dispose();
+      }
+    }
+  } finally {
+    await pool.destroy();
   }
 });
 

@@ -102,7 +102,7 @@ export function registerInferCommand(program: Command): void {
       if (options.scheme === 'ckks') {
         if (options.server) throw new UsageError('--scheme ckks runs with an in-process service; --server is for --scheme paillier');
         if (options.batch > 1) throw new UsageError('--scheme ckks is latency mode (one image per session); drop --batch');
-        const ckks = await runCkksInferenceJob({ loaded: loadModel(options.model), data, calibration, onProgress: (done) => bar.update(done) }).finally(() => bar.finish());
+        const ckks = await runCkksInferenceJob({ loaded: loadModel(options.model), data, calibration, ...(options.workers !== undefined ? { workers: options.workers } : {}), onProgress: (done) => bar.update(done) }).finally(() => bar.finish());
         process.stdout.write(options.json ? `${JSON.stringify(ckks)}\n` : `${formatInferenceSummary(ckks)}\n`);
         return;
       }

@@ -17,6 +17,7 @@ import {
 } from '../../schemes/ckks/index.js';
 import type { CompiledCkksModel } from './compile.js';
 import { diagonalSteps, diagonalValues, planDiagonal, type DiagonalPlan } from './diagonal.js';
+import { InThreadProducts, type ProductEvaluator, type ProductTask, type ProductTerm } from './products.js';
 import { foldSteps, nextSourceIndex, outputOrder, routeStage, type GroupLayout, type StageLayout } from './layout.js';
 import {
   DescribeReply, KeysReply, KeysRequest, OpenReply, OpenRequest, PROTOCOL_VERSION, RoundReply, RoundRequest, parseMessage, type Routing,
@@ -84,6 +85,7 @@ export class CkksInferenceService {
   private constructor(
     readonly model: CompiledCkksModel,
     readonly context: CkksContext,
+    private readonly evaluator: ProductEvaluator,
   ) {
     const steps = new Set<number>();
     const slots = context.slots;
@@ -107,9 +109,16 @@ export class CkksInferenceService {
     this.galoisSteps = [...steps].sort((a, b) => a - b);
   }
 
-  /** Builds the service (creates the CKKS context). @throws InvalidKeyError for bad parameters. */
-  static async create(model: CompiledCkksModel): Promise<CkksInferenceService> {
-    return new CkksInferenceService(model, await CkksContext.create(model.params.ckks));
+  /**
+   * Builds the service (creates the CKKS context).
+   *
+   * @param options.evaluator - where the plaintext products run (default: this thread; a
+   *   `CkksProductPool` spreads them over worker threads).
+   * @throws InvalidKeyError for bad parameters.
+   */
+  static async create(model: CompiledCkksModel, options: { evaluator?: ProductEvaluator } = {}): Promise<CkksInferenceService> {
+    const context = await CkksContext.create(model.params.ckks);
+    return new CkksInferenceService(model, context, options.evaluator ?? new InThreadProducts(context));
   }
 
   /** Public facts the client needs before it makes keys. */
@@ -241,13 +250,13 @@ export class CkksInferenceService {
    *   KeyMismatchError (ciphertexts under another key), InvalidCiphertextError (wrong level/scale).
    *   A failed round closes the session.
    */
-  round(request: unknown): RoundReply {
+  async round(request: unknown): Promise<RoundReply> {
     const req = parseMessage(RoundRequest, request, 'round request');
     const session = this.sessions.get(req.sessionId);
     if (!session) throw new UnknownSessionError(req.sessionId);
     try {
       if (req.stage !== session.next) throw new OutOfOrderError(`round for stage ${req.stage}, expected stage ${session.next}`);
-      const outputs = this.evaluateStage(session, req.stage, req.inputs);
+      const outputs = await this.evaluateStage(session, req.stage, req.inputs);
       session.next++;
       const layout = session.layouts[req.stage]!;
       const nextLayout = session.layouts[req.stage + 1];
@@ -259,117 +268,153 @@ export class CkksInferenceService {
     }
   }
 
-  private evaluateStage(session: Session, s: number, inputs: Uint8Array[][]): Uint8Array[] {
+  private async evaluateStage(session: Session, s: number, inputs: Uint8Array[][]): Promise<Uint8Array[]> {
     const layout = session.layouts[s]!;
     if (inputs.length !== layout.groups.length) throw new FormatError(`stage ${s}: ${inputs.length} input groups, expected ${layout.groups.length}`);
-    return layout.groups.map((group, o) => {
-      const cts = inputs[o]!;
-      if (cts.length !== group.sources.length) throw new FormatError(`stage ${s}, group ${o}: ${cts.length} ciphertexts, expected ${group.sources.length}`);
-      const plan = this.diagonals[s];
-      return plan ? this.evaluateDiagonal(session, s, plan, cts) : this.evaluateGroup(session, s, o, cts);
+    layout.groups.forEach((group, o) => {
+      if (inputs[o]!.length !== group.sources.length) throw new FormatError(`stage ${s}, group ${o}: ${inputs[o]!.length} ciphertexts, expected ${group.sources.length}`);
     });
+    const plan = this.diagonals[s];
+    return plan ? [await this.evaluateDiagonal(session, s, plan, inputs[0]!)] : this.evaluateRouted(session, s, inputs);
   }
 
-  private evaluateGroup(session: Session, s: number, o: number, cts: Uint8Array[]): Uint8Array {
+  private task(session: Session, inputs: readonly Uint8Array[], terms: ProductTerm[], outputs: number): ProductTask {
+    const { params } = this.model;
+    return {
+      params: this.context.params, keyId: session.keys.keyId, inputScale: 2 ** params.inputScaleBits, weightScale: 2 ** params.weightScaleBits,
+      inputs, terms, outputs,
+    };
+  }
+
+  /** Adds the parts the evaluator returned for each output (null where no part had a term). */
+  private sumParts(keyId: string, parts: Uint8Array[][], outputs: number, scale: number): (CkksCiphertext | null)[] {
+    const { context } = this;
+    const sums: (CkksCiphertext | null)[] = new Array(outputs).fill(null);
+    try {
+      for (const part of parts) {
+        part.forEach((bytes, o) => {
+          if (bytes.length === 0) return;
+          const ct = CkksCiphertext.load(context, keyId, bytes, { levelPrimes: context.topLevel, scale });
+          const sum = sums[o];
+          if (!sum) sums[o] = ct;
+          else {
+            addInPlace(sum, ct);
+            ct.free();
+          }
+        });
+      }
+      return sums;
+    } catch (e) {
+      for (const c of sums) c?.free();
+      throw e;
+    }
+  }
+
+  /** Routed stages: one product per input ciphertext (the plaintext routes weights to slots), then per group bias, fold, smudging. */
+  private async evaluateRouted(session: Session, s: number, inputs: Uint8Array[][]): Promise<Uint8Array[]> {
     const { context } = this;
     const stage = this.model.stages[s]!;
-    const group = session.layouts[s]!.groups[o]!;
+    const layout = session.layouts[s]!;
     const prevSigma = s === 0 ? 1 : this.model.stages[s - 1]!.sigma;
     const unblind = s === 0 ? null : session.carried[s - 1]!;
     const factor = session.factors[s]!;
-    const inputScale = 2 ** this.model.params.inputScaleBits;
-    const weightScale = 2 ** this.model.params.weightScaleBits;
-    const owned: CkksCiphertext[] = [];
-    try {
-      let acc: CkksCiphertext | undefined;
-      cts.forEach((bytes, c) => {
-        const ct = CkksCiphertext.load(context, session.keys.keyId, bytes, { levelPrimes: context.topLevel, scale: inputScale });
-        owned.push(ct);
+    const flat: Uint8Array[] = [];
+    const terms: ProductTerm[] = [];
+    layout.groups.forEach((group, o) => {
+      inputs[o]!.forEach((bytes, c) => {
         const values = new Float64Array(context.slots);
-        const terms = group.terms[c]!;
+        const termsAt = group.terms[c]!;
         const sources = group.sources[c]!;
         for (let slot = 0; slot < values.length; slot++) {
-          const k = terms[slot]!;
+          const k = termsAt[slot]!;
           if (k < 0) continue;
           const p = group.start + (slot % group.period);
           values[slot] = (stage.map.weights[k]! * stage.sigma * factor[p]! * (unblind ? 1 / unblind[sources[slot]!]! : 1)) / prevSigma;
         }
-        const plain = context.encode(values, weightScale);
-        const prod = mulPlain(ct, plain);
-        free(plain);
-        if (acc) {
-          addInPlace(acc, prod);
-          prod.free();
-        } else {
-          acc = prod;
-          owned.push(acc);
-        }
+        terms.push({ input: flat.length, output: o, values });
+        flat.push(bytes);
       });
-      this.addBias(acc!, session, s, o, inputScale * weightScale);
-      for (const step of foldSteps(group.period, context.slots)) {
-        const r = rotate(acc!, step, session.keys);
-        addInPlace(acc!, r);
-        r.free();
-      }
-      if (this.model.params.floodBits > 0) this.flood(acc!, session.keys);
-      return acc!.save();
+    });
+    const task = this.task(session, flat, terms, layout.groups.length);
+    const sums = this.sumParts(session.keys.keyId, await this.evaluator.products(task), layout.groups.length, task.inputScale * task.weightScale);
+    try {
+      return sums.map((acc, o) => {
+        if (!acc) throw new FormatError(`stage ${s}, group ${o} has no weights`);
+        return this.finish(acc, session, s, o, layout.groups[o]!.period);
+      });
     } finally {
-      for (const ct of owned) ct.free();
+      for (const c of sums) c?.free();
     }
   }
 
+  /** Bias, fold to the group's period, smudging, serialization. */
+  private finish(acc: CkksCiphertext, session: Session, s: number, o: number, period: number): Uint8Array {
+    const scale = 2 ** (this.model.params.inputScaleBits + this.model.params.weightScaleBits);
+    this.addBias(acc, session, s, o, scale);
+    for (const step of foldSteps(period, this.context.slots)) {
+      const r = rotate(acc, step, session.keys);
+      addInPlace(acc, r);
+      r.free();
+    }
+    if (this.model.params.floodBits > 0) this.flood(acc, session.keys);
+    return acc.save();
+  }
+
   /**
-   * The diagonal method (see `diagonal.ts`): baby-step rotations of each input, one product per
-   * diagonal with this session's M′, giant steps by Horner's rule, bias, fold, smudging.
+   * The diagonal method (see `diagonal.ts`): baby-step rotations of each input here, one product
+   * per diagonal with this session's M′ by the evaluator (one partial sum per giant step), giant
+   * steps by Horner's rule, then bias, fold, smudging.
    */
-  private evaluateDiagonal(session: Session, s: number, plan: DiagonalPlan, cts: Uint8Array[]): Uint8Array {
+  private async evaluateDiagonal(session: Session, s: number, plan: DiagonalPlan, cts: Uint8Array[]): Promise<Uint8Array> {
     const { context } = this;
     const { keys } = session;
     const inputScale = 2 ** this.model.params.inputScaleBits;
-    const weightScale = 2 ** this.model.params.weightScaleBits;
     const dense = this.sessionMatrix(session, s, plan);
-    const baby: CkksCiphertext[][] = [];
+    const rotated: Uint8Array[] = [];
+    for (const bytes of cts) {
+      let x = CkksCiphertext.load(context, keys.keyId, bytes, { levelPrimes: context.topLevel, scale: inputScale });
+      try {
+        rotated.push(bytes);
+        for (let j = 1; j < plan.baby; j++) {
+          const next = rotate(x, 1, keys);
+          x.free();
+          x = next;
+          rotated.push(x.save());
+        }
+      } finally {
+        x.free();
+      }
+    }
+    const terms: ProductTerm[] = [];
+    for (let g = 0; g < plan.giant; g++) {
+      for (let c = 0; c < plan.inputs; c++) {
+        for (let j = 0; j < plan.baby; j++) {
+          const values = diagonalValues(plan, dense, context.slots, c, g, j);
+          if (values.some((v) => v !== 0)) terms.push({ input: c * plan.baby + j, output: g, values });
+        }
+      }
+    }
+    const task = this.task(session, rotated, terms, plan.giant);
+    const inner = this.sumParts(keys.keyId, await this.evaluator.products(task), plan.giant, task.inputScale * task.weightScale);
     let acc: CkksCiphertext | undefined;
     try {
-      for (const bytes of cts) {
-        const row = [CkksCiphertext.load(context, keys.keyId, bytes, { levelPrimes: context.topLevel, scale: inputScale })];
-        baby.push(row);
-        for (let j = 1; j < plan.baby; j++) row.push(rotate(row[j - 1]!, 1, keys));
-      }
       for (let g = plan.giant - 1; g >= 0; g--) {
         if (acc) {
           const turned = rotate(acc, plan.baby, keys);
           acc.free();
           acc = turned;
         }
-        baby.forEach((row, c) => row.forEach((x, j) => {
-          const values = diagonalValues(plan, dense, context.slots, c, g, j);
-          if (values.every((v) => v === 0)) return;
-          const plain = context.encode(values, weightScale);
-          let prod: CkksCiphertext;
-          try {
-            prod = mulPlain(x, plain);
-          } finally {
-            free(plain);
-          }
-          if (!acc) acc = prod;
-          else {
-            addInPlace(acc, prod);
-            prod.free();
-          }
-        }));
+        const part = inner[g];
+        if (!part) continue;
+        if (!acc) {
+          acc = part;
+          inner[g] = null;
+        } else addInPlace(acc, part);
       }
       if (!acc) throw new FormatError(`stage ${s} has no weights`);
-      this.addBias(acc, session, s, 0, inputScale * weightScale);
-      for (const step of foldSteps(plan.period, context.slots)) {
-        const r = rotate(acc, step, keys);
-        addInPlace(acc, r);
-        r.free();
-      }
-      if (this.model.params.floodBits > 0) this.flood(acc, keys);
-      return acc.save();
+      return this.finish(acc, session, s, 0, plan.period);
     } finally {
-      for (const row of baby) for (const x of row) x.free();
+      for (const c of inner) c?.free();
       acc?.free();
     }
   }

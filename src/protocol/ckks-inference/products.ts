@@ -1,0 +1,95 @@
+/**
+ * The bulk of a CKKS round: sums of plaintext products, outputs[o] = Σ inputs[i] ⊙ encode(values)
+ * over the terms (i, o, values). Encoding the per-session plaintexts and multiplying is nearly all
+ * of the service's time and every term is independent, so the work goes through a
+ * {@link ProductEvaluator}: on this thread by default, or split over worker threads
+ * (`src/workers/ckks-products-pool.ts`); rotations, bias and smudging stay with the service.
+ *
+ * @module
+ */
+import { CkksCiphertext, CkksContext, addInPlace, free, mulPlain, type CkksParameters } from '../../schemes/ckks/index.js';
+
+/** One plaintext product: input ciphertext `input` times the encoding of `values`, added to output `output`. */
+export interface ProductTerm {
+  readonly input: number;
+  readonly output: number;
+  readonly values: Float64Array;
+}
+
+/** A batch of products over serialized ciphertexts (all under one key, fresh, at `inputScale`). */
+export interface ProductTask {
+  readonly params: CkksParameters;
+  readonly keyId: string;
+  readonly inputScale: number;
+  readonly weightScale: number;
+  readonly inputs: readonly Uint8Array[];
+  readonly terms: readonly ProductTerm[];
+  readonly outputs: number;
+}
+
+/**
+ * Evaluates product tasks. The result is one or more partial sums per output (serialized; an
+ * empty array where a part had no term for that output); the caller adds the parts.
+ *
+ * Implementations throw what {@link CkksCiphertext.load} throws for a bad input ciphertext:
+ * FormatError, KeyMismatchError, InvalidCiphertextError.
+ */
+export interface ProductEvaluator {
+  products(task: ProductTask): Promise<Uint8Array[][]>;
+}
+
+/**
+ * Evaluates a task on this thread with `context` (whose parameters must be `task.params`).
+ *
+ * @throws FormatError, KeyMismatchError, InvalidCiphertextError for a bad input ciphertext.
+ */
+export function evaluateProducts(context: CkksContext, task: ProductTask): Uint8Array[] {
+  const byInput = new Map<number, ProductTerm[]>();
+  for (const t of task.terms) {
+    const list = byInput.get(t.input);
+    if (list) list.push(t);
+    else byInput.set(t.input, [t]);
+  }
+  const sums: (CkksCiphertext | undefined)[] = new Array(task.outputs).fill(undefined);
+  try {
+    for (const [i, terms] of byInput) {
+      const x = CkksCiphertext.load(context, task.keyId, task.inputs[i]!, { levelPrimes: context.topLevel, scale: task.inputScale });
+      try {
+        for (const t of terms) {
+          const plain = context.encode(t.values, task.weightScale);
+          let prod: CkksCiphertext;
+          try {
+            prod = mulPlain(x, plain);
+          } finally {
+            free(plain);
+          }
+          const sum = sums[t.output];
+          if (sum) {
+            addInPlace(sum, prod);
+            prod.free();
+          } else {
+            sums[t.output] = prod;
+          }
+        }
+      } finally {
+        x.free();
+      }
+    }
+    return sums.map((s) => (s ? s.save() : new Uint8Array(0)));
+  } finally {
+    for (const s of sums) s?.free();
+  }
+}
+
+/** The default evaluator: everything on the calling thread. */
+export class InThreadProducts implements ProductEvaluator {
+  constructor(private readonly context: CkksContext) {}
+
+  products(task: ProductTask): Promise<Uint8Array[][]> {
+    try {
+      return Promise.resolve([evaluateProducts(this.context, task)]);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * The plaintext products of interactive CKKS rounds on worker threads: a round's task is cut into
+ * parts by input ciphertext, each part evaluated by one worker (its own SEAL context), and the
+ * service adds the partial sums. Rotations, bias and smudging stay on the service's thread.
+ *
+ * Node-only (worker_threads through piscina).
+ *
+ * @module
+ */
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import { BlindmlError, FormatError, InvalidCiphertextError, KeyMismatchError } from '../errors.js';
+import type { ProductEvaluator, ProductTask, ProductTerm } from '../protocol/ckks-inference/products.js';
+import type { CkksParameters } from '../schemes/ckks/index.js';
+import { allSettledOrThrow, siblingModuleUrl } from './pool-support.js';
+
+/** What a worker answers: the partial sums, or the error a bad input caused. */
+export type ProductReply = { readonly outputs: Uint8Array[] } | { readonly error: { readonly code: string; readonly message: string } };
+
+const ERRORS: Record<string, new (message: string) => BlindmlError> = {
+  ERR_FORMAT: FormatError,
+  ERR_KEY_MISMATCH: KeyMismatchError,
+  ERR_INVALID_CIPHERTEXT: InvalidCiphertextError,
+};
+
+/** Splits a task into at most `parts` parts of consecutive inputs with about equal numbers of terms. */
+export function splitTask(task: ProductTask, parts: number): ProductTask[] {
+  const byInput: ProductTerm[][] = task.inputs.map(() => []);
+  for (const t of task.terms) byInput[t.input]!.push(t);
+  const used = byInput.map((list, i) => ({ list, i })).filter((e) => e.list.length > 0);
+  const count = Math.max(1, Math.min(parts, used.length));
+  const perPart = task.terms.length / count;
+  const out: ProductTask[] = [];
+  let at = 0;
+  for (let k = 0; k < count && at < used.length; k++) {
+    const inputs: Uint8Array[] = [];
+    const terms: ProductTerm[] = [];
+    while (at < used.length && (k === count - 1 || terms.length < perPart)) {
+      const { list, i } = used[at++]!;
+      for (const t of list) terms.push({ input: inputs.length, output: t.output, values: t.values });
+      inputs.push(task.inputs[i]!);
+    }
+    out.push({ ...task, inputs, terms });
+  }
+  return out;
+}
+
+/** A {@link ProductEvaluator} over worker threads. Call {@link destroy} when done. */
+export class CkksProductPool implements ProductEvaluator {
+  readonly threads: number;
+  private readonly piscina: Piscina;
+
+  /** @throws RangeError if threads is not a positive integer. */
+  constructor(options: { readonly threads?: number } = {}) {
+    this.threads = options.threads ?? availableParallelism();
+    if (!Number.isSafeInteger(this.threads) || this.threads < 1) throw new RangeError('CkksProductPool: threads must be >= 1');
+    this.piscina = new Piscina({ filename: siblingModuleUrl(import.meta.url, 'ckks-products-worker'), minThreads: this.threads, maxThreads: this.threads, idleTimeout: 60_000 });
+  }
+
+  /** Creates each worker's SEAL context ahead of time (otherwise the first round pays for it). */
+  async prepare(params: CkksParameters): Promise<void> {
+    const empty: ProductTask = { params, keyId: '', inputScale: 1, weightScale: 1, inputs: [], terms: [], outputs: 0 };
+    await allSettledOrThrow(Array.from({ length: this.threads }, () => this.piscina.run(empty)));
+  }
+
+  /**
+   * Evaluates the task in parts, about two per thread. The terms' value arrays are moved to the
+   * workers (detached here); the input bytes are copied.
+   *
+   * @throws FormatError, KeyMismatchError, InvalidCiphertextError for a bad input ciphertext.
+   */
+  async products(task: ProductTask): Promise<Uint8Array[][]> {
+    const parts = splitTask(task, this.threads * 2).map((part) => {
+      // Own copies, so each part moves only its ciphertexts to its worker (views may share a buffer).
+      const inputs = part.inputs.map((b) => b.slice());
+      const transferList = [...inputs.map((b) => b.buffer), ...part.terms.map((t) => t.values.buffer)];
+      return this.piscina.run({ ...part, inputs }, { transferList: [...new Set(transferList)] as ArrayBuffer[] }) as Promise<ProductReply>;
+    });
+    const replies = await allSettledOrThrow(parts);
+    return replies.map((r) => {
+      if (!('error' in r)) return r.outputs;
+      const Known = ERRORS[r.error.code];
+      throw Known ? new Known(r.error.message) : new Error(r.error.message);
+    });
+  }
+
+  async destroy(): Promise<void> {
+    await this.piscina.destroy();
+  }
+}
