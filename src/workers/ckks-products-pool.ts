@@ -64,18 +64,27 @@ export class CkksProductPool implements ProductEvaluator {
   }
 
   /**
-   * Evaluates the task in parts, about two per thread. The terms' value arrays are moved to the
-   * workers (detached here); the input bytes are copied.
+   * Evaluates the task in parts, about two per thread. Memory moves to the workers rather than
+   * being copied: the terms' value arrays, and every input that is the whole of its own buffer, are
+   * detached here (a round's ciphertexts are not used again); inputs that are views of a shared
+   * buffer are copied.
    *
    * @throws FormatError, KeyMismatchError, InvalidCiphertextError for a bad input ciphertext.
    */
   async products(task: ProductTask): Promise<Uint8Array[][]> {
-    const parts = splitTask(task, this.threads * 2).map((part) => {
-      // Own copies, so each part moves only its ciphertexts to its worker (views may share a buffer).
-      const inputs = part.inputs.map((b) => b.slice());
-      const transferList = [...inputs.map((b) => b.buffer), ...part.terms.map((t) => t.values.buffer)];
-      return this.piscina.run({ ...part, inputs }, { transferList: [...new Set(transferList)] as ArrayBuffer[] }) as Promise<ProductReply>;
+    const moved = new Set<ArrayBufferLike>();
+    // Every copy is made before anything is posted (posting detaches what it moves).
+    const prepared = splitTask(task, this.threads * 2).map((part) => {
+      const inputs = part.inputs.map((b) => {
+        const whole = b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && !(b.buffer instanceof SharedArrayBuffer);
+        if (!whole || moved.has(b.buffer)) return b.slice();
+        moved.add(b.buffer);
+        return b;
+      });
+      const transferList = new Set<ArrayBuffer>([...inputs.map((b) => b.buffer as ArrayBuffer), ...part.terms.map((t) => t.values.buffer as ArrayBuffer)]);
+      return { task: { ...part, inputs }, transferList: [...transferList] };
     });
+    const parts = prepared.map((p) => this.piscina.run(p.task, { transferList: p.transferList }) as Promise<ProductReply>);
     const replies = await allSettledOrThrow(parts);
     return replies.map((r) => {
       if (!('error' in r)) return r.outputs;
