@@ -9,7 +9,6 @@ import {
   CkksInferenceClient, CkksInferenceService, clientActivations, compileCkksModel, inProcessCkksTransport,
 } from '../protocol/ckks-inference/index.js';
 import { availableParallelism } from 'node:os';
-import { CkksEncryptPool } from '../workers/ckks-encrypt-pool.js';
 import { CkksProductPool } from '../workers/ckks-products-pool.js';
 import { checkImagesFit, type InferenceJobOptions, type InferenceJobResult, comparePredictions, perSample } from './inference-job.js';
 
@@ -48,13 +47,12 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
   const compiled = compileCkksModel(loaded.model, options.calibration);
   const threads = options.workers ?? availableParallelism();
   const pool = threads > 0 ? new CkksProductPool({ threads }) : undefined;
-  const encryptPool = threads > 0 ? new CkksEncryptPool({ threads }) : undefined;
   const service = await CkksInferenceService.create(compiled, pool ? { evaluator: pool } : {});
   let client: CkksInferenceClient | undefined;
   try {
     const offlineStart = performance.now();
     await pool?.prepare(compiled.params.ckks);
-    client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(compiled), encryptPool ? { encryptors: encryptPool } : {});
+    client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(compiled));
     const perImage = client.ciphertextsPerInference;
     const p = compiled.params.ckks;
     const ciphertextBytes = 2 * (p.coeffModulusBits.length - 1) * p.polyModulusDegree * 8;
@@ -70,7 +68,7 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
       if (i % window === 0) {
         const t = performance.now();
         const images = Math.min(window, data.count - i);
-        await client.precompute(perImage.client * images);
+        client.precompute(perImage.client * images);
         service.precompute(client.keyId, perImage.service * images);
         offlineMs += performance.now() - t;
       }
@@ -105,6 +103,5 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
     client?.dispose();
     service.dispose();
     await pool?.destroy();
-    await encryptPool?.destroy();
   }
 }

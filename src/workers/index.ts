@@ -10,4 +10,3 @@ export type { FeTask, FeTaskResult } from './fe-tasks.js';
 export * from './two-server-pool.js';
 export type { TwoServerTask } from './two-server-tasks.js';
 export * from './ckks-products-pool.js';
-export * from './ckks-encrypt-pool.js';

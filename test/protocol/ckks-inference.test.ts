@@ -15,7 +15,6 @@ import { foldSteps, outputOrder, routeStage } from '../../src/protocol/ckks-infe
 import { diagonalValues, planDiagonal } from '../../src/protocol/ckks-inference/diagonal.js';
 import type { ProductTask } from '../../src/protocol/ckks-inference/products.js';
 import { CkksProductPool, splitTask } from '../../src/workers/ckks-products-pool.js';
-import { CkksEncryptPool } from '../../src/workers/ckks-encrypt-pool.js';
 
 const small = importOnnx(readFileSync(new URL('../../models/fashion-small.onnx', import.meta.url)));
 const sample = loadFashionMnistSample({ limit: 104 });
@@ -124,7 +123,7 @@ describe('interactive CKKS inference', async () => {
 
   test('the default model agrees with plaintext on real images, and every session closes', async () => {
     const plain = runPlaintext(small, evalImages);
-    await client.precompute(2 * client.ciphertextsPerInference.client);
+    client.precompute(2 * client.ciphertextsPerInference.client);
     for (let i = 0; i < 4; i++) {
       const { logits, stats } = await client.predict(evalImages.subarray(i * 784, (i + 1) * 784));
       logits.forEach((v, j) => assert.ok(Math.abs(v - plain[i * 10 + j]!) < 0.05, `image ${i} logit ${j}: ${v} vs ${plain[i * 10 + j]}`));
@@ -294,7 +293,6 @@ test('splitTask keeps every product once, with its input, in at most the parts a
 
 test('rounds on worker threads give the same predictions, and a bad ciphertext still gets its typed error', async () => {
   const pool = new CkksProductPool({ threads: 2 });
-  const encryptors = new CkksEncryptPool({ threads: 2 });
   const compiled = compileCkksModel(small, calibration, { ...DEFAULT_CKKS_PROTOCOL, denseLayout: 'auto' });
   const diagonal = compileCkksModel(small, calibration, { ...DEFAULT_CKKS_PROTOCOL, denseLayout: 'diagonal' });
   const plain = runPlaintext(small, evalImages);
@@ -302,9 +300,8 @@ test('rounds on worker threads give the same predictions, and a bad ciphertext s
     await pool.prepare(compiled.params.ckks);
     for (const model of [compiled, diagonal]) {
       const service = await CkksInferenceService.create(model, { evaluator: pool });
-      const client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(model), { encryptors });
+      const client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(model));
       try {
-        await client.precompute(client.ciphertextsPerInference.client);
         for (let i = 0; i < 2; i++) {
           const { logits } = await client.predict(evalImages.subarray(i * 784, (i + 1) * 784));
           logits.forEach((v, j) => assert.ok(Math.abs(v - plain[i * 10 + j]!) < 0.05, `image ${i} logit ${j}: ${v} vs ${plain[i * 10 + j]}`));
@@ -325,7 +322,6 @@ test('rounds on worker threads give the same predictions, and a bad ciphertext s
     }
   } finally {
     await pool.destroy();
-    await encryptors.destroy();
   }
 });
 

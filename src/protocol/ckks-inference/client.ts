@@ -7,7 +7,7 @@
  * @module
  */
 import { FormatError } from '../../errors.js';
-import { CkksCiphertext, CkksContext, CkksKeyring, type CkksParameters } from '../../schemes/ckks/index.js';
+import { CkksCiphertext, CkksContext, CkksKeyring } from '../../schemes/ckks/index.js';
 import {
   DescribeReply, KeysReply, OpenReply, RoundReply, parseMessage, messageBytes, type KeysRequest, type OpenRequest, type RoundRequest, type Routing,
 } from './messages.js';
@@ -19,68 +19,6 @@ export interface CkksTransport {
   registerKeys(request: KeysRequest): Promise<unknown>;
   open(request: OpenRequest): Promise<unknown>;
   round(request: RoundRequest): Promise<unknown>;
-}
-
-/**
- * Where the client's encryptions run: on its own thread (the default, {@link InThreadEncryptor})
- * or on workers holding only its public key (`CkksEncryptPool` in `blindml/workers`).
- */
-export interface CkksEncryptor {
-  /** Encrypts each vector at `scale` and serializes it (blindml envelopes under the client's key). */
-  encrypt(vectors: Float64Array[], scale: number): Promise<Uint8Array[]>;
-  /** Makes `count` encryptions of zero at `scale` ahead of time, so `encrypt` only encodes and adds. */
-  precompute(count: number, scale: number): Promise<void>;
-  /** Frees what it holds (a worker pool may finish freeing after this returns). */
-  dispose(): void;
-}
-
-/** Something that makes an encryptor for a public key (a worker pool, for example). */
-export interface CkksEncryptorFactory {
-  forKeys(params: CkksParameters, publicKey: Uint8Array): CkksEncryptor;
-}
-
-/** Encrypts on the calling thread with the keyring, from a pool of precomputed zeros. */
-export class InThreadEncryptor implements CkksEncryptor {
-  private readonly zeros: CkksCiphertext[] = [];
-
-  constructor(private readonly keyring: CkksKeyring) {}
-
-  encrypt(vectors: Float64Array[], scale: number): Promise<Uint8Array[]> {
-    return Promise.resolve(vectors.map((values) => {
-      const ct = this.encryptOne(values, scale);
-      try {
-        return ct.save();
-      } finally {
-        ct.free();
-      }
-    }));
-  }
-
-  private encryptOne(values: Float64Array, scale: number): CkksCiphertext {
-    const zero = this.zeros.pop();
-    if (!zero) return this.keyring.encrypt(values, scale);
-    const plain = this.keyring.context.encode(values, scale);
-    try {
-      this.keyring.context.evaluator.addPlain(zero.seal, plain, zero.seal);
-      return zero;
-    } finally {
-      plain.delete();
-    }
-  }
-
-  precompute(count: number, scale: number): Promise<void> {
-    for (let i = 0; i < count; i++) this.zeros.push(this.keyring.encrypt(new Float64Array(0), scale));
-    return Promise.resolve();
-  }
-
-  /** Pooled zeros left. */
-  get size(): number {
-    return this.zeros.length;
-  }
-
-  dispose(): void {
-    for (const z of this.zeros.splice(0)) z.free();
-  }
 }
 
 /** The activation the client applies after each stage (public facts about the model's shape). */
@@ -119,7 +57,6 @@ export class CkksInferenceClient {
     private readonly activations: readonly ClientActivation[],
     /** Bytes of the public and Galois keys, uploaded once per client. */
     readonly keyBytes: number,
-    private readonly encryptor: CkksEncryptor,
   ) {}
 
   /** The id of this client's keys (the service caches them under it). */
@@ -132,12 +69,34 @@ export class CkksInferenceClient {
     return { client: this.info.inputCiphertexts, service: this.info.outputCiphertexts };
   }
 
+  /** Encryptions of zero made ahead of time; encrypting a vector online then costs an encoding and an addition. */
+  private readonly zeros: CkksCiphertext[] = [];
+
   /**
    * Encrypts `count` zeros now (before the input is known), so rounds only encode and add.
    * A pooled zero is used once.
    */
-  precompute(count: number): Promise<void> {
-    return this.encryptor.precompute(count, 2 ** this.info.inputScaleBits);
+  precompute(count: number): void {
+    const scale = 2 ** this.info.inputScaleBits;
+    for (let i = 0; i < count; i++) this.zeros.push(this.keyring.encrypt(new Float64Array(0), scale));
+  }
+
+  /** Pooled zeros left. */
+  get precomputed(): number {
+    return this.zeros.length;
+  }
+
+  private encryptValues(values: Float64Array): CkksCiphertext {
+    const scale = 2 ** this.info.inputScaleBits;
+    const zero = this.zeros.pop();
+    if (!zero) return this.keyring.encrypt(values, scale);
+    const plain = this.context.encode(values, scale);
+    try {
+      this.context.evaluator.addPlain(zero.seal, plain, zero.seal);
+      return zero;
+    } finally {
+      plain.delete();
+    }
   }
 
   /**
@@ -146,7 +105,7 @@ export class CkksInferenceClient {
    * @param activations - the activation after each stage but the last (from the model's public architecture).
    * @throws FormatError for a malformed reply; InvalidKeyError for parameters below 128-bit security.
    */
-  static async connect(transport: CkksTransport, activations: readonly ClientActivation[], options: { encryptors?: CkksEncryptorFactory } = {}): Promise<CkksInferenceClient> {
+  static async connect(transport: CkksTransport, activations: readonly ClientActivation[]): Promise<CkksInferenceClient> {
     const info = parseMessage(DescribeReply, await transport.describe(), 'describe reply');
     if (activations.length !== info.stages - 1) throw new FormatError(`the model has ${info.stages - 1} activation rounds, the client was given ${activations.length}`);
     const context = await CkksContext.create(info.params);
@@ -156,8 +115,7 @@ export class CkksInferenceClient {
       const request: KeysRequest = { version: 1, publicKey: bundle.publicKey, galoisKeys: bundle.galoisKeys ?? new Uint8Array(0) };
       const reply = parseMessage(KeysReply, await transport.registerKeys(request), 'keys reply');
       if (reply.keyId !== keyring.keyId) throw new FormatError('the service registered the keys under another id');
-      const encryptor = options.encryptors ? options.encryptors.forKeys(info.params, bundle.publicKey) : new InThreadEncryptor(keyring);
-      return new CkksInferenceClient(transport, info, context, keyring, activations, messageBytes(request), encryptor);
+      return new CkksInferenceClient(transport, info, context, keyring, activations, messageBytes(request));
     } catch (e) {
       keyring.dispose();
       context.dispose();
@@ -190,7 +148,7 @@ export class CkksInferenceClient {
     let vector: ArrayLike<number> = input;
     for (let stage = 0; stage < this.info.stages; stage++) {
       t0 = performance.now();
-      const inputs = await this.encryptRouted(routing, vector);
+      const inputs = this.encryptRouted(routing, vector);
       const request: RoundRequest = { version: 1, sessionId: opened.sessionId, stage, inputs };
       stats.clientMs += performance.now() - t0;
       stats.bytesUp += messageBytes(request);
@@ -211,9 +169,9 @@ export class CkksInferenceClient {
     throw new FormatError('the protocol ended without logits');
   }
 
-  private async encryptRouted(routing: Routing, vector: ArrayLike<number>): Promise<Uint8Array[][]> {
+  private encryptRouted(routing: Routing, vector: ArrayLike<number>): Uint8Array[][] {
     const slots = this.context.slots;
-    const vectors = routing.groups.flatMap((g) =>
+    return routing.groups.map((g) =>
       g.sources.map((sources) => {
         if (sources.length !== slots) throw new FormatError(`routing table of ${sources.length} slots, expected ${slots}`);
         const values = new Float64Array(slots);
@@ -223,12 +181,14 @@ export class CkksInferenceClient {
           if (src >= vector.length) throw new FormatError(`routing refers to value ${src} of ${vector.length}`);
           values[s] = vector[src]!;
         }
-        return values;
+        const ct = this.encryptValues(values);
+        try {
+          return ct.save();
+        } finally {
+          ct.free();
+        }
       }),
     );
-    const bytes = await this.encryptor.encrypt(vectors, 2 ** this.info.inputScaleBits);
-    let at = 0;
-    return routing.groups.map((g) => g.sources.map(() => bytes[at++]!));
   }
 
   private decryptGroups(routing: Routing, outputs: Uint8Array[]): Float64Array {
@@ -266,7 +226,7 @@ export class CkksInferenceClient {
 
   /** Frees keys, pooled zeros and context. */
   dispose(): void {
-    this.encryptor.dispose();
+    for (const z of this.zeros.splice(0)) z.free();
     this.keyring.dispose();
     this.context.dispose();
   }
