@@ -299,7 +299,7 @@ test('rounds on worker threads give the same predictions, and a bad ciphertext s
   try {
     await pool.prepare(compiled.params.ckks);
     for (const model of [compiled, diagonal]) {
-      const service = await CkksInferenceService.create(model, { evaluator: pool });
+      const service = await CkksInferenceService.create(model, { evaluator: pool, parallelProducts: 1 });
       const client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(model));
       try {
         for (let i = 0; i < 2; i++) {

@@ -23,6 +23,13 @@ import {
   DescribeReply, KeysReply, KeysRequest, OpenReply, OpenRequest, PROTOCOL_VERSION, RoundReply, RoundRequest, parseMessage, type Routing,
 } from './messages.js';
 
+/**
+ * Rounds with fewer plaintext products than this run on the service's own thread even with a
+ * worker pool: a product costs about 1 ms, a trip to the workers a few (the default model's rounds
+ * have 1–4 products and got slower on workers: 90 vs 81 ms per image).
+ */
+export const PARALLEL_PRODUCTS = 32;
+
 /** A key id the service does not hold (never uploaded, or evicted): upload the keys again. */
 export class UnknownKeysError extends BlindmlError {
   constructor(id: string) {
@@ -74,6 +81,7 @@ export class CkksInferenceService {
   /** Smudging ciphertexts made ahead of time, per key id. */
   private readonly floods = new Map<string, CkksCiphertext[]>();
   private readonly galoisSteps: number[];
+  private readonly inThread: InThreadProducts;
   /** Per stage: the diagonal plan when the stage is evaluated that way, else null (routed). */
   private readonly diagonals: (DiagonalPlan | null)[] = [];
   private readonly counts = { input: 0, output: 0 };
@@ -85,8 +93,10 @@ export class CkksInferenceService {
   private constructor(
     readonly model: CompiledCkksModel,
     readonly context: CkksContext,
-    private readonly evaluator: ProductEvaluator,
+    private readonly evaluator: ProductEvaluator | undefined,
+    private readonly parallelProducts: number,
   ) {
+    this.inThread = new InThreadProducts(context);
     const steps = new Set<number>();
     const slots = context.slots;
     model.stages.forEach((stage, s) => {
@@ -112,13 +122,15 @@ export class CkksInferenceService {
   /**
    * Builds the service (creates the CKKS context).
    *
-   * @param options.evaluator - where the plaintext products run (default: this thread; a
-   *   `CkksProductPool` spreads them over worker threads).
+   * @param options.evaluator - where a round's plaintext products run when there are at least
+   *   {@link PARALLEL_PRODUCTS} of them (a `CkksProductPool` spreads them over worker threads);
+   *   smaller rounds, and every round without an evaluator, run on this thread.
+   * @param options.parallelProducts - that threshold (default {@link PARALLEL_PRODUCTS}).
    * @throws InvalidKeyError for bad parameters.
    */
-  static async create(model: CompiledCkksModel, options: { evaluator?: ProductEvaluator } = {}): Promise<CkksInferenceService> {
+  static async create(model: CompiledCkksModel, options: { evaluator?: ProductEvaluator; parallelProducts?: number } = {}): Promise<CkksInferenceService> {
     const context = await CkksContext.create(model.params.ckks);
-    return new CkksInferenceService(model, context, options.evaluator ?? new InThreadProducts(context));
+    return new CkksInferenceService(model, context, options.evaluator, options.parallelProducts ?? PARALLEL_PRODUCTS);
   }
 
   /** Public facts the client needs before it makes keys. */
@@ -286,6 +298,12 @@ export class CkksInferenceService {
     };
   }
 
+  /** Runs a task on the evaluator when it is big enough to repay the threads, else here. */
+  private products(task: ProductTask): Promise<Uint8Array[][]> {
+    if (this.evaluator && task.terms.length >= this.parallelProducts) return this.evaluator.products(task);
+    return this.inThread.products(task);
+  }
+
   /** Adds the parts the evaluator returned for each output (null where no part had a term). */
   private sumParts(keyId: string, parts: Uint8Array[][], outputs: number, scale: number): (CkksCiphertext | null)[] {
     const { context } = this;
@@ -336,7 +354,7 @@ export class CkksInferenceService {
       });
     });
     const task = this.task(session, flat, terms, layout.groups.length);
-    const sums = this.sumParts(session.keys.keyId, await this.evaluator.products(task), layout.groups.length, task.inputScale * task.weightScale);
+    const sums = this.sumParts(session.keys.keyId, await this.products(task), layout.groups.length, task.inputScale * task.weightScale);
     try {
       return sums.map((acc, o) => {
         if (!acc) throw new FormatError(`stage ${s}, group ${o} has no weights`);
@@ -395,7 +413,7 @@ export class CkksInferenceService {
       }
     }
     const task = this.task(session, rotated, terms, plan.giant);
-    const inner = this.sumParts(keys.keyId, await this.evaluator.products(task), plan.giant, task.inputScale * task.weightScale);
+    const inner = this.sumParts(keys.keyId, await this.products(task), plan.giant, task.inputScale * task.weightScale);
     let acc: CkksCiphertext | undefined;
     try {
       for (let g = plan.giant - 1; g >= 0; g--) {
