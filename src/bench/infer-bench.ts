@@ -95,7 +95,7 @@ export function inferBenchMarkdown(bench: { machine: string; keyBits: number; ro
 
 function ckksDescription(rows: readonly InferBenchRow[]): string {
   const ck = rows.find((r) => r.result.ckks)?.result.ckks;
-  return ck ? `; CKKS N = ${ck.polyModulusDegree}, primes of ${ck.coeffModulusBits.join('/')} bits, 128-bit security (one thread)` : '';
+  return ck ? `; CKKS N = ${ck.polyModulusDegree}, primes of ${ck.coeffModulusBits.join('/')} bits, 128-bit security (the service's plaintext products on worker threads on every core for rounds of 32 or more, the client on one thread)` : '';
 }
 
 /** "CKKS is X× faster than Paillier on model M", for every model run in latency mode with both schemes. */
