@@ -10,5 +10,5 @@ export { CkksInferenceService, UnknownSessionError, UnknownKeysError, OutOfOrder
 export { CkksInferenceClient, type CkksTransport, type ClientActivation, type CkksPrediction, type CkksPredictionStats } from './client.js';
 export { inProcessCkksTransport, clientActivations } from './in-process.js';
 export { PROTOCOL_VERSION } from './messages.js';
-export { InThreadProducts, evaluateProducts, type ProductEvaluator, type ProductTask, type ProductTerm } from './products.js';
+export { evaluateProducts, sumOfProducts, type ProductEvaluator, type ProductTask, type ProductTerm } from './products.js';
 export { planDiagonal, type DenseLayout, type DiagonalPlan } from './diagonal.js';

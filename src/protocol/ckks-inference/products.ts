@@ -1,9 +1,10 @@
 /**
  * The bulk of a CKKS round: sums of plaintext products, outputs[o] = Σ inputs[i] ⊙ encode(values)
  * over the terms (i, o, values). Encoding the per-session plaintexts and multiplying is nearly all
- * of the service's time and every term is independent, so the work goes through a
- * {@link ProductEvaluator}: on this thread by default, or split over worker threads
- * (`src/workers/ckks-products-pool.ts`); rotations, bias and smudging stay with the service.
+ * of the service's time and every term is independent, so large rounds may go through a
+ * {@link ProductEvaluator} that splits them over worker threads (`src/workers/ckks-products-pool.ts`);
+ * otherwise {@link sumOfProducts} runs them on the service's thread. Rotations, bias and smudging
+ * stay with the service.
  *
  * @module
  */
@@ -39,18 +40,19 @@ export interface ProductEvaluator {
 }
 
 /**
- * Evaluates a task on this thread with `context` (whose parameters must be `task.params`).
+ * The sums of a task on this thread with `context` (whose parameters must be `task.params`): one
+ * ciphertext per output, null where no term had that output. The caller frees them.
  *
  * @throws FormatError, KeyMismatchError, InvalidCiphertextError for a bad input ciphertext.
  */
-export function evaluateProducts(context: CkksContext, task: ProductTask): Uint8Array[] {
+export function sumOfProducts(context: CkksContext, task: ProductTask): (CkksCiphertext | null)[] {
   const byInput = new Map<number, ProductTerm[]>();
   for (const t of task.terms) {
     const list = byInput.get(t.input);
     if (list) list.push(t);
     else byInput.set(t.input, [t]);
   }
-  const sums: (CkksCiphertext | undefined)[] = new Array(task.outputs).fill(undefined);
+  const sums: (CkksCiphertext | null)[] = new Array(task.outputs).fill(null);
   try {
     for (const [i, terms] of byInput) {
       const x = CkksCiphertext.load(context, task.keyId, task.inputs[i]!, { levelPrimes: context.topLevel, scale: task.inputScale });
@@ -75,21 +77,24 @@ export function evaluateProducts(context: CkksContext, task: ProductTask): Uint8
         x.free();
       }
     }
-    return sums.map((s) => (s ? s.save() : new Uint8Array(0)));
-  } finally {
+    return sums;
+  } catch (e) {
     for (const s of sums) s?.free();
+    throw e;
   }
 }
 
-/** The default evaluator: everything on the calling thread. */
-export class InThreadProducts implements ProductEvaluator {
-  constructor(private readonly context: CkksContext) {}
-
-  products(task: ProductTask): Promise<Uint8Array[][]> {
-    try {
-      return Promise.resolve([evaluateProducts(this.context, task)]);
-    } catch (e) {
-      return Promise.reject(e);
-    }
+/**
+ * {@link sumOfProducts}, serialized (what a worker sends back): an empty array where no term had
+ * that output.
+ *
+ * @throws as {@link sumOfProducts}.
+ */
+export function evaluateProducts(context: CkksContext, task: ProductTask): Uint8Array[] {
+  const sums = sumOfProducts(context, task);
+  try {
+    return sums.map((s) => (s ? s.save() : new Uint8Array(0)));
+  } finally {
+    for (const s of sums) s?.free();
   }
 }

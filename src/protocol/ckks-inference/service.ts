@@ -17,7 +17,7 @@ import {
 } from '../../schemes/ckks/index.js';
 import type { CompiledCkksModel } from './compile.js';
 import { diagonalSteps, diagonalValues, planDiagonal, type DiagonalPlan } from './diagonal.js';
-import { InThreadProducts, type ProductEvaluator, type ProductTask, type ProductTerm } from './products.js';
+import { sumOfProducts, type ProductEvaluator, type ProductTask, type ProductTerm } from './products.js';
 import { foldSteps, nextSourceIndex, outputOrder, routeStage, type GroupLayout, type StageLayout } from './layout.js';
 import {
   DescribeReply, KeysReply, KeysRequest, OpenReply, OpenRequest, PROTOCOL_VERSION, RoundReply, RoundRequest, parseMessage, type Routing,
@@ -81,7 +81,6 @@ export class CkksInferenceService {
   /** Smudging ciphertexts made ahead of time, per key id. */
   private readonly floods = new Map<string, CkksCiphertext[]>();
   private readonly galoisSteps: number[];
-  private readonly inThread: InThreadProducts;
   /** Per stage: the diagonal plan when the stage is evaluated that way, else null (routed). */
   private readonly diagonals: (DiagonalPlan | null)[] = [];
   private readonly counts = { input: 0, output: 0 };
@@ -96,7 +95,6 @@ export class CkksInferenceService {
     private readonly evaluator: ProductEvaluator | undefined,
     private readonly parallelProducts: number,
   ) {
-    this.inThread = new InThreadProducts(context);
     const steps = new Set<number>();
     const slots = context.slots;
     model.stages.forEach((stage, s) => {
@@ -298,10 +296,15 @@ export class CkksInferenceService {
     };
   }
 
-  /** Runs a task on the evaluator when it is big enough to repay the threads, else here. */
-  private products(task: ProductTask): Promise<Uint8Array[][]> {
-    if (this.evaluator && task.terms.length >= this.parallelProducts) return this.evaluator.products(task);
-    return this.inThread.products(task);
+  /**
+   * The task's sums, one per output (null where no term had it): on the evaluator when the task is
+   * big enough to repay the threads, else here (no serialization). The caller frees them.
+   */
+  private async products(task: ProductTask): Promise<(CkksCiphertext | null)[]> {
+    if (this.evaluator && task.terms.length >= this.parallelProducts) {
+      return this.sumParts(task.keyId, await this.evaluator.products(task), task.outputs, task.inputScale * task.weightScale);
+    }
+    return sumOfProducts(this.context, task);
   }
 
   /** Adds the parts the evaluator returned for each output (null where no part had a term). */
@@ -354,7 +357,7 @@ export class CkksInferenceService {
       });
     });
     const task = this.task(session, flat, terms, layout.groups.length);
-    const sums = this.sumParts(session.keys.keyId, await this.products(task), layout.groups.length, task.inputScale * task.weightScale);
+    const sums = await this.products(task);
     try {
       return sums.map((acc, o) => {
         if (!acc) throw new FormatError(`stage ${s}, group ${o} has no weights`);
@@ -413,7 +416,7 @@ export class CkksInferenceService {
       }
     }
     const task = this.task(session, rotated, terms, plan.giant);
-    const inner = this.sumParts(keys.keyId, await this.products(task), plan.giant, task.inputScale * task.weightScale);
+    const inner = await this.products(task);
     let acc: CkksCiphertext | undefined;
     try {
       for (let g = plan.giant - 1; g >= 0; g--) {
