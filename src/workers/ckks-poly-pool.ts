@@ -7,11 +7,10 @@
  *
  * @module
  */
-import { availableParallelism } from 'node:os';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import type { CompiledPolyNetwork, PolyEvaluator } from '../protocol/ckks-poly/index.js';
 import type { PublicBundle } from '../schemes/ckks/index.js';
-import { siblingModuleUrl } from './pool-support.js';
+import { fixedPool } from './pool-support.js';
 
 /** What a worker receives: the network, the client's public keys and the request bytes. */
 export interface PolyWorkerTask {
@@ -27,9 +26,7 @@ export class CkksPolyWorkerPool implements PolyEvaluator {
 
   /** @throws {RangeError} if threads is not a positive integer. */
   constructor(options: { readonly threads?: number } = {}) {
-    this.threads = options.threads ?? availableParallelism();
-    if (!Number.isSafeInteger(this.threads) || this.threads < 1) throw new RangeError('CkksPolyWorkerPool: threads must be >= 1');
-    this.piscina = new Piscina({ filename: siblingModuleUrl(import.meta.url, 'ckks-poly-worker'), minThreads: this.threads, maxThreads: this.threads, idleTimeout: 60_000 });
+    ({ threads: this.threads, piscina: this.piscina } = fixedPool(import.meta.url, 'ckks-poly-worker', 'CkksPolyWorkerPool', options.threads));
   }
 
   /** Evaluates one infer request; the answer is a protocol message (an `error` one for bad input). */

@@ -7,12 +7,11 @@
  *
  * @module
  */
-import { availableParallelism } from 'node:os';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import { BlindmlError, FormatError, InvalidCiphertextError, KeyMismatchError } from '../errors.js';
 import type { ProductEvaluator, ProductTask, ProductTerm } from '../protocol/ckks-inference/products.js';
 import type { CkksParameters } from '../schemes/ckks/index.js';
-import { allSettledOrThrow, siblingModuleUrl } from './pool-support.js';
+import { allSettledOrThrow, fixedPool } from './pool-support.js';
 
 /** What a worker answers: the partial sums, or the error a bad input caused. */
 export type ProductReply = { readonly outputs: Uint8Array[] } | { readonly error: { readonly code: string; readonly message: string } };
@@ -52,9 +51,7 @@ export class CkksProductPool implements ProductEvaluator {
 
   /** @throws RangeError if threads is not a positive integer. */
   constructor(options: { readonly threads?: number } = {}) {
-    this.threads = options.threads ?? availableParallelism();
-    if (!Number.isSafeInteger(this.threads) || this.threads < 1) throw new RangeError('CkksProductPool: threads must be >= 1');
-    this.piscina = new Piscina({ filename: siblingModuleUrl(import.meta.url, 'ckks-products-worker'), minThreads: this.threads, maxThreads: this.threads, idleTimeout: 60_000 });
+    ({ threads: this.threads, piscina: this.piscina } = fixedPool(import.meta.url, 'ckks-products-worker', 'CkksProductPool', options.threads));
   }
 
   /** Creates each worker's SEAL context ahead of time (otherwise the first round pays for it). */

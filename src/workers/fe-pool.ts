@@ -9,12 +9,11 @@
  *
  * @module
  */
-import { availableParallelism } from 'node:os';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import type { DecryptResult, FeCompute, SparseJob } from '../protocol/fe-training/compute.js';
 import type { Ciphertext, FunctionKey, MasterPublicKey } from '../schemes/fe/index.js';
 import { reviveFeError, type FeTask, type FeTaskResult } from './fe-tasks.js';
-import { allSettledOrThrow, siblingModuleUrl } from './pool-support.js';
+import { allSettledOrThrow, fixedPool } from './pool-support.js';
 
 /** Options of {@link FeWorkerPool}. */
 export interface FePoolOptions {
@@ -47,10 +46,8 @@ export class FeWorkerPool implements FeCompute {
 
   /** @throws {RangeError} if threads is not a positive integer. */
   constructor(options: FePoolOptions = {}) {
-    this.threads = options.threads ?? availableParallelism();
-    if (!Number.isSafeInteger(this.threads) || this.threads < 1) throw new RangeError('FeWorkerPool: threads must be >= 1');
+    ({ threads: this.threads, piscina: this.piscina } = fixedPool(import.meta.url, 'fe-worker', 'FeWorkerPool', options.threads));
     this.maxDlogTable = options.maxDlogTable ?? 1 << 20;
-    this.piscina = new Piscina({ filename: siblingModuleUrl(import.meta.url, 'fe-worker'), minThreads: this.threads, maxThreads: this.threads, idleTimeout: 60_000 });
   }
 
   private async run(task: FeTask): Promise<FeTaskResult> {

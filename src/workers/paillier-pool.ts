@@ -7,14 +7,13 @@
  *
  * @module
  */
-import { availableParallelism } from 'node:os';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import { PaillierCiphertext } from '../schemes/paillier/ciphertext.js';
 import { MIN_SECURE_BITS, type PaillierPrivateKey, type PaillierPublicKey } from '../schemes/paillier/keys.js';
 import { ciphertextValues, type IntegerWeights } from '../schemes/paillier/linear.js';
 import { sliceRows, type IntegerRows, type RowEvaluator } from '../tensor/paillier-sparse.js';
 import type { PaillierTask } from './paillier-tasks.js';
-import { allSettledOrThrow, siblingModuleUrl } from './pool-support.js';
+import { allSettledOrThrow, fixedPool } from './pool-support.js';
 
 /** Options of {@link PaillierWorkerPool}. */
 export interface PaillierPoolOptions {
@@ -30,10 +29,8 @@ export class PaillierWorkerPool implements RowEvaluator {
   private readonly chunksPerThread: number;
 
   constructor(options: PaillierPoolOptions = {}) {
-    this.threads = options.threads ?? availableParallelism();
-    if (!Number.isSafeInteger(this.threads) || this.threads < 1) throw new RangeError('PaillierWorkerPool: threads must be >= 1');
+    ({ threads: this.threads, piscina: this.piscina } = fixedPool(import.meta.url, 'paillier-worker', 'PaillierWorkerPool', options.threads));
     this.chunksPerThread = options.chunksPerThread ?? 4;
-    this.piscina = new Piscina({ filename: siblingModuleUrl(import.meta.url, 'paillier-worker'), minThreads: this.threads, maxThreads: this.threads, idleTimeout: 60_000 });
   }
 
   /** Encrypts many integers; each worker builds its own DJN table on first use. */

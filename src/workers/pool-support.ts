@@ -1,10 +1,24 @@
 /**
- * Helpers shared by the worker pools: where a worker entry module lives (beside the module that
+ * Helpers shared by the worker pools: a fixed-size piscina pool, where a worker entry module lives (beside the module that
  * starts it, as TypeScript source under tsx and as compiled JavaScript from dist/), and waiting
  * for every task of a call before reporting its failure.
  *
  * @module
  */
+
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+
+/**
+ * A pool of exactly `threads` workers (default: the machine's parallelism) running the sibling
+ * module `worker` of `base`, kept for a minute when idle.
+ *
+ * @throws RangeError (naming `owner`) if threads is not a positive integer.
+ */
+export function fixedPool(base: string, worker: string, owner: string, threads = availableParallelism()): { threads: number; piscina: Piscina } {
+  if (!Number.isSafeInteger(threads) || threads < 1) throw new RangeError(`${owner}: threads must be >= 1`);
+  return { threads, piscina: new Piscina({ filename: siblingModuleUrl(base, worker), minThreads: threads, maxThreads: threads, idleTimeout: 60_000 }) };
+}
 
 /** URL of the sibling module `name` (no extension) of the module whose URL is `base`. */
 export function siblingModuleUrl(base: string, name: string): string {

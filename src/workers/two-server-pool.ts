@@ -7,12 +7,11 @@
  *
  * @module
  */
-import { availableParallelism } from 'node:os';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import type { PowRow } from '../math/straus.js';
 import type { TwoServerCompute } from '../protocol/two-server/compute.js';
 import { MIN_SECURE_BITS, type PaillierPrivateKey, type PaillierPublicKey } from '../schemes/paillier/keys.js';
-import { allSettledOrThrow, siblingModuleUrl } from './pool-support.js';
+import { allSettledOrThrow, fixedPool } from './pool-support.js';
 import type { TwoServerTask } from './two-server-tasks.js';
 
 /** Options of {@link TwoServerWorkerPool}. */
@@ -29,10 +28,8 @@ export class TwoServerWorkerPool implements TwoServerCompute {
   private readonly chunksPerThread: number;
 
   constructor(options: TwoServerPoolOptions = {}) {
-    this.threads = options.threads ?? availableParallelism();
-    if (!Number.isSafeInteger(this.threads) || this.threads < 1) throw new RangeError('TwoServerWorkerPool: threads must be >= 1');
+    ({ threads: this.threads, piscina: this.piscina } = fixedPool(import.meta.url, 'two-server-worker', 'TwoServerWorkerPool', options.threads));
     this.chunksPerThread = options.chunksPerThread ?? 3;
-    this.piscina = new Piscina({ filename: siblingModuleUrl(import.meta.url, 'two-server-worker'), minThreads: this.threads, maxThreads: this.threads, idleTimeout: 60_000 });
   }
 
   /** Rows spread over the workers; each task gets only the bases its rows use. */
