@@ -27,12 +27,6 @@ export function precomputeWindow(ciphertextsPerImage: number, ciphertextBytes: n
   return Math.max(1, Math.min(images, Math.floor(budget / Math.max(1, ciphertextsPerImage * ciphertextBytes))));
 }
 
-function argmax(v: ArrayLike<number>): number {
-  let best = 0;
-  for (let k = 1; k < v.length; k++) if (v[k]! > v[best]!) best = k;
-  return best;
-}
-
 /**
  * Runs the interactive CKKS protocol on every image (latency mode: one image per session).
  *
@@ -74,7 +68,7 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
       }
       const started = performance.now();
       const { logits, stats } = await client.predict(data.images.subarray(i * inputSize, (i + 1) * inputSize));
-      predictions.push(argmax(logits));
+      predictions.push(argmaxRows(logits, logits.length)[0]!);
       logits.forEach((v, j) => (maxLogitError = Math.max(maxLogitError, Math.abs(v - plainLogits[i * logits.length + j]!))));
       clientMs += stats.clientMs;
       bytes += stats.bytesUp + stats.bytesDown;

@@ -107,7 +107,6 @@ function runStage(stage: IntegerStage, keys: CkksServiceKeys, input: (c: number)
       let keep = false;
       try {
         addBias(a, stage.bias[r]!);
-        relinearizeInPlace(a, keys);
         if (stage.square) {
           const sq = squareUnrelinearized(a);
           try {
