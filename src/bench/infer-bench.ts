@@ -16,7 +16,7 @@ import { CkksContext, CkksKeyring, addInPlace, free, mulPlain, type CkksParamete
 import { bundledModelPath, loadModel, runInferenceJob, type InferenceJobResult } from '../cli/inference-job.js';
 import { runCkksInferenceJob } from '../cli/ckks-job.js';
 import type { QuantizationParams } from '../protocol/paillier-inference/compile.js';
-import { machineDescription } from './stats.js';
+import { machineDescription, timeMedian } from './stats.js';
 
 /** One configuration to time. */
 export interface InferCase {
@@ -167,8 +167,8 @@ export async function runPolyBench(images = 4096 * Math.max(1, availableParallel
     source = `committed 1,000-image sample repeated ${reps}×`;
   }
   const loaded = loadModel(bundledModelPath('fashion-poly.onnx'));
-  const result = await runCkksPolyJob({ loaded, data, calibration });
   const net = compilePolyNetwork(loaded.model, calibration);
+  const result = await runCkksPolyJob({ loaded, data, calibration, net });
   const weights = net.stages.reduce((n, st) => n + st.weights.length, 0);
   return { model: 'fashion-poly.onnx', images: data.count, source, result, baseline: { ...(await weightOpTimes(net.params)), digitsPerWeight: net.additions / weights } };
 }
@@ -184,30 +184,23 @@ async function weightOpTimes(params: CkksParameters): Promise<{ additionMs: numb
   const x = ring.encrypt([0.5]);
   const acc = ring.encrypt([0.25]);
   try {
-    const addition = timeMedian(() => addInPlace(acc, x), 9, 50);
-    const mulPlainMs = timeMedian(() => {
+    // Additions take microseconds: each repetition times 50 of them.
+    const additionMs = (await timeMedian(9, () => {
+      for (let i = 0; i < 50; i++) addInPlace(acc, x);
+    })) / 50;
+    const mulPlainMs = await timeMedian(45, () => {
       const plain = ctx.encode(new Float64Array(ctx.slots).fill(0.123), ctx.scale);
       const y = mulPlain(x, plain);
       free(plain);
       y.free();
-    }, 9, 5);
-    return { additionMs: addition, mulPlainMs };
+    });
+    return { additionMs, mulPlainMs };
   } finally {
     x.free();
     acc.free();
     ring.dispose();
     ctx.dispose();
   }
-}
-
-function timeMedian(f: () => void, reps: number, inner: number): number {
-  const times: number[] = [];
-  for (let r = 0; r < reps; r++) {
-    const t = performance.now();
-    for (let i = 0; i < inner; i++) f();
-    times.push((performance.now() - t) / inner);
-  }
-  return times.sort((a, b) => a - b)[Math.floor(reps / 2)]!;
 }
 
 /** The ckks-poly row as Markdown. */

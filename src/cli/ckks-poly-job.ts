@@ -9,7 +9,7 @@ import { availableParallelism } from 'node:os';
 import type { LabeledImages } from '../data/files.js';
 import { CkksPolyWorkerPool } from '../workers/ckks-poly-pool.js';
 import { argmaxRows, runPlaintext } from '../nn/plaintext.js';
-import { CkksPolyClient, CkksPolyService, compilePolyNetwork, type PolyCompileOptions } from '../protocol/ckks-poly/index.js';
+import { CkksPolyClient, CkksPolyService, compilePolyNetwork, type CompiledPolyNetwork, type PolyCompileOptions } from '../protocol/ckks-poly/index.js';
 import { checkImagesFit, type InferenceJobResult, type LoadedModel, comparePredictions, perSample } from './inference-job.js';
 
 export interface CkksPolyJobOptions {
@@ -20,6 +20,8 @@ export interface CkksPolyJobOptions {
   /** Images per request, at most N/2 (default N/2). */
   batch?: number;
   compile?: PolyCompileOptions;
+  /** The network compiled already (from `loaded.model` and `calibration`); compiled here otherwise. */
+  net?: CompiledPolyNetwork;
   /** Worker threads evaluating batches side by side (default: all cores; 0 or 1 = this thread). */
   workers?: number;
   onProgress?: (done: number, total: number) => void;
@@ -53,7 +55,7 @@ export interface CkksPolyJobResult extends InferenceJobResult {
 export async function runCkksPolyJob(options: CkksPolyJobOptions): Promise<CkksPolyJobResult> {
   const { loaded, data } = options;
   checkImagesFit(loaded.model, data);
-  const net = compilePolyNetwork(loaded.model, options.calibration, options.compile);
+  const net = options.net ?? compilePolyNetwork(loaded.model, options.calibration, options.compile);
   const plainLogits = runPlaintext(loaded.model, data.images);
   const outSize = loaded.model.outputSize;
   const plain = Array.from(argmaxRows(plainLogits, outSize));
