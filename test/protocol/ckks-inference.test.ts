@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { loadFashionMnistSample } from '../../src/data/fashion-mnist.js';
-import { Conv2d, Dense, Flatten, MaxPool2d, Model, Relu, Softmax, Tanh, argmaxRows, importOnnx, runPlaintext } from '../../src/nn/index.js';
+import { AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d, Model, Relu, Softmax, Tanh, argmaxRows, importOnnx, runPlaintext } from '../../src/nn/index.js';
 import { CkksCiphertext, CkksKeyring } from '../../src/schemes/ckks/index.js';
 import { FormatError, InvalidCiphertextError, KeyMismatchError } from '../../src/errors.js';
 import { buildSparseMap, applyMap } from '../../src/tensor/sparse-linear.js';
@@ -13,6 +13,8 @@ import {
 } from '../../src/protocol/ckks-inference/index.js';
 import { foldSteps, outputOrder, routeStage } from '../../src/protocol/ckks-inference/layout.js';
 import { diagonalValues, planDiagonal } from '../../src/protocol/ckks-inference/diagonal.js';
+import { planShared, sharedCounts, sharedGroups } from '../../src/protocol/ckks-inference/shared.js';
+import { planStage } from '../../src/protocol/ckks-inference/stage-plan.js';
 import type { ProductTask } from '../../src/protocol/ckks-inference/products.js';
 import { CkksProductPool, splitTask } from '../../src/workers/ckks-products-pool.js';
 
@@ -65,7 +67,7 @@ test('the diagonal method with baby and giant steps computes a dense map (plaint
         const map = buildSparseMap(rows, cols, new Float64Array(rows), (_r, add) => {
           for (let c = 0; c < cols; c++) if (rnd() < 0.8) add(c, rnd() * 2 - 1);
         });
-        const plan = planDiagonal(map, cols, slots, 1, 'diagonal')!;
+        const plan = planDiagonal(map, cols, slots)!;
         const dense = new Float64Array(rows * cols);
         for (let r = 0; r < rows; r++) for (let k = map.offsets[r]!; k < map.offsets[r + 1]!; k++) dense[r * cols + map.indices[k]!] = map.weights[k]!;
         const x = Float64Array.from({ length: cols }, rnd);
@@ -95,17 +97,78 @@ test('the diagonal method with baby and giant steps computes a dense map (plaint
   );
 });
 
-test('the cost model keeps sparse or small stages routed and takes the diagonal method for a wide dense stage', () => {
-  const conv = importOnnx(readFileSync(new URL('../../models/fashion-small.onnx', import.meta.url)));
-  const stages = compileCkksModel(conv, calibration).stages;
-  assert.equal(planDiagonal(stages[0]!.map, 784, 4096, 4), null, 'convolution stays routed');
-  const wide = buildSparseMap(256, 26_450, new Float64Array(256), (_r, add) => {
-    for (let c = 0; c < 26_450; c += 1) add(c, 1);
+test('shared-source pages compute the map (plaintext simulation of the service, any map, order and windows)', () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 30 }), fc.integer({ min: 0, max: 2 ** 31 }), fc.constantFrom(16, 64), fc.boolean(),
+      (locations, channels, cols, seed, slots, skip) => {
+        let s = seed;
+        const rnd = () => ((s = (s * 1103515245 + 12345) % 2 ** 31), s / 2 ** 31);
+        // A convolution-like map: rows of one location share a random column list.
+        const columns = Array.from({ length: locations }, () => Array.from({ length: cols }, (_, c) => c).filter(() => rnd() < 0.5));
+        const rows = locations * channels;
+        const bias = Float64Array.from({ length: rows }, rnd);
+        const map = buildSparseMap(rows, cols, bias, (r, add) => {
+          for (const c of columns[r % locations]!) add(c, rnd() * 2 - 1);
+        });
+        // Some stages compute only some rows (pool windows that leave cells out).
+        const computed = Int32Array.from({ length: rows }, (_, r) => r).filter((r) => !skip || r % 3 !== 0);
+        fc.pre(computed.length > 0);
+        const plan = planShared(map, computed, slots, { upload: 1.95, product: 1.35 });
+        fc.pre(plan !== null);
+        const order = outputOrder(computed.length, null, true).rowAt.map((i) => computed[i]!);
+        const x = Float64Array.from({ length: cols }, rnd);
+        const want = applyMap(map, x);
+        const seen = new Set<number>();
+        for (const g of sharedGroups(plan!, map, order, slots, (j) => j)) {
+          assert.equal(g.sources.length, plan!.terms);
+          g.outputs!.forEach((positions) => {
+            const acc = new Float64Array(slots);
+            positions.forEach((p, slot) => {
+              if (p < 0) return;
+              const row = order[p]!;
+              g.sources.forEach((src, t) => {
+                if (src[slot]! >= 0) acc[slot] = acc[slot]! + map.weights[map.offsets[row]! + t]! * x[src[slot]!]!;
+              });
+              acc[slot] = acc[slot]! + map.bias[row]!;
+              assert.ok(Math.abs(acc[slot]! - want[row]!) < 1e-9);
+              assert.ok(!seen.has(p), `position ${p} computed twice`);
+              seen.add(p);
+            });
+          });
+        }
+        assert.equal(seen.size, order.length, 'every position computed once');
+      },
+    ),
+    { numRuns: 80 },
+  );
+});
+
+test('the cost model: shared sources for a convolution, the diagonal method for a wide dense stage, routing for small ones', () => {
+  const stages = compileCkksModel(small, calibration).stages;
+  const all = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
+  const routedFor = (map: (typeof stages)[number]['map']) => routeStage(map, all(map.rows), 4096, () => 0);
+  for (const st of stages) assert.equal(planStage(st.map, routedFor(st.map), all(st.map.rows), st.map.cols, 4096).kind, 'routed', 'the default model\'s small stages stay routed');
+  // The reference CNN's second convolution (average pool composed in): 20 × 26 × 26 → 50 × 22 × 22, 320 terms per row.
+  const conv = buildSparseMap(50 * 22 * 22, 20 * 26 * 26, new Float64Array(50 * 22 * 22), (r, add) => {
+    const loc = r % 484;
+    const [y, x] = [Math.floor(loc / 22), loc % 22];
+    for (let c = 0; c < 20; c++) for (let dy = 0; dy < 4; dy++) for (let dx = 0; dx < 4; dx++) add(c * 676 + (y + dy) * 26 + x + dx, 1);
   });
-  const plan = planDiagonal(wide, 26_450, 4096, 1513);
-  assert.ok(plan, 'the reference CNN\'s dense stage goes diagonal');
-  assert.equal(plan.inputs, 7);
-  assert.equal(planDiagonal(wide, 26_450, 4096, 1513, 'routed'), null);
+  const convPlan = planStage(conv, routedFor(conv), all(conv.rows), conv.cols, 4096);
+  assert.equal(convPlan.kind, 'shared');
+  if (convPlan.kind === 'shared') {
+    assert.deepEqual(sharedCounts(convPlan.plan), { uploads: 320, products: 320 * 7 });
+    assert.equal(convPlan.plan.classRows.length, 484);
+  }
+  const wide = buildSparseMap(256, 6_050, new Float64Array(256), (_r, add) => {
+    for (let c = 0; c < 6_050; c += 1) add(c, 1);
+  });
+  const plan = planStage(wide, routedFor(wide), all(256), 6_050, 4096);
+  assert.equal(plan.kind, 'diagonal', 'the reference CNN\'s dense stage goes diagonal');
+  if (plan.kind === 'diagonal') assert.equal(plan.plan.inputs, 2);
+  assert.equal(planStage(wide, routedFor(wide), all(256), 6_050, 4096, 'routed').kind, 'routed');
+  assert.equal(planStage(wide, routedFor(wide), all(255), 6_050, 4096, 'diagonal').kind !== 'diagonal', true, 'not every row computed: no diagonal plan');
 });
 
 describe('interactive CKKS inference', async () => {
@@ -253,14 +316,14 @@ test('max-pool (blinded windows), tanh (unblinded) and softmax models run throug
   }
 });
 
-test('dense stages by the diagonal method agree with plaintext and need far fewer input ciphertexts', async () => {
-  const routed = compileCkksModel(small, calibration);
-  const diagonal = compileCkksModel(small, calibration, { ...DEFAULT_CKKS_PROTOCOL, denseLayout: 'diagonal' });
+test('every stage by the diagonal method (client-side baby steps) agrees with plaintext', async () => {
+  const diagonal = compileCkksModel(small, calibration, { ...DEFAULT_CKKS_PROTOCOL, stageLayout: 'diagonal' });
   const service = await CkksInferenceService.create(diagonal);
-  const routedService = await CkksInferenceService.create(routed);
   const client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(diagonal));
   try {
-    assert.ok(service.describe().inputCiphertexts < routedService.describe().inputCiphertexts);
+    // Each stage's chunks come rotated by every baby step: C·n1 uploads per stage.
+    const uploads = diagonal.stages.map((st, s) => planDiagonal(st.map, s === 0 ? 784 : diagonal.stages[s - 1]!.activation!.outputSize, 4096)!);
+    assert.equal(service.describe().inputCiphertexts, uploads.reduce((a, p) => a + p.inputs * p.baby, 0), 'uploads per inference');
     const plain = runPlaintext(small, evalImages);
     for (let i = 0; i < 3; i++) {
       const { logits } = await client.predict(evalImages.subarray(i * 784, (i + 1) * 784));
@@ -271,7 +334,88 @@ test('dense stages by the diagonal method agree with plaintext and need far fewe
   } finally {
     client.dispose();
     service.dispose();
-    routedService.dispose();
+  }
+});
+
+test('every stage by shared sources agrees with plaintext, on the service thread and on workers', async () => {
+  const shared = compileCkksModel(small, calibration, { ...DEFAULT_CKKS_PROTOCOL, stageLayout: 'shared' });
+  const plain = runPlaintext(small, evalImages);
+  const pool = new CkksProductPool({ threads: 2 });
+  try {
+    await pool.prepare(shared.params.ckks);
+    for (const evaluator of [undefined, pool]) {
+      const service = await CkksInferenceService.create(shared, evaluator ? { evaluator, parallelProducts: 1 } : {});
+      const client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(shared));
+      try {
+        const opened = service.open({ version: 1, keyId: client.keyId });
+        assert.ok(opened.routing.groups.every((g) => g.outputs !== undefined), 'shared groups name their output slots');
+        service.close(opened.sessionId);
+        for (let i = 0; i < 2; i++) {
+          const { logits } = await client.predict(evalImages.subarray(i * 784, (i + 1) * 784));
+          logits.forEach((v, j) => assert.ok(Math.abs(v - plain[i * 10 + j]!) < 0.05, `image ${i} logit ${j}: ${v} vs ${plain[i * 10 + j]}`));
+        }
+      } finally {
+        client.dispose();
+        service.dispose();
+      }
+    }
+  } finally {
+    await pool.destroy();
+  }
+});
+
+test('the client refuses output tables that name a position twice or leave one out', async () => {
+  const shared = compileCkksModel(small, calibration, { ...DEFAULT_CKKS_PROTOCOL, stageLayout: 'shared' });
+  const service = await CkksInferenceService.create(shared);
+  for (const tamper of ['twice', 'missing'] as const) {
+    const transport = inProcessCkksTransport(service);
+    const open = transport.open;
+    transport.open = async (r) => {
+      const reply = (await open(r)) as Awaited<ReturnType<CkksInferenceService['open']>>;
+      const outputs = reply.routing.groups[0]!.outputs!;
+      const slot = outputs[0]!.findIndex((p) => p >= 0);
+      const other = outputs[0]!.findIndex((p, i) => p >= 0 && i !== slot);
+      if (tamper === 'twice') outputs[0]![other] = outputs[0]![slot]!;
+      else outputs[0]![slot] = -1;
+      return reply;
+    };
+    const client = await CkksInferenceClient.connect(transport, clientActivations(shared));
+    try {
+      await assert.rejects(client.predict(evalImages.subarray(0, 784)), FormatError, tamper);
+    } finally {
+      client.dispose();
+    }
+  }
+  service.dispose();
+});
+
+test('an average pool after ReLU runs at the client, one value per window, and agrees with plaintext', async () => {
+  const conv = new Conv2d({ outChannels: 3, inChannels: 1, kernel: [3, 3], weights: Float32Array.from({ length: 27 }, (_, i) => Math.sin(i + 2)), bias: Float32Array.of(0.1, -0.1, 0.05) });
+  const dense = new Dense({ inFeatures: 3 * 3 * 3, outFeatures: 4, weights: Float32Array.from({ length: 108 }, (_, i) => Math.cos(2 * i)) });
+  const model = new Model([1, 8, 8], [conv, new Relu(), new AvgPool2d({ kernel: [2, 2] }), new Flatten(), dense]);
+  const inputs = Float32Array.from({ length: 64 * 3 }, (_, i) => ((i * 41) % 103) / 100);
+  const compiled = compileCkksModel(model, inputs);
+  // 3 × 6 × 6 conv outputs; the pool's 3 × 3 × 3 windows leave the last row and column out.
+  assert.equal(compiled.stages[0]!.activation!.pool, 'avg');
+  assert.equal(compiled.stages[0]!.activation!.outputSize, 27);
+  assert.equal(compiled.stages[1]!.map.cols, 27, 'the dense stage reads one value per window');
+  const service = await CkksInferenceService.create(compiled);
+  const client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(compiled));
+  try {
+    for (let k = 0; k < 3; k++) {
+      const x = inputs.subarray(k * 64, (k + 1) * 64);
+      const { logits } = await client.predict(x);
+      const want = runPlaintext(model, x);
+      logits.forEach((v, j) => assert.ok(Math.abs(v - want[j]!) < 1e-3, `${v} vs ${want[j]}`));
+    }
+  } finally {
+    client.dispose();
+    service.dispose();
+  }
+  // Overlapping or padded pools stay with the service (linear, composed into the next stage).
+  for (const pool of [new AvgPool2d({ kernel: [2, 2], stride: [1, 1] }), new AvgPool2d({ kernel: [2, 2], pads: [1, 1, 1, 1] })]) {
+    const m = new Model([1, 8, 8], [conv, new Relu(), pool, new Flatten()]);
+    assert.equal(compileCkksModel(m, inputs).stages[0]!.activation!.pool, null);
   }
 });
 
@@ -293,8 +437,8 @@ test('splitTask keeps every product once, with its input, in at most the parts a
 
 test('rounds on worker threads give the same predictions, and a bad ciphertext still gets its typed error', async () => {
   const pool = new CkksProductPool({ threads: 2 });
-  const compiled = compileCkksModel(small, calibration, { ...DEFAULT_CKKS_PROTOCOL, denseLayout: 'auto' });
-  const diagonal = compileCkksModel(small, calibration, { ...DEFAULT_CKKS_PROTOCOL, denseLayout: 'diagonal' });
+  const compiled = compileCkksModel(small, calibration, { ...DEFAULT_CKKS_PROTOCOL, stageLayout: 'auto' });
+  const diagonal = compileCkksModel(small, calibration, { ...DEFAULT_CKKS_PROTOCOL, stageLayout: 'diagonal' });
   const plain = runPlaintext(small, evalImages);
   try {
     await pool.prepare(compiled.params.ckks);

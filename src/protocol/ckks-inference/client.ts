@@ -24,7 +24,8 @@ export interface CkksTransport {
 /** The activation the client applies after each stage (public facts about the model's shape). */
 export interface ClientActivation {
   readonly fns: readonly Elementwise[];
-  readonly maxPool: boolean;
+  /** How the round's windows are reduced (the reply's window sizes say which values form one), or null. */
+  readonly pool: 'max' | 'avg' | null;
 }
 
 /** Timing and traffic of one prediction. */
@@ -192,31 +193,60 @@ export class CkksInferenceClient {
   }
 
   private decryptGroups(routing: Routing, outputs: Uint8Array[]): Float64Array {
-    // The outputs of this round have the group sizes of this round's routing.
-    if (outputs.length !== routing.groups.length) throw new FormatError(`${outputs.length} output ciphertexts, expected ${routing.groups.length}`);
+    // The outputs of this round have the groups of this round's routing: one ciphertext per plain
+    // group, values in slots 0..size−1 in group order; one per `outputs` entry of a shared group,
+    // values at the positions its slots name.
+    const expected = routing.groups.reduce((a, g) => a + (g.outputs?.length ?? 1), 0);
+    if (outputs.length !== expected) throw new FormatError(`${outputs.length} output ciphertexts, expected ${expected}`);
     const total = routing.groups.reduce((a, g) => a + g.size, 0);
     const values = new Float64Array(total);
+    const filled = new Uint8Array(total);
     let at = 0;
-    outputs.forEach((bytes, o) => {
+    let next = 0;
+    const decrypt = (bytes: Uint8Array): Float64Array => {
       const ct = CkksCiphertext.load(this.context, this.keyring.keyId, bytes);
       try {
-        const dec = this.keyring.decrypt(ct);
-        const size = routing.groups[o]!.size;
-        values.set(dec.subarray(0, size), at);
-        at += size;
+        return this.keyring.decrypt(ct);
       } finally {
         ct.free();
       }
-    });
+    };
+    for (const group of routing.groups) {
+      if (!group.outputs) {
+        values.set(decrypt(outputs[next++]!).subarray(0, group.size), at);
+        filled.fill(1, at, at + group.size);
+        at += group.size;
+        continue;
+      }
+      for (const positions of group.outputs) {
+        const dec = decrypt(outputs[next++]!);
+        if (positions.length !== dec.length) throw new FormatError(`output table of ${positions.length} slots, expected ${dec.length}`);
+        positions.forEach((p, slot) => {
+          if (p < 0) return;
+          if (p >= total || filled[p]) throw new FormatError(`output table names position ${p} twice or out of range`);
+          values[p] = dec[slot]!;
+          filled[p] = 1;
+        });
+      }
+    }
+    if (filled.some((f) => f === 0)) throw new FormatError('the output tables leave a position without a value');
     return values;
   }
 
   private activate(act: ClientActivation, values: Float64Array, windowSizes: Int32Array | null): Float64Array {
-    if (!act.maxPool) return values.map((v) => applyFns(act.fns, v));
-    if (!windowSizes) throw new FormatError('a max-pool round without window sizes');
+    if (!act.pool) return values.map((v) => applyFns(act.fns, v));
+    if (!windowSizes) throw new FormatError('a pooling round without window sizes');
+    if (windowSizes.reduce((a, b) => a + b, 0) !== values.length) throw new FormatError(`window sizes cover ${windowSizes.reduce((a, b) => a + b, 0)} values, the round returned ${values.length}`);
     const out = new Float64Array(windowSizes.length);
     let p = 0;
     windowSizes.forEach((size, k) => {
+      if (size < 1) throw new FormatError('an empty pooling window');
+      if (act.pool === 'avg') {
+        let sum = 0;
+        for (let c = 0; c < size; c++) sum += applyFns(act.fns, values[p++]!);
+        out[k] = sum / size;
+        return;
+      }
       let m = -Infinity;
       for (let c = 0; c < size; c++) m = Math.max(m, values[p++]!);
       out[k] = applyFns(act.fns, m);

@@ -11,7 +11,7 @@ import { sizeOf } from '../../nn/shape.js';
 import { applyMap, composeMaps, type SparseLinearMap } from '../../tensor/sparse-linear.js';
 import { applyGroup, planModel, type ActivationGroup, type InferencePlan } from '../paillier-inference/plan.js';
 import { MAX_COEFF_BITS_128, type CkksParameters } from '../../schemes/ckks/index.js';
-import type { DenseLayout } from './diagonal.js';
+import type { StageLayoutMode } from './stage-plan.js';
 
 /** Scales and limits of the interactive CKKS protocol. */
 export interface CkksProtocolParams {
@@ -27,10 +27,10 @@ export interface CkksProtocolParams {
   /** log2 of the factor the service multiplies a fresh encryption of zero's noise by (smudging). */
   readonly floodBits: number;
   /**
-   * Dense stages by the diagonal method ('diagonal'), by routing ('routed'), or whichever the cost
-   * model says is cheaper ('auto', the default).
+   * Each stage's layout: whichever the cost model says is cheapest ('auto', the default), or
+   * 'routed', 'diagonal' (dense stages) or 'shared' (convolutions) wherever that one applies.
    */
-  readonly denseLayout?: DenseLayout;
+  readonly stageLayout?: StageLayoutMode;
 }
 
 /**
@@ -82,7 +82,7 @@ function composeAll(maps: readonly SparseLinearMap[]): SparseLinearMap {
  * @throws UnsupportedModelError (from the planner) for models the interactive protocol cannot place.
  */
 export function compileCkksModel(model: Model, calibrationInputs: Float32Array | Float64Array, params: CkksProtocolParams = DEFAULT_CKKS_PROTOCOL): CompiledCkksModel {
-  const plan = planModel(model);
+  const plan = planModel(model, { avgPoolAtClient: true });
   const inputSize = sizeOf(plan.inputShape);
   const maps = plan.stages.map((s) => composeAll(s.linears));
   const maxAbs = maps.map(() => 0);

@@ -2,26 +2,27 @@
  * Dense stages by the diagonal method with baby-step giant-step rotations (Halevi–Shoup's hybrid
  * form for a matrix with fewer rows than slots).
  *
- * The client sends its vector x in order, S = N/2 values per ciphertext (C ciphertexts). For an
- * O × K matrix M′ (rows padded to O′ = nextPow2(O), which divides S), input ciphertext c and
- * diagonal i < O′ hold d_{c,i}[t] = M′[t mod O′, c·S + (t + i) mod S], and
+ * The client's vector x is cut into C chunks of S = N/2 values. For an O × K matrix M′ (rows padded
+ * to O′ = nextPow2(O), which divides S), chunk c and diagonal i < O′ give
+ * d_{c,i}[t] = M′[t mod O′, c·S + (t + i) mod S], and
  *
  *   y = Σ_c Σ_i d_{c,i} ⊙ rot(x_c, i),   then   y ← y + rot(y, O′) + rot(y, 2O′) + … (fold to O′)
  *
- * leaves M′x in slots 0..O−1. With i = g·n1 + j the rotations of x are shared (baby steps j < n1)
- * and each giant step rotates one partial sum (Horner: n2 − 1 rotations by n1), so a stage costs
- * C·O′ plaintext products but only C·(n1 − 1) + n2 − 1 + log2(S/O′) rotations, with Galois keys
- * for 1, n1 and the fold steps only.
+ * leaves M′x in slots 0..O−1. With i = g·n1 + j, the baby steps rot(x_c, j), j < n1, come from
+ * the client — it holds x in the clear, so it encrypts the n1 rotated copies of each chunk instead
+ * of the service rotating them (an upload costs less than half a rotation) — and each giant step
+ * rotates one partial sum (Horner: n2 − 1 rotations by n1). A stage costs C·n1 uploads, C·O′
+ * plaintext products and n2 − 1 + log2(S/O′) rotations, with Galois keys for n1 and the fold steps.
  *
  * M′ carries everything per session (output order, blinding factors, the client's unblinding
  * factors, normalization), exactly as the routed layout's plaintexts do, so the client sees the
  * same shuffled, blinded outputs; what it no longer learns is the routing (it sends its values in
- * the order it holds them).
+ * the order it holds them, rotated by public steps).
  *
  * @module
  */
 import type { SparseLinearMap } from '../../tensor/sparse-linear.js';
-import { foldSteps, nextPow2 } from './layout.js';
+import { LAYOUT_COST, foldSteps, nextPow2 } from './layout.js';
 
 /** Shape of one dense stage's diagonal evaluation. */
 export interface DiagonalPlan {
@@ -31,7 +32,7 @@ export interface DiagonalPlan {
   readonly cols: number;
   /** O′ = nextPow2(O): the fold period. */
   readonly period: number;
-  /** Input ciphertexts C = ⌈K/S⌉. */
+  /** Chunks of the client's vector C = ⌈K/S⌉ (the client uploads C·n1 ciphertexts). */
   readonly inputs: number;
   /** Baby steps n1 (a power of two dividing O′). */
   readonly baby: number;
@@ -39,46 +40,56 @@ export interface DiagonalPlan {
   readonly giant: number;
 }
 
-/**
- * Costs measured on the 2-core CI machine under light load (node-seal 6.0.3, N = 8192, two data
- * primes), in ms: only their ratios matter, for choosing a layout. A routed input ciphertext is encoded, added and saved by the
- * client, then loaded, encoded and multiplied by the service.
- */
-const COST = { routedCiphertext: 3.3, diagonalProduct: 1.35, rotation: 4.5 } as const;
-
-function rotations(inputs: number, period: number, baby: number, slots: number): number {
-  return inputs * (baby - 1) + (period / baby - 1) + Math.log2(slots / period);
+function rotations(period: number, baby: number, slots: number): number {
+  return period / baby - 1 + Math.log2(slots / period);
 }
 
-/** How stages choose their layout: by the cost model (default), or always one way where possible. */
-export type DenseLayout = 'auto' | 'diagonal' | 'routed';
+function price(inputs: number, period: number, baby: number, slots: number): number {
+  return inputs * baby * LAYOUT_COST.upload + rotations(period, baby, slots) * LAYOUT_COST.rotation;
+}
 
 /**
- * The diagonal plan for a stage, or null when routing its terms is cheaper (sparse maps such as
- * convolutions, or few terms; `mode` 'auto'), when `mode` is 'routed', or when its rows do not fit
- * one ciphertext.
+ * The diagonal plan for a stage (the baby-step count that costs least: more baby steps, more
+ * uploads; fewer, more giant-step rotations), or null when its rows do not fit one ciphertext.
  *
  * @param cols - length of the client's vector this stage reads.
- * @param routedCiphertexts - input ciphertexts the routed layout would need for this stage.
  */
-export function planDiagonal(map: SparseLinearMap, cols: number, slots: number, routedCiphertexts: number, mode: DenseLayout = 'auto'): DiagonalPlan | null {
-  if (mode === 'routed') return null;
+export function planDiagonal(map: SparseLinearMap, cols: number, slots: number): DiagonalPlan | null {
   const period = nextPow2(map.rows);
   if (period > slots) return null;
   const inputs = Math.ceil(cols / slots);
   let baby = 1;
-  for (let b = 2; b <= period; b *= 2) if (rotations(inputs, period, b, slots) < rotations(inputs, period, baby, slots)) baby = b;
-  const cost = inputs * period * COST.diagonalProduct + rotations(inputs, period, baby, slots) * COST.rotation + inputs * COST.routedCiphertext;
-  if (mode === 'auto' && cost >= routedCiphertexts * COST.routedCiphertext) return null;
+  for (let b = 2; b <= period; b *= 2) if (price(inputs, period, b, slots) < price(inputs, period, baby, slots)) baby = b;
   return { rows: map.rows, cols, period, inputs, baby, giant: period / baby };
 }
 
-/** Rotation steps a diagonal stage needs: 1 (baby steps), n1 (giant steps) and the fold. */
+/** Uploads, plaintext products and rotations a diagonal plan costs. */
+export function diagonalCounts(plan: DiagonalPlan, slots: number): { uploads: number; products: number; rotations: number } {
+  return { uploads: plan.inputs * plan.baby, products: plan.inputs * plan.period, rotations: rotations(plan.period, plan.baby, slots) };
+}
+
+/** Rotation steps a diagonal stage needs: n1 (giant steps) and the fold. */
 export function diagonalSteps(plan: DiagonalPlan, slots: number): number[] {
   const steps = new Set<number>(foldSteps(plan.period, slots));
-  if (plan.baby > 1) steps.add(1);
   if (plan.giant > 1) steps.add(plan.baby);
   return [...steps];
+}
+
+/**
+ * The client's routing for a diagonal stage: chunk c rotated by j (baby step) in input
+ * ciphertext c·n1 + j, that is source c·S + (t + j) mod S in slot t (−1 past the vector).
+ */
+export function diagonalSources(plan: DiagonalPlan, slots: number): Int32Array[] {
+  const sources: Int32Array[] = [];
+  for (let c = 0; c < plan.inputs; c++) {
+    for (let j = 0; j < plan.baby; j++) {
+      sources.push(Int32Array.from({ length: slots }, (_, t) => {
+        const k = c * slots + ((t + j) % slots);
+        return k < plan.cols ? k : -1;
+      }));
+    }
+  }
+  return sources;
 }
 
 /**

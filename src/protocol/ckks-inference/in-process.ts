@@ -20,5 +20,5 @@ export function inProcessCkksTransport(service: CkksInferenceService): CkksTrans
 
 /** The activation after each stage but the last: the model's public architecture. */
 export function clientActivations(model: CompiledCkksModel): ClientActivation[] {
-  return model.stages.slice(0, -1).map((s) => ({ fns: s.activation!.fns, maxPool: s.activation!.windows !== null }));
+  return model.stages.slice(0, -1).map((s) => ({ fns: s.activation!.fns, pool: s.activation!.pool }));
 }

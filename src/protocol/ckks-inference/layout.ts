@@ -31,8 +31,14 @@ export interface GroupLayout {
   readonly period: number;
   /** For each input ciphertext: the source index (in the client's vector) of each slot, −1 for zero. */
   readonly sources: readonly Int32Array[];
-  /** For each input ciphertext: the term index (into the map's CSR arrays) of each slot, −1 for zero. */
+  /** For each input ciphertext: the term index (into the map's CSR arrays) of each slot, −1 for zero (routed groups only). */
   readonly terms: readonly Int32Array[];
+  /**
+   * Shared-source groups (`shared.ts`): per output ciphertext, the stage position each slot
+   * computes, −1 for none. Absent: the group has one output ciphertext, positions start..start+size−1
+   * in slots 0..size−1.
+   */
+  readonly outputs?: readonly Int32Array[];
 }
 
 /** How a stage's outputs are ordered for one session and how its inputs are routed. */
@@ -45,6 +51,14 @@ export interface StageLayout {
   readonly windowOrder: Int32Array | null;
   readonly groups: readonly GroupLayout[];
 }
+
+/**
+ * Costs measured on the 2-core CI machine under light load (node-seal 6.0.3, N = 8192, two data
+ * primes), in ms; only their ratios matter. An upload is the client's encoding, addition to a
+ * pooled zero and serialization plus the service's load; a product is an encoding of a
+ * per-session plaintext, the product and the addition.
+ */
+export const LAYOUT_COST = { upload: 1.95, product: 1.35, rotation: 4.5 } as const;
 
 /** The smallest power of two ≥ n (1 for n ≤ 1). */
 export function nextPow2(n: number): number {

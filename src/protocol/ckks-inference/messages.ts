@@ -27,14 +27,22 @@ export const DescribeReply = z.object({
 });
 export type DescribeReply = z.infer<typeof DescribeReply>;
 
-/** Routing of one stage's inputs: per group, per input ciphertext, the client's source index per slot. */
+/**
+ * Routing of one stage's inputs: per group, per input ciphertext, the client's source index per
+ * slot. A group without `outputs` comes back as one ciphertext holding its `size` outputs in slots
+ * 0..size−1 (positions in group order); with `outputs`, as one ciphertext per entry, whose slot t
+ * holds stage position outputs[m][t] (−1: none).
+ */
 export const Routing = z.object({
-  groups: z.array(z.object({ size: z.number().int().positive(), sources: z.array(ints).min(1) })).min(1),
+  groups: z.array(z.object({ size: z.number().int().positive(), sources: z.array(ints).min(1), outputs: z.array(ints).min(1).optional() })).min(1),
   windowSizes: ints.nullable(),
 });
 export type Routing = z.infer<typeof Routing>;
 
-/** The client's public and Galois keys, uploaded once and cached by the service under their key id. */
+/**
+ * The client's public and Galois keys, uploaded once and cached by the service under their key id
+ * (`galoisKeys` empty when the model needs no rotation).
+ */
 export const KeysRequest = z.object({
   version: z.literal(PROTOCOL_VERSION),
   publicKey: bytes,

@@ -16,9 +16,11 @@ import {
   CkksCiphertext, CkksContext, CkksServiceKeys, addInPlace, free, mulPlain, rotate, type CkksParameters, type PlainText,
 } from '../../schemes/ckks/index.js';
 import type { CompiledCkksModel } from './compile.js';
-import { diagonalSteps, diagonalValues, planDiagonal, type DiagonalPlan } from './diagonal.js';
+import { diagonalSources, diagonalSteps, diagonalValues, type DiagonalPlan } from './diagonal.js';
 import { sumOfProducts, type ProductEvaluator, type ProductTask, type ProductTerm } from './products.js';
 import { foldSteps, nextSourceIndex, outputOrder, routeStage, type GroupLayout, type StageLayout } from './layout.js';
+import { sharedCounts, sharedGroups, type SharedPlan } from './shared.js';
+import { planStage, type StagePlan } from './stage-plan.js';
 import {
   DescribeReply, KeysReply, KeysRequest, OpenReply, OpenRequest, PROTOCOL_VERSION, RoundReply, RoundRequest, parseMessage, type Routing,
 } from './messages.js';
@@ -81,8 +83,8 @@ export class CkksInferenceService {
   /** Smudging ciphertexts made ahead of time, per key id. */
   private readonly floods = new Map<string, CkksCiphertext[]>();
   private readonly galoisSteps: number[];
-  /** Per stage: the diagonal plan when the stage is evaluated that way, else null (routed). */
-  private readonly diagonals: (DiagonalPlan | null)[] = [];
+  /** Per stage: its layout. */
+  private readonly plans: StagePlan[] = [];
   private readonly counts = { input: 0, output: 0 };
   /** How many clients' keys stay loaded (each holds its Galois keys in WASM memory). */
   readonly keyCacheSize = 16;
@@ -100,19 +102,22 @@ export class CkksInferenceService {
     model.stages.forEach((stage, s) => {
       const { rowAt } = outputOrder(stage.map.rows, stage.activation, false);
       const groups = routeStage(stage.map, rowAt, slots, () => 0);
-      const routed = groups.reduce((a, g) => a + g.sources.length, 0);
       const cols = s === 0 ? model.inputSize : model.stages[s - 1]!.activation!.outputSize;
-      const plan = planDiagonal(stage.map, cols, slots, routed, model.params.denseLayout);
-      this.diagonals.push(plan);
-      if (plan) {
-        for (const step of diagonalSteps(plan, slots)) steps.add(step);
-        this.counts.input += plan.inputs;
+      const plan = planStage(stage.map, groups, rowAt, cols, slots, model.params.stageLayout);
+      this.plans.push(plan);
+      if (plan.kind === 'diagonal') {
+        for (const step of diagonalSteps(plan.plan, slots)) steps.add(step);
+        this.counts.input += plan.plan.inputs * plan.plan.baby;
         this.counts.output++;
-        return;
+      } else if (plan.kind === 'shared') {
+        const n = sharedCounts(plan.plan);
+        this.counts.input += n.uploads;
+        this.counts.output += plan.plan.outputs * plan.plan.pages.length;
+      } else {
+        for (const g of groups) for (const step of foldSteps(g.period, slots)) steps.add(step);
+        this.counts.input += groups.reduce((a, g) => a + g.sources.length, 0);
+        this.counts.output += groups.length;
       }
-      for (const g of groups) for (const step of foldSteps(g.period, slots)) steps.add(step);
-      this.counts.input += routed;
-      this.counts.output += groups.length;
     });
     this.galoisSteps = [...steps].sort((a, b) => a - b);
   }
@@ -161,7 +166,8 @@ export class CkksInferenceService {
    */
   registerKeys(request: unknown): KeysReply {
     const req = parseMessage(KeysRequest, request, 'keys request');
-    const keys = CkksServiceKeys.load(this.context, { publicKey: req.publicKey, galoisKeys: req.galoisKeys });
+    // A model whose stages need no rotation gets no Galois keys (an empty field).
+    const keys = CkksServiceKeys.load(this.context, { publicKey: req.publicKey, ...(req.galoisKeys.length > 0 ? { galoisKeys: req.galoisKeys } : {}) });
     for (const s of this.galoisSteps) {
       if (!keys.canRotate(s)) {
         keys.dispose();
@@ -219,8 +225,12 @@ export class CkksInferenceService {
     stages.forEach((stage, s) => {
       const isLast = s === stages.length - 1;
       const order = outputOrder(stage.map.rows, stage.activation, !isLast);
-      const plan = this.diagonals[s]!;
-      const groups = plan ? [inOrder(plan, this.context.slots)] : routeStage(stage.map, order.rowAt, this.context.slots, sourceOf);
+      const plan = this.plans[s]!;
+      const slots = this.context.slots;
+      const groups =
+        plan.kind === 'diagonal' ? [inOrder(plan.plan, slots)]
+        : plan.kind === 'shared' ? sharedGroups(plan.plan, stage.map, order.rowAt, slots, sourceOf)
+        : routeStage(stage.map, order.rowAt, slots, sourceOf);
       sources.push(sourceOf);
       const layout: StageLayout = { ...order, groups };
       layouts.push(layout);
@@ -250,7 +260,10 @@ export class CkksInferenceService {
   }
 
   private routingOf(layout: StageLayout): Routing {
-    return { groups: layout.groups.map((g) => ({ size: g.size, sources: [...g.sources] })), windowSizes: layout.windowSizes };
+    return {
+      groups: layout.groups.map((g) => ({ size: g.size, sources: [...g.sources], ...(g.outputs ? { outputs: [...g.outputs] } : {}) })),
+      windowSizes: layout.windowSizes,
+    };
   }
 
   /**
@@ -284,8 +297,9 @@ export class CkksInferenceService {
     layout.groups.forEach((group, o) => {
       if (inputs[o]!.length !== group.sources.length) throw new FormatError(`stage ${s}, group ${o}: ${inputs[o]!.length} ciphertexts, expected ${group.sources.length}`);
     });
-    const plan = this.diagonals[s];
-    return plan ? [await this.evaluateDiagonal(session, s, plan, inputs[0]!)] : this.evaluateRouted(session, s, inputs);
+    const plan = this.plans[s]!;
+    if (plan.kind === 'diagonal') return [await this.evaluateDiagonal(session, s, plan.plan, inputs[0]!)];
+    return plan.kind === 'shared' ? this.evaluateShared(session, s, plan.plan, inputs) : this.evaluateRouted(session, s, inputs);
   }
 
   private task(session: Session, inputs: readonly Uint8Array[], terms: ProductTerm[], outputs: number): ProductTask {
@@ -361,17 +375,76 @@ export class CkksInferenceService {
     try {
       return sums.map((acc, o) => {
         if (!acc) throw new FormatError(`stage ${s}, group ${o} has no weights`);
-        return this.finish(acc, session, s, o, layout.groups[o]!.period);
+        const group = layout.groups[o]!;
+        return this.finish(acc, session, s, firstSlots(group), group.period);
       });
     } finally {
       for (const c of sums) c?.free();
     }
   }
 
-  /** Bias, fold to the group's period, smudging, serialization. */
-  private finish(acc: CkksCiphertext, session: Session, s: number, o: number, period: number): Uint8Array {
+  /**
+   * Shared-source stages (see `shared.ts`): per page, every input ciphertext times one plaintext
+   * per output ciphertext, whose slots carry the weight of that input's term for the row the slot
+   * computes; then bias and smudging (no fold).
+   */
+  private async evaluateShared(session: Session, s: number, plan: SharedPlan, inputs: Uint8Array[][]): Promise<Uint8Array[]> {
+    const { slots } = this.context;
+    const { map, sigma } = this.model.stages[s]!;
+    const layout = session.layouts[s]!;
+    const prevSigma = s === 0 ? 1 : this.model.stages[s - 1]!.sigma;
+    const unblind = s === 0 ? null : session.carried[s - 1]!;
+    const factor = session.factors[s]!;
+    const flat: Uint8Array[] = [];
+    const terms: ProductTerm[] = [];
+    layout.groups.forEach((group, page) => {
+      const outputs = group.outputs!;
+      // Per output ciphertext and slot: the row's index in the term-major weights, and the factor its weights carry.
+      const rowAt = outputs.map((positions) => Int32Array.from(positions, (p) => (p < 0 ? -1 : plan.rowIndex[layout.rowAt[p]!]!)));
+      const scaleAt = outputs.map((positions) => Float64Array.from(positions, (p) => (p < 0 ? 0 : (sigma * factor[p]!) / prevSigma)));
+      const inverse = new Float64Array(slots);
+      inputs[page]!.forEach((bytes, t) => {
+        const sources = group.sources[t]!;
+        for (let slot = 0; slot < slots; slot++) {
+          const src = sources[slot]!;
+          inverse[slot] = src < 0 ? 0 : unblind ? 1 / unblind[src]! : 1;
+        }
+        const weights = plan.termWeights[t]!;
+        const input = flat.length;
+        flat.push(bytes);
+        outputs.forEach((_, m) => {
+          const values = new Float64Array(slots);
+          const rows = rowAt[m]!;
+          const scale = scaleAt[m]!;
+          let any = false;
+          for (let slot = 0; slot < slots; slot++) {
+            const i = rows[slot]!;
+            if (i < 0 || inverse[slot] === 0) continue;
+            values[slot] = weights[i]! * scale[slot]! * inverse[slot]!;
+            any = true;
+          }
+          if (any) terms.push({ input, output: page * plan.outputs + m, values });
+        });
+      });
+    });
+    const sums = await this.products(this.task(session, flat, terms, layout.groups.length * plan.outputs));
+    try {
+      return sums.map((acc, o) => {
+        const positions = layout.groups[Math.floor(o / plan.outputs)]!.outputs![o % plan.outputs]!;
+        // An output ciphertext with no row (possible on a page's last cells) still goes back, smudged.
+        const sum = acc ?? session.keys.encrypt(new Float64Array(0), 2 ** (this.model.params.inputScaleBits + this.model.params.weightScaleBits));
+        if (!acc) sums[o] = sum;
+        return this.finish(sum, session, s, positions, this.context.slots);
+      });
+    } finally {
+      for (const c of sums) c?.free();
+    }
+  }
+
+  /** Bias (per slot, for the stage position it holds), fold to the group's period, smudging, serialization. */
+  private finish(acc: CkksCiphertext, session: Session, s: number, positions: Int32Array, period: number): Uint8Array {
     const scale = 2 ** (this.model.params.inputScaleBits + this.model.params.weightScaleBits);
-    this.addBias(acc, session, s, o, scale);
+    this.addBias(acc, session, s, positions, scale);
     for (const step of foldSteps(period, this.context.slots)) {
       const r = rotate(acc, step, session.keys);
       addInPlace(acc, r);
@@ -382,30 +455,14 @@ export class CkksInferenceService {
   }
 
   /**
-   * The diagonal method (see `diagonal.ts`): baby-step rotations of each input here, one product
-   * per diagonal with this session's M′ by the evaluator (one partial sum per giant step), giant
-   * steps by Horner's rule, then bias, fold, smudging.
+   * The diagonal method (see `diagonal.ts`): the client sent each chunk rotated by every baby step;
+   * one product per diagonal with this session's M′ by the evaluator (one partial sum per giant
+   * step), giant steps by Horner's rule, then bias, fold, smudging.
    */
-  private async evaluateDiagonal(session: Session, s: number, plan: DiagonalPlan, cts: Uint8Array[]): Promise<Uint8Array> {
+  private async evaluateDiagonal(session: Session, s: number, plan: DiagonalPlan, rotated: Uint8Array[]): Promise<Uint8Array> {
     const { context } = this;
     const { keys } = session;
-    const inputScale = 2 ** this.model.params.inputScaleBits;
     const dense = this.sessionMatrix(session, s, plan);
-    const rotated: Uint8Array[] = [];
-    for (const bytes of cts) {
-      let x = CkksCiphertext.load(context, keys.keyId, bytes, { levelPrimes: context.topLevel, scale: inputScale });
-      try {
-        rotated.push(bytes);
-        for (let j = 1; j < plan.baby; j++) {
-          const next = rotate(x, 1, keys);
-          x.free();
-          x = next;
-          rotated.push(x.save());
-        }
-      } finally {
-        x.free();
-      }
-    }
     const terms: ProductTerm[] = [];
     for (let g = 0; g < plan.giant; g++) {
       for (let c = 0; c < plan.inputs; c++) {
@@ -433,7 +490,7 @@ export class CkksInferenceService {
         } else addInPlace(acc, part);
       }
       if (!acc) throw new FormatError(`stage ${s} has no weights`);
-      return this.finish(acc, session, s, 0, plan.period);
+      return this.finish(acc, session, s, firstSlots(session.layouts[s]!.groups[0]!), plan.period);
     } finally {
       for (const c of inner) c?.free();
       acc?.free();
@@ -460,15 +517,13 @@ export class CkksInferenceService {
     return dense;
   }
 
-  private addBias(acc: CkksCiphertext, session: Session, s: number, o: number, scale: number): void {
+  private addBias(acc: CkksCiphertext, session: Session, s: number, positions: Int32Array, scale: number): void {
     const stage = this.model.stages[s]!;
     const layout = session.layouts[s]!;
-    const group = layout.groups[o]!;
     const values = new Float64Array(this.context.slots);
-    for (let p = 0; p < group.size; p++) {
-      const pos = group.start + p;
-      values[p] = stage.map.bias[layout.rowAt[pos]!]! * stage.sigma * session.factors[s]![pos]!;
-    }
+    positions.forEach((pos, slot) => {
+      if (pos >= 0) values[slot] = stage.map.bias[layout.rowAt[pos]!]! * stage.sigma * session.factors[s]![pos]!;
+    });
     const plain = this.context.encode(values, scale);
     try {
       this.context.evaluator.addPlain(acc.seal, plain, acc.seal);
@@ -540,8 +595,12 @@ export class CkksInferenceService {
   }
 }
 
-/** The routing of a diagonal stage: the client's vector in order, S values per ciphertext. */
+/** The stage position in each slot of a group with one output ciphertext (slots 0..size−1), −1 elsewhere. */
+function firstSlots(group: GroupLayout): Int32Array {
+  return Int32Array.from({ length: group.size }, (_, p) => group.start + p);
+}
+
+/** The routing of a diagonal stage: the client's vector in order, each chunk rotated by every baby step. */
 function inOrder(plan: DiagonalPlan, slots: number): GroupLayout {
-  const sources = Array.from({ length: plan.inputs }, (_, c) => Int32Array.from({ length: slots }, (_, t) => (c * slots + t < plan.cols ? c * slots + t : -1)));
-  return { start: 0, size: plan.rows, period: plan.period, sources, terms: [] };
+  return { start: 0, size: plan.rows, period: plan.period, sources: diagonalSources(plan, slots), terms: [] };
 }

@@ -11,7 +11,7 @@
  * @module
  */
 import { BlindmlError } from '../../errors.js';
-import type { Layer } from '../../nn/layers.js';
+import type { AvgPool2d, Layer, MaxPool2d } from '../../nn/layers.js';
 import { linearMapOf, type LinearLayer } from '../../nn/linear-maps.js';
 import type { Model } from '../../nn/model.js';
 import { asImageShape, sizeOf, type Shape } from '../../nn/shape.js';
@@ -20,12 +20,20 @@ import { buildSparseMap, composeMaps, termCount, type SparseLinearMap } from '..
 /** An elementwise activation the client applies. */
 export type Elementwise = 'relu' | 'sigmoid' | 'tanh';
 
-/** One client round: out_w = f(max of window w) with f the composition of `fns`, or f(x_j). */
+/**
+ * One client round: out_w = f(max of window w), out_w = mean of f over window w, or f(x_j), with f
+ * the composition of `fns`.
+ */
 export interface ActivationGroup {
   /** Elementwise functions, applied in order (max-pool commutes with all of them). */
   readonly fns: readonly Elementwise[];
-  /** For max-pool: the input cells of each output window (padded cells excluded). */
+  /** For pooling: the input cells of each output window (padded cells excluded). */
   readonly windows: readonly Int32Array[] | null;
+  /**
+   * How a window is reduced: 'max' (a max-pool before or after f), 'avg' (an average pool after f,
+   * windows disjoint and unpadded, so every window has the kernel's cell count), null without windows.
+   */
+  readonly pool: 'max' | 'avg' | null;
   /** Values the group receives. */
   readonly inputSize: number;
   /** Values it returns. */
@@ -59,13 +67,24 @@ export class UnsupportedModelError extends BlindmlError {
   }
 }
 
+/** Choices the protocols make differently. */
+export interface PlanOptions {
+  /**
+   * Let the client evaluate an average pool that directly follows its activations when the pool's
+   * windows are disjoint and unpadded (the next stage then reads one value per window instead of
+   * every cell). Blinded values stay correct because a window's cells share one blinding factor, as
+   * a max-pool window's do. Default false.
+   */
+  readonly avgPoolAtClient?: boolean;
+}
+
 /**
  * Builds the plan.
  *
- * @throws UnsupportedModelError for softmax anywhere but last, or two max-pools in one activation
+ * @throws UnsupportedModelError for softmax anywhere but last, or two pools in one activation
  *   group.
  */
-export function planModel(model: Model): InferencePlan {
+export function planModel(model: Model, options: PlanOptions = {}): InferencePlan {
   const { layers, shapes } = model;
   let end = layers.length;
   while (end > 0 && layers[end - 1]!.category === 'layout') end--;
@@ -91,6 +110,10 @@ export function planModel(model: Model): InferencePlan {
     const shape = shapes[i]!;
     if (layer.category === 'layout') continue;
     if (layer.category === 'linear') {
+      if (group && options.avgPoolAtClient && layer.kind === 'avgpool2d' && group.takesAvgPool(layer)) {
+        group.add(layer, shape, i);
+        continue;
+      }
       if (group) {
         close(group.build(), group.inputSize);
         group = null;
@@ -126,13 +149,48 @@ function identityMap(size: number): SparseLinearMap {
   return buildSparseMap(size, size, new Float64Array(size), (r, add) => add(r, 1));
 }
 
+/** The input cells of each output window of a pooling layer, channel by channel (padded cells excluded). */
+function poolWindows(layer: MaxPool2d | AvgPool2d, shape: Shape): Int32Array[] {
+  const [c, h, w] = asImageShape(shape, 'pooling');
+  const [, oh, ow] = asImageShape(layer.computeOutputShape(shape), 'pooling');
+  const [kh, kw] = layer.kernel;
+  const [sh, sw] = layer.stride;
+  const [pt, pl] = layer.pads;
+  const windows: Int32Array[] = [];
+  for (let ch = 0; ch < c; ch++) {
+    for (let oy = 0; oy < oh; oy++) {
+      for (let ox = 0; ox < ow; ox++) {
+        const cells: number[] = [];
+        for (let ky = 0; ky < kh; ky++) {
+          const iy = oy * sh - pt + ky;
+          if (iy < 0 || iy >= h) continue;
+          for (let kx = 0; kx < kw; kx++) {
+            const ix = ox * sw - pl + kx;
+            if (ix >= 0 && ix < w) cells.push(ch * h * w + iy * w + ix);
+          }
+        }
+        windows.push(Int32Array.from(cells));
+      }
+    }
+  }
+  return windows;
+}
+
 class GroupBuilder {
   private readonly fns: Elementwise[] = [];
   private windows: Int32Array[] | null = null;
+  private pool: 'max' | 'avg' | null = null;
   private size: number;
 
   constructor(readonly inputSize: number) {
     this.size = inputSize;
+  }
+
+  /** True if the client can take this average pool after the group's functions (see PlanOptions). */
+  takesAvgPool(layer: AvgPool2d): boolean {
+    const [kh, kw] = layer.kernel;
+    const [sh, sw] = layer.stride;
+    return this.windows === null && this.fns.length > 0 && layer.pads.every((p) => p === 0) && sh >= kh && sw >= kw;
   }
 
   add(layer: Layer, shape: Shape, index: number): void {
@@ -140,32 +198,11 @@ class GroupBuilder {
       this.fns.push(layer.kind);
       return;
     }
-    if (layer.kind === 'maxpool2d') {
-      if (this.windows) throw new UnsupportedModelError(`layer ${index}: two max-pools without a linear layer between them`);
-      const [c, h, w] = asImageShape(shape, 'MaxPool2d');
-      const [, oh, ow] = asImageShape(layer.computeOutputShape(shape), 'MaxPool2d');
-      const [kh, kw] = layer.kernel;
-      const [sh, sw] = layer.stride;
-      const [pt, pl] = layer.pads;
-      const windows: Int32Array[] = [];
-      for (let ch = 0; ch < c; ch++) {
-        for (let oy = 0; oy < oh; oy++) {
-          for (let ox = 0; ox < ow; ox++) {
-            const cells: number[] = [];
-            for (let ky = 0; ky < kh; ky++) {
-              const iy = oy * sh - pt + ky;
-              if (iy < 0 || iy >= h) continue;
-              for (let kx = 0; kx < kw; kx++) {
-                const ix = ox * sw - pl + kx;
-                if (ix >= 0 && ix < w) cells.push(ch * h * w + iy * w + ix);
-              }
-            }
-            windows.push(Int32Array.from(cells));
-          }
-        }
-      }
-      this.windows = windows;
-      this.size = windows.length;
+    if (layer.kind === 'maxpool2d' || layer.kind === 'avgpool2d') {
+      if (this.windows) throw new UnsupportedModelError(`layer ${index}: two pools without a linear layer between them`);
+      this.windows = poolWindows(layer, shape);
+      this.pool = layer.kind === 'maxpool2d' ? 'max' : 'avg';
+      this.size = this.windows.length;
       return;
     }
     throw new UnsupportedModelError(`layer ${index} (${layer.kind}) cannot be evaluated by the client`);
@@ -175,6 +212,7 @@ class GroupBuilder {
     return {
       fns: [...this.fns],
       windows: this.windows,
+      pool: this.pool,
       inputSize: this.inputSize,
       outputSize: this.size,
       homogeneous: this.fns.every((f) => f === 'relu'),
@@ -194,6 +232,12 @@ export function applyGroup(group: ActivationGroup, x: ArrayLike<number>): Float6
     return out;
   }
   group.windows.forEach((cells, w) => {
+    if (group.pool === 'avg') {
+      let sum = 0;
+      for (const c of cells) sum += f(x[c]!);
+      out[w] = sum / cells.length;
+      return;
+    }
     let m = -Infinity;
     for (const c of cells) m = Math.max(m, x[c]!);
     out[w] = f(m);
