@@ -9,12 +9,20 @@
  */
 import type { Piscina } from 'piscina';
 import { BlindmlError, FormatError, InvalidCiphertextError, KeyMismatchError } from '../errors.js';
-import type { ProductEvaluator, ProductTask, ProductTerm } from '../protocol/ckks-inference/products.js';
+import type { EncodeRequest, ProductEvaluator, ProductTask, ProductTerm } from '../protocol/ckks-inference/products.js';
 import type { CkksParameters } from '../schemes/ckks/index.js';
 import { allSettledOrThrow, fixedPool } from './pool-support.js';
 
 /** What a worker answers: the partial sums, or the error a bad input caused. */
 export type ProductReply = { readonly outputs: Uint8Array[] } | { readonly error: { readonly code: string; readonly message: string } };
+
+/** What a worker answers to an encoding request. */
+export type EncodeReply = { readonly plaintexts: Uint8Array[] } | { readonly error: { readonly code: string; readonly message: string } };
+
+/** True if the view is the whole of an ordinary (transferable) buffer. */
+function ownsBuffer(b: ArrayBufferView): boolean {
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && !(b.buffer instanceof SharedArrayBuffer);
+}
 
 const ERRORS: Record<string, new (message: string) => BlindmlError> = {
   ERR_FORMAT: FormatError,
@@ -36,7 +44,7 @@ export function splitTask(task: ProductTask, parts: number): ProductTask[] {
     const terms: ProductTerm[] = [];
     while (at < used.length && (k === count - 1 || terms.length < perPart)) {
       const { list, i } = used[at++]!;
-      for (const t of list) terms.push({ input: inputs.length, output: t.output, values: t.values });
+      for (const t of list) terms.push({ ...t, input: inputs.length });
       inputs.push(task.inputs[i]!);
     }
     out.push({ ...task, inputs, terms });
@@ -62,9 +70,9 @@ export class CkksProductPool implements ProductEvaluator {
 
   /**
    * Evaluates the task in parts, about two per thread. Memory moves to the workers rather than
-   * being copied: the terms' value arrays, and every input that is the whole of its own buffer, are
-   * detached here (a round's ciphertexts are not used again); inputs that are views of a shared
-   * buffer are copied.
+   * being copied: the terms' plaintexts (values or encoded) that are the whole of their own buffer,
+   * and every such input, are detached here (a round's ciphertexts and plaintexts are not used
+   * again); inputs that are views of a shared buffer are copied.
    *
    * @throws FormatError, KeyMismatchError, InvalidCiphertextError for a bad input ciphertext.
    */
@@ -73,12 +81,12 @@ export class CkksProductPool implements ProductEvaluator {
     // Every copy is made before anything is posted (posting detaches what it moves).
     const prepared = splitTask(task, this.threads * 2).map((part) => {
       const inputs = part.inputs.map((b) => {
-        const whole = b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && !(b.buffer instanceof SharedArrayBuffer);
-        if (!whole || moved.has(b.buffer)) return b.slice();
+        if (!ownsBuffer(b) || moved.has(b.buffer)) return b.slice();
         moved.add(b.buffer);
         return b;
       });
-      const transferList = new Set<ArrayBuffer>([...inputs.map((b) => b.buffer as ArrayBuffer), ...part.terms.map((t) => t.values.buffer as ArrayBuffer)]);
+      const plaintexts = part.terms.map((t) => (t.values ?? t.encoded)!).filter((b) => ownsBuffer(b));
+      const transferList = new Set<ArrayBuffer>([...inputs.map((b) => b.buffer as ArrayBuffer), ...plaintexts.map((b) => b.buffer as ArrayBuffer)]);
       return { task: { ...part, inputs }, transferList: [...transferList] };
     });
     const parts = prepared.map((p) => this.piscina.run(p.task, { transferList: p.transferList }) as Promise<ProductReply>);
@@ -87,6 +95,24 @@ export class CkksProductPool implements ProductEvaluator {
       if (!('error' in r)) return r.outputs;
       const Known = ERRORS[r.error.code];
       throw Known ? new Known(r.error.message) : new Error(r.error.message);
+    });
+  }
+
+  /**
+   * Encodes and serializes the plaintexts on the worker threads, the batch cut into one part per
+   * thread; the value arrays move to the workers (detached here).
+   */
+  async encode(request: EncodeRequest): Promise<Uint8Array[]> {
+    const per = Math.ceil(request.values.length / this.threads);
+    const parts: Promise<EncodeReply>[] = [];
+    for (let at = 0; at < request.values.length; at += per) {
+      const values = request.values.slice(at, at + per);
+      const transferList = [...new Set(values.filter(ownsBuffer).map((v) => v.buffer as ArrayBuffer))];
+      parts.push(this.piscina.run({ encode: { ...request, values } }, { transferList }) as Promise<EncodeReply>);
+    }
+    return (await allSettledOrThrow(parts)).flatMap((r) => {
+      if ('error' in r) throw new Error(r.error.message);
+      return r.plaintexts;
     });
   }
 

@@ -5,21 +5,30 @@
  * @module
  */
 import { BlindmlError } from '../errors.js';
-import { evaluateProducts, type ProductTask } from '../protocol/ckks-inference/products.js';
-import { CkksContext, parameterFingerprint } from '../schemes/ckks/index.js';
-import type { ProductReply } from './ckks-products-pool.js';
+import { encodePlaintexts, evaluateProducts, type EncodeRequest, type ProductTask } from '../protocol/ckks-inference/products.js';
+import { CkksContext, parameterFingerprint, type CkksParameters } from '../schemes/ckks/index.js';
+import type { EncodeReply, ProductReply } from './ckks-products-pool.js';
 
 const contexts = new Map<string, Promise<CkksContext>>();
 
-export default async function handle(task: ProductTask): Promise<ProductReply> {
+function contextFor(params: CkksParameters): Promise<CkksContext> {
+  const fp = parameterFingerprint(params);
+  let ctx = contexts.get(fp);
+  if (!ctx) {
+    ctx = CkksContext.create(params);
+    contexts.set(fp, ctx);
+  }
+  return ctx;
+}
+
+/** A product task, or `{ encode }`: plaintexts to encode and serialize. */
+export default async function handle(task: ProductTask | { encode: EncodeRequest }): Promise<ProductReply | EncodeReply> {
   try {
-    const fp = parameterFingerprint(task.params);
-    let ctx = contexts.get(fp);
-    if (!ctx) {
-      ctx = CkksContext.create(task.params);
-      contexts.set(fp, ctx);
+    if ('encode' in task) {
+      const { params, scale, values } = task.encode;
+      return { plaintexts: encodePlaintexts(await contextFor(params), scale, values) };
     }
-    const context = await ctx;
+    const context = await contextFor(task.params);
     return { outputs: task.terms.length === 0 ? [] : evaluateProducts(context, task) };
   } catch (e) {
     const known = e instanceof BlindmlError;

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { loadFashionMnistSample } from '../../src/data/fashion-mnist.js';
 import { AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d, Model, Relu, Softmax, Tanh, argmaxRows, importOnnx, runPlaintext } from '../../src/nn/index.js';
-import { CkksCiphertext, CkksKeyring } from '../../src/schemes/ckks/index.js';
+import { CkksCiphertext, CkksContext, CkksKeyring } from '../../src/schemes/ckks/index.js';
 import { FormatError, InvalidCiphertextError, KeyMismatchError } from '../../src/errors.js';
 import { buildSparseMap, applyMap } from '../../src/tensor/sparse-linear.js';
 import {
@@ -15,7 +15,7 @@ import { foldSteps, outputOrder, routeStage } from '../../src/protocol/ckks-infe
 import { diagonalValues, planDiagonal } from '../../src/protocol/ckks-inference/diagonal.js';
 import { planShared, sharedCounts, sharedGroups } from '../../src/protocol/ckks-inference/shared.js';
 import { planStage } from '../../src/protocol/ckks-inference/stage-plan.js';
-import type { ProductTask } from '../../src/protocol/ckks-inference/products.js';
+import { encodePlaintexts, type ProductTask } from '../../src/protocol/ckks-inference/products.js';
 import { CkksProductPool, splitTask } from '../../src/workers/ckks-products-pool.js';
 
 const small = importOnnx(readFileSync(new URL('../../models/fashion-small.onnx', import.meta.url)));
@@ -364,6 +364,53 @@ test('every stage by shared sources agrees with plaintext, on the service thread
   }
 });
 
+test('prepared sessions (plaintexts encoded ahead of time) give the same predictions, each used once', async () => {
+  const plain = runPlaintext(small, evalImages);
+  const pool = new CkksProductPool({ threads: 2 });
+  try {
+    for (const [layout, evaluator] of [['auto', undefined], ['auto', pool], ['shared', pool], ['diagonal', undefined]] as const) {
+      const model = compileCkksModel(small, calibration, { ...DEFAULT_CKKS_PROTOCOL, stageLayout: layout });
+      await pool.prepare(model.params.ckks);
+      {
+        const service = await CkksInferenceService.create(model, evaluator ? { evaluator, parallelProducts: 1 } : {});
+        const client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(model));
+        try {
+          await service.prepare(2);
+          assert.equal(service.preparedSessions, 2);
+          assert.ok(service.preparedBytes > 0);
+          for (let i = 0; i < 3; i++) {
+            const { logits } = await client.predict(evalImages.subarray(i * 784, (i + 1) * 784));
+            logits.forEach((v, j) => assert.ok(Math.abs(v - plain[i * 10 + j]!) < 0.05, `${layout} image ${i} logit ${j}: ${v} vs ${plain[i * 10 + j]}`));
+            assert.equal(service.preparedSessions, Math.max(0, 1 - i), 'each prepared session is used once, then sessions are drawn fresh');
+          }
+        } finally {
+          client.dispose();
+          service.dispose();
+        }
+      }
+    }
+  } finally {
+    await pool.destroy();
+  }
+});
+
+test('a serialized plaintext loads back equal, and truncated or foreign bytes are refused', async () => {
+  const ctx = await CkksContext.create(DEFAULT_CKKS_PROTOCOL.ckks);
+  const other = await CkksContext.create({ polyModulusDegree: 8192, coeffModulusBits: [50, 50, 60], scaleBits: 40 });
+  try {
+    const [bytes] = encodePlaintexts(ctx, 2 ** 40, [Float64Array.of(1.5, -2, 3)]);
+    const plain = ctx.loadPlain(bytes!);
+    const back = Array.from(ctx.encoder.decode(plain) as Float64Array).slice(0, 3);
+    plain.delete();
+    back.forEach((v, i) => assert.ok(Math.abs(v - [1.5, -2, 3][i]!) < 1e-6, `${v}`));
+    assert.throws(() => ctx.loadPlain(bytes!.subarray(0, 1000)), FormatError);
+    assert.throws(() => other.loadPlain(bytes!), FormatError);
+  } finally {
+    ctx.dispose();
+    other.dispose();
+  }
+});
+
 test('the client refuses output tables that name a position twice or leave one out', async () => {
   const shared = compileCkksModel(small, calibration, { ...DEFAULT_CKKS_PROTOCOL, stageLayout: 'shared' });
   const service = await CkksInferenceService.create(shared);
@@ -429,7 +476,7 @@ test('splitTask keeps every product once, with its input, in at most the parts a
       };
       const split = splitTask(task, parts);
       assert.ok(split.length <= parts);
-      const seen = split.flatMap((p) => p.terms.map((t) => [p.inputs[t.input]![0], t.output, t.values[0]]));
+      const seen = split.flatMap((p) => p.terms.map((t) => [p.inputs[t.input]![0], t.output, t.values![0]]));
       assert.deepEqual(seen.sort((a, b) => a[2]! - b[2]!), pairs.map(([i, o], k) => [i, o, k]));
     }),
   );

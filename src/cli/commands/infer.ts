@@ -31,6 +31,8 @@ interface InferOptions {
   json?: boolean;
   precisionBits?: number;
   weightBits?: number;
+  /** False with --no-precompute. */
+  precompute: boolean;
 }
 
 /** The committed sample's last 100 images calibrate; evaluation uses the first ones. */
@@ -88,9 +90,11 @@ export function registerInferCommand(program: Command): void {
     .option('--insecure', 'allow keys below 2048 bits (tests only)')
     .option('--precision-bits <n>', 'paillier, in-process: bits the client keeps per activation (default 18; fewer = narrower slots)', positiveInt)
     .option('--weight-bits <n>', 'paillier, in-process: bits of each integer weight exponent (default 16)', positiveInt)
+    .option('--no-precompute', 'ckks: do the input-independent work (encryptions of zero, the service\'s per-session plaintexts) online, to measure cold latency')
     .option('--json', 'print one JSON object on stdout')
     .action(async (options: InferOptions) => {
       if (options.keyBits < 2048 && !options.insecure) throw new UsageError(`--key-bits ${options.keyBits} is insecure; use 2048 or more, or add --insecure`);
+      if (!options.precompute && options.scheme !== 'ckks') throw new UsageError('--no-precompute applies to --scheme ckks');
       const { data, calibration } = loadData(options);
       const bar = progressBar(data.count, 'encrypted inference');
       if (options.scheme === 'ckks-poly') {
@@ -102,7 +106,7 @@ export function registerInferCommand(program: Command): void {
       if (options.scheme === 'ckks') {
         if (options.server) throw new UsageError('--scheme ckks runs with an in-process service; --server is for --scheme paillier');
         if (options.batch > 1) throw new UsageError('--scheme ckks is latency mode (one image per session); drop --batch');
-        const ckks = await runCkksInferenceJob({ loaded: loadModel(options.model), data, calibration, ...(options.workers !== undefined ? { workers: options.workers } : {}), onProgress: (done) => bar.update(done) }).finally(() => bar.finish());
+        const ckks = await runCkksInferenceJob({ loaded: loadModel(options.model), data, calibration, ...(options.workers !== undefined ? { workers: options.workers } : {}), precompute: options.precompute, onProgress: (done) => bar.update(done) }).finally(() => bar.finish());
         process.stdout.write(options.json ? `${JSON.stringify(ckks)}\n` : `${formatInferenceSummary(ckks)}\n`);
         return;
       }

@@ -8,13 +8,19 @@
  *
  * @module
  */
-import { CkksCiphertext, CkksContext, addInPlace, free, mulPlain, type CkksParameters } from '../../schemes/ckks/index.js';
+import { FormatError } from '../../errors.js';
+import { CkksCiphertext, CkksContext, addInPlace, free, mulPlain, type CkksParameters, type PlainText } from '../../schemes/ckks/index.js';
 
-/** One plaintext product: input ciphertext `input` times the encoding of `values`, added to output `output`. */
+/**
+ * One plaintext product: input ciphertext `input` times a plaintext, added to output `output`. The
+ * plaintext is given as `values` (encoded at the task's weight scale when used) or as `encoded`
+ * (a plaintext {@link encodePlaintexts} made ahead of time); exactly one of them.
+ */
 export interface ProductTerm {
   readonly input: number;
   readonly output: number;
-  readonly values: Float64Array;
+  readonly values?: Float64Array;
+  readonly encoded?: Uint8Array;
 }
 
 /** A batch of products over serialized ciphertexts (all under one key, fresh, at `inputScale`). */
@@ -37,6 +43,37 @@ export interface ProductTask {
  */
 export interface ProductEvaluator {
   products(task: ProductTask): Promise<Uint8Array[][]>;
+  /** {@link encodePlaintexts} for a batch (the pool spreads it over its threads). */
+  encode(request: EncodeRequest): Promise<Uint8Array[]>;
+}
+
+/** Values to encode as plaintexts at `scale` (fresh level) for the parameters `params`. */
+export interface EncodeRequest {
+  readonly params: CkksParameters;
+  readonly scale: number;
+  readonly values: readonly Float64Array[];
+}
+
+/**
+ * Encodes each vector at `scale` and serializes it (SEAL's format, for any context of the same
+ * parameters); what a prepared session keeps instead of encoding during a round.
+ */
+export function encodePlaintexts(context: CkksContext, scale: number, values: readonly Float64Array[]): Uint8Array[] {
+  return values.map((v) => {
+    const plain = context.encode(v, scale);
+    try {
+      return context.savePlain(plain);
+    } finally {
+      free(plain);
+    }
+  });
+}
+
+/** The term's plaintext (encoded now, or loaded). The caller frees it. */
+function plaintextOf(context: CkksContext, term: ProductTerm, scale: number): PlainText {
+  if (term.encoded) return context.loadPlain(term.encoded);
+  if (!term.values) throw new FormatError('a product term without a plaintext');
+  return context.encode(term.values, scale);
 }
 
 /**
@@ -58,7 +95,7 @@ export function sumOfProducts(context: CkksContext, task: ProductTask): (CkksCip
       const x = CkksCiphertext.load(context, task.keyId, task.inputs[i]!, { levelPrimes: context.topLevel, scale: task.inputScale });
       try {
         for (const t of terms) {
-          const plain = context.encode(t.values, task.weightScale);
+          const plain = plaintextOf(context, t, task.weightScale);
           let prod: CkksCiphertext;
           try {
             prod = mulPlain(x, plain);

@@ -17,10 +17,11 @@ import {
 } from '../../schemes/ckks/index.js';
 import type { CompiledCkksModel } from './compile.js';
 import { diagonalSources, diagonalSteps, diagonalValues, type DiagonalPlan } from './diagonal.js';
-import { sumOfProducts, type ProductEvaluator, type ProductTask, type ProductTerm } from './products.js';
+import { encodePlaintexts, sumOfProducts, type ProductEvaluator, type ProductTask, type ProductTerm } from './products.js';
 import { foldSteps, nextSourceIndex, outputOrder, routeStage, type GroupLayout, type StageLayout } from './layout.js';
 import { sharedCounts, sharedGroups, type SharedPlan } from './shared.js';
 import { planStage, type StagePlan } from './stage-plan.js';
+import { stageTerms, type StageDraw } from './stage-terms.js';
 import {
   DescribeReply, KeysReply, KeysRequest, OpenReply, OpenRequest, PROTOCOL_VERSION, RoundReply, RoundRequest, parseMessage, type Routing,
 } from './messages.js';
@@ -53,8 +54,8 @@ export class OutOfOrderError extends BlindmlError {
   }
 }
 
-interface Session {
-  readonly keys: CkksServiceKeys;
+/** A session's random draws: output orders, routing and blinding factors (independent of the client's keys). */
+interface Draw {
   readonly layouts: StageLayout[];
   /** Per stage, per output position: the blinding factor (1 when unblinded). */
   readonly factors: Float64Array[];
@@ -62,6 +63,17 @@ interface Session {
   readonly carried: Float64Array[];
   /** Per stage: where each map column sits in the client's vector. */
   readonly sourceOf: ((column: number) => number)[];
+  /** Per stage: its products built and encoded ahead of time ({@link CkksInferenceService.prepare}), used once. */
+  readonly prepared: (PreparedStage | null)[];
+}
+
+interface PreparedStage {
+  readonly terms: readonly ProductTerm[];
+  readonly outputs: number;
+}
+
+interface Session extends Draw {
+  readonly keys: CkksServiceKeys;
   next: number;
 }
 
@@ -90,6 +102,8 @@ export class CkksInferenceService {
   readonly keyCacheSize = 16;
   /** Open sessions kept; opening one more drops the oldest (its next round gets UnknownSessionError). */
   readonly maxSessions = 64;
+  /** Sessions drawn and encoded ahead of time, oldest first; `open` takes the oldest. */
+  private readonly ready: Draw[] = [];
 
   private constructor(
     readonly model: CompiledCkksModel,
@@ -204,7 +218,7 @@ export class CkksInferenceService {
     if (!keys) throw new UnknownKeysError(req.keyId);
     this.keys.delete(req.keyId);
     this.keys.set(req.keyId, keys); // most recently used
-    const session = this.drawSession(keys);
+    const session: Session = { ...(this.ready.shift() ?? this.drawSession()), keys, next: 0 };
     const id = sessionId();
     this.sessions.set(id, session);
     // A client that never finishes must not pin memory forever: keep the newest sessions only.
@@ -215,7 +229,7 @@ export class CkksInferenceService {
     return { version: PROTOCOL_VERSION, sessionId: id, routing: this.routingOf(session.layouts[0]!) };
   }
 
-  private drawSession(keys: CkksServiceKeys): Session {
+  private drawSession(): Draw {
     const { stages, params } = this.model;
     const layouts: StageLayout[] = [];
     const factors: Float64Array[] = [];
@@ -239,7 +253,7 @@ export class CkksInferenceService {
       carried.push(perClientValue);
       if (stage.activation) sourceOf = nextSourceIndex(layout, stage.activation);
     });
-    return { keys, layouts, factors, carried, sourceOf: sources, next: 0 };
+    return { layouts, factors, carried, sourceOf: sources, prepared: stages.map(() => null) };
   }
 
   /** One factor per position; a max-pool window's cells share theirs (max commutes only with a common factor). */
@@ -297,12 +311,81 @@ export class CkksInferenceService {
     layout.groups.forEach((group, o) => {
       if (inputs[o]!.length !== group.sources.length) throw new FormatError(`stage ${s}, group ${o}: ${inputs[o]!.length} ciphertexts, expected ${group.sources.length}`);
     });
-    const plan = this.plans[s]!;
-    if (plan.kind === 'diagonal') return [await this.evaluateDiagonal(session, s, plan.plan, inputs[0]!)];
-    return plan.kind === 'shared' ? this.evaluateShared(session, s, plan.plan, inputs) : this.evaluateRouted(session, s, inputs);
+    const { terms, outputs } = session.prepared[s] ?? stageTerms(this.model.stages[s]!, this.plans[s]!, this.stageDraw(session, s), this.context.slots);
+    session.prepared[s] = null; // single use
+    const sums = await this.products(this.task(session, inputs.flat(), terms, outputs));
+    try {
+      return this.finishStage(session, s, sums);
+    } finally {
+      for (const c of sums) c?.free();
+    }
   }
 
-  private task(session: Session, inputs: readonly Uint8Array[], terms: ProductTerm[], outputs: number): ProductTask {
+  private stageDraw(draw: Draw, s: number): StageDraw {
+    return {
+      layout: draw.layouts[s]!,
+      factor: draw.factors[s]!,
+      unblind: s === 0 ? null : draw.carried[s - 1]!,
+      sourceOf: draw.sourceOf[s]!,
+      prevSigma: s === 0 ? 1 : this.model.stages[s - 1]!.sigma,
+    };
+  }
+
+  /** From the stage's sums to the ciphertexts that go back: per layout, rotations, bias, smudging. */
+  private finishStage(session: Session, s: number, sums: (CkksCiphertext | null)[]): Uint8Array[] {
+    const plan = this.plans[s]!;
+    const layout = session.layouts[s]!;
+    const { slots } = this.context;
+    switch (plan.kind) {
+      case 'routed':
+        return sums.map((acc, o) => {
+          if (!acc) throw new FormatError(`stage ${s}, group ${o} has no weights`);
+          const group = layout.groups[o]!;
+          return this.finish(acc, session, s, firstSlots(group), group.period);
+        });
+      case 'shared':
+        return sums.map((acc, o) => {
+          const positions = layout.groups[Math.floor(o / plan.plan.outputs)]!.outputs![o % plan.plan.outputs]!;
+          // An output ciphertext with no row (possible on a page's last cells) still goes back, smudged.
+          const sum = acc ?? session.keys.encrypt(new Float64Array(0), this.productScale);
+          sums[o] = sum;
+          return this.finish(sum, session, s, positions, slots);
+        });
+      case 'diagonal':
+        return [this.finishDiagonal(session, s, plan.plan, sums)];
+    }
+  }
+
+  /** The diagonal method's giant steps by Horner's rule over the partial sums, then bias, fold, smudging. */
+  private finishDiagonal(session: Session, s: number, plan: DiagonalPlan, inner: (CkksCiphertext | null)[]): Uint8Array {
+    let acc: CkksCiphertext | undefined;
+    try {
+      for (let g = plan.giant - 1; g >= 0; g--) {
+        if (acc) {
+          const turned = rotate(acc, plan.baby, session.keys);
+          acc.free();
+          acc = turned;
+        }
+        const part = inner[g];
+        if (!part) continue;
+        if (!acc) {
+          acc = part;
+          inner[g] = null;
+        } else addInPlace(acc, part);
+      }
+      if (!acc) throw new FormatError(`stage ${s} has no weights`);
+      return this.finish(acc, session, s, firstSlots(session.layouts[s]!.groups[0]!), plan.period);
+    } finally {
+      acc?.free();
+    }
+  }
+
+  /** Scale of a product's result: input scale × weight scale. */
+  private get productScale(): number {
+    return 2 ** (this.model.params.inputScaleBits + this.model.params.weightScaleBits);
+  }
+
+  private task(session: Session, inputs: readonly Uint8Array[], terms: readonly ProductTerm[], outputs: number): ProductTask {
     const { params } = this.model;
     return {
       params: this.context.params, keyId: session.keys.keyId, inputScale: 2 ** params.inputScaleBits, weightScale: 2 ** params.weightScaleBits,
@@ -345,106 +428,9 @@ export class CkksInferenceService {
     }
   }
 
-  /** Routed stages: one product per input ciphertext (the plaintext routes weights to slots), then per group bias, fold, smudging. */
-  private async evaluateRouted(session: Session, s: number, inputs: Uint8Array[][]): Promise<Uint8Array[]> {
-    const { context } = this;
-    const stage = this.model.stages[s]!;
-    const layout = session.layouts[s]!;
-    const prevSigma = s === 0 ? 1 : this.model.stages[s - 1]!.sigma;
-    const unblind = s === 0 ? null : session.carried[s - 1]!;
-    const factor = session.factors[s]!;
-    const flat: Uint8Array[] = [];
-    const terms: ProductTerm[] = [];
-    layout.groups.forEach((group, o) => {
-      inputs[o]!.forEach((bytes, c) => {
-        const values = new Float64Array(context.slots);
-        const termsAt = group.terms[c]!;
-        const sources = group.sources[c]!;
-        for (let slot = 0; slot < values.length; slot++) {
-          const k = termsAt[slot]!;
-          if (k < 0) continue;
-          const p = group.start + (slot % group.period);
-          values[slot] = (stage.map.weights[k]! * stage.sigma * factor[p]! * (unblind ? 1 / unblind[sources[slot]!]! : 1)) / prevSigma;
-        }
-        terms.push({ input: flat.length, output: o, values });
-        flat.push(bytes);
-      });
-    });
-    const task = this.task(session, flat, terms, layout.groups.length);
-    const sums = await this.products(task);
-    try {
-      return sums.map((acc, o) => {
-        if (!acc) throw new FormatError(`stage ${s}, group ${o} has no weights`);
-        const group = layout.groups[o]!;
-        return this.finish(acc, session, s, firstSlots(group), group.period);
-      });
-    } finally {
-      for (const c of sums) c?.free();
-    }
-  }
-
-  /**
-   * Shared-source stages (see `shared.ts`): per page, every input ciphertext times one plaintext
-   * per output ciphertext, whose slots carry the weight of that input's term for the row the slot
-   * computes; then bias and smudging (no fold).
-   */
-  private async evaluateShared(session: Session, s: number, plan: SharedPlan, inputs: Uint8Array[][]): Promise<Uint8Array[]> {
-    const { slots } = this.context;
-    const { map, sigma } = this.model.stages[s]!;
-    const layout = session.layouts[s]!;
-    const prevSigma = s === 0 ? 1 : this.model.stages[s - 1]!.sigma;
-    const unblind = s === 0 ? null : session.carried[s - 1]!;
-    const factor = session.factors[s]!;
-    const flat: Uint8Array[] = [];
-    const terms: ProductTerm[] = [];
-    layout.groups.forEach((group, page) => {
-      const outputs = group.outputs!;
-      // Per output ciphertext and slot: the row's index in the term-major weights, and the factor its weights carry.
-      const rowAt = outputs.map((positions) => Int32Array.from(positions, (p) => (p < 0 ? -1 : plan.rowIndex[layout.rowAt[p]!]!)));
-      const scaleAt = outputs.map((positions) => Float64Array.from(positions, (p) => (p < 0 ? 0 : (sigma * factor[p]!) / prevSigma)));
-      const inverse = new Float64Array(slots);
-      inputs[page]!.forEach((bytes, t) => {
-        const sources = group.sources[t]!;
-        for (let slot = 0; slot < slots; slot++) {
-          const src = sources[slot]!;
-          inverse[slot] = src < 0 ? 0 : unblind ? 1 / unblind[src]! : 1;
-        }
-        const weights = plan.termWeights[t]!;
-        const input = flat.length;
-        flat.push(bytes);
-        outputs.forEach((_, m) => {
-          const values = new Float64Array(slots);
-          const rows = rowAt[m]!;
-          const scale = scaleAt[m]!;
-          let any = false;
-          for (let slot = 0; slot < slots; slot++) {
-            const i = rows[slot]!;
-            if (i < 0 || inverse[slot] === 0) continue;
-            values[slot] = weights[i]! * scale[slot]! * inverse[slot]!;
-            any = true;
-          }
-          if (any) terms.push({ input, output: page * plan.outputs + m, values });
-        });
-      });
-    });
-    const sums = await this.products(this.task(session, flat, terms, layout.groups.length * plan.outputs));
-    try {
-      return sums.map((acc, o) => {
-        const positions = layout.groups[Math.floor(o / plan.outputs)]!.outputs![o % plan.outputs]!;
-        // An output ciphertext with no row (possible on a page's last cells) still goes back, smudged.
-        const sum = acc ?? session.keys.encrypt(new Float64Array(0), 2 ** (this.model.params.inputScaleBits + this.model.params.weightScaleBits));
-        if (!acc) sums[o] = sum;
-        return this.finish(sum, session, s, positions, this.context.slots);
-      });
-    } finally {
-      for (const c of sums) c?.free();
-    }
-  }
-
   /** Bias (per slot, for the stage position it holds), fold to the group's period, smudging, serialization. */
   private finish(acc: CkksCiphertext, session: Session, s: number, positions: Int32Array, period: number): Uint8Array {
-    const scale = 2 ** (this.model.params.inputScaleBits + this.model.params.weightScaleBits);
-    this.addBias(acc, session, s, positions, scale);
+    this.addBias(acc, session, s, positions, this.productScale);
     for (const step of foldSteps(period, this.context.slots)) {
       const r = rotate(acc, step, session.keys);
       addInPlace(acc, r);
@@ -452,69 +438,6 @@ export class CkksInferenceService {
     }
     if (this.model.params.floodBits > 0) this.flood(acc, session.keys);
     return acc.save();
-  }
-
-  /**
-   * The diagonal method (see `diagonal.ts`): the client sent each chunk rotated by every baby step;
-   * one product per diagonal with this session's M′ by the evaluator (one partial sum per giant
-   * step), giant steps by Horner's rule, then bias, fold, smudging.
-   */
-  private async evaluateDiagonal(session: Session, s: number, plan: DiagonalPlan, rotated: Uint8Array[]): Promise<Uint8Array> {
-    const { context } = this;
-    const { keys } = session;
-    const dense = this.sessionMatrix(session, s, plan);
-    const terms: ProductTerm[] = [];
-    for (let g = 0; g < plan.giant; g++) {
-      for (let c = 0; c < plan.inputs; c++) {
-        for (let j = 0; j < plan.baby; j++) {
-          const values = diagonalValues(plan, dense, context.slots, c, g, j);
-          if (values.some((v) => v !== 0)) terms.push({ input: c * plan.baby + j, output: g, values });
-        }
-      }
-    }
-    const task = this.task(session, rotated, terms, plan.giant);
-    const inner = await this.products(task);
-    let acc: CkksCiphertext | undefined;
-    try {
-      for (let g = plan.giant - 1; g >= 0; g--) {
-        if (acc) {
-          const turned = rotate(acc, plan.baby, keys);
-          acc.free();
-          acc = turned;
-        }
-        const part = inner[g];
-        if (!part) continue;
-        if (!acc) {
-          acc = part;
-          inner[g] = null;
-        } else addInPlace(acc, part);
-      }
-      if (!acc) throw new FormatError(`stage ${s} has no weights`);
-      return this.finish(acc, session, s, firstSlots(session.layouts[s]!.groups[0]!), plan.period);
-    } finally {
-      for (const c of inner) c?.free();
-      acc?.free();
-    }
-  }
-
-  /** M′ for one session and dense stage: rows in output order, every factor folded in. */
-  private sessionMatrix(session: Session, s: number, plan: DiagonalPlan): Float64Array {
-    const { map, sigma } = this.model.stages[s]!;
-    const layout = session.layouts[s]!;
-    const prevSigma = s === 0 ? 1 : this.model.stages[s - 1]!.sigma;
-    const unblind = s === 0 ? null : session.carried[s - 1]!;
-    const sourceOf = session.sourceOf[s]!;
-    const factor = session.factors[s]!;
-    const dense = new Float64Array(plan.rows * plan.cols);
-    for (let r = 0; r < plan.rows; r++) {
-      const row = layout.rowAt[r]!;
-      const scale = (sigma * factor[r]!) / prevSigma;
-      for (let k = map.offsets[row]!; k < map.offsets[row + 1]!; k++) {
-        const j = sourceOf(map.indices[k]!);
-        dense[r * plan.cols + j] = dense[r * plan.cols + j]! + (map.weights[k]! * scale) / (unblind ? unblind[j]! : 1);
-      }
-    }
-    return dense;
   }
 
   private addBias(acc: CkksCiphertext, session: Session, s: number, positions: Int32Array, scale: number): void {
@@ -530,6 +453,43 @@ export class CkksInferenceService {
     } finally {
       free(plain);
     }
+  }
+
+  /**
+   * Draws `count` sessions ahead of time (idle work before clients arrive) and encodes every
+   * stage's per-session plaintexts, on the evaluator's threads when there is one; `open` then takes
+   * a prepared session, and its rounds only load those plaintexts instead of building and encoding
+   * them. Prepared sessions hold no key and are not tied to a client. Each holds one serialized
+   * plaintext per product (about 128 KiB at N = 8192; {@link preparedBytes} says how much in all).
+   */
+  async prepare(count = 1): Promise<void> {
+    for (let i = 0; i < count; i++) {
+      const draw = this.drawSession();
+      for (let s = 0; s < this.model.stages.length; s++) {
+        const { terms, outputs } = stageTerms(this.model.stages[s]!, this.plans[s]!, this.stageDraw(draw, s), this.context.slots);
+        const encoded = await this.encodeAll(terms.map((t) => t.values!));
+        draw.prepared[s] = { terms: terms.map((t, k) => ({ input: t.input, output: t.output, encoded: encoded[k]! })), outputs };
+      }
+      this.ready.push(draw);
+    }
+  }
+
+  /** Prepared sessions not yet opened. */
+  get preparedSessions(): number {
+    return this.ready.length;
+  }
+
+  /** Bytes the prepared sessions' plaintexts take (JavaScript memory, outside SEAL's heap). */
+  get preparedBytes(): number {
+    let bytes = 0;
+    for (const d of this.ready) for (const st of d.prepared) for (const t of st?.terms ?? []) bytes += t.encoded?.byteLength ?? 0;
+    return bytes;
+  }
+
+  private async encodeAll(values: Float64Array[]): Promise<Uint8Array[]> {
+    const scale = 2 ** this.model.params.weightScaleBits;
+    if (this.evaluator) return this.evaluator.encode({ params: this.context.params, scale, values });
+    return encodePlaintexts(this.context, scale, values);
   }
 
   /**
@@ -586,6 +546,7 @@ export class CkksInferenceService {
   /** Closes every session, frees every key and the context. */
   dispose(): void {
     this.sessions.clear();
+    this.ready.length = 0;
     for (const id of [...this.floods.keys()]) this.dropFloods(id);
     for (const k of this.keys.values()) k.dispose();
     this.keys.clear();

