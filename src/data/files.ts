@@ -80,16 +80,17 @@ export function readLabelsFile(path: string, numClasses?: number): Uint8Array {
 }
 
 /**
- * Reads an image file and its label file, optionally keeping only the first `limit` samples.
+ * Reads an image file and its label file, optionally skipping the first `skip` samples and keeping
+ * at most `limit` after them.
  *
  * @throws {DataNotFoundError} if either file cannot be read.
  * @throws {FormatError} if either is malformed or their counts differ.
- * @throws {RangeError} if `limit` is not a non-negative integer.
+ * @throws {RangeError} if `limit` or `skip` is not a non-negative integer.
  */
 export function readLabeledImages(
   imagesPath: string,
   labelsPath: string,
-  options: { readonly limit?: number; readonly numClasses?: number } = {},
+  options: { readonly limit?: number; readonly skip?: number; readonly numClasses?: number } = {},
 ): LabeledImages {
   const images = readImagesFile(imagesPath);
   const labels = readLabelsFile(labelsPath, options.numClasses);
@@ -102,13 +103,16 @@ export function readLabeledImages(
   if (limit !== undefined && (!Number.isInteger(limit) || limit < 0)) {
     throw new RangeError(`limit must be a non-negative integer, got ${limit}`);
   }
-  const count = limit === undefined ? images.count : Math.min(limit, images.count);
+  const skip = options.skip ?? 0;
+  if (!Number.isInteger(skip) || skip < 0) throw new RangeError(`skip must be a non-negative integer, got ${skip}`);
+  const available = Math.max(0, images.count - skip);
+  const count = limit === undefined ? available : Math.min(limit, available);
   const pixelsPerImage = images.rows * images.cols;
   return {
     count,
     shape: [1, images.rows, images.cols],
-    images: pixelsToFloat32(images.pixels.subarray(0, count * pixelsPerImage)),
-    labels: labels.slice(0, count),
+    images: pixelsToFloat32(images.pixels.subarray(skip * pixelsPerImage, (skip + count) * pixelsPerImage)),
+    labels: labels.slice(skip, skip + count),
   };
 }
 

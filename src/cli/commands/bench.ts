@@ -15,6 +15,13 @@ export function positiveInt(value: string): number {
   return n;
 }
 
+/** Parses a non-negative integer option, with commander's one-line error otherwise. */
+export function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
+  return n;
+}
+
 interface BenchOptions {
   bits: number;
   reps: number;

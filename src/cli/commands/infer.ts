@@ -11,13 +11,14 @@ import { UsageError } from '../usage-error.js';
 import { runCkksPolyJob } from '../ckks-poly-job.js';
 import { runCkksInferenceJob } from '../ckks-job.js';
 import { progressBar } from '../progress.js';
-import { positiveInt } from './bench.js';
+import { nonNegativeInt, positiveInt } from './bench.js';
 
 interface InferOptions {
   model: string;
   images?: string;
   labels?: string;
   limit: number;
+  skip: number;
   scheme: string;
   batch: number;
   keyBits: number;
@@ -46,8 +47,11 @@ function loadData(options: InferOptions): { data: LabeledImages; calibration: Fl
   const size = sample.shape[0] * sample.shape[1] * sample.shape[2];
   const calibration = sample.images.subarray((sample.count - CALIBRATION_IMAGES) * size);
   if (options.images && options.labels) {
-    return { data: readLabeledImages(options.images, options.labels, { limit: options.limit }), calibration };
+    const data = readLabeledImages(options.images, options.labels, { limit: options.limit, skip: options.skip });
+    if (data.count === 0) throw new UsageError(`--skip ${options.skip} leaves no images in ${options.images}`);
+    return { data, calibration };
   }
+  if (options.skip > 0) throw new UsageError('--skip applies to --images/--labels files');
   if (options.limit > sample.count - CALIBRATION_IMAGES) {
     throw new UsageError(`the committed sample has ${sample.count - CALIBRATION_IMAGES} evaluation images; pass --images/--labels for more`);
   }
@@ -78,6 +82,7 @@ export function registerInferCommand(program: Command): void {
     .option('--images <file>', 'IDX images (.idx3-ubyte, optionally .gz); default: the committed Fashion-MNIST sample')
     .option('--labels <file>', 'IDX labels (.idx1-ubyte, optionally .gz)')
     .option('--limit <n>', 'number of images', positiveInt, 10)
+    .option('--skip <n>', 'with --images: start after the first n images', nonNegativeInt, 0)
     .addOption(new Option('--scheme <scheme>', 'cryptosystem: paillier, or ckks (interactive, 128-bit lattice parameters), or ckks-poly (polynomial networks, one round, N/2 images per ciphertext)').choices(['paillier', 'ckks', 'ckks-poly']).default('paillier'))
     .option('--batch <k>', 'images per ciphertext (1 = latency mode)', positiveInt, 1)
     .option('--key-bits <bits>', 'Paillier modulus size', positiveInt, 2048)

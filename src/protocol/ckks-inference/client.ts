@@ -87,16 +87,25 @@ export class CkksInferenceClient {
     return this.zeros.length;
   }
 
-  private encryptValues(values: Float64Array): CkksCiphertext {
+  /**
+   * Encrypts and serializes one input vector: a pooled zero plus the encoded values when the pool
+   * has one (an encoding and an addition online), else a seeded secret-key encryption (about 3 ms
+   * instead of 4.5 ms for a public-key one, half the bytes, less noise).
+   */
+  private encryptValues(values: Float64Array): Uint8Array {
     const scale = 2 ** this.info.inputScaleBits;
     const zero = this.zeros.pop();
-    if (!zero) return this.keyring.encrypt(values, scale);
-    const plain = this.context.encode(values, scale);
+    if (!zero) return this.keyring.encryptSeeded(values, scale);
     try {
-      this.context.evaluator.addPlain(zero.seal, plain, zero.seal);
-      return zero;
+      const plain = this.context.encode(values, scale);
+      try {
+        this.context.evaluator.addPlain(zero.seal, plain, zero.seal);
+      } finally {
+        plain.delete();
+      }
+      return zero.save();
     } finally {
-      plain.delete();
+      zero.free();
     }
   }
 
@@ -182,12 +191,7 @@ export class CkksInferenceClient {
           if (src >= vector.length) throw new FormatError(`routing refers to value ${src} of ${vector.length}`);
           values[s] = vector[src]!;
         }
-        const ct = this.encryptValues(values);
-        try {
-          return ct.save();
-        } finally {
-          ct.free();
-        }
+        return this.encryptValues(values);
       }),
     );
   }
