@@ -6,19 +6,20 @@
  */
 import { argmaxRows, runPlaintext } from '../nn/plaintext.js';
 import {
-  CkksInferenceClient, CkksInferenceService, clientActivations, compileCkksModel, inProcessCkksTransport,
+  CkksInferenceClient, CkksInferenceService, compileCkksModel, inProcessCkksTransport, type CkksTransport, type CompiledCkksModel,
 } from '../protocol/ckks-inference/index.js';
+import { HttpCkksTransport } from '../client/ckks-http-transport.js';
 import { availableParallelism } from 'node:os';
 import { CkksProductPool } from '../workers/ckks-products-pool.js';
-import { checkImagesFit, type InferenceJobOptions, type InferenceJobResult, comparePredictions, perSample } from './inference-job.js';
+import { checkImagesFit, ensureRegistered, type InferenceJobOptions, type InferenceJobResult, comparePredictions, perSample } from './inference-job.js';
 
-/** Options of the CKKS job (the Paillier job's, minus keys, batch and servers). */
-export type CkksJobOptions = Pick<InferenceJobOptions, 'loaded' | 'data' | 'calibration' | 'onProgress' | 'modelId' | 'workers'> & {
+/** Options of the CKKS job (the Paillier job's, minus keys, batch and the WebSocket transport). */
+export type CkksJobOptions = Pick<InferenceJobOptions, 'loaded' | 'data' | 'calibration' | 'onProgress' | 'modelId' | 'workers' | 'server' | 'apiKey'> & {
   /**
    * Do the input-independent work before each image (default true): the client's encryptions of
-   * zero, the service's smudging ciphertexts and its prepared session (every per-session
-   * plaintext encoded). Its time is reported as precomputation, apart from the online time; false
-   * measures cold latency (all of it online).
+   * zero, and in process the service's smudging ciphertexts and its prepared session (every
+   * per-session plaintext encoded; a server does its own between sessions). Its time is reported
+   * as precomputation, apart from the online time; false measures cold latency.
    */
   readonly precompute?: boolean;
 };
@@ -46,20 +47,37 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
   const inputSize = loaded.model.inputSize;
   const plainLogits = runPlaintext(loaded.model, data.images);
   const plain = Array.from(argmaxRows(plainLogits, loaded.model.outputSize));
-  const compiled = compileCkksModel(loaded.model, options.calibration);
-  const threads = options.workers ?? availableParallelism();
-  const pool = threads > 0 ? new CkksProductPool({ threads }) : undefined;
-  const service = await CkksInferenceService.create(compiled, pool ? { evaluator: pool } : {});
+  const modelId = options.modelId ?? loaded.id;
+  let compiled: CompiledCkksModel | undefined;
+  let pool: CkksProductPool | undefined;
+  let service: CkksInferenceService | undefined;
   let client: CkksInferenceClient | undefined;
   try {
-    const offlineStart = performance.now();
-    await pool?.prepare(compiled.params.ckks);
-    client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(compiled));
+    // Precomputation counts the workers' start, the client's keys and what comes before each image,
+    // not compiling the model.
+    let offlineMs = 0;
+    let transport: CkksTransport;
+    if (options.server) {
+      if (options.apiKey) await ensureRegistered(options.server, options.apiKey, loaded, modelId);
+      transport = new HttpCkksTransport(options.server, modelId);
+    } else {
+      compiled = compileCkksModel(loaded.model, options.calibration);
+      const threads = options.workers ?? availableParallelism();
+      pool = threads > 0 ? new CkksProductPool({ threads }) : undefined;
+      service = await CkksInferenceService.create(compiled, pool ? { evaluator: pool } : {});
+      const t = performance.now();
+      await pool?.prepare(compiled.params.ckks);
+      offlineMs += performance.now() - t;
+      transport = inProcessCkksTransport(service);
+    }
+    const connectStart = performance.now();
+    // The activation rounds come from the service's description (the model's public architecture).
+    client = await CkksInferenceClient.connect(transport);
+    offlineMs += performance.now() - connectStart;
     const perImage = client.ciphertextsPerInference;
-    const p = compiled.params.ckks;
+    const p = client.parameters;
     const ciphertextBytes = 2 * (p.coeffModulusBits.length - 1) * p.polyModulusDegree * 8;
     const window = precomputeWindow(perImage.client + perImage.service, ciphertextBytes, data.count);
-    let offlineMs = performance.now() - offlineStart;
     const predictions: number[] = [];
     let maxLogitError = 0;
     let clientMs = 0;
@@ -73,10 +91,10 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
         if (i % window === 0) {
           const images = Math.min(window, data.count - i);
           client.precompute(perImage.client * images);
-          service.precompute(client.keyId, perImage.service * images);
+          service?.precompute(client.keyId, perImage.service * images);
         }
         // One prepared session at a time: a reference-CNN session's plaintexts take about 350 MiB.
-        await service.prepare(1);
+        await service?.prepare(1);
         offlineMs += performance.now() - t;
       }
       const started = performance.now();
@@ -103,12 +121,12 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
       ckks: { polyModulusDegree: p.polyModulusDegree, coeffModulusBits: [...p.coeffModulusBits], securityBits: 128 },
       mode: 'latency',
       batch: 1,
-      modelId: options.modelId ?? loaded.id,
-      scales: compiled.stages.map((s, i) => ({ stage: i, q: [s.sigma], shift: 0 })),
+      modelId,
+      scales: compiled ? compiled.stages.map((s, i) => ({ stage: i, q: [s.sigma], shift: 0 })) : [],
     };
   } finally {
     client?.dispose();
-    service.dispose();
+    service?.dispose();
     await pool?.destroy();
   }
 }

@@ -160,6 +160,17 @@ export function perSample(
 }
 
 /**
+ * Registers the model file on the server unless a model with `modelId` is there already.
+ *
+ * @throws FormatError when the server registers it under another id; whatever the owner calls throw.
+ */
+export async function ensureRegistered(server: string, apiKey: string, loaded: LoadedModel, modelId: string): Promise<void> {
+  if (await getModel(server, modelId)) return;
+  const { model } = await registerModel(server, apiKey, readFileSync(loaded.path), { name: loaded.path.replace(/^.*[\\/]/, '').replace(/\.onnx$/, '') });
+  if (model.id !== modelId) throw new FormatError(`the service registered the model as ${model.id}, not ${modelId}: pass --model-id ${model.id} or leave it out`);
+}
+
+/**
  * Runs the protocol on every image and compares with the plaintext executor.
  *
  * @throws whatever the protocol throws (ServiceError, OverflowError, TransportError...).
@@ -179,10 +190,7 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
   let closeTransport: (() => void) | undefined;
   let serviceCpuMs = 0;
   if (options.server) {
-    if (options.apiKey && !(await getModel(options.server, modelId))) {
-      const { model } = await registerModel(options.server, options.apiKey, readFileSync(loaded.path), { name: loaded.path.replace(/^.*[\\/]/, '').replace(/\.onnx$/, '') });
-      if (model.id !== modelId) throw new FormatError(`the service registered the model as ${model.id}, not ${modelId}: pass --model-id ${model.id} or leave it out`);
-    }
+    if (options.apiKey) await ensureRegistered(options.server, options.apiKey, loaded, modelId);
     if (options.transport === 'http') {
       transport = new HttpTransport(options.server);
     } else {

@@ -8,3 +8,4 @@ export * from './sdk.js';
 export * from './owner.js';
 export * from './http-transport.js';
 export * from './websocket-transport.js';
+export * from './ckks-http-transport.js';

@@ -13,6 +13,8 @@
  * - `GET /v1/samples?limit=N` — committed Fashion-MNIST test images for the demo page.
  * - `GET /v1/ws` — WebSocket; each binary frame is one protocol message, answered in order.
  * - `POST /v1/paillier` — one protocol message each way.
+ * - `POST /v1/ckks/:modelId/:step` — the interactive CKKS protocol, one binary message each way
+ *   (`ckks-routes.ts`).
  * - `GET /`, `GET /owner`, `GET /assets/*` — the browser pages (built by `npm run build`).
  *
  * The server holds public keys only, never logs message contents, and ends only the affected
@@ -32,6 +34,7 @@ import { FASHION_MNIST_CLASSES, loadFashionMnistSample } from '../data/fashion-m
 import { PaillierInferenceService } from '../protocol/paillier-inference/service.js';
 import { PaillierWorkerPool } from '../workers/paillier-pool.js';
 import { closeFrame, errorFrame, peekHeader, type FrameHead } from './frames.js';
+import { registerCkksRoutes } from './ckks-routes.js';
 import { createMetrics, type ServiceMetrics } from './metrics.js';
 import { apiKeyMatches, generateApiKey, hashApiKey, ModelRegistry, RegistryError, type ModelRecord } from './registry.js';
 
@@ -66,6 +69,10 @@ export interface ServerOptions {
   publicDir?: string;
   /** How long a shutdown waits for running sessions before aborting them. Default 10 s. */
   shutdownGraceMs?: number;
+  /** Largest CKKS request body (`POST /v1/ckks/...`; a reference-CNN round is about 80 MiB). Default 256 MiB. */
+  maxCkksBodyBytes?: number;
+  /** CKKS sessions kept prepared per model between requests (each about 350 MiB for the reference CNN). Default 1. */
+  ckksPreparedSessions?: number;
 }
 
 /** A running service. */
@@ -271,7 +278,8 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   const publicRecord = (m: ModelRecord) => ({ id: m.id, name: m.name, inputShape: m.inputShape, outputSize: m.outputSize, rounds: m.rounds });
 
   // --- content types -------------------------------------------------------------------------
-  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: Math.max(maxFrame, options.maxModelBytes ?? 256 * 2 ** 20) }, (_req, body, done) => done(null, body));
+  const maxCkksBody = options.maxCkksBodyBytes ?? 256 * 2 ** 20;
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: Math.max(maxFrame, maxCkksBody, options.maxModelBytes ?? 256 * 2 ** 20) }, (_req, body, done) => done(null, body));
   app.setErrorHandler((err: { statusCode?: number; code?: string; message: string }, req, reply) => {
     const status = err.statusCode ?? 500;
     if (status === 413) metrics.framesRejected.inc({ reason: 'oversized' });
@@ -331,6 +339,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     if (!requireOwner(req, reply)) return reply;
     if (!registry.remove(req.params.id)) return reply.code(404).send({ error: 'ERR_UNKNOWN_MODEL', message: `no model with id ${req.params.id}` });
     service.unregister(req.params.id);
+    ckks.forget(req.params.id);
     req.log.info({ model: req.params.id }, 'model removed');
     return reply.code(204).send();
   });
@@ -361,6 +370,21 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
       .header('content-type', 'application/octet-stream')
       .header('x-blindml-service-ms', (performance.now() - started).toFixed(1))
       .send(Buffer.from(out.buffer, out.byteOffset, out.byteLength));
+  });
+
+  // --- interactive CKKS over HTTP ---------------------------------------------------------------
+  const ckks = registerCkksRoutes(app, {
+    registry,
+    metrics,
+    log,
+    threads,
+    maxBodyBytes: maxCkksBody,
+    preparedSessions: options.ckksPreparedSessions ?? 1,
+    admitOpen: (ip) => {
+      if (draining) return { status: 503, code: 'ERR_SHUTTING_DOWN', message: 'the service is shutting down; retry later' };
+      if (!takeToken(ip)) return { status: 429, code: 'ERR_RATE_LIMITED', message: `at most ${opensPerMinute} sessions per minute per client` };
+      return null;
+    },
   });
 
   // --- inference over WebSocket ---------------------------------------------------------------
@@ -442,6 +466,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     clearInterval(sweeper);
     service.closeAll();
     await app.close();
+    await ckks.close();
     await pool?.destroy();
     await registry.close();
   }

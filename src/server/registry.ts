@@ -228,9 +228,25 @@ export class ModelRegistry {
   }
 
   private compileStored(row: Row): CompiledPaillierModel {
+    const { model, calibration } = this.loadStored(row);
+    return compileModel(model, calibration);
+  }
+
+  private loadStored(row: Row): { model: Model; calibration: Float32Array } {
     const model = importOnnx(readFileSync(this.file(row.id, 'onnx')));
     const calibration = row.calibration === 'upload' ? calibrationFromIdx(readFileSync(this.file(row.id, 'calibration')), model) : defaultCalibration(model);
-    return compileModel(model, calibration);
+    return { model, calibration };
+  }
+
+  /**
+   * A registered model's graph and calibration inputs, read back from its files (what another
+   * protocol, such as interactive CKKS, compiles the model from), or undefined for an unknown id.
+   *
+   * @throws whatever reading or importing the stored files throws (they were valid when stored).
+   */
+  source(id: string): { model: Model; calibration: Float32Array } | undefined {
+    const row = this.db.prepare('SELECT * FROM models WHERE id = ?').get(id) as Row | undefined;
+    return row && this.models.has(id) ? this.loadStored(row) : undefined;
   }
 
   /** Every registered model. */

@@ -90,7 +90,7 @@ export function registerInferCommand(program: Command): void {
     .option('--server <url>', 'use a running service instead of an in-process one')
     .option('--model-id <id>', 'model id on the server (default: the model file content id)')
     .option('--api-key <key>', 'with --server: register --model first if the service lacks it (owner key; default $BLINDML_API_KEY)')
-    .addOption(new Option('--transport <kind>', 'with --server: WebSocket session or one HTTP POST per message').choices(['websocket', 'http']).default('websocket'))
+    .addOption(new Option('--transport <kind>', 'with --server and --scheme paillier: WebSocket session or one HTTP POST per message (--scheme ckks always posts each message over HTTP)').choices(['websocket', 'http']).default('websocket'))
     .option('--workers <n>', 'worker threads (default: all cores)', (v) => Number.parseInt(v, 10))
     .option('--insecure', 'allow keys below 2048 bits (tests only)')
     .option('--precision-bits <n>', 'paillier, in-process: bits the client keeps per activation (default 18; fewer = narrower slots)', positiveInt)
@@ -103,15 +103,25 @@ export function registerInferCommand(program: Command): void {
       const { data, calibration } = loadData(options);
       const bar = progressBar(data.count, 'encrypted inference');
       if (options.scheme === 'ckks-poly') {
-        if (options.server) throw new UsageError('--scheme ckks-poly runs with an in-process service; --server is for --scheme paillier');
+        if (options.server) throw new UsageError('--scheme ckks-poly runs with an in-process service; --server is for --scheme paillier and ckks');
         const poly = await runCkksPolyJob({ loaded: loadModel(options.model), data, calibration, batch: options.batch, ...(options.workers !== undefined ? { workers: options.workers } : {}), onProgress: (done) => bar.update(done) }).finally(() => bar.finish());
         process.stdout.write(options.json ? `${JSON.stringify(poly)}\n` : `${formatInferenceSummary(poly)}\n`);
         return;
       }
       if (options.scheme === 'ckks') {
-        if (options.server) throw new UsageError('--scheme ckks runs with an in-process service; --server is for --scheme paillier');
         if (options.batch > 1) throw new UsageError('--scheme ckks is latency mode (one image per session); drop --batch');
-        const ckks = await runCkksInferenceJob({ loaded: loadModel(options.model), data, calibration, ...(options.workers !== undefined ? { workers: options.workers } : {}), precompute: options.precompute, onProgress: (done) => bar.update(done) }).finally(() => bar.finish());
+        const apiKey = options.apiKey ?? process.env['BLINDML_API_KEY'];
+        const ckks = await runCkksInferenceJob({
+          loaded: loadModel(options.model),
+          data,
+          calibration,
+          ...(options.workers !== undefined ? { workers: options.workers } : {}),
+          ...(options.server ? { server: options.server } : {}),
+          ...(options.modelId ? { modelId: options.modelId } : {}),
+          ...(options.server && apiKey ? { apiKey } : {}),
+          precompute: options.precompute,
+          onProgress: (done) => bar.update(done),
+        }).finally(() => bar.finish());
         process.stdout.write(options.json ? `${JSON.stringify(ckks)}\n` : `${formatInferenceSummary(ckks)}\n`);
         return;
       }

@@ -7,7 +7,7 @@
  * @module
  */
 import { FormatError } from '../../errors.js';
-import { CkksCiphertext, CkksContext, CkksKeyring } from '../../schemes/ckks/index.js';
+import { CkksCiphertext, CkksContext, CkksKeyring, type CkksParameters } from '../../schemes/ckks/index.js';
 import {
   DescribeReply, KeysReply, OpenReply, RoundReply, parseMessage, messageBytes, type KeysRequest, type OpenRequest, type RoundRequest, type Routing,
 } from './messages.js';
@@ -59,6 +59,11 @@ export class CkksInferenceClient {
     /** Bytes of the public and Galois keys, uploaded once per client. */
     readonly keyBytes: number,
   ) {}
+
+  /** The CKKS parameters the service described (and the keys were made for). */
+  get parameters(): CkksParameters {
+    return this.context.params;
+  }
 
   /** The id of this client's keys (the service caches them under it). */
   get keyId(): string {
@@ -112,11 +117,15 @@ export class CkksInferenceClient {
   /**
    * Asks the service for the model's public facts and makes keys for them (once per client).
    *
-   * @param activations - the activation after each stage but the last (from the model's public architecture).
-   * @throws FormatError for a malformed reply; InvalidKeyError for parameters below 128-bit security.
+   * @param activations - the activation after each stage but the last (from the model's public
+   *   architecture); default: the ones the service describes.
+   * @throws FormatError for a malformed reply, or when neither side says what the activations are;
+   *   InvalidKeyError for parameters below 128-bit security.
    */
-  static async connect(transport: CkksTransport, activations: readonly ClientActivation[]): Promise<CkksInferenceClient> {
+  static async connect(transport: CkksTransport, activations?: readonly ClientActivation[]): Promise<CkksInferenceClient> {
     const info = parseMessage(DescribeReply, await transport.describe(), 'describe reply');
+    activations ??= info.activations;
+    if (!activations) throw new FormatError('the service did not describe the activation rounds; pass them to connect()');
     if (activations.length !== info.stages - 1) throw new FormatError(`the model has ${info.stages - 1} activation rounds, the client was given ${activations.length}`);
     const context = await CkksContext.create(info.params);
     const keyring = CkksKeyring.generate(context);

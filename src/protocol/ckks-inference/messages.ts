@@ -24,6 +24,13 @@ export const DescribeReply = z.object({
   /** Ciphertexts the client encrypts and the service returns per inference (for precomputation). */
   inputCiphertexts: z.number().int().nonnegative(),
   outputCiphertexts: z.number().int().nonnegative(),
+  /**
+   * The activation round after each stage but the last (public architecture), so a client needs
+   * only the service's address and a model id.
+   */
+  activations: z
+    .array(z.object({ fns: z.array(z.enum(['relu', 'sigmoid', 'tanh'])), pool: z.enum(['max', 'avg']).nullable() }))
+    .optional(),
 });
 export type DescribeReply = z.infer<typeof DescribeReply>;
 

@@ -22,6 +22,7 @@ import { foldSteps, nextSourceIndex, outputOrder, routeStage, type GroupLayout, 
 import { sharedCounts, sharedGroups, type SharedPlan } from './shared.js';
 import { planStage, type StagePlan } from './stage-plan.js';
 import { stageTerms, type StageDraw } from './stage-terms.js';
+import { clientActivations } from './in-process.js';
 import {
   DescribeReply, KeysReply, KeysRequest, OpenReply, OpenRequest, PROTOCOL_VERSION, RoundReply, RoundRequest, parseMessage, type Routing,
 } from './messages.js';
@@ -164,12 +165,19 @@ export class CkksInferenceService {
       galoisSteps: this.galoisSteps,
       inputCiphertexts: this.counts.input,
       outputCiphertexts: this.counts.output,
+      activations: clientActivations(this.model).map((a) => ({ fns: [...a.fns], pool: a.pool })),
     };
   }
 
   /** Open sessions. */
   get openSessions(): number {
     return this.sessions.size;
+  }
+
+  /** The key id of the session a (not yet validated) round request names, if it is open. */
+  sessionKeyId(request: unknown): string | undefined {
+    const id = (request as { sessionId?: unknown } | null)?.sessionId;
+    return typeof id === 'string' ? this.sessions.get(id)?.keys.keyId : undefined;
   }
 
   /**

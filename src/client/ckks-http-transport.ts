@@ -1,0 +1,68 @@
+/**
+ * The client's HTTP transport for the interactive CKKS protocol (fetch, so it runs in Node and in
+ * browsers): each step is `POST ${baseUrl}/v1/ckks/${modelId}/${step}` with one binary message
+ * each way.
+ *
+ * @module
+ */
+import type { CkksTransport } from '../protocol/ckks-inference/client.js';
+import type { KeysRequest, OpenRequest, RoundRequest } from '../protocol/ckks-inference/messages.js';
+import { decodeCkksMessage, encodeCkksMessage } from '../protocol/ckks-inference/wire.js';
+import { ServiceError } from '../protocol/paillier-inference/client.js';
+import { TransportError } from './http-transport.js';
+
+/** Reaches a blindml server's CKKS endpoints for one model. */
+export class HttpCkksTransport implements CkksTransport {
+  private readonly base: string;
+  /** Bytes sent and received so far, bodies only. */
+  readonly traffic = { sent: 0, received: 0 };
+
+  constructor(baseUrl: string, modelId: string) {
+    this.base = `${baseUrl.replace(/\/+$/, '')}/v1/ckks/${encodeURIComponent(modelId)}`;
+  }
+
+  describe(): Promise<unknown> {
+    return this.post('describe', new Uint8Array(0));
+  }
+
+  registerKeys(request: KeysRequest): Promise<unknown> {
+    return this.post('keys', encodeCkksMessage(request));
+  }
+
+  open(request: OpenRequest): Promise<unknown> {
+    return this.post('open', encodeCkksMessage(request));
+  }
+
+  round(request: RoundRequest): Promise<unknown> {
+    return this.post('round', encodeCkksMessage(request));
+  }
+
+  /**
+   * @throws TransportError when the service is unreachable or answers with an HTTP error that is
+   *   not a protocol refusal; ServiceError (the service's code and message) when it refuses.
+   */
+  private async post(step: string, body: Uint8Array): Promise<unknown> {
+    const url = `${this.base}/${step}`;
+    let res: Response;
+    try {
+      res = await fetch(url, { method: 'POST', body: body as Uint8Array<ArrayBuffer>, headers: { 'content-type': 'application/octet-stream' } });
+    } catch (err) {
+      throw new TransportError(`cannot reach the service at ${url}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    this.traffic.sent += body.length;
+    if (!res.ok) {
+      const text = await res.text().catch(() => '');
+      let refusal: { error?: unknown; message?: unknown } | undefined;
+      try {
+        refusal = JSON.parse(text) as typeof refusal;
+      } catch {
+        refusal = undefined;
+      }
+      if (refusal && typeof refusal.error === 'string' && typeof refusal.message === 'string') throw new ServiceError(refusal.error, refusal.message);
+      throw new TransportError(`the service at ${url} answered HTTP ${res.status}`);
+    }
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    this.traffic.received += bytes.length;
+    return decodeCkksMessage(bytes, { copy: false });
+  }
+}
