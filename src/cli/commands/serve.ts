@@ -10,7 +10,7 @@ import type { Command } from 'commander';
 import { listModels, registerModel, removeModel, type ModelInfo } from '../../client/owner.js';
 import { startServer } from '../../server/app.js';
 import { UsageError } from '../usage-error.js';
-import { positiveInt } from './bench.js';
+import { nonNegativeInt, positiveInt } from './bench.js';
 
 interface ServeOptions {
   port: number;
@@ -23,15 +23,11 @@ interface ServeOptions {
   maxSessionsPerClient: number;
   opensPerMinute: number;
   maxFrameMb: number;
+  maxCkksMb: number;
+  ckksPrepared: number;
   insecure?: boolean;
   logLevel: string;
 }
-
-const nonNegativeInt = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 0) throw new UsageError('expected a non-negative integer');
-  return n;
-};
 
 export function registerServeCommands(program: Command): void {
   program
@@ -47,6 +43,8 @@ export function registerServeCommands(program: Command): void {
     .option('--max-sessions-per-client <n>', 'open sessions per client address', positiveInt, 8)
     .option('--opens-per-minute <n>', 'sessions a client address may open per minute', positiveInt, 120)
     .option('--max-frame-mb <n>', 'largest protocol message, MiB', positiveInt, 32)
+    .option('--max-ckks-mb <n>', 'largest CKKS request, MiB (a reference-CNN round uploads about 80)', positiveInt, 256)
+    .option('--ckks-prepared <n>', 'CKKS sessions kept prepared per model between requests (about 350 MiB each for the reference CNN; 0 = none)', nonNegativeInt, 1)
     .option('--insecure', 'accept client keys below 2048 bits (tests only)')
     .option('--log-level <level>', 'pino log level (fatal, error, warn, info, debug, silent)', 'info')
     .action(async (o: ServeOptions) => {
@@ -62,6 +60,8 @@ export function registerServeCommands(program: Command): void {
         maxSessionsPerClient: o.maxSessionsPerClient,
         opensPerMinute: o.opensPerMinute,
         maxFrameBytes: o.maxFrameMb * 2 ** 20,
+        maxCkksBodyBytes: o.maxCkksMb * 2 ** 20,
+        ckksPreparedSessions: o.ckksPrepared,
         allowInsecureKeys: o.insecure ?? false,
         logger: { level: o.logLevel },
       });
