@@ -9,6 +9,7 @@ import {
   CkksInferenceClient, CkksInferenceService, compileCkksModel, inProcessCkksTransport, type CkksTransport, type CompiledCkksModel,
 } from '../protocol/ckks-inference/index.js';
 import { HttpCkksTransport } from '../client/ckks-http-transport.js';
+import { median } from '../bench/stats.js';
 import { availableParallelism } from 'node:os';
 import { CkksProductPool } from '../workers/ckks-products-pool.js';
 import { checkImagesFit, ensureRegistered, type InferenceJobOptions, type InferenceJobResult, comparePredictions, perSample } from './inference-job.js';
@@ -84,6 +85,7 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
     let bytes = client.keyBytes;
     let rounds = 0;
     let onlineMs = 0;
+    const perImageMs: number[] = [];
     const precompute = options.precompute ?? true;
     for (let i = 0; i < data.count; i++) {
       if (precompute) {
@@ -104,7 +106,8 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
       clientMs += stats.clientMs;
       bytes += stats.bytesUp + stats.bytesDown;
       rounds = stats.rounds;
-      onlineMs += performance.now() - started;
+      perImageMs.push(performance.now() - started);
+      onlineMs += perImageMs[i]!;
       options.onProgress?.(i + 1, data.count);
     }
     const totalMs = onlineMs;
@@ -115,6 +118,8 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
       ...comparePredictions(predictions, plain, data.labels),
       maxLogitError,
       ...perSample({ totalMs, clientMs, offlineMs, bytes }, n),
+      latencyMs: { median: median(perImageMs), min: Math.min(...perImageMs), max: Math.max(...perImageMs) },
+      precomputed: precompute,
       rounds,
       keyBits: p.coeffModulusBits.reduce((a, b) => a + b, 0),
       scheme: 'ckks',

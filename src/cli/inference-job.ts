@@ -112,6 +112,10 @@ export interface InferenceJobResult {
    * service is remote or the job does not measure it.
    */
   cpu?: { totalMs: number; serviceMs: number; clientMs: number };
+  /** Latency mode, CKKS: online milliseconds per image, median and extremes over the run. */
+  latencyMs?: { median: number; min: number; max: number };
+  /** CKKS: false when the input-independent work was done online (`--no-precompute`). */
+  precomputed?: boolean;
   bytesPerSample: number;
   rounds: number;
   /** Paillier: the modulus size. CKKS: the coefficient modulus size in bits (see `ckks` for the ring). */
