@@ -72,3 +72,29 @@ test('CKKS runs precompute a bounded number of images at a time (the WebAssembly
   assert.equal(precomputeWindow(10, 256 * 1024, 5), 5);
   assert.ok(precomputeWindow(10, 256 * 1024, 900) * 10 * 256 * 1024 <= PRECOMPUTE_BUDGET_BYTES);
 });
+
+test('--skip needs --images; --no-precompute is for --scheme ckks; a skip past the file is refused', async () => {
+  const noFile = await runCli(['infer', '--limit', '1', '--skip', '3']);
+  assert.equal(noFile.code, 2);
+  assert.match(noFile.lines[0]!, /--skip applies to --images/);
+  const paillier = await runCli(['infer', '--limit', '1', '--no-precompute']);
+  assert.equal(paillier.code, 2);
+  assert.match(paillier.lines[0]!, /--no-precompute applies to --scheme ckks/);
+  const dir = mkdtempSync(join(tmpdir(), 'blindml-skip-'));
+  const images = join(dir, 'images.idx3-ubyte');
+  const labels = join(dir, 'labels.idx1-ubyte');
+  writeFileSync(images, Uint8Array.from([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 28, 0, 0, 0, 28, ...new Uint8Array(2 * 784)]));
+  writeFileSync(labels, Uint8Array.of(0, 0, 8, 1, 0, 0, 0, 2, 1, 2));
+  const past = await runCli(['infer', '--scheme', 'ckks', '--images', images, '--labels', labels, '--skip', '2']);
+  assert.equal(past.code, 2);
+  assert.match(past.lines[0]!, /leaves no images/);
+});
+
+test('--scheme ckks --no-precompute --json: cold latency, the same predictions as plaintext', () => {
+  const r = runCliProcess(['infer', '--scheme', 'ckks', '--limit', '2', '--no-precompute', '--workers', '0', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as Record<string, unknown>;
+  assert.equal(out['agreement'], 1);
+  assert.equal(out['precomputed'], false);
+  assert.ok((out['latencyMs'] as { median: number }).median > 0);
+});

@@ -161,6 +161,16 @@ test('the cost model: shared sources for a convolution, the diagonal method for 
     assert.deepEqual(sharedCounts(convPlan.plan), { uploads: 320, products: 320 * 7 });
     assert.equal(convPlan.plan.classRows.length, 484);
   }
+  if (convPlan.kind === 'shared') {
+    // Channels are dealt to a location's cells at random, independently per location: one output
+    // ciphertext holds many channels, and a channel's outputs are spread over every ciphertext.
+    const rowAt = outputOrder(conv.rows, null, true).rowAt;
+    const [page] = sharedGroups(convPlan.plan, conv, rowAt, 4096, (j) => j);
+    const channelsIn = page!.outputs!.map((positions) => new Set(Array.from(positions).filter((p) => p >= 0).map((p) => Math.floor(rowAt[p]! / 484))));
+    for (const channels of channelsIn) assert.ok(channels.size >= 45, `an output ciphertext holds ${channels.size} channels`);
+    const second = sharedGroups(convPlan.plan, conv, rowAt, 4096, (j) => j)[0]!;
+    assert.notDeepEqual(Array.from(second.outputs![0]!), Array.from(page!.outputs![0]!), 'fresh cells per session');
+  }
   const wide = buildSparseMap(256, 6_050, new Float64Array(256), (_r, add) => {
     for (let c = 0; c < 6_050; c += 1) add(c, 1);
   });
