@@ -63,26 +63,51 @@ function convMap(layer: Conv2d, input: Shape, output: Shape): SparseLinearMap {
   });
 }
 
-function avgPoolMap(layer: AvgPool2d, input: Shape, output: Shape): SparseLinearMap {
-  const [c, h, w] = asImageShape(input, 'AvgPool2d');
-  const [, oh, ow] = asImageShape(output, 'AvgPool2d');
+/** The shape of a pooling window: kernel, stride and padding. */
+export interface PoolGeometry {
+  readonly kernel: readonly [number, number];
+  readonly stride: readonly [number, number];
+  readonly pads: readonly [number, number, number, number];
+}
+
+/**
+ * The input cells of each output window of a pooling layer (channel by channel, row-major;
+ * padded cells left out).
+ *
+ * @throws ShapeError unless `input` and `output` are images.
+ */
+export function poolWindows(layer: PoolGeometry, input: Shape, output: Shape): Int32Array[] {
+  const [c, h, w] = asImageShape(input, 'pooling');
+  const [, oh, ow] = asImageShape(output, 'pooling');
   const [kh, kw] = layer.kernel;
   const [sh, sw] = layer.stride;
   const [padTop, padLeft] = layer.pads;
-  return buildSparseMap(c * oh * ow, c * h * w, new Float64Array(c * oh * ow), (r, add) => {
-    const ch = Math.floor(r / (oh * ow));
-    const oy = Math.floor(r / ow) % oh;
-    const ox = r % ow;
-    const cells: number[] = [];
-    for (let ky = 0; ky < kh; ky++) {
-      const iy = oy * sh - padTop + ky;
-      if (iy < 0 || iy >= h) continue;
-      for (let kx = 0; kx < kw; kx++) {
-        const ix = ox * sw - padLeft + kx;
-        if (ix >= 0 && ix < w) cells.push(ch * h * w + iy * w + ix);
+  const windows: Int32Array[] = [];
+  for (let ch = 0; ch < c; ch++) {
+    for (let oy = 0; oy < oh; oy++) {
+      for (let ox = 0; ox < ow; ox++) {
+        const cells: number[] = [];
+        for (let ky = 0; ky < kh; ky++) {
+          const iy = oy * sh - padTop + ky;
+          if (iy < 0 || iy >= h) continue;
+          for (let kx = 0; kx < kw; kx++) {
+            const ix = ox * sw - padLeft + kx;
+            if (ix >= 0 && ix < w) cells.push(ch * h * w + iy * w + ix);
+          }
+        }
+        windows.push(Int32Array.from(cells));
       }
     }
-    const divisor = layer.countIncludePad ? kh * kw : cells.length;
+  }
+  return windows;
+}
+
+function avgPoolMap(layer: AvgPool2d, input: Shape, output: Shape): SparseLinearMap {
+  const windows = poolWindows(layer, input, output);
+  const area = layer.kernel[0] * layer.kernel[1];
+  return buildSparseMap(windows.length, sizeOf(input), new Float64Array(windows.length), (r, add) => {
+    const cells = windows[r]!;
+    const divisor = layer.countIncludePad ? area : cells.length;
     for (const cell of cells) add(cell, 1 / divisor);
   });
 }

@@ -11,10 +11,10 @@
  * @module
  */
 import { BlindmlError } from '../../errors.js';
-import type { AvgPool2d, Layer, MaxPool2d } from '../../nn/layers.js';
-import { linearMapOf, type LinearLayer } from '../../nn/linear-maps.js';
+import type { AvgPool2d, Layer } from '../../nn/layers.js';
+import { linearMapOf, poolWindows, type LinearLayer } from '../../nn/linear-maps.js';
 import type { Model } from '../../nn/model.js';
-import { asImageShape, sizeOf, type Shape } from '../../nn/shape.js';
+import { sizeOf, type Shape } from '../../nn/shape.js';
 import { buildSparseMap, composeMaps, termCount, type SparseLinearMap } from '../../tensor/sparse-linear.js';
 
 /** An elementwise activation the client applies. */
@@ -149,33 +149,6 @@ function identityMap(size: number): SparseLinearMap {
   return buildSparseMap(size, size, new Float64Array(size), (r, add) => add(r, 1));
 }
 
-/** The input cells of each output window of a pooling layer, channel by channel (padded cells excluded). */
-function poolWindows(layer: MaxPool2d | AvgPool2d, shape: Shape): Int32Array[] {
-  const [c, h, w] = asImageShape(shape, 'pooling');
-  const [, oh, ow] = asImageShape(layer.computeOutputShape(shape), 'pooling');
-  const [kh, kw] = layer.kernel;
-  const [sh, sw] = layer.stride;
-  const [pt, pl] = layer.pads;
-  const windows: Int32Array[] = [];
-  for (let ch = 0; ch < c; ch++) {
-    for (let oy = 0; oy < oh; oy++) {
-      for (let ox = 0; ox < ow; ox++) {
-        const cells: number[] = [];
-        for (let ky = 0; ky < kh; ky++) {
-          const iy = oy * sh - pt + ky;
-          if (iy < 0 || iy >= h) continue;
-          for (let kx = 0; kx < kw; kx++) {
-            const ix = ox * sw - pl + kx;
-            if (ix >= 0 && ix < w) cells.push(ch * h * w + iy * w + ix);
-          }
-        }
-        windows.push(Int32Array.from(cells));
-      }
-    }
-  }
-  return windows;
-}
-
 class GroupBuilder {
   private readonly fns: Elementwise[] = [];
   private windows: Int32Array[] | null = null;
@@ -200,7 +173,7 @@ class GroupBuilder {
     }
     if (layer.kind === 'maxpool2d' || layer.kind === 'avgpool2d') {
       if (this.windows) throw new UnsupportedModelError(`layer ${index}: two pools without a linear layer between them`);
-      this.windows = poolWindows(layer, shape);
+      this.windows = poolWindows(layer, shape, layer.computeOutputShape(shape));
       this.pool = layer.kind === 'maxpool2d' ? 'max' : 'avg';
       this.size = this.windows.length;
       return;
