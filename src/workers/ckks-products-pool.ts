@@ -85,9 +85,16 @@ export class CkksProductPool implements ProductEvaluator {
         moved.add(b.buffer);
         return b;
       });
-      const plaintexts = part.terms.map((t) => (t.values ?? t.encoded)!).filter((b) => ownsBuffer(b));
-      const transferList = new Set<ArrayBuffer>([...inputs.map((b) => b.buffer as ArrayBuffer), ...plaintexts.map((b) => b.buffer as ArrayBuffer)]);
-      return { task: { ...part, inputs }, transferList: [...transferList] };
+      const terms = part.terms.map((t) => {
+        const plain = (t.values ?? t.encoded)!;
+        if (ownsBuffer(plain) && !moved.has(plain.buffer)) {
+          moved.add(plain.buffer);
+          return t;
+        }
+        return t.values ? { ...t, values: t.values.slice() } : { ...t, encoded: t.encoded!.slice() };
+      });
+      const transferList = new Set<ArrayBuffer>([...inputs, ...terms.map((t) => (t.values ?? t.encoded)!)].map((b) => b.buffer as ArrayBuffer));
+      return { task: { ...part, inputs, terms }, transferList: [...transferList] };
     });
     const parts = prepared.map((p) => this.piscina.run(p.task, { transferList: p.transferList }) as Promise<ProductReply>);
     const replies = await allSettledOrThrow(parts);

@@ -16,10 +16,10 @@ import {
   CkksCiphertext, CkksContext, CkksServiceKeys, addInPlace, free, mulPlain, rotate, type CkksParameters, type PlainText,
 } from '../../schemes/ckks/index.js';
 import type { CompiledCkksModel } from './compile.js';
-import { diagonalSources, diagonalSteps, diagonalValues, type DiagonalPlan } from './diagonal.js';
+import { diagonalSources, diagonalSteps, type DiagonalPlan } from './diagonal.js';
 import { encodePlaintexts, sumOfProducts, type ProductEvaluator, type ProductTask, type ProductTerm } from './products.js';
 import { foldSteps, nextSourceIndex, outputOrder, routeStage, type GroupLayout, type StageLayout } from './layout.js';
-import { sharedCounts, sharedGroups, type SharedPlan } from './shared.js';
+import { sharedCounts, sharedGroups } from './shared.js';
 import { planStage, type StagePlan } from './stage-plan.js';
 import { stageTerms, type StageDraw } from './stage-terms.js';
 import { clientActivations } from './in-process.js';
