@@ -150,11 +150,11 @@ export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptio
       metrics.messageSeconds.observe({ type: `ckks-${name}` }, (performance.now() - started) / 1000);
       return reply.header('content-type', 'application/octet-stream').header('x-blindml-service-ms', (performance.now() - started).toFixed(1)).send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     } catch (err) {
-      const known = STATUS.find(([E]) => err instanceof E);
       if (name === 'round') metrics.sessionsEnded.inc({ outcome: 'failed' });
-      if (known && err instanceof BlindmlError) {
+      if (err instanceof BlindmlError) {
+        // Typed errors are the request's fault (or the model's, for one CKKS cannot compile).
         log.warn({ code: err.code, step: name, ip: req.ip }, 'CKKS message refused');
-        return fail(known[1], err.code, err.message);
+        return fail(STATUS.find(([E]) => err instanceof E)?.[1] ?? 400, err.code, err.message);
       }
       log.error({ step: name, reason: err instanceof Error ? err.message.slice(0, 200) : 'unknown' }, 'CKKS step failed');
       return reply.code(500).send({ error: 'ERR_INTERNAL', message: 'internal error' });
