@@ -64,11 +64,8 @@ interface Draw {
   readonly carried: Float64Array[];
   /** Per stage: where each map column sits in the client's vector. */
   readonly sourceOf: ((column: number) => number)[];
-  /**
-   * Per stage: its products built and encoded ahead of time ({@link CkksInferenceService.prepare}),
-   * or being encoded while the session runs (a promise), used once; null: built at the round.
-   */
-  readonly prepared: (PreparedStage | Promise<PreparedStage> | null)[];
+  /** Per stage: its products built and encoded ahead of time ({@link CkksInferenceService.prepare}), used once. */
+  readonly prepared: (PreparedStage | null)[];
 }
 
 interface PreparedStage {
@@ -102,8 +99,6 @@ export class CkksInferenceService {
   /** Per stage: its layout. */
   private readonly plans: StagePlan[] = [];
   private readonly counts = { input: 0, output: 0 };
-  /** Per stage: the routed layout's input ciphertexts (products) for an unshuffled order. */
-  private readonly routedCounts: number[] = [];
   /** How many clients' keys stay loaded (each holds its Galois keys in WASM memory). */
   readonly keyCacheSize = 16;
   /** Open sessions kept; opening one more drops the oldest (its next round gets UnknownSessionError). */
@@ -125,7 +120,6 @@ export class CkksInferenceService {
       const cols = s === 0 ? model.inputSize : model.stages[s - 1]!.activation!.outputSize;
       const plan = planStage(stage.map, groups, rowAt, cols, slots, model.params.stageLayout);
       this.plans.push(plan);
-      this.routedCounts.push(groups.reduce((a, g) => a + g.sources.length, 0));
       if (plan.kind === 'diagonal') {
         for (const step of diagonalSteps(plan.plan, slots)) steps.add(step);
         this.counts.input += plan.plan.inputs * plan.plan.baby;
@@ -136,7 +130,7 @@ export class CkksInferenceService {
         this.counts.output += plan.plan.outputs * plan.plan.pages.length;
       } else {
         for (const g of groups) for (const step of foldSteps(g.period, slots)) steps.add(step);
-        this.counts.input += this.routedCounts[s]!;
+        this.counts.input += groups.reduce((a, g) => a + g.sources.length, 0);
         this.counts.output += groups.length;
       }
     });
@@ -232,7 +226,7 @@ export class CkksInferenceService {
     if (!keys) throw new UnknownKeysError(req.keyId);
     this.keys.delete(req.keyId);
     this.keys.set(req.keyId, keys); // most recently used
-    const session: Session = { ...(this.ready.shift() ?? this.drawPipelined()), keys, next: 0 };
+    const session: Session = { ...(this.ready.shift() ?? this.drawSession()), keys, next: 0 };
     const id = sessionId();
     this.sessions.set(id, session);
     // A client that never finishes must not pin memory forever: keep the newest sessions only.
@@ -325,9 +319,8 @@ export class CkksInferenceService {
     layout.groups.forEach((group, o) => {
       if (inputs[o]!.length !== group.sources.length) throw new FormatError(`stage ${s}, group ${o}: ${inputs[o]!.length} ciphertexts, expected ${group.sources.length}`);
     });
-    const prepared = await session.prepared[s];
+    const { terms, outputs } = session.prepared[s] ?? stageTerms(this.model.stages[s]!, this.plans[s]!, this.stageDraw(session, s), this.context.slots);
     session.prepared[s] = null; // single use
-    const { terms, outputs } = prepared ?? stageTerms(this.model.stages[s]!, this.plans[s]!, this.stageDraw(session, s), this.context.slots);
     const sums = await this.products(this.task(session, inputs.flat(), terms, outputs));
     try {
       return this.finishStage(session, s, sums);
@@ -480,47 +473,12 @@ export class CkksInferenceService {
   async prepare(count = 1): Promise<void> {
     for (let i = 0; i < count; i++) {
       const draw = this.drawSession();
-      for (let s = 0; s < this.model.stages.length; s++) draw.prepared[s] = await this.prepareStage(draw, s);
+      for (let s = 0; s < this.model.stages.length; s++) {
+        const { terms, outputs } = stageTerms(this.model.stages[s]!, this.plans[s]!, this.stageDraw(draw, s), this.context.slots);
+        const encoded = await this.encodeAll(terms.map((t) => t.values!));
+        draw.prepared[s] = { terms: terms.map((t, k) => ({ input: t.input, output: t.output, encoded: encoded[k]! })), outputs };
+      }
       this.ready.push(draw);
-    }
-  }
-
-  /** A stage's products for a draw, built and encoded (on the evaluator when there is one). */
-  private async prepareStage(draw: Draw, s: number): Promise<PreparedStage> {
-    const { terms, outputs } = stageTerms(this.model.stages[s]!, this.plans[s]!, this.stageDraw(draw, s), this.context.slots);
-    const encoded = await this.encodeAll(terms.map((t) => t.values!));
-    return { terms: terms.map((t, k) => ({ input: t.input, output: t.output, encoded: encoded[k]! })), outputs };
-  }
-
-  /**
-   * A fresh draw for a session opened with none prepared. With an evaluator, the stages big enough
-   * for it ({@link PARALLEL_PRODUCTS}) start encoding now, one after the other on its threads, so a
-   * stage's plaintexts are ready, or nearly, when the client's inputs for it arrive (the service
-   * is idle while the client decrypts and encrypts); smaller stages are built at their round.
-   */
-  private drawPipelined(): Draw {
-    const draw = this.drawSession();
-    if (!this.evaluator) return draw;
-    let chain: Promise<unknown> = Promise.resolve();
-    this.plans.forEach((plan, s) => {
-      if (this.termCount(plan, s) < this.parallelProducts) return;
-      const stage = chain.then(() => this.prepareStage(draw, s));
-      stage.catch(() => undefined); // the round that awaits it gets the error
-      draw.prepared[s] = stage;
-      chain = stage.catch(() => undefined);
-    });
-    return draw;
-  }
-
-  /** Products a stage takes (upper bound: all-zero plaintexts are skipped). */
-  private termCount(plan: StagePlan, s: number): number {
-    switch (plan.kind) {
-      case 'routed':
-        return this.routedCounts[s]!;
-      case 'shared':
-        return sharedCounts(plan.plan).products;
-      case 'diagonal':
-        return plan.plan.inputs * plan.plan.period;
     }
   }
 
@@ -532,7 +490,7 @@ export class CkksInferenceService {
   /** Bytes the prepared sessions' plaintexts take (JavaScript memory, outside SEAL's heap). */
   get preparedBytes(): number {
     let bytes = 0;
-    for (const d of this.ready) for (const st of d.prepared) if (st && !(st instanceof Promise)) for (const t of st.terms) bytes += t.encoded?.byteLength ?? 0;
+    for (const d of this.ready) for (const st of d.prepared) for (const t of st?.terms ?? []) bytes += t.encoded?.byteLength ?? 0;
     return bytes;
   }
 
