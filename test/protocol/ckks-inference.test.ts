@@ -469,7 +469,10 @@ test('an average pool after ReLU runs at the client, one value per window, and a
     client.dispose();
     service.dispose();
   }
-  // Overlapping or padded pools stay with the service (linear, composed into the next stage).
+  // The model owner can keep the pool in the service; overlapping or padded pools always stay there.
+  const kept = compileCkksModel(model, inputs, { ...DEFAULT_CKKS_PROTOCOL, avgPoolAtClient: false });
+  assert.equal(kept.stages[0]!.activation!.pool, null);
+  assert.equal(kept.stages[1]!.map.cols, 3 * 6 * 6);
   for (const pool of [new AvgPool2d({ kernel: [2, 2], stride: [1, 1] }), new AvgPool2d({ kernel: [2, 2], pads: [1, 1, 1, 1] })]) {
     const m = new Model([1, 8, 8], [conv, new Relu(), pool, new Flatten()]);
     assert.equal(compileCkksModel(m, inputs).stages[0]!.activation!.pool, null);

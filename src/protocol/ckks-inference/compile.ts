@@ -31,6 +31,12 @@ export interface CkksProtocolParams {
    * 'routed', 'diagonal' (dense stages) or 'shared' (convolutions) wherever that one applies.
    */
   readonly stageLayout?: StageLayoutMode;
+  /**
+   * Let the client evaluate an average pool with disjoint windows right after a ReLU (default
+   * true): far fewer values for the next stage, but the client sees the ratios of the values inside
+   * each window (docs/security.md); false keeps the pool in the service's next linear stage.
+   */
+  readonly avgPoolAtClient?: boolean;
 }
 
 /**
@@ -82,7 +88,7 @@ function composeAll(maps: readonly SparseLinearMap[]): SparseLinearMap {
  * @throws UnsupportedModelError (from the planner) for models the interactive protocol cannot place.
  */
 export function compileCkksModel(model: Model, calibrationInputs: Float32Array | Float64Array, params: CkksProtocolParams = DEFAULT_CKKS_PROTOCOL): CompiledCkksModel {
-  const plan = planModel(model, { avgPoolAtClient: true });
+  const plan = planModel(model, { avgPoolAtClient: params.avgPoolAtClient ?? true });
   const inputSize = sizeOf(plan.inputShape);
   const maps = plan.stages.map((s) => composeAll(s.linears));
   const maxAbs = maps.map(() => 0);
