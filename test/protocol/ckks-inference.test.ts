@@ -15,6 +15,7 @@ import { foldSteps, outputOrder, routeStage } from '../../src/protocol/ckks-infe
 import { diagonalValues, planDiagonal } from '../../src/protocol/ckks-inference/diagonal.js';
 import { planShared, sharedCounts, sharedGroups } from '../../src/protocol/ckks-inference/shared.js';
 import { planStage } from '../../src/protocol/ckks-inference/stage-plan.js';
+import { LAYOUT_COST } from '../../src/protocol/ckks-inference/layout.js';
 import { encodePlaintexts, type ProductTask } from '../../src/protocol/ckks-inference/products.js';
 import { CkksProductPool, splitTask } from '../../src/workers/ckks-products-pool.js';
 
@@ -114,7 +115,7 @@ test('shared-source pages compute the map (plaintext simulation of the service, 
         // Some stages compute only some rows (pool windows that leave cells out).
         const computed = Int32Array.from({ length: rows }, (_, r) => r).filter((r) => !skip || r % 3 !== 0);
         fc.pre(computed.length > 0);
-        const plan = planShared(map, computed, slots, { upload: 1.95, product: 1.35 });
+        const plan = planShared(map, computed, slots, LAYOUT_COST);
         fc.pre(plan !== null);
         const order = outputOrder(computed.length, null, true).rowAt.map((i) => computed[i]!);
         const x = Float64Array.from({ length: cols }, rnd);

@@ -12,6 +12,6 @@ export { inProcessCkksTransport, clientActivations } from './in-process.js';
 export { PROTOCOL_VERSION } from './messages.js';
 export { evaluateProducts, sumOfProducts, type ProductEvaluator, type ProductTask, type ProductTerm } from './products.js';
 export { planDiagonal, type DiagonalPlan } from './diagonal.js';
-export { planShared, type SharedPlan } from './shared.js';
+export { planShared, withTermWeights, type SharedPlan, type SharedShape } from './shared.js';
 export { planStage, type StageLayoutMode, type StagePlan } from './stage-plan.js';
 export { LAYOUT_COST } from './layout.js';

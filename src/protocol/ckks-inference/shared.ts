@@ -22,8 +22,8 @@ import type { SparseLinearMap } from '../../tensor/sparse-linear.js';
 import { randomPermutation } from '../paillier-inference/session-math.js';
 import type { GroupLayout } from './layout.js';
 
-/** Shape of one stage's shared-source evaluation (fixed per model). */
-export interface SharedPlan {
+/** Shape of one stage's shared-source evaluation (fixed per model): what its cost depends on. */
+export interface SharedShape {
   /** Output ciphertexts per page G. */
   readonly outputs: number;
   /** Input ciphertexts per page T (the longest class's term count). */
@@ -36,6 +36,10 @@ export interface SharedPlan {
   readonly classSlots: Int32Array;
   /** Per map row: its class, −1 for rows the stage does not compute. */
   readonly classOf: Int32Array;
+}
+
+/** A shared-source shape with the weights its rounds read ({@link withTermWeights}). */
+export interface SharedPlan extends SharedShape {
   /** Per map row: its index among the computed rows, −1 for the others. */
   readonly rowIndex: Int32Array;
   /**
@@ -95,13 +99,14 @@ function paginate(classSlots: Int32Array, slots: number): Int32Array[] | null {
 }
 
 /** Uploads and plaintext products a plan costs. */
-export function sharedCounts(plan: SharedPlan): { uploads: number; products: number } {
+export function sharedCounts(plan: SharedShape): { uploads: number; products: number } {
   return { uploads: plan.terms * plan.pages.length, products: plan.terms * plan.outputs * plan.pages.length };
 }
 
 /**
- * The cheapest shared-source plan for a stage under `cost` (per upload and per product), or null
- * when the stage has no rows.
+ * The cheapest shared-source shape for a stage under `cost` (per upload and per product), or null
+ * when the stage has no rows. Only the layout chosen for the stage gets its weights
+ * ({@link withTermWeights}): a wide dense stage's would be a copy of its whole map.
  *
  * @param rows - the map rows the stage computes (in any order).
  */
@@ -110,7 +115,7 @@ export function planShared(
   rows: ArrayLike<number>,
   slots: number,
   cost: { upload: number; product: number },
-): SharedPlan | null {
+): SharedShape | null {
   if (rows.length === 0) return null;
   const classRows = rowClasses(map, rows);
   const terms = Math.max(1, ...classRows.map((c) => map.offsets[c[0]! + 1]! - map.offsets[c[0]!]!));
@@ -126,14 +131,19 @@ export function planShared(
   if (!best) return null;
   const classOf = new Int32Array(map.rows).fill(-1);
   classRows.forEach((c, i) => c.forEach((r) => (classOf[r] = i)));
+  return { outputs: best.outputs, terms, pages: best.pages, classRows, classSlots: best.classSlots, classOf };
+}
+
+/** The shape with its term-major weights, for the stage that uses it. */
+export function withTermWeights(shape: SharedShape, map: SparseLinearMap): SharedPlan {
+  const rows = shape.classRows.flatMap((c) => Array.from(c));
   const rowIndex = new Int32Array(map.rows).fill(-1);
-  for (let i = 0; i < rows.length; i++) rowIndex[rows[i]!] = i;
-  const termWeights = Array.from({ length: terms }, () => new Float64Array(rows.length));
-  for (let i = 0; i < rows.length; i++) {
-    const r = rows[i]!;
+  rows.forEach((r, i) => (rowIndex[r] = i));
+  const termWeights = Array.from({ length: shape.terms }, () => new Float64Array(rows.length));
+  rows.forEach((r, i) => {
     for (let k = map.offsets[r]!, t = 0; k < map.offsets[r + 1]!; k++, t++) termWeights[t]![i] = map.weights[k]!;
-  }
-  return { outputs: best.outputs, terms, pages: best.pages, classRows, classSlots: best.classSlots, classOf, rowIndex, termWeights };
+  });
+  return { ...shape, rowIndex, termWeights };
 }
 
 /**
@@ -144,7 +154,7 @@ export function planShared(
  * @param sourceOf - the client's index of map column j.
  */
 export function sharedGroups(
-  plan: SharedPlan,
+  plan: SharedShape,
   map: SparseLinearMap,
   rowAt: Int32Array,
   slots: number,

@@ -9,7 +9,7 @@
 import type { SparseLinearMap } from '../../tensor/sparse-linear.js';
 import { diagonalCounts, planDiagonal, type DiagonalPlan } from './diagonal.js';
 import { LAYOUT_COST, foldSteps, type GroupLayout } from './layout.js';
-import { planShared, sharedCounts, type SharedPlan } from './shared.js';
+import { planShared, sharedCounts, withTermWeights, type SharedPlan } from './shared.js';
 
 /** How stages choose their layout: by the cost model (default), or one way wherever it applies. */
 export type StageLayoutMode = 'auto' | 'routed' | 'diagonal' | 'shared';
@@ -49,19 +49,19 @@ export function planStage(
   mode: StageLayoutMode = 'auto',
 ): StagePlan {
   if (mode === 'routed') return { kind: 'routed' };
-  const options: { plan: StagePlan; cost: number }[] = [{ plan: { kind: 'routed' }, cost: routedCost(routed, slots) }];
+  // Each candidate's cost, and how to make it (the shared layout's weights only for the winner).
+  const options: { kind: StagePlan['kind']; cost: number; make: () => StagePlan }[] = [{ kind: 'routed', cost: routedCost(routed, slots), make: () => ({ kind: 'routed' }) }];
   const diagonal = rows.length === map.rows ? planDiagonal(map, cols, slots) : null;
   if (diagonal) {
     const n = diagonalCounts(diagonal, slots);
     const cost = n.uploads * LAYOUT_COST.upload + n.products * LAYOUT_COST.product + n.rotations * LAYOUT_COST.rotation;
-    options.push({ plan: { kind: 'diagonal', plan: diagonal }, cost });
+    options.push({ kind: 'diagonal', cost, make: () => ({ kind: 'diagonal', plan: diagonal }) });
   }
   const shared = planShared(map, rows, slots, LAYOUT_COST);
   if (shared) {
     const n = sharedCounts(shared);
-    options.push({ plan: { kind: 'shared', plan: shared }, cost: n.uploads * LAYOUT_COST.upload + n.products * LAYOUT_COST.product });
+    options.push({ kind: 'shared', cost: n.uploads * LAYOUT_COST.upload + n.products * LAYOUT_COST.product, make: () => ({ kind: 'shared', plan: withTermWeights(shared, map) }) });
   }
-  const forced = options.find((o) => o.plan.kind === mode);
-  if (forced) return forced.plan;
-  return options.reduce((a, b) => (b.cost < a.cost ? b : a)).plan;
+  const chosen = options.find((o) => o.kind === mode) ?? options.reduce((a, b) => (b.cost < a.cost ? b : a));
+  return chosen.make();
 }
