@@ -9,7 +9,7 @@ import type { CkksTransport } from '../protocol/ckks-inference/client.js';
 import type { KeysRequest, OpenRequest, RoundRequest } from '../protocol/ckks-inference/messages.js';
 import { decodeCkksMessage, encodeCkksMessage } from '../protocol/ckks-inference/wire.js';
 import { ServiceError } from '../protocol/paillier-inference/client.js';
-import { TransportError } from './http-transport.js';
+import { TransportError, postBytes } from './http-transport.js';
 
 /** Reaches a blindml server's CKKS endpoints for one model. */
 export class HttpCkksTransport implements CkksTransport {
@@ -43,12 +43,7 @@ export class HttpCkksTransport implements CkksTransport {
    */
   private async post(step: string, body: Uint8Array): Promise<unknown> {
     const url = `${this.base}/${step}`;
-    let res: Response;
-    try {
-      res = await fetch(url, { method: 'POST', body: body as Uint8Array<ArrayBuffer>, headers: { 'content-type': 'application/octet-stream' } });
-    } catch (err) {
-      throw new TransportError(`cannot reach the service at ${url}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    }
+    const res = await postBytes(url, body);
     this.traffic.sent += body.length;
     if (!res.ok) {
       const text = await res.text().catch(() => '');

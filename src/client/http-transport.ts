@@ -23,13 +23,21 @@ export class HttpTransport implements Transport {
 
   /** @throws TransportError when the service is unreachable or answers with an HTTP error. */
   async send(request: Uint8Array): Promise<Uint8Array> {
-    let res: Response;
-    try {
-      res = await fetch(this.endpoint, { method: 'POST', body: request as Uint8Array<ArrayBuffer>, headers: { 'content-type': 'application/octet-stream' } });
-    } catch (err) {
-      throw new TransportError(`cannot reach the service at ${this.endpoint}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    }
+    const res = await postBytes(this.endpoint, request);
     if (!res.ok) throw new TransportError(`the service at ${this.endpoint} answered HTTP ${res.status}`);
     return new Uint8Array(await res.arrayBuffer());
+  }
+}
+
+/**
+ * POSTs bytes as application/octet-stream; the caller reads the response (ok or not).
+ *
+ * @throws TransportError when the service cannot be reached.
+ */
+export async function postBytes(url: string, body: Uint8Array): Promise<Response> {
+  try {
+    return await fetch(url, { method: 'POST', body: body as Uint8Array<ArrayBuffer>, headers: { 'content-type': 'application/octet-stream' } });
+  } catch (err) {
+    throw new TransportError(`cannot reach the service at ${url}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
 }

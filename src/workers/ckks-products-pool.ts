@@ -30,6 +30,12 @@ const ERRORS: Record<string, new (message: string) => BlindmlError> = {
   ERR_INVALID_CIPHERTEXT: InvalidCiphertextError,
 };
 
+/** A worker's error as the typed error it stands for (a plain Error for anything else). */
+function rethrow(error: { readonly code: string; readonly message: string }): never {
+  const Known = ERRORS[error.code];
+  throw Known ? new Known(error.message) : new Error(error.message);
+}
+
 /** Splits a task into at most `parts` parts of consecutive inputs with about equal numbers of terms. */
 export function splitTask(task: ProductTask, parts: number): ProductTask[] {
   const byInput: ProductTerm[][] = task.inputs.map(() => []);
@@ -97,12 +103,7 @@ export class CkksProductPool implements ProductEvaluator {
       return { task: { ...part, inputs, terms }, transferList: [...transferList] };
     });
     const parts = prepared.map((p) => this.piscina.run(p.task, { transferList: p.transferList }) as Promise<ProductReply>);
-    const replies = await allSettledOrThrow(parts);
-    return replies.map((r) => {
-      if (!('error' in r)) return r.outputs;
-      const Known = ERRORS[r.error.code];
-      throw Known ? new Known(r.error.message) : new Error(r.error.message);
-    });
+    return (await allSettledOrThrow(parts)).map((r) => ('error' in r ? rethrow(r.error) : r.outputs));
   }
 
   /**
@@ -117,10 +118,7 @@ export class CkksProductPool implements ProductEvaluator {
       const transferList = [...new Set(values.filter(ownsBuffer).map((v) => v.buffer as ArrayBuffer))];
       parts.push(this.piscina.run({ encode: { ...request, values } }, { transferList }) as Promise<EncodeReply>);
     }
-    return (await allSettledOrThrow(parts)).flatMap((r) => {
-      if ('error' in r) throw new Error(r.error.message);
-      return r.plaintexts;
-    });
+    return (await allSettledOrThrow(parts)).flatMap((r) => ('error' in r ? rethrow(r.error) : r.plaintexts));
   }
 
   async destroy(): Promise<void> {
