@@ -9,7 +9,7 @@ import { FormatError, InvalidCiphertextError, KeyMismatchError } from '../../src
 import { buildSparseMap, applyMap } from '../../src/tensor/sparse-linear.js';
 import {
   CkksInferenceClient, CkksInferenceService, OutOfOrderError, UnknownKeysError, UnknownSessionError,
-  DEFAULT_CKKS_PROTOCOL, clientActivations, compileCkksModel, inProcessCkksTransport,
+  DEFAULT_CKKS_PROTOCOL, clientActivations, compileCkksModel, inProcessCkksTransport, type CompiledCkksModel,
 } from '../../src/protocol/ckks-inference/index.js';
 import { foldSteps, outputOrder, routeStage } from '../../src/protocol/ckks-inference/layout.js';
 import { diagonalValues, planDiagonal } from '../../src/protocol/ckks-inference/diagonal.js';
@@ -23,6 +23,38 @@ const small = importOnnx(readFileSync(new URL('../../models/fashion-small.onnx',
 const sample = loadFashionMnistSample({ limit: 104 });
 const calibration = sample.images.subarray(0, 100 * 784);
 const evalImages = sample.images.subarray(100 * 784);
+const plainEval = runPlaintext(small, evalImages);
+
+/** A service for `model` and a client connected to it, both disposed after `fn` (also when it throws). */
+async function withClient(
+  model: CompiledCkksModel,
+  options: Parameters<typeof CkksInferenceService.create>[1],
+  fn: (service: CkksInferenceService, client: CkksInferenceClient) => Promise<void>,
+): Promise<void> {
+  const service = await CkksInferenceService.create(model, options);
+  try {
+    const client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(model));
+    try {
+      await fn(service, client);
+    } finally {
+      client.dispose();
+    }
+  } finally {
+    service.dispose();
+  }
+}
+
+/**
+ * Predicts the first `count` evaluation images with the default model and checks every logit
+ * against the plaintext executor's within 0.05; `after(i)` runs after image i.
+ */
+async function assertPredictsPlain(client: CkksInferenceClient, count: number, label = '', after?: (i: number, logits: Float64Array) => void): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    const { logits } = await client.predict(evalImages.subarray(i * 784, (i + 1) * 784));
+    logits.forEach((v, j) => assert.ok(Math.abs(v - plainEval[i * 10 + j]!) < 0.05, `${label}image ${i} logit ${j}: ${v} vs ${plainEval[i * 10 + j]}`));
+    after?.(i, logits);
+  }
+}
 
 test('routing + fold computes the map (plaintext simulation of the service, any map and order)', () => {
   fc.assert(
@@ -329,46 +361,29 @@ test('max-pool (blinded windows), tanh (unblinded) and softmax models run throug
 
 test('every stage by the diagonal method (client-side baby steps) agrees with plaintext', async () => {
   const diagonal = compileCkksModel(small, calibration, { ...DEFAULT_CKKS_PROTOCOL, stageLayout: 'diagonal' });
-  const service = await CkksInferenceService.create(diagonal);
-  const client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(diagonal));
-  try {
+  await withClient(diagonal, {}, async (service, client) => {
     // Each stage's chunks come rotated by every baby step: C·n1 uploads per stage.
     const uploads = diagonal.stages.map((st, s) => planDiagonal(st.map, s === 0 ? 784 : diagonal.stages[s - 1]!.activation!.outputSize, 4096)!);
     assert.equal(service.describe().inputCiphertexts, uploads.reduce((a, p) => a + p.inputs * p.baby, 0), 'uploads per inference');
-    const plain = runPlaintext(small, evalImages);
-    for (let i = 0; i < 3; i++) {
-      const { logits } = await client.predict(evalImages.subarray(i * 784, (i + 1) * 784));
-      logits.forEach((v, j) => assert.ok(Math.abs(v - plain[i * 10 + j]!) < 0.05, `image ${i} logit ${j}: ${v} vs ${plain[i * 10 + j]}`));
-      assert.equal(argmaxRows(logits, 10)[0], argmaxRows(plain.subarray(i * 10, (i + 1) * 10), 10)[0]);
-    }
+    await assertPredictsPlain(client, 3, '', (i, logits) => {
+      assert.equal(argmaxRows(logits, 10)[0], argmaxRows(plainEval.subarray(i * 10, (i + 1) * 10), 10)[0]);
+    });
     assert.equal(service.openSessions, 0);
-  } finally {
-    client.dispose();
-    service.dispose();
-  }
+  });
 });
 
 test('every stage by shared sources agrees with plaintext, on the service thread and on workers', async () => {
   const shared = compileCkksModel(small, calibration, { ...DEFAULT_CKKS_PROTOCOL, stageLayout: 'shared' });
-  const plain = runPlaintext(small, evalImages);
   const pool = new CkksProductPool({ threads: 2 });
   try {
     await pool.prepare(shared.params.ckks);
     for (const evaluator of [undefined, pool]) {
-      const service = await CkksInferenceService.create(shared, evaluator ? { evaluator, parallelProducts: 1 } : {});
-      const client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(shared));
-      try {
+      await withClient(shared, evaluator ? { evaluator, parallelProducts: 1 } : {}, async (service, client) => {
         const opened = service.open({ version: 1, keyId: client.keyId });
         assert.ok(opened.routing.groups.every((g) => g.outputs !== undefined), 'shared groups name their output slots');
         service.close(opened.sessionId);
-        for (let i = 0; i < 2; i++) {
-          const { logits } = await client.predict(evalImages.subarray(i * 784, (i + 1) * 784));
-          logits.forEach((v, j) => assert.ok(Math.abs(v - plain[i * 10 + j]!) < 0.05, `image ${i} logit ${j}: ${v} vs ${plain[i * 10 + j]}`));
-        }
-      } finally {
-        client.dispose();
-        service.dispose();
-      }
+        await assertPredictsPlain(client, 2);
+      });
     }
   } finally {
     await pool.destroy();
@@ -376,29 +391,19 @@ test('every stage by shared sources agrees with plaintext, on the service thread
 });
 
 test('prepared sessions (plaintexts encoded ahead of time) give the same predictions, each used once', async () => {
-  const plain = runPlaintext(small, evalImages);
   const pool = new CkksProductPool({ threads: 2 });
   try {
     for (const [layout, evaluator] of [['auto', undefined], ['auto', pool], ['shared', pool], ['diagonal', undefined]] as const) {
       const model = compileCkksModel(small, calibration, { ...DEFAULT_CKKS_PROTOCOL, stageLayout: layout });
       await pool.prepare(model.params.ckks);
-      {
-        const service = await CkksInferenceService.create(model, evaluator ? { evaluator, parallelProducts: 1 } : {});
-        const client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(model));
-        try {
-          await service.prepare(2);
-          assert.equal(service.preparedSessions, 2);
-          assert.ok(service.preparedBytes > 0);
-          for (let i = 0; i < 3; i++) {
-            const { logits } = await client.predict(evalImages.subarray(i * 784, (i + 1) * 784));
-            logits.forEach((v, j) => assert.ok(Math.abs(v - plain[i * 10 + j]!) < 0.05, `${layout} image ${i} logit ${j}: ${v} vs ${plain[i * 10 + j]}`));
-            assert.equal(service.preparedSessions, Math.max(0, 1 - i), 'each prepared session is used once, then sessions are drawn fresh');
-          }
-        } finally {
-          client.dispose();
-          service.dispose();
-        }
-      }
+      await withClient(model, evaluator ? { evaluator, parallelProducts: 1 } : {}, async (service, client) => {
+        await service.prepare(2);
+        assert.equal(service.preparedSessions, 2);
+        assert.ok(service.preparedBytes > 0);
+        await assertPredictsPlain(client, 3, `${layout} `, (i) => {
+          assert.equal(service.preparedSessions, Math.max(0, 1 - i), 'each prepared session is used once, then sessions are drawn fresh');
+        });
+      });
     }
   } finally {
     await pool.destroy();
@@ -457,19 +462,14 @@ test('an average pool after ReLU runs at the client, one value per window, and a
   assert.equal(compiled.stages[0]!.activation!.pool, 'avg');
   assert.equal(compiled.stages[0]!.activation!.outputSize, 27);
   assert.equal(compiled.stages[1]!.map.cols, 27, 'the dense stage reads one value per window');
-  const service = await CkksInferenceService.create(compiled);
-  const client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(compiled));
-  try {
+  await withClient(compiled, {}, async (_service, client) => {
     for (let k = 0; k < 3; k++) {
       const x = inputs.subarray(k * 64, (k + 1) * 64);
       const { logits } = await client.predict(x);
       const want = runPlaintext(model, x);
       logits.forEach((v, j) => assert.ok(Math.abs(v - want[j]!) < 1e-3, `${v} vs ${want[j]}`));
     }
-  } finally {
-    client.dispose();
-    service.dispose();
-  }
+  });
   // The model owner can keep the pool in the service; overlapping or padded pools always stay there.
   const kept = compileCkksModel(model, inputs, { ...DEFAULT_CKKS_PROTOCOL, avgPoolAtClient: false });
   assert.equal(kept.stages[0]!.activation!.pool, null);
@@ -500,17 +500,11 @@ test('rounds on worker threads give the same predictions, and a bad ciphertext s
   const pool = new CkksProductPool({ threads: 2 });
   const compiled = compileCkksModel(small, calibration, { ...DEFAULT_CKKS_PROTOCOL, stageLayout: 'auto' });
   const diagonal = compileCkksModel(small, calibration, { ...DEFAULT_CKKS_PROTOCOL, stageLayout: 'diagonal' });
-  const plain = runPlaintext(small, evalImages);
   try {
     await pool.prepare(compiled.params.ckks);
     for (const model of [compiled, diagonal]) {
-      const service = await CkksInferenceService.create(model, { evaluator: pool, parallelProducts: 1 });
-      const client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(model));
-      try {
-        for (let i = 0; i < 2; i++) {
-          const { logits } = await client.predict(evalImages.subarray(i * 784, (i + 1) * 784));
-          logits.forEach((v, j) => assert.ok(Math.abs(v - plain[i * 10 + j]!) < 0.05, `image ${i} logit ${j}: ${v} vs ${plain[i * 10 + j]}`));
-        }
+      await withClient(model, { evaluator: pool, parallelProducts: 1 }, async (service, client) => {
+        await assertPredictsPlain(client, 2);
         const other = CkksKeyring.generate((client as unknown as { context: CkksKeyring['context'] }).context);
         const foreign = other.encrypt([1], 2 ** model.params.inputScaleBits);
         const bytes = foreign.save();
@@ -520,10 +514,7 @@ test('rounds on worker threads give the same predictions, and a bad ciphertext s
         const inputs = o.routing.groups.map((g) => g.sources.map(() => bytes));
         await assert.rejects(service.round({ version: 1, sessionId: o.sessionId, stage: 0, inputs }), KeyMismatchError);
         assert.equal(service.openSessions, 0);
-      } finally {
-        client.dispose();
-        service.dispose();
-      }
+      });
     }
   } finally {
     await pool.destroy();
