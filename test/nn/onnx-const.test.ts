@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { foldConstant, type FoldInput } from '../../src/nn/onnx-const.js';
 import type { ConstTensor } from '../../src/nn/onnx-proto.js';
+import { FormatError } from '../../src/errors.js';
 
 const ints = (dims: number[], data: number[]): ConstTensor => ({ type: 'int', dims, data });
 const floats = (dims: number[], data: number[]): ConstTensor => ({ type: 'float', dims, data: Float32Array.from(data) });
@@ -42,4 +43,12 @@ test('shape arithmetic on constants folds with ONNX semantics', () => {
   assert.deepEqual(fold('Range', [ints([], [0]), ints([], [7]), ints([], [3])]), { dims: [3], data: [0, 3, 6] });
   assert.deepEqual(fold('Expand', [ints([2, 1], [1, 2]), ints([2], [2, 2])]), { dims: [2, 2], data: [1, 1, 2, 2] });
   assert.equal(typeof foldConstant({ op: 'Relu', opset: 13, inputs: [m], int: (_n, f) => f, ints: () => undefined, tensor: () => undefined }), 'string');
+});
+
+test('folding refuses to build huge constants (a hostile file cannot exhaust memory at import)', () => {
+  const huge = (op: string, inputs: ConstTensor[]) =>
+    foldConstant({ op, opset: 13, inputs, int: (_n, f) => f, ints: () => undefined, tensor: () => undefined });
+  assert.throws(() => huge('ConstantOfShape', [ints([2], [1e6, 1e6])]), /at most 16777216 values/);
+  assert.throws(() => huge('Range', [ints([], [0]), ints([], [1e12]), ints([], [1])]), FormatError);
+  assert.throws(() => huge('Expand', [ints([1], [1]), ints([2], [1e5, 1e5])]), FormatError);
 });
