@@ -15,7 +15,7 @@ import { CkksProductPool } from '../workers/ckks-products-pool.js';
 import { checkImagesFit, ensureRegistered, type InferenceJobOptions, type InferenceJobResult, comparePredictions, perSample } from './inference-job.js';
 
 /** Options of the CKKS job (the Paillier job's, minus keys, batch and the WebSocket transport). */
-export type CkksJobOptions = Pick<InferenceJobOptions, 'loaded' | 'data' | 'calibration' | 'onProgress' | 'modelId' | 'workers' | 'server' | 'apiKey'> & {
+export type CkksJobOptions = Pick<InferenceJobOptions, 'loaded' | 'data' | 'calibration' | 'onProgress' | 'onPhase' | 'onPrediction' | 'modelId' | 'workers' | 'server' | 'apiKey'> & {
   /**
    * Do the input-independent work before each image (default true): the client's encryptions of
    * zero, and in process the service's smudging ciphertexts and its prepared session (every
@@ -62,6 +62,7 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
       if (options.apiKey) await ensureRegistered(options.server, options.apiKey, loaded, modelId);
       transport = new HttpCkksTransport(options.server, modelId);
     } else {
+      options.onPhase?.('compiling the model for CKKS');
       compiled = compileCkksModel(loaded.model, options.calibration);
       const threads = options.workers ?? availableParallelism();
       pool = threads > 0 ? new CkksProductPool({ threads }) : undefined;
@@ -71,6 +72,7 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
       offlineMs += performance.now() - t;
       transport = inProcessCkksTransport(service);
     }
+    options.onPhase?.('generating CKKS keys');
     const connectStart = performance.now();
     // The activation rounds come from the service's description (the model's public architecture).
     client = await CkksInferenceClient.connect(transport);
@@ -87,6 +89,7 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
     let onlineMs = 0;
     const perImageMs: number[] = [];
     const precompute = options.precompute ?? true;
+    if (precompute) options.onPhase?.('precomputing the first session');
     for (let i = 0; i < data.count; i++) {
       if (precompute) {
         const t = performance.now();
@@ -101,6 +104,7 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
       }
       const started = performance.now();
       const { logits, stats } = await client.predict(data.images.subarray(i * inputSize, (i + 1) * inputSize));
+      options.onPrediction?.(i, logits);
       predictions.push(argmaxRows(logits, logits.length)[0]!);
       logits.forEach((v, j) => (maxLogitError = Math.max(maxLogitError, Math.abs(v - plainLogits[i * logits.length + j]!))));
       clientMs += stats.clientMs;

@@ -89,6 +89,10 @@ export interface InferenceJobOptions {
   /** Remote transport (the SDK's WebSocket by default, or HTTP POST per message). */
   transport?: 'websocket' | 'http';
   onProgress?: (done: number, total: number) => void;
+  /** Called as each set-up phase starts (compilation, key generation, precomputation), for progress displays. */
+  onPhase?: (phase: string) => void;
+  /** Called with each input's decrypted logits as soon as it has them (input index, then logits). */
+  onPrediction?: (index: number, logits: ArrayLike<number>) => void;
 }
 
 export interface InferenceJobResult {
@@ -185,6 +189,7 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
   const inputSize = loaded.model.inputSize;
   const plainLogits = runPlaintext(loaded.model, data.images);
   const plain = Array.from(argmaxRows(plainLogits, loaded.model.outputSize));
+  options.onPhase?.('compiling the model for Paillier');
   const compiled = compileModel(loaded.model, options.calibration, options.quantization ?? {});
   const threads = options.workers ?? availableParallelism();
   const pool = threads > 0 ? new PaillierWorkerPool({ threads }) : undefined;
@@ -219,6 +224,7 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
   }
   try {
     const offlineStart = performance.now();
+    options.onPhase?.(`generating a ${options.keyBits}-bit Paillier key`);
     const keys = generateKeyPair({ bits: options.keyBits, primes: options.keyPrimes ?? INFERENCE_KEY_PRIMES, insecure: options.insecure ?? false });
     const client = new PaillierInferenceClient(transport, {
       keys,
@@ -228,6 +234,7 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
     });
     const perSession = inputSize + activationValues(compiled);
     const sessions = Math.ceil(data.count / batch);
+    options.onPhase?.('precomputing encryption randomness');
     await client.precompute(sessions * perSession + 8, pool ? (n) => pool.noise(client.keys.publicKey, n) : undefined);
     const offlineMs = performance.now() - offlineStart;
 
@@ -240,11 +247,13 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
     const started = performance.now();
     serviceCpuMs = 0;
     const cpuStarted = cpuMs();
+    options.onProgress?.(0, data.count);
     // Chunks of `batch` samples: the client opens as many sessions as the service's grant needs.
     for (let first = 0; first < data.count; first += batch) {
       const count = Math.min(batch, data.count - first);
       const result = await client.predict(modelId, data.images.subarray(first * inputSize, (first + count) * inputSize));
       result.logits.forEach((logits, k) => {
+        options.onPrediction?.(first + k, logits);
         predictions.push(result.labels[k]!);
         logits.forEach((v, j) => {
           maxLogitError = Math.max(maxLogitError, Math.abs(v - plainLogits[(first + k) * logits.length + j]!));

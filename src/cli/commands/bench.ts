@@ -3,24 +3,13 @@
  *
  * @module
  */
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { inferBenchMarkdown, inferCases, polyBenchMarkdown, runInferBench, runPolyBench, writeInferSection } from '../../bench/infer-bench.js';
 import { benchToMarkdown, runPaillierBench, type PaillierBenchResult } from '../../bench/paillier-bench.js';
 import { progressBar } from '../progress.js';
+import { nonNegativeInt, positiveInt } from '../options.js';
 
-/** Parses a positive integer option, with commander's one-line error otherwise. */
-export function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
-  return n;
-}
-
-/** Parses a non-negative integer option, with commander's one-line error otherwise. */
-export function nonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
-  return n;
-}
+export { nonNegativeInt, positiveInt };
 
 interface BenchOptions {
   bits: number;

@@ -10,6 +10,7 @@ import { registerDemoCommand } from './demo.js';
 import { registerInferCommand } from './infer.js';
 import { registerModelCommands } from './model.js';
 import { registerPaillierCommands } from './paillier.js';
+import { registerPredictCommand } from './predict.js';
 import { registerServeCommands } from './serve.js';
 import { registerTrainCommand } from './train.js';
 
@@ -20,6 +21,7 @@ export function registerCommands(program: Command): void {
   registerInferCommand(program);
   registerModelCommands(program);
   registerPaillierCommands(program);
+  registerPredictCommand(program);
   registerServeCommands(program);
   registerTrainCommand(program);
 }
