@@ -4,7 +4,9 @@
  *
  * @module
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { ServiceRequestError } from '../client/owner.js';
 import { BlindmlError } from '../errors.js';
 import { registerCommands } from './commands/index.js';
 import { UsageError } from './usage-error.js';
@@ -15,6 +17,7 @@ export { UsageError };
 export function buildProgram(): Command {
   const program = new Command('blindml')
     .description('Neural networks on data the machine running them never sees.')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerCommands(program);
@@ -40,6 +43,10 @@ function reportError(err: unknown): number {
     // Commander already printed its message (or the help text).
     return err.exitCode === 0 ? 0 : 2;
   }
+  if (err instanceof ServiceRequestError && err.status === 401) {
+    process.stderr.write('blindml: the API key was not accepted by the service (give the owner key with --api-key or $BLINDML_API_KEY)\n');
+    return 1;
+  }
   if (err instanceof UsageError) {
     process.stderr.write(`blindml: ${err.message}\n`);
     return 2;
@@ -54,4 +61,10 @@ function reportError(err: unknown): number {
     process.stderr.write(`${err.stack}\n`);
   }
   return 1;
+}
+
+/** The version in package.json (two levels up from both src/cli and dist/cli). */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
 }

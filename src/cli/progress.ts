@@ -14,8 +14,11 @@ import cliProgress from 'cli-progress';
 export interface Progress {
   /** Shows a set-up phase (`generating 2048-bit Paillier keys`) with its elapsed time, before items start. */
   phase(text: string): void;
-  /** Advances to `done` of the items (the first call starts the ETA clock) with an optional label. */
-  update(done: number, label?: string): void;
+  /**
+   * Advances to `done` of the items (the first call starts the ETA clock) with an optional label;
+   * `total` replaces the count given at construction (for runs that learn it late).
+   */
+  update(done: number, label?: string, total?: number): void;
   /** Clears the line. */
   finish(): void;
 }
@@ -56,9 +59,10 @@ export function honestEta(now: number, start: number, doneAtStart: number, done:
  * A progress display for `total` items titled `title`, or a no-op when `enabled` is false (by
  * default: unless stderr is a terminal).
  */
-export function progressBar(total: number, title: string, enabled = progressEnabled()): Progress {
+export function progressBar(items: number, title: string, enabled = progressEnabled()): Progress {
   if (!enabled) return NOOP;
   let tick = 0;
+  let total = items;
   const bar = new cliProgress.SingleBar({
     stream: process.stderr,
     hideCursor: true,
@@ -86,8 +90,12 @@ export function progressBar(total: number, title: string, enabled = progressEnab
       begin(payload);
       bar.update(payload);
     },
-    update(done, label = '') {
+    update(done, label = '', newTotal = total) {
       const now = Date.now();
+      if (newTotal !== total) {
+        total = newTotal;
+        if (started) bar.setTotal(total);
+      }
       clock ??= { start: now, done };
       const eta = honestEta(now, clock.start, clock.done, done, total);
       const payload = { phase: '', phaseStart: now, label, eta: eta === undefined ? '' : ` eta ${formatSeconds(eta)}` };

@@ -13,7 +13,8 @@ import { FormatError } from '../../errors.js';
 import { FASHION_MNIST_CLASSES, loadFashionMnistSample } from '../../data/fashion-mnist.js';
 import { readInputs } from '../../data/input-files.js';
 import { parseNormalization, type NamedInput, type Normalization } from '../../data/inputs.js';
-import { parseLabelList, readModelLabels } from '../../data/onnx-labels.js';
+import { readModelLabels } from '../../data/onnx-labels.js';
+import { labelsArgument } from './model.js';
 import { formatShape } from '../../nn/shape.js';
 import { runCkksInferenceJob } from '../ckks-job.js';
 import { runCkksPolyJob } from '../ckks-poly-job.js';
@@ -78,22 +79,11 @@ export function softmax(logits: ArrayLike<number>): number[] {
  */
 export function classNames(loaded: LoadedModel, flag: string | undefined): string[] {
   const outputs = loaded.model.outputSize;
-  let names: string[] | undefined;
-  if (flag !== undefined) names = parseLabelList(looksLikeFile(flag) ? readFileSync(flag, 'utf8') : flag);
-  else names = readModelLabels(readFileSync(loaded.path));
+  let names = flag !== undefined ? labelsArgument(flag) : readModelLabels(readFileSync(loaded.path));
   if (names === undefined && isBundledFashionModel(loaded.path) && outputs === FASHION_MNIST_CLASSES.length) names = [...FASHION_MNIST_CLASSES];
   if (names === undefined) return Array.from({ length: outputs }, (_, i) => `class ${i}`);
   if (names.length !== outputs) throw new FormatError(`${names.length} class names for a model with ${outputs} outputs`);
   return names;
-}
-
-function looksLikeFile(flag: string): boolean {
-  try {
-    readFileSync(flag);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function isBundledFashionModel(path: string): boolean {

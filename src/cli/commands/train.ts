@@ -11,7 +11,7 @@ import { runFeTraining, type FeTrainResult } from '../../train/fe/run.js';
 import { availableParallelism } from 'node:os';
 import { FeWorkerPool } from '../../workers/fe-pool.js';
 import { UsageError } from '../usage-error.js';
-import { progressBar, type Progress } from '../progress.js';
+import { progressBar, progressEnabled } from '../progress.js';
 import { runSmlpJob, smlpSummary } from '../smlp-job.js';
 import type { SmlpResult } from '../../train/smlp/run.js';
 import { multikeySummary, runMultikeyJob } from '../multikey-job.js';
@@ -42,7 +42,13 @@ export interface TrainOptions {
   readonly providers?: number;
 }
 
-type TrainRunner = (options: TrainOptions, onProgress: (done: number, total: number, label: string) => void) => Promise<object>;
+type TrainRunner = (options: TrainOptions, onProgress: (done: number, total: number, label: string) => void, onPhase: (phase: string) => void) => Promise<object>;
+
+/** Each scheme's own data set, the default of --dataset. */
+export const TRAIN_DATASETS: Readonly<Record<string, string>> = { fe: 'fashion-mnist', smlp: 'breast-cancer', multikey: 'diabetes' };
+
+/** The schemes whose keys are Paillier keys (where --key-bits applies). */
+const PAILLIER_SCHEMES = new Set(['smlp', 'multikey']);
 
 function loadImages(dataset: string, split: 'train' | 'test', limit: number) {
   if (dataset !== 'fashion-mnist') throw new UsageError(`unknown dataset '${dataset}' (known: fashion-mnist)`);
@@ -67,7 +73,7 @@ export const TRAIN_SCHEMES: Readonly<Record<string, TrainRunner>> = {
     }
   },
   // The two-server Secure MLP (src/train/smlp): S1 trains on Paillier ciphertexts, S2 helps.
-  smlp: (options, onProgress) => runSmlpJob(options, onProgress),
+  smlp: (options, onProgress, onPhase) => runSmlpJob(options, onProgress, onPhase),
   // Collaborative training from providers with their own keys (src/train/multikey).
   multikey: (options, onProgress) => runMultikeyJob(options, onProgress),
 };
@@ -98,7 +104,7 @@ export function registerTrainCommand(program: Command): void {
     .command('train')
     .description('Train a model on encrypted data, next to a plaintext twin, and compare them.')
     .addOption(new Option('--scheme <scheme>', 'encryption scheme').choices(Object.keys(TRAIN_SCHEMES)).makeOptionMandatory())
-    .option('--dataset <name>', 'data set', 'fashion-mnist')
+    .option('--dataset <name>', `data set (default: each scheme's own: ${Object.entries(TRAIN_DATASETS).map(([k, v]) => `${k} ${v}`).join(', ')})`)
     .option('--train-limit <n>', 'training samples', positiveInt, 2000)
     .option('--test-limit <n>', 'test samples', positiveInt, 1000)
     .option('--epochs <n>', 'epochs', positiveInt, 1)
@@ -107,7 +113,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--threads <n>', 'worker threads for encryption and decryption (1: none)', positiveInt, availableParallelism())
     .option('--seed <n>', 'seed of initialization and data order', positiveInt, 1)
     .option('--json', 'print one JSON object on stdout')
-    .option('--key-bits <n>', 'smlp: Paillier modulus bits (below 2048 needs --insecure)', positiveInt)
+    .option('--key-bits <n>', 'smlp, multikey: Paillier modulus bits (below 2048 needs --insecure)', positiveInt)
     .option('--insecure', 'smlp: accept keys below 2048 bits (tests only)')
     .option('--hidden <n>', 'smlp: hidden ReLU units (default 2)', positiveInt)
     .option('--checkpoint <file>', 'smlp: write the state after every completed epoch to this file (atomically)')
@@ -116,18 +122,17 @@ export function registerTrainCommand(program: Command): void {
     .option('--timeout <s>', 'smlp: longest wait for the crypto server, seconds (default 120)', positiveInt)
     .option('--providers <n>', 'multikey: data providers, each with its own keys (default 50)', positiveInt)
     .addOption(new Option('--s2-stop-after <rounds>', 'test hook: the crypto server stops answering').argParser(positiveInt).hideHelp())
-    .action(async (options: TrainOptions) => {
-      const runner = TRAIN_SCHEMES[options.scheme];
-      if (runner === undefined) throw new UsageError(`unknown scheme '${options.scheme}'`);
-      let bar: Progress | undefined;
+    .action(async (given: Omit<TrainOptions, 'dataset'> & { dataset?: string }) => {
+      const runner = TRAIN_SCHEMES[given.scheme];
+      if (runner === undefined) throw new UsageError(`unknown scheme '${given.scheme}'`);
+      if (given.keyBits !== undefined && !PAILLIER_SCHEMES.has(given.scheme)) throw new UsageError(`--key-bits sizes Paillier keys; --scheme ${given.scheme} has none`);
+      const options: TrainOptions = { ...given, dataset: given.dataset ?? TRAIN_DATASETS[given.scheme]! };
+      const bar = progressBar(0, `train ${options.scheme}`, progressEnabled(options.json));
       let result: object;
       try {
-        result = await runner(options, (done, total, label) => {
-          bar ??= progressBar(total, `train ${options.scheme}`);
-          bar.update(done, label);
-        });
+        result = await runner(options, (done, total, label) => bar.update(done, label, total), (phase) => bar.phase(phase));
       } finally {
-        bar?.finish();
+        bar.finish();
       }
       process.stdout.write(options.json ? `${JSON.stringify(result)}\n` : `${summary(result)}\n`);
     });
