@@ -5,8 +5,10 @@
  *
  * @module
  */
-import { InvalidArgumentError, Option, type Command } from 'commander';
-import { loadFashionMnist } from '../../data/fashion-mnist.js';
+import { Option, type Command } from 'commander';
+import { positiveInt } from '../options.js';
+import { loadFashionMnist, loadFashionMnistSample } from '../../data/fashion-mnist.js';
+import { DataNotFoundError } from '../../errors.js';
 import { runFeTraining, type FeTrainResult } from '../../train/fe/run.js';
 import { availableParallelism } from 'node:os';
 import { FeWorkerPool } from '../../workers/fe-pool.js';
@@ -40,6 +42,8 @@ export interface TrainOptions {
   readonly s2StopAfter?: number;
   /** multikey: number of data providers, each with its own keys. */
   readonly providers?: number;
+  /** fe: `full` Fashion-MNIST, the committed `sample`, or (absent) the full set when installed, else the sample. */
+  readonly data?: 'full' | 'sample';
 }
 
 type TrainRunner = (options: TrainOptions, onProgress: (done: number, total: number, label: string) => void, onPhase: (phase: string) => void) => Promise<object>;
@@ -50,10 +54,33 @@ export const TRAIN_DATASETS: Readonly<Record<string, string>> = { fe: 'fashion-m
 /** The schemes whose keys are Paillier keys (where --key-bits applies). */
 const PAILLIER_SCHEMES = new Set(['smlp', 'multikey']);
 
-function loadImages(dataset: string, split: 'train' | 'test', limit: number) {
-  if (dataset !== 'fashion-mnist') throw new UsageError(`unknown dataset '${dataset}' (known: fashion-mnist)`);
-  const set = loadFashionMnist(split, { limit });
-  return { count: set.count, features: set.shape[0] * set.shape[1] * set.shape[2], images: set.images, labels: set.labels };
+/** Of the committed 1,000-image sample, the images `--data sample` trains on (the rest test). */
+const SAMPLE_TRAIN = 800;
+
+/**
+ * One split of Fashion-MNIST: the full data set, or the committed sample (`--data sample`, or when
+ * the full set is missing and `--data` was not given, with a note on stderr).
+ */
+export function loadImages(options: Pick<TrainOptions, 'dataset' | 'data'>, split: 'train' | 'test', limit: number, dirs?: readonly string[]) {
+  if (options.dataset !== 'fashion-mnist') throw new UsageError(`unknown dataset '${options.dataset}' for --scheme fe (known: fashion-mnist)`);
+  const fromSample = () => {
+    const sample = loadFashionMnistSample();
+    const [first, available] = split === 'train' ? [0, SAMPLE_TRAIN] : [SAMPLE_TRAIN, sample.count - SAMPLE_TRAIN];
+    const count = Math.min(limit, available);
+    const size = sample.shape[0] * sample.shape[1] * sample.shape[2];
+    return { count, features: size, images: sample.images.subarray(first * size, (first + count) * size), labels: sample.labels.subarray(first, first + count) };
+  };
+  if (options.data === 'sample') return fromSample();
+  try {
+    const set = loadFashionMnist(split, { limit, ...(dirs ? { dirs } : {}) });
+    return { count: set.count, features: set.shape[0] * set.shape[1] * set.shape[2], images: set.images, labels: set.labels };
+  } catch (err) {
+    if (!(err instanceof DataNotFoundError) || options.data === 'full') throw err;
+    if (split === 'train') {
+      process.stderr.write(`blindml: the full Fashion-MNIST is not installed; training on the committed sample (${SAMPLE_TRAIN} images, ${1000 - SAMPLE_TRAIN} to test). \`blindml data fetch fashion-mnist\` gets the full set.\n`);
+    }
+    return fromSample();
+  }
 }
 
 /** Training runners by scheme name; add new schemes here. */
@@ -62,8 +89,8 @@ export const TRAIN_SCHEMES: Readonly<Record<string, TrainRunner>> = {
     if (options.model !== 'mlp' && options.model !== 'lenet5') {
       throw new UsageError(`model '${options.model}' is not available for --scheme fe (available: mlp, lenet5)`);
     }
-    const train = loadImages(options.dataset, 'train', options.trainLimit);
-    const test = loadImages(options.dataset, 'test', options.testLimit);
+    const train = loadImages(options, 'train', options.trainLimit);
+    const test = loadImages(options, 'test', options.testLimit);
     const compute = options.threads > 1 ? new FeWorkerPool({ threads: options.threads }) : undefined;
     try {
       const batchSize = options.batchSize ?? (options.model === 'lenet5' ? 50 : 100);
@@ -77,12 +104,6 @@ export const TRAIN_SCHEMES: Readonly<Record<string, TrainRunner>> = {
   // Collaborative training from providers with their own keys (src/train/multikey).
   multikey: (options, onProgress) => runMultikeyJob(options, onProgress),
 };
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
-  return n;
-}
 
 function summary(result: object): string {
   if ((result as { scheme?: string }).scheme === 'smlp') return smlpSummary(result as SmlpResult);
@@ -107,6 +128,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--dataset <name>', `data set (default: each scheme's own: ${Object.entries(TRAIN_DATASETS).map(([k, v]) => `${k} ${v}`).join(', ')})`)
     .option('--train-limit <n>', 'training samples', positiveInt, 2000)
     .option('--test-limit <n>', 'test samples', positiveInt, 1000)
+    .addOption(new Option('--data <source>', 'fe: the full Fashion-MNIST (see `blindml data fetch`) or the committed 1,000-image sample (800 train, 200 test); default: full when installed, else the sample').choices(['full', 'sample']))
     .option('--epochs <n>', 'epochs', positiveInt, 1)
     .option('--model <model>', 'mlp or lenet5', 'mlp')
     .option('--batch-size <n>', 'samples per batch (fe: mlp 100, more than the 64 hidden units; lenet5 50)', positiveInt)
