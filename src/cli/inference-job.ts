@@ -23,6 +23,7 @@ import { INFERENCE_KEY_PRIMES, PaillierInferenceClient, type Transport } from '.
 import { PaillierInferenceService } from '../protocol/paillier-inference/service.js';
 import { generateKeyPair } from '../schemes/paillier/keys.js';
 import { PaillierWorkerPool } from '../workers/paillier-pool.js';
+import { isModelFile, readModelFile } from './model-file.js';
 
 /** The models shipped with blindml, by file name. */
 export function bundledModelPath(name: string): string {
@@ -37,11 +38,22 @@ export function modelIdOf(bytes: Uint8Array): string {
 /** A loaded model and its id. */
 export interface LoadedModel {
   model: Model;
+  /** The content id of the ONNX bytes (what a service registers the model under). */
   id: string;
   path: string;
+  /** The ONNX bytes (from the file itself, or embedded in a `.blindml` file). */
+  onnx: Uint8Array;
+  /** A `.blindml` file's calibration inputs. */
+  calibration?: Float32Array;
+  /** A `.blindml` file's `--normalize` for 8-bit inputs. */
+  normalize?: string;
 }
 
-/** Reads and imports an ONNX file. @throws DataNotFoundError/FormatError/UnsupportedOpError. */
+/**
+ * Reads and imports an ONNX file or a `.blindml` file (`blindml compile`).
+ *
+ * @throws DataNotFoundError/FormatError/UnsupportedOpError.
+ */
 export function loadModel(path: string): LoadedModel {
   let bytes: Uint8Array;
   try {
@@ -49,7 +61,11 @@ export function loadModel(path: string): LoadedModel {
   } catch (err) {
     throw new FormatError(`cannot read model file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
   }
-  return { model: importOnnx(bytes), id: modelIdOf(bytes), path };
+  if (isModelFile(bytes)) {
+    const file = readModelFile(bytes, path);
+    return { model: file.model, id: modelIdOf(file.onnx), path, onnx: file.onnx, calibration: file.calibration, normalize: file.input.normalize };
+  }
+  return { model: importOnnx(bytes), id: modelIdOf(bytes), path, onnx: bytes };
 }
 
 /**
@@ -174,7 +190,7 @@ export function perSample(
  */
 export async function ensureRegistered(server: string, apiKey: string, loaded: LoadedModel, modelId: string): Promise<void> {
   if (await getModel(server, modelId)) return;
-  const { model } = await registerModel(server, apiKey, readFileSync(loaded.path), { name: loaded.path.replace(/^.*[\\/]/, '').replace(/\.onnx$/, '') });
+  const { model } = await registerModel(server, apiKey, loaded.onnx, { name: loaded.path.replace(/^.*[\\/]/, '').replace(/\.(onnx|blindml)$/, '') });
   if (model.id !== modelId) throw new FormatError(`the service registered the model as ${model.id}, not ${modelId}: pass --model-id ${model.id} or leave it out`);
 }
 

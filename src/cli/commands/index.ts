@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { registerBenchCommands } from './bench.js';
+import { registerCompileCommands } from './compile.js';
 import { registerDataCommands } from './data.js';
 import { registerDemoCommand } from './demo.js';
 import { registerInferCommand } from './infer.js';
@@ -15,6 +16,7 @@ import { registerServeCommands } from './serve.js';
 import { registerTrainCommand } from './train.js';
 
 export function registerCommands(program: Command): void {
+  registerCompileCommands(program);
   registerDataCommands(program);
   registerBenchCommands(program);
   registerDemoCommand(program);

@@ -79,7 +79,7 @@ export function registerInferCommand(program: Command): void {
   const command = program
     .command('infer')
     .description('encrypted inference: the client encrypts images, the service evaluates the model on ciphertexts')
-    .option('--model <file>', 'ONNX model (default: models/fashion-small.onnx; models/fashion-poly.onnx with --scheme ckks-poly)')
+    .option('--model <file>', 'ONNX or .blindml model (default: models/fashion-small.onnx; models/fashion-poly.onnx with --scheme ckks-poly)')
     .option('--images <file>', 'IDX images (.idx3-ubyte, optionally .gz); default: the committed Fashion-MNIST sample')
     .option('--labels <file>', 'IDX labels (.idx1-ubyte, optionally .gz)')
     .option('--limit <n>', 'number of images', positiveInt, 10)
@@ -105,12 +105,15 @@ export function registerInferCommand(program: Command): void {
       const modelPath = options.model ?? bundledModelPath(SCHEME_DEFAULT_MODELS[options.scheme]);
       if (options.keyBits < 2048 && !options.insecure) throw new UsageError(`--key-bits ${options.keyBits} is insecure; use 2048 or more, or add --insecure`);
       if (!options.precompute && options.scheme !== 'ckks') throw new UsageError('--no-precompute applies to --scheme ckks');
-      const { data, calibration } = loadData(options);
+      const { data, calibration: sample } = loadData(options);
+      const loaded = loadModel(modelPath);
+      // A .blindml file carries its owner's calibration inputs.
+      const calibration = loaded.calibration ?? sample;
       const bar = progressBar(data.count, 'encrypted inference', progressEnabled(options.json));
       const progress = { onProgress: (done: number) => bar.update(done), onPhase: (phase: string) => bar.phase(phase) };
       if (options.scheme === 'ckks-poly') {
         if (options.server) throw new UsageError('--scheme ckks-poly runs with an in-process service; --server is for --scheme paillier and ckks');
-        const poly = await runCkksPolyJob({ loaded: loadModel(modelPath), data, calibration, batch: options.batchSize, ...(options.threads !== undefined ? { workers: options.threads } : {}), ...progress }).finally(() => bar.finish());
+        const poly = await runCkksPolyJob({ loaded, data, calibration, batch: options.batchSize, ...(options.threads !== undefined ? { workers: options.threads } : {}), ...progress }).finally(() => bar.finish());
         process.stdout.write(options.json ? `${JSON.stringify(poly)}\n` : `${formatInferenceSummary(poly)}\n`);
         return;
       }
@@ -118,7 +121,7 @@ export function registerInferCommand(program: Command): void {
         if (options.batchSize > 1) throw new UsageError('--scheme ckks is latency mode (one image per session); drop --batch-size');
         const apiKey = options.apiKey ?? process.env['BLINDML_API_KEY'];
         const ckks = await runCkksInferenceJob({
-          loaded: loadModel(modelPath),
+          loaded,
           data,
           calibration,
           ...(options.threads !== undefined ? { workers: options.threads } : {}),
@@ -132,7 +135,7 @@ export function registerInferCommand(program: Command): void {
         return;
       }
       const result = await runInferenceJob({
-        loaded: loadModel(modelPath),
+        loaded,
         data,
         calibration,
         keyBits: options.keyBits,

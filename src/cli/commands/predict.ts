@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { readFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { FormatError } from '../../errors.js';
@@ -72,18 +71,22 @@ export function softmax(logits: ArrayLike<number>): number[] {
 }
 
 /**
- * The class names of a model: `--labels` (names or a file of them), else the model's `labels`
- * metadata, else Fashion-MNIST's for the bundled Fashion-MNIST models, else `class <n>`.
+ * The class names known for a model: `--labels` (names or a file of them), else the model's
+ * `labels` metadata, else Fashion-MNIST's for the bundled Fashion-MNIST models; undefined otherwise.
  *
  * @throws FormatError when the count differs from the model's outputs.
  */
-export function classNames(loaded: LoadedModel, flag: string | undefined): string[] {
+export function knownClassNames(loaded: LoadedModel, flag: string | undefined): string[] | undefined {
   const outputs = loaded.model.outputSize;
-  let names = flag !== undefined ? labelsArgument(flag) : readModelLabels(readFileSync(loaded.path));
+  let names = flag !== undefined ? labelsArgument(flag) : readModelLabels(loaded.onnx);
   if (names === undefined && isBundledFashionModel(loaded.path) && outputs === FASHION_MNIST_CLASSES.length) names = [...FASHION_MNIST_CLASSES];
-  if (names === undefined) return Array.from({ length: outputs }, (_, i) => `class ${i}`);
-  if (names.length !== outputs) throw new FormatError(`${names.length} class names for a model with ${outputs} outputs`);
+  if (names !== undefined && names.length !== outputs) throw new FormatError(`${names.length} class names for a model with ${outputs} outputs`);
   return names;
+}
+
+/** {@link knownClassNames}, or `class <n>` for each output when none are known. */
+export function classNames(loaded: LoadedModel, flag: string | undefined): string[] {
+  return knownClassNames(loaded, flag) ?? Array.from({ length: loaded.model.outputSize }, (_, i) => `class ${i}`);
 }
 
 function isBundledFashionModel(path: string): boolean {
@@ -91,14 +94,15 @@ function isBundledFashionModel(path: string): boolean {
 }
 
 /**
- * Calibration inputs: `--calibration` files read like the inputs, else the committed Fashion-MNIST
- * sample when the model takes 1×28×28 inputs.
+ * Calibration inputs: `--calibration` files read like the inputs, else a `.blindml` file's own,
+ * else the committed Fashion-MNIST sample when the model takes 1×28×28 inputs.
  *
  * @throws UsageError when neither fits the model.
  */
-function calibrationFor(loaded: LoadedModel, files: readonly string[] | undefined, norm: Normalization): Float32Array {
+export function calibrationFor(loaded: LoadedModel, files: readonly string[] | undefined, norm: Normalization): Float32Array {
   const shape = loaded.model.inputShape;
   if (files && files.length > 0) return concat(readInputs(files, shape, norm));
+  if (loaded.calibration) return loaded.calibration;
   const sample = loadFashionMnistSample();
   if (formatShape(sample.shape) !== formatShape(shape)) {
     throw new UsageError(
@@ -161,7 +165,7 @@ export function registerPredictCommand(program: Command): void {
     .argument('<inputs...>', 'files or directories of images; .npy, .csv and IDX files hold one input per item')
     .option('--model <file>', 'ONNX model (default: models/fashion-small.onnx; models/fashion-poly.onnx with --scheme ckks-poly)')
     .addOption(new Option('--scheme <scheme>', 'paillier (interactive), ckks (interactive, lattice) or ckks-poly (polynomial networks, one round)').choices(['paillier', 'ckks', 'ckks-poly']).default('paillier'))
-    .option('--normalize <mode>', '8-bit data (images, IDX, uint8 .npy, CSV of whole numbers 0–255) becomes model inputs by: unit = v/255, invert = 1 − v/255 (dark objects on a light background), none = 0–255, MEAN/STD = (v/255 − mean)/std per channel (e.g. 0.5/0.5); other numbers are used as given', 'unit')
+    .option('--normalize <mode>', '(default: unit, or what a .blindml model states) 8-bit data (images, IDX, uint8 .npy, CSV of whole numbers 0–255) becomes model inputs by: unit = v/255, invert = 1 − v/255 (dark objects on a light background), none = 0–255, MEAN/STD = (v/255 − mean)/std per channel (e.g. 0.5/0.5); other numbers are used as given', 'unit')
     .option('--labels <names>', "class names, comma-separated or a file with one per line (default: the model's 'labels' metadata)")
     .option('--calibration <files...>', 'inputs that size the fixed-point scales, read like the inputs (default: the committed Fashion-MNIST images, for 1×28×28 models)')
     .option('--batch-size <n>', 'paillier and ckks-poly: inputs per ciphertext (1 = one session per input)', positiveInt, 1)
@@ -178,8 +182,9 @@ export function registerPredictCommand(program: Command): void {
         throw new UsageError('--key-bits sizes Paillier keys; CKKS parameters are fixed at 128-bit security');
       }
       if (options.keyBits < 2048 && !options.insecure) throw new UsageError(`--key-bits ${options.keyBits} is insecure; use 2048 or more, or add --insecure`);
-      const norm = parseNormalization(options.normalize);
       const loaded = loadModel(options.model ?? bundledModelPath(SCHEME_DEFAULT_MODELS[options.scheme]));
+      // A .blindml file states the normalization its model expects.
+      const norm = parseNormalization(command.getOptionValueSource('normalize') === 'cli' ? options.normalize : (loaded.normalize ?? options.normalize));
       const names = classNames(loaded, options.labels);
       const inputs = readInputs(inputPaths, loaded.model.inputShape, norm);
       const calibration = calibrationFor(loaded, options.calibration, norm);

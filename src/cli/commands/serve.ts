@@ -13,6 +13,7 @@ import { UsageError } from '../usage-error.js';
 import { deprecatedAlias, nonNegativeInt, positiveInt, threadsOption } from '../options.js';
 import { withModelLabels } from '../../data/onnx-labels.js';
 import { labelsArgument, readModelFile } from './model.js';
+import { uploadParts } from '../model-file.js';
 
 interface ServeOptions {
   port: number;
@@ -95,7 +96,7 @@ export function registerServeCommands(program: Command): void {
   models
     .command('add')
     .description('upload an ONNX model; the service compiles it (calibrating on the committed Fashion-MNIST sample unless --calibration)')
-    .argument('<file>', 'an .onnx file')
+    .argument('<file>', 'an .onnx or .blindml file (a .blindml file brings its calibration inputs)')
     .requiredOption('--server <url>', 'service base URL')
     .option('--api-key <key>', 'owner API key')
     .option('--name <name>', 'display name (default: the file name)')
@@ -103,10 +104,11 @@ export function registerServeCommands(program: Command): void {
     .option('--labels <names>', "class names stored in the model's 'labels' metadata: comma-separated or a file with one per line")
     .option('--json', 'print the record as JSON')
     .action(async (file: string, o: { server: string; apiKey?: string; name?: string; calibration?: string; labels?: string; json?: boolean }) => {
-      const bytes = readModelFile(file);
-      const { model, created } = await registerModel(o.server, keyOf(o), o.labels ? withModelLabels(bytes, labelsArgument(o.labels)) : bytes, {
-        name: o.name ?? basename(file).replace(/\.onnx$/, ''),
-        ...(o.calibration ? { calibration: readFileSync(o.calibration) } : {}),
+      const parts = uploadParts(readModelFile(file), file);
+      const calibration = o.calibration ? readFileSync(o.calibration) : parts.calibration;
+      const { model, created } = await registerModel(o.server, keyOf(o), o.labels ? withModelLabels(parts.onnx, labelsArgument(o.labels)) : parts.onnx, {
+        name: o.name ?? basename(file).replace(/\.(onnx|blindml)$/, ''),
+        ...(calibration ? { calibration } : {}),
       });
       process.stdout.write(o.json ? `${JSON.stringify({ ...model, created })}\n` : `${created ? 'registered' : 'already registered'}: ${row(model)}\n`);
     });
