@@ -89,18 +89,19 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
     let onlineMs = 0;
     const perImageMs: number[] = [];
     const precompute = options.precompute ?? true;
-    if (precompute) options.onPhase?.('precomputing the first session');
     for (let i = 0; i < data.count; i++) {
       if (precompute) {
         const t = performance.now();
         if (i % window === 0) {
           const images = Math.min(window, data.count - i);
+          options.onPhase?.(`precomputing encryptions for ${images} image(s)`);
           client.precompute(perImage.client * images);
           service?.precompute(client.keyId, perImage.service * images);
         }
         // One prepared session at a time: a reference-CNN session's plaintexts take about 350 MiB.
         await service?.prepare(1);
         offlineMs += performance.now() - t;
+        if (i % window === 0) options.onProgress?.(i, data.count);
       }
       const started = performance.now();
       const { logits, stats } = await client.predict(data.images.subarray(i * inputSize, (i + 1) * inputSize));

@@ -4,8 +4,8 @@
  * with the time each has taken, then a bar over the items with an ETA. Drawn only when stderr is a
  * terminal and the command does not print JSON, so logs and piped output stay clean.
  *
- * The ETA is honest: it counts from the first item-progress call of the run (`update(0)` or the
- * first item done), never the set-up phases before it, and extrapolates the items' own rate.
+ * The ETA is honest: it counts from the first item-progress call after the last set-up phase
+ * (`update(done)` right after it), never the phases themselves, and extrapolates the items' rate.
  *
  * @module
  */
@@ -86,6 +86,8 @@ export function progressBar(items: number, title: string, enabled = progressEnab
   };
   return {
     phase(text) {
+      // Items after a set-up phase restart the ETA clock: the phase's time is not an item's.
+      clock = undefined;
       const payload = { phase: text, phaseStart: Date.now(), label: '', eta: '' };
       begin(payload);
       bar.update(payload);
