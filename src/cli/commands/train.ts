@@ -85,13 +85,14 @@ export function loadImages(options: Pick<TrainOptions, 'dataset' | 'data'>, spli
 
 /** Training runners by scheme name; add new schemes here. */
 export const TRAIN_SCHEMES: Readonly<Record<string, TrainRunner>> = {
-  fe: async (options, onProgress) => {
+  fe: async (options, onProgress, onPhase) => {
     if (options.model !== 'mlp' && options.model !== 'lenet5') {
       throw new UsageError(`model '${options.model}' is not available for --scheme fe (available: mlp, lenet5)`);
     }
     const train = loadImages(options, 'train', options.trainLimit);
     const test = loadImages(options, 'test', options.testLimit);
     const compute = options.threads > 1 ? new FeWorkerPool({ threads: options.threads }) : undefined;
+    onPhase('setting up the functional-encryption keys and the first encrypted batch');
     try {
       const batchSize = options.batchSize ?? (options.model === 'lenet5' ? 50 : 100);
       return await runFeTraining({ train, test, model: options.model, epochs: options.epochs, batchSize, seed: options.seed, onProgress, ...(compute ? { compute } : {}) });
@@ -102,7 +103,7 @@ export const TRAIN_SCHEMES: Readonly<Record<string, TrainRunner>> = {
   // The two-server Secure MLP (src/train/smlp): S1 trains on Paillier ciphertexts, S2 helps.
   smlp: (options, onProgress, onPhase) => runSmlpJob(options, onProgress, onPhase),
   // Collaborative training from providers with their own keys (src/train/multikey).
-  multikey: (options, onProgress) => runMultikeyJob(options, onProgress),
+  multikey: (options, onProgress, onPhase) => runMultikeyJob(options, onProgress, onPhase),
 };
 
 function summary(result: object): string {
