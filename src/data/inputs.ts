@@ -196,8 +196,9 @@ export function arrayToInputs(array: NumericArray, modelShape: readonly number[]
     const hint = modelShape.length === 3 ? `(N, ${c}, ${h}, ${w}), (N, ${h}, ${w}, ${c}) or (N, ${size})` : `(N, ${size})`;
     throw new FormatError(`${source} has shape (${shape.join(', ')}) but the model takes ${modelShape.join('×')} inputs: give ${hint}`);
   }
-  // Unit axes belong to the input when it has fewer axes than the model (a 3×1×2 input stored as 1×2×3).
-  while (k > 0 && shape.length - k < modelShape.length && shape[k - 1] === 1) k--;
+  // Unit axes belong to a shaped input with fewer axes than the model (a 3×1×2 input stored as
+  // 1×2×3); a flat row stays a row.
+  while (k > 0 && shape.length - k > 1 && shape.length - k < modelShape.length && shape[k - 1] === 1) k--;
   const inner = shape.slice(k);
   const channelsLast = modelShape.length === 3 && modelShape[0]! > 1 && inner.length === 3 && inner[2] === modelShape[0] && inner[0] === modelShape[1] && inner[1] === modelShape[2];
   const channels = modelShape.length === 3 ? modelShape[0]! : 1;

@@ -45,6 +45,11 @@ const npyPrefix = Uint8Array.of(0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, header
 const npyFile = join(dir, 'c.npy');
 writeFileSync(npyFile, Buffer.concat([npyPrefix, Buffer.from(header), Buffer.from(sample.images.slice(2 * 784, 3 * 784).buffer)]));
 
+// Image 1 again as a Kaggle-style CSV row: a header, a label column, pixels 0–255.
+const csvFile = join(dir, 'rows.csv');
+const pixels = Array.from(sample.images.subarray(784, 2 * 784), (v) => Math.round(255 * v));
+writeFileSync(csvFile, `label,${pixels.map((_, i) => `pixel${i + 1}`).join(',')}\n${sample.labels[1]},${pixels.join(',')}\n`);
+
 function predict(args: readonly string[]): { code: number; stdout: string; stderr: string; lines: string[] } {
   return runCliProcess(['predict', ...args, '--threads', '0']);
 }
@@ -60,16 +65,16 @@ function assertConsistent(out: PredictJson, names: readonly string[]): void {
   }
 }
 
-test('predict (Paillier): a directory of PNG/JPEG photos and a channel-last .npy, one JSON item per input', () => {
-  const r = predict([photos, npyFile, '--key-bits', '1024', '--insecure', '--json']);
+test('predict (Paillier): a directory of PNG/JPEG photos, a channel-last .npy and CSV rows, one JSON item per input', () => {
+  const r = predict([photos, npyFile, csvFile, '--key-bits', '1024', '--insecure', '--json']);
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout) as PredictJson;
   assert.equal(out.scheme, 'paillier');
   assert.deepEqual(out.classNames, [...FASHION_MNIST_CLASSES]);
-  assert.deepEqual(out.predictions.map((p) => p.input), ['a.png', 'b.jpg', 'c.npy[0]']);
+  assert.deepEqual(out.predictions.map((p) => p.input), ['a.png', 'b.jpg', 'c.npy[0]', 'rows.csv[0]']);
   assertConsistent(out, FASHION_MNIST_CLASSES);
   // The sample's first three items are an ankle boot, a pullover and trousers; the model gets them right.
-  assert.deepEqual(out.predictions.map((p) => p.label), Array.from(sample.labels));
+  assert.deepEqual(out.predictions.map((p) => p.label), [...Array.from(sample.labels), sample.labels[1]]);
 });
 
 test('predict (CKKS) prints one line per input: name, class name, probability', () => {
