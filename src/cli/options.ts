@@ -6,6 +6,13 @@
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 
+/** The inference schemes, and the bundled model each one runs when `--model` is not given. */
+export const SCHEME_DEFAULT_MODELS: Readonly<Record<'paillier' | 'ckks' | 'ckks-poly', string>> = {
+  paillier: 'fashion-small.onnx',
+  ckks: 'fashion-small.onnx',
+  'ckks-poly': 'fashion-poly.onnx',
+};
+
 /** Parses a positive integer option, with commander's one-line error otherwise. */
 export function positiveInt(value: string): number {
   const n = Number(value);

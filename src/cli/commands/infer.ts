@@ -11,8 +11,7 @@ import { UsageError } from '../usage-error.js';
 import { runCkksPolyJob } from '../ckks-poly-job.js';
 import { runCkksInferenceJob } from '../ckks-job.js';
 import { progressBar, progressEnabled } from '../progress.js';
-import { deprecatedAlias, nonNegativeInt, positiveInt, threadsOption } from '../options.js';
-import { SCHEME_DEFAULT_MODELS } from './predict.js';
+import { deprecatedAlias, nonNegativeInt, positiveInt, SCHEME_DEFAULT_MODELS, threadsOption } from '../options.js';
 
 interface InferOptions {
   model?: string;

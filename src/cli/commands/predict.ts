@@ -18,16 +18,9 @@ import { formatShape } from '../../nn/shape.js';
 import { runCkksInferenceJob } from '../ckks-job.js';
 import { runCkksPolyJob } from '../ckks-poly-job.js';
 import { bundledModelPath, loadModel, runInferenceJob, type InferenceJobResult, type LoadedModel } from '../inference-job.js';
-import { deprecatedAlias, nonNegativeInt, positiveInt, threadsOption } from '../options.js';
+import { deprecatedAlias, nonNegativeInt, positiveInt, SCHEME_DEFAULT_MODELS, threadsOption } from '../options.js';
 import { progressBar, progressEnabled, type Progress } from '../progress.js';
 import { UsageError } from '../usage-error.js';
-
-/** The scheme names, and the bundled model each one runs when `--model` is not given. */
-export const SCHEME_DEFAULT_MODELS: Readonly<Record<'paillier' | 'ckks' | 'ckks-poly', string>> = {
-  paillier: 'fashion-small.onnx',
-  ckks: 'fashion-small.onnx',
-  'ckks-poly': 'fashion-poly.onnx',
-};
 
 /** The committed sample's last images calibrate when the model takes 1×28×28 inputs. */
 const SAMPLE_CALIBRATION_IMAGES = 100;
@@ -140,10 +133,8 @@ async function runScheme(options: PredictOptions, loaded: LoadedModel, inputs: r
   const remote = { ...(options.server ? { server: options.server } : {}), ...(options.modelId ? { modelId: options.modelId } : {}), ...(options.server && apiKey ? { apiKey } : {}) };
   let result: InferenceJobResult;
   if (options.scheme === 'ckks-poly') {
-    if (options.server) throw new UsageError('--scheme ckks-poly runs with an in-process service; --server serves --scheme paillier and ckks');
     result = await runCkksPolyJob({ ...common, batch: options.batchSize });
   } else if (options.scheme === 'ckks') {
-    if (options.batchSize > 1) throw new UsageError('--scheme ckks encrypts one input per session; drop --batch-size');
     result = await runCkksInferenceJob({ ...common, ...remote });
   } else {
     result = await runInferenceJob({ ...common, ...remote, keyBits: options.keyBits, insecure: options.insecure ?? false, batch: options.batchSize, transport: options.transport });
@@ -181,6 +172,8 @@ export function registerPredictCommand(program: Command): void {
       if (options.scheme !== 'paillier' && command.getOptionValueSource('keyBits') === 'cli') {
         throw new UsageError('--key-bits sizes Paillier keys; CKKS parameters are fixed at 128-bit security');
       }
+      if (options.scheme === 'ckks-poly' && options.server) throw new UsageError('--scheme ckks-poly runs with an in-process service; --server serves --scheme paillier and ckks');
+      if (options.scheme === 'ckks' && options.batchSize > 1) throw new UsageError('--scheme ckks encrypts one input per session; drop --batch-size');
       if (options.keyBits < 2048 && !options.insecure) throw new UsageError(`--key-bits ${options.keyBits} is insecure; use 2048 or more, or add --insecure`);
       const loaded = loadModel(options.model ?? bundledModelPath(SCHEME_DEFAULT_MODELS[options.scheme]));
       // A .blindml file states the normalization its model expects.
