@@ -4,12 +4,12 @@
  *
  * @module
  */
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ServiceRequestError } from '../client/owner.js';
 import { BlindmlError } from '../errors.js';
 import { registerCommands } from './commands/index.js';
 import { UsageError } from './usage-error.js';
+import { packageVersion } from './version.js';
 
 export { UsageError };
 
@@ -61,10 +61,4 @@ function reportError(err: unknown): number {
     process.stderr.write(`${err.stack}\n`);
   }
   return 1;
-}
-
-/** The version in package.json (two levels up from both src/cli and dist/cli). */
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
 }

@@ -4,7 +4,6 @@
  *
  * @module
  */
-import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { parseNormalization } from '../../data/inputs.js';
@@ -12,6 +11,7 @@ import { loadModel } from '../inference-job.js';
 import { buildModelFile, isModelFile, readModelFile, type ModelFile, type SchemeSummary } from '../model-file.js';
 import { progressBar, progressEnabled } from '../progress.js';
 import { writeAtomically } from '../write-atomically.js';
+import { packageVersion } from '../version.js';
 import { calibrationFor, knownClassNames } from './predict.js';
 import { readModelFile as readBytes } from './model.js';
 
@@ -56,10 +56,6 @@ export function describeModelFile(path: string, f: ModelFile): string {
 
 const withNames = (names: readonly string[] | undefined) => (names ? { classNames: names } : {});
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return `blindml ${pkg.version}`;
-}
 
 interface CompileOptions {
   output?: string;
@@ -82,7 +78,7 @@ function compileFile(file: string, options: CompileOptions): Uint8Array {
       calibration: calibrationFor(loaded, options.calibration, norm),
       ...withNames(knownClassNames(loaded, options.labels)),
       normalize: options.normalize,
-      createdBy: version(),
+      createdBy: `blindml ${packageVersion()}`,
     });
   } finally {
     bar.finish();
