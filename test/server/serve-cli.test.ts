@@ -67,7 +67,7 @@ test('serve prints a new owner key once; models add / list / rm; infer --server 
   assert.match(listed.stdout, new RegExp(`^${record.id}\\s+fashion-small`));
   const wrong = await cli(['models', 'list', '--server', url, '--api-key', 'nope']);
   assert.equal(wrong.code, 1);
-  assert.match(wrong.stderr, /401/);
+  assert.match(wrong.stderr, /the API key was not accepted/);
   const noKey = await cli(['models', 'list', '--server', url]);
   assert.equal(noKey.code, 2);
 
