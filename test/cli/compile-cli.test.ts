@@ -68,5 +68,5 @@ test('infer runs a .blindml file with the scales compile recorded; predict print
   writeFileSync(npy, Buffer.concat([Uint8Array.of(0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, header.length, 0), Buffer.from(header), Buffer.from(sample.images.buffer, 0, 784 * 4)]));
   const p = runCliProcess(['predict', npy, '--model', file, '--scheme', 'ckks', '--threads', '0']);
   assert.equal(p.code, 0, p.stderr);
-  assert.match(p.stdout, /^one\.npy\s+boot\s+\d+\.\d%\n$/);
+  assert.match(p.stdout, /^one\.npy\[0\]\s+boot\s+\d+\.\d%\n$/);
 });
