@@ -28,7 +28,7 @@ const SAMPLE_CALIBRATION_IMAGES = 100;
 interface PredictOptions {
   model?: string;
   scheme: 'paillier' | 'ckks' | 'ckks-poly';
-  normalize: string;
+  normalize?: string;
   labels?: string;
   calibration?: string[];
   batchSize: number;
@@ -154,12 +154,12 @@ export function registerPredictCommand(program: Command): void {
     .command('predict')
     .description('encrypted predictions on your own data: images (PNG/JPEG files or a directory), .npy, CSV rows or IDX files')
     .argument('<inputs...>', 'files or directories of images; .npy, .csv and IDX files hold one input per item')
-    .option('--model <file>', 'ONNX model (default: models/fashion-small.onnx; models/fashion-poly.onnx with --scheme ckks-poly)')
+    .option('--model <file>', 'ONNX or .blindml model (default: models/fashion-small.onnx; models/fashion-poly.onnx with --scheme ckks-poly)')
     .addOption(new Option('--scheme <scheme>', 'paillier (interactive), ckks (interactive, lattice) or ckks-poly (polynomial networks, one round)').choices(['paillier', 'ckks', 'ckks-poly']).default('paillier'))
-    .option('--normalize <mode>', '(default: unit, or what a .blindml model states) 8-bit data (images, IDX, uint8 .npy, CSV of whole numbers 0–255) becomes model inputs by: unit = v/255, invert = 1 − v/255 (dark objects on a light background), none = 0–255, MEAN/STD = (v/255 − mean)/std per channel (e.g. 0.5/0.5); other numbers are used as given', 'unit')
+    .option('--normalize <mode>', '8-bit data (images, IDX, uint8 .npy, CSV of whole numbers 0–255) becomes model inputs by: unit = v/255, invert = 1 − v/255 (dark objects on a light background), none = 0–255, MEAN/STD = (v/255 − mean)/std per channel (e.g. 0.5/0.5); other numbers are used as given (default: unit, or what a .blindml model states)')
     .option('--labels <names>', "class names, comma-separated or a file with one per line (default: the model's 'labels' metadata)")
     .option('--calibration <files...>', 'inputs that size the fixed-point scales, read like the inputs (default: the committed Fashion-MNIST images, for 1×28×28 models)')
-    .option('--batch-size <n>', 'paillier and ckks-poly: inputs per ciphertext (1 = one session per input)', positiveInt, 1)
+    .option('--batch-size <n>', 'paillier: inputs per ciphertext (1 = one session per input); ckks-poly: inputs per request (1 = a full ciphertext, N/2)', positiveInt, 1)
     .option('--key-bits <bits>', 'paillier: modulus size', positiveInt, 2048)
     .option('--insecure', 'paillier: allow keys below 2048 bits (tests only)')
     .addOption(threadsOption())
@@ -177,7 +177,7 @@ export function registerPredictCommand(program: Command): void {
       if (options.keyBits < 2048 && !options.insecure) throw new UsageError(`--key-bits ${options.keyBits} is insecure; use 2048 or more, or add --insecure`);
       const loaded = loadModel(options.model ?? bundledModelPath(SCHEME_DEFAULT_MODELS[options.scheme]));
       // A .blindml file states the normalization its model expects.
-      const norm = parseNormalization(command.getOptionValueSource('normalize') === 'cli' ? options.normalize : (loaded.normalize ?? options.normalize));
+      const norm = parseNormalization(options.normalize ?? loaded.normalize ?? 'unit');
       const names = classNames(loaded, options.labels);
       const inputs = readInputs(inputPaths, loaded.model.inputShape, norm);
       const calibration = calibrationFor(loaded, options.calibration, norm);
