@@ -16,7 +16,7 @@ import { checkImagesFit, ensureRegistered, type InferenceJobOptions, type Infere
 import { checkCalibrationSize } from './calibration.js';
 
 /** Options of the CKKS job (the Paillier job's, minus keys, batch and the WebSocket transport). */
-export type CkksJobOptions = Pick<InferenceJobOptions, 'loaded' | 'data' | 'calibration' | 'onProgress' | 'modelId' | 'workers' | 'server' | 'apiKey'> & {
+export type CkksJobOptions = Pick<InferenceJobOptions, 'loaded' | 'data' | 'calibration' | 'onProgress' | 'onPhase' | 'onPrediction' | 'modelId' | 'workers' | 'server' | 'apiKey'> & {
   /**
    * Do the input-independent work before each image (default true): the client's encryptions of
    * zero, and in process the service's smudging ciphertexts and its prepared session (every
@@ -65,6 +65,7 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
       transport = new HttpCkksTransport(options.server, modelId);
     } else {
       checkCalibrationSize(loaded.model, options.calibration);
+      options.onPhase?.('compiling the model for CKKS');
       compiled = compileCkksModel(loaded.model, options.calibration);
       const threads = options.workers ?? availableParallelism();
       pool = threads > 0 ? new CkksProductPool({ threads }) : undefined;
@@ -74,6 +75,7 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
       offlineMs += performance.now() - t;
       transport = inProcessCkksTransport(service);
     }
+    options.onPhase?.('generating CKKS keys');
     const connectStart = performance.now();
     // The activation rounds come from the service's description (the model's public architecture).
     client = await CkksInferenceClient.connect(transport);
@@ -95,15 +97,18 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
         const t = performance.now();
         if (i % window === 0) {
           const images = Math.min(window, data.count - i);
+          options.onPhase?.(`precomputing encryptions for ${images} image(s)`);
           client.precompute(perImage.client * images);
           service?.precompute(client.keyId, perImage.service * images);
         }
         // One prepared session at a time: a reference-CNN session's plaintexts take about 350 MiB.
         await service?.prepare(1);
         offlineMs += performance.now() - t;
+        if (i % window === 0) options.onProgress?.(i, data.count);
       }
       const started = performance.now();
       const { logits, stats } = await client.predict(data.images.subarray(i * inputSize, (i + 1) * inputSize));
+      options.onPrediction?.(i, logits);
       predictions.push(argmaxRows(logits, logits.length)[0]!);
       logits.forEach((v, j) => (maxLogitError = Math.max(maxLogitError, Math.abs(v - plainLogits[i * logits.length + j]!))));
       clientMs += stats.clientMs;

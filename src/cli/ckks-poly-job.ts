@@ -26,6 +26,10 @@ export interface CkksPolyJobOptions {
   /** Worker threads evaluating batches side by side (default: all cores; 0 or 1 = this thread). */
   workers?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Called as each set-up phase starts (compilation, key generation), for progress displays. */
+  onPhase?: (phase: string) => void;
+  /** Called with each input's decrypted logits once its batch is back (input index, then logits). */
+  onPrediction?: (index: number, logits: ArrayLike<number>) => void;
 }
 
 /** The common result, plus what only a polynomial network has. */
@@ -58,6 +62,7 @@ export async function runCkksPolyJob(options: CkksPolyJobOptions): Promise<CkksP
   const { loaded, data } = options;
   checkImagesFit(loaded.model, data);
   if (options.net === undefined) checkCalibrationSize(loaded.model, options.calibration);
+  if (!options.net) options.onPhase?.('compiling the polynomial network');
   const net = options.net ?? compilePolyNetwork(loaded.model, options.calibration, options.compile);
   const plainLogits = runPlaintext(loaded.model, data.images);
   const outSize = loaded.model.outputSize;
@@ -67,11 +72,13 @@ export async function runCkksPolyJob(options: CkksPolyJobOptions): Promise<CkksP
   const service = new CkksPolyService(pool ? { evaluator: pool } : {});
   service.register(loaded.id, net, loaded.model.inputShape);
   const offlineStart = performance.now();
+  options.onPhase?.('generating CKKS keys');
   const client = await CkksPolyClient.connect({ send: (bytes) => service.handle(bytes) }, loaded.id);
   const offlineMs = performance.now() - offlineStart;
   const setupBytes = client.setupBytes;
   try {
     const batch = Math.min(options.batch && options.batch > 1 ? options.batch : client.slots, client.slots);
+    options.onProgress?.(0, data.count);
     const started = performance.now();
     const predictions: number[] = [];
     const logits = new Float64Array(data.count * outSize);
@@ -88,6 +95,7 @@ export async function runCkksPolyJob(options: CkksPolyJobOptions): Promise<CkksP
       );
       predictions.push(...result.labels);
       logits.set(result.logits, first * outSize);
+      for (let k = 0; k < count; k++) options.onPrediction?.(first + k, result.logits.subarray(k * outSize, (k + 1) * outSize));
       clientMs += result.stats.clientMs;
       bytes += result.stats.bytesSent + result.stats.bytesReceived;
     }

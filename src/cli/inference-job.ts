@@ -24,6 +24,7 @@ import { PaillierInferenceService } from '../protocol/paillier-inference/service
 import { generateKeyPair } from '../schemes/paillier/keys.js';
 import { PaillierWorkerPool } from '../workers/paillier-pool.js';
 import { checkCalibrationSize } from './calibration.js';
+import { isModelFile, readModelFile } from './model-file.js';
 
 /** The models shipped with blindml, by file name. */
 export function bundledModelPath(name: string): string {
@@ -38,11 +39,22 @@ export function modelIdOf(bytes: Uint8Array): string {
 /** A loaded model and its id. */
 export interface LoadedModel {
   model: Model;
+  /** The content id of the ONNX bytes (what a service registers the model under). */
   id: string;
   path: string;
+  /** The ONNX bytes (from the file itself, or embedded in a `.blindml` file). */
+  onnx: Uint8Array;
+  /** A `.blindml` file's calibration inputs. */
+  calibration?: Float32Array;
+  /** A `.blindml` file's `--normalize` for 8-bit inputs. */
+  normalize?: string;
 }
 
-/** Reads and imports an ONNX file. @throws DataNotFoundError/FormatError/UnsupportedOpError. */
+/**
+ * Reads and imports an ONNX file or a `.blindml` file (`blindml compile`).
+ *
+ * @throws DataNotFoundError/FormatError/UnsupportedOpError.
+ */
 export function loadModel(path: string): LoadedModel {
   let bytes: Uint8Array;
   try {
@@ -50,7 +62,11 @@ export function loadModel(path: string): LoadedModel {
   } catch (err) {
     throw new FormatError(`cannot read model file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
   }
-  return { model: importOnnx(bytes), id: modelIdOf(bytes), path };
+  if (isModelFile(bytes)) {
+    const file = readModelFile(bytes, path);
+    return { model: file.model, id: modelIdOf(file.onnx), path, onnx: file.onnx, calibration: file.calibration, normalize: file.input.normalize };
+  }
+  return { model: importOnnx(bytes), id: modelIdOf(bytes), path, onnx: bytes };
 }
 
 /**
@@ -90,6 +106,10 @@ export interface InferenceJobOptions {
   /** Remote transport (the SDK's WebSocket by default, or HTTP POST per message). */
   transport?: 'websocket' | 'http';
   onProgress?: (done: number, total: number) => void;
+  /** Called as each set-up phase starts (compilation, key generation, precomputation), for progress displays. */
+  onPhase?: (phase: string) => void;
+  /** Called with each input's decrypted logits as soon as it has them (input index, then logits). */
+  onPrediction?: (index: number, logits: ArrayLike<number>) => void;
 }
 
 export interface InferenceJobResult {
@@ -171,7 +191,7 @@ export function perSample(
  */
 export async function ensureRegistered(server: string, apiKey: string, loaded: LoadedModel, modelId: string): Promise<void> {
   if (await getModel(server, modelId)) return;
-  const { model } = await registerModel(server, apiKey, readFileSync(loaded.path), { name: loaded.path.replace(/^.*[\\/]/, '').replace(/\.onnx$/, '') });
+  const { model } = await registerModel(server, apiKey, loaded.onnx, { name: loaded.path.replace(/^.*[\\/]/, '').replace(/\.(onnx|blindml)$/, '') });
   if (model.id !== modelId) throw new FormatError(`the service registered the model as ${model.id}, not ${modelId}: pass --model-id ${model.id} or leave it out`);
 }
 
@@ -188,6 +208,7 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
   const plainLogits = runPlaintext(loaded.model, data.images);
   const plain = Array.from(argmaxRows(plainLogits, loaded.model.outputSize));
   checkCalibrationSize(loaded.model, options.calibration);
+  options.onPhase?.('compiling the model for Paillier');
   const compiled = compileModel(loaded.model, options.calibration, options.quantization ?? {});
   const threads = options.workers ?? availableParallelism();
   const pool = threads > 0 ? new PaillierWorkerPool({ threads }) : undefined;
@@ -222,6 +243,7 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
   }
   try {
     const offlineStart = performance.now();
+    options.onPhase?.(`generating a ${options.keyBits}-bit Paillier key`);
     const keys = generateKeyPair({ bits: options.keyBits, primes: options.keyPrimes ?? INFERENCE_KEY_PRIMES, insecure: options.insecure ?? false });
     const client = new PaillierInferenceClient(transport, {
       keys,
@@ -231,6 +253,7 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
     });
     const perSession = inputSize + activationValues(compiled);
     const sessions = Math.ceil(data.count / batch);
+    options.onPhase?.('precomputing encryption randomness');
     await client.precompute(sessions * perSession + 8, pool ? (n) => pool.noise(client.keys.publicKey, n) : undefined);
     const offlineMs = performance.now() - offlineStart;
 
@@ -243,11 +266,13 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
     const started = performance.now();
     serviceCpuMs = 0;
     const cpuStarted = cpuMs();
+    options.onProgress?.(0, data.count);
     // Chunks of `batch` samples: the client opens as many sessions as the service's grant needs.
     for (let first = 0; first < data.count; first += batch) {
       const count = Math.min(batch, data.count - first);
       const result = await client.predict(modelId, data.images.subarray(first * inputSize, (first + count) * inputSize));
       result.logits.forEach((logits, k) => {
+        options.onPrediction?.(first + k, logits);
         predictions.push(result.labels[k]!);
         logits.forEach((v, j) => {
           maxLogitError = Math.max(maxLogitError, Math.abs(v - plainLogits[(first + k) * logits.length + j]!));

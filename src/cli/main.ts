@@ -5,9 +5,11 @@
  * @module
  */
 import { Command, CommanderError } from 'commander';
+import { ServiceRequestError } from '../client/owner.js';
 import { BlindmlError } from '../errors.js';
 import { registerCommands } from './commands/index.js';
 import { UsageError } from './usage-error.js';
+import { packageVersion } from './version.js';
 
 export { UsageError };
 
@@ -15,6 +17,7 @@ export { UsageError };
 export function buildProgram(): Command {
   const program = new Command('blindml')
     .description('Neural networks on data the machine running them never sees.')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerCommands(program);
@@ -39,6 +42,10 @@ function reportError(err: unknown): number {
   if (err instanceof CommanderError) {
     // Commander already printed its message (or the help text).
     return err.exitCode === 0 ? 0 : 2;
+  }
+  if (err instanceof ServiceRequestError && err.status === 401) {
+    process.stderr.write('blindml: the API key was not accepted by the service (give the owner key with --api-key or $BLINDML_API_KEY)\n');
+    return 1;
   }
   if (err instanceof UsageError) {
     process.stderr.write(`blindml: ${err.message}\n`);

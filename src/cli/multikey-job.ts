@@ -61,7 +61,7 @@ export class FileCheckpoints implements CheckpointStore {
  * @throws UsageError for a dataset other than diabetes, --resume without --checkpoint, or a
  *   provider count the training split cannot fill.
  */
-export async function runMultikeyJob(options: MultikeyJobOptions, onProgress: (done: number, total: number, label: string) => void): Promise<MultikeyTrainResult> {
+export async function runMultikeyJob(options: MultikeyJobOptions, onProgress: (done: number, total: number, label: string) => void, onPhase?: (phase: string) => void): Promise<MultikeyTrainResult> {
   if (options.dataset !== 'diabetes') throw new UsageError(`--scheme multikey trains on --dataset diabetes (got '${options.dataset}')`);
   if (options.resume && !options.checkpoint) throw new UsageError('--resume needs --checkpoint PREFIX');
   const full = splitDiabetes(loadDiabetes());
@@ -81,6 +81,7 @@ export async function runMultikeyJob(options: MultikeyJobOptions, onProgress: (d
       seed: options.seed,
       config: { ...MSCRYPTONET_MLP, ...(options.batchSize ? { batchSize: options.batchSize } : {}) },
       onProgress,
+      ...(onPhase ? { onPhase } : {}),
       ...(compute ? { compute } : {}),
       ...(options.checkpoint ? { checkpoints: new FileCheckpoints(options.checkpoint) } : {}),
       ...(options.resume ? { resume: true } : {}),

@@ -98,7 +98,7 @@ function stopAfter(rounds: number): (t: TwoServerTransport) => TwoServerTranspor
  * @throws UsageError for a dataset other than breast-cancer or --resume without --checkpoint;
  *   CryptoServerUnavailableError (with where to resume from) if S2 stops answering.
  */
-export async function runSmlpJob(o: SmlpJobOptions, onProgress: (done: number, total: number, label: string) => void): Promise<SmlpResult> {
+export async function runSmlpJob(o: SmlpJobOptions, onProgress: (done: number, total: number, label: string) => void, onPhase?: (phase: string) => void): Promise<SmlpResult> {
   if (o.dataset !== 'breast-cancer') throw new UsageError(`--scheme smlp trains on --dataset breast-cancer (got '${o.dataset}')`);
   if (o.resume && !o.checkpoint) throw new UsageError('--resume needs --checkpoint <file>');
   const split = breastCancerSplit({ seed: o.seed });
@@ -119,6 +119,7 @@ export async function runSmlpJob(o: SmlpJobOptions, onProgress: (done: number, t
       ...(o.timeout ? { timeoutMs: o.timeout * 1000 } : {}),
       ...(o.s2StopAfter !== undefined ? { wrapTransport: stopAfter(o.s2StopAfter) } : {}),
       onProgress,
+      ...(onPhase ? { onPhase } : {}),
     });
     if (o.out) writeAtomically(o.out, `${JSON.stringify({ format: 'blindml-smlp-result', ...result })}\n`);
     return result;

@@ -12,7 +12,7 @@
  * @module
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -96,7 +96,9 @@ export function findFashionMnist(
   }
   throw new DataNotFoundError(
     `Fashion-MNIST ${split} files not found in ${dirs.join(' or ')}; ` +
-      `run \`blindml data fetch fashion-mnist\` (or use the committed 1,000-image test sample)`,
+      'run `blindml data fetch fashion-mnist` (apt), or `blindml data fetch fashion-mnist --from DIR|ARCHIVE` ' +
+      'with files you have (a directory, .tar.gz or .deb holding the four IDX files), or use the committed 1,000-image sample ' +
+      '(`train --data sample`)',
   );
 }
 
@@ -160,6 +162,12 @@ export interface FetchOptions {
   readonly systemDir?: string;
   /** Receives one human-readable status line per step. */
   readonly log?: (line: string) => void;
+  /**
+   * Take the files from here instead of the network: a directory holding the four IDX files
+   * (`.gz` or not, in any subdirectory), a tar archive (`.tar`, `.tar.gz`, `.tgz`...) or the
+   * Debian package's `.deb`.
+   */
+  readonly from?: string;
 }
 
 /**
@@ -183,7 +191,9 @@ export function fetchFashionMnist(options: FetchOptions = {}): string {
   }
   mkdirSync(dataDir, { recursive: true });
   const systemDir = options.systemDir ?? SYSTEM_FASHION_MNIST_DIR;
-  if (splits.every((s) => verifies(s, [systemDir]))) {
+  if (options.from !== undefined) {
+    copyFromLocal(options.from, dataDir, log);
+  } else if (splits.every((s) => verifies(s, [systemDir]))) {
     log(`copying Fashion-MNIST from ${systemDir}`);
     copySplits(systemDir, dataDir);
   } else {
@@ -222,6 +232,45 @@ function downloadDeb(dataDir: string, log: (line: string) => void): void {
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** Copies the four files from a local directory, tar archive or .deb (unpacked in a temporary directory). */
+function copyFromLocal(from: string, dataDir: string, log: (line: string) => void): void {
+  if (!existsSync(from)) throw new DataNotFoundError(`--from ${from}: no such file or directory`);
+  if (statSync(from).isDirectory()) {
+    log(`copying Fashion-MNIST from ${from}`);
+    copySplits(directoryHolding(from), dataDir);
+    return;
+  }
+  const work = mkdtempSync(join(tmpdir(), 'blindml-fashion-'));
+  try {
+    log(`unpacking ${from}`);
+    if (from.endsWith('.deb')) run('dpkg', ['-x', from, work], work);
+    else run('tar', ['-xf', from, '-C', work], work);
+    copySplits(directoryHolding(work), dataDir);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The directory under `root` (itself or a subdirectory, depth first) holding the train images.
+ *
+ * @throws {DataNotFoundError} naming the file that is looked for.
+ */
+function directoryHolding(root: string, depth = 0): string {
+  if (existing(root, FASHION_MNIST_FILES.train.images) !== undefined) return root;
+  if (depth < 6) {
+    for (const entry of readdirSync(root, { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue;
+      try {
+        return directoryHolding(join(root, entry.name), depth + 1);
+      } catch (err) {
+        if (!(err instanceof DataNotFoundError)) throw err;
+      }
+    }
+  }
+  throw new DataNotFoundError(`${FASHION_MNIST_FILES.train.images}[.gz] is not in ${root} or below it`);
 }
 
 function run(cmd: string, args: string[], cwd: string): void {

@@ -10,7 +10,7 @@ import { PRECOMPUTE_BUDGET_BYTES, precomputeWindow } from '../../src/cli/ckks-jo
 const cifar = new URL('../../models/cifar-shaped.onnx', import.meta.url).pathname;
 
 test('infer refuses images that do not fit the model, naming both shapes', async () => {
-  const r = await runCli(['infer', '--model', cifar, '--limit', '1', '--key-bits', '512', '--insecure', '--workers', '0']);
+  const r = await runCli(['infer', '--model', cifar, '--limit', '1', '--key-bits', '512', '--insecure', '--threads', '0']);
   assert.equal(r.code, 1);
   assert.equal(r.lines.length, 1, r.stderr);
   assert.match(r.lines[0]!, /^blindml: the images are \[1, 28, 28\] but the model expects \[3, 32, 32\]/);
@@ -31,18 +31,18 @@ test('infer reports a truncated image file or a model that is not ONNX in one li
   const labels = join(dir, 'labels.idx1-ubyte');
   writeFileSync(images, Uint8Array.of(0, 0, 8, 3, 0, 0, 0, 5, 0, 0, 0, 28, 0, 0, 0, 28, 1, 2, 3));
   writeFileSync(labels, Uint8Array.of(0, 0, 8, 1, 0, 0, 0, 5, 1, 2, 3, 4, 5));
-  const truncated = await runCli(['infer', '--images', images, '--labels', labels, '--limit', '1', '--key-bits', '512', '--insecure', '--workers', '0']);
+  const truncated = await runCli(['infer', '--images', images, '--labels', labels, '--limit', '1', '--key-bits', '512', '--insecure', '--threads', '0']);
   assert.equal(truncated.code, 1);
   assert.equal(truncated.lines.length, 1, truncated.stderr);
   const junkModel = join(dir, 'model.onnx');
   writeFileSync(junkModel, 'not a model');
-  const junk = await runCli(['infer', '--model', junkModel, '--limit', '1', '--key-bits', '512', '--insecure', '--workers', '0']);
+  const junk = await runCli(['infer', '--model', junkModel, '--limit', '1', '--key-bits', '512', '--insecure', '--threads', '0']);
   assert.equal(junk.code, 1);
   assert.equal(junk.lines.length, 1, junk.stderr);
 });
 
 test('--json prints one object with the fields the issue asks for', () => {
-  const r = runCliProcess(['infer', '--limit', '2', '--key-bits', '512', '--insecure', '--workers', '0', '--json']);
+  const r = runCliProcess(['infer', '--limit', '2', '--key-bits', '512', '--insecure', '--threads', '0', '--json']);
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout) as Record<string, unknown>;
   for (const field of ['predictions', 'samples', 'accuracy', 'plaintextAccuracy', 'agreement', 'msPerSample', 'bytesPerSample', 'keyBits', 'scheme']) {
@@ -57,7 +57,7 @@ test('--json prints one object with the fields the issue asks for', () => {
 });
 
 test('--key-primes 2 makes a two-prime client key; anything else is refused', () => {
-  const r = runCliProcess(['infer', '--limit', '1', '--key-bits', '512', '--insecure', '--workers', '0', '--key-primes', '2', '--json']);
+  const r = runCliProcess(['infer', '--limit', '1', '--key-bits', '512', '--insecure', '--threads', '0', '--key-primes', '2', '--json']);
   assert.equal(r.code, 0, r.stderr);
   assert.equal((JSON.parse(r.stdout) as Record<string, unknown>)['keyPrimes'], 2);
   const bad = runCliProcess(['infer', '--limit', '1', '--key-primes', '4']);
@@ -91,7 +91,7 @@ test('--skip needs --images; --no-precompute is for --scheme ckks; a skip past t
 });
 
 test('--scheme ckks --no-precompute --json: cold latency, the same predictions as plaintext', () => {
-  const r = runCliProcess(['infer', '--scheme', 'ckks', '--limit', '2', '--no-precompute', '--workers', '0', '--json']);
+  const r = runCliProcess(['infer', '--scheme', 'ckks', '--limit', '2', '--no-precompute', '--threads', '0', '--json']);
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout) as Record<string, unknown>;
   assert.equal(out['agreement'], 1);

@@ -30,7 +30,7 @@ let url = '';
 let key = '';
 
 before(async () => {
-  server = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), RUN_TS, 'serve', '--port', '0', '--db', join(dir, 'r.db'), '--insecure', '--workers', '1', '--log-level', 'warn'], {
+  server = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), RUN_TS, 'serve', '--port', '0', '--db', join(dir, 'r.db'), '--insecure', '--threads', '1', '--log-level', 'warn'], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -67,15 +67,15 @@ test('serve prints a new owner key once; models add / list / rm; infer --server 
   assert.match(listed.stdout, new RegExp(`^${record.id}\\s+fashion-small`));
   const wrong = await cli(['models', 'list', '--server', url, '--api-key', 'nope']);
   assert.equal(wrong.code, 1);
-  assert.match(wrong.stderr, /401/);
+  assert.match(wrong.stderr, /the API key was not accepted/);
   const noKey = await cli(['models', 'list', '--server', url]);
   assert.equal(noKey.code, 2);
 
   assert.equal((await cli(['models', 'rm', record.id, '--server', url, '--api-key', key])).code, 0);
-  const missing = await cli(['infer', '--server', url, '--limit', '1', '--key-bits', '512', '--insecure', '--workers', '0', '--json']);
+  const missing = await cli(['infer', '--server', url, '--limit', '1', '--key-bits', '512', '--insecure', '--threads', '0', '--json']);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /no model with id/);
-  const inferred = await cli(['infer', '--server', url, '--api-key', key, '--limit', '2', '--key-bits', '512', '--insecure', '--workers', '0', '--json']);
+  const inferred = await cli(['infer', '--server', url, '--api-key', key, '--limit', '2', '--key-bits', '512', '--insecure', '--threads', '0', '--json']);
   assert.equal(inferred.code, 0, inferred.stderr);
   const result = JSON.parse(inferred.stdout) as { agreement: number; modelId: string; samples: number };
   assert.equal(result.agreement, 1);

@@ -3,27 +3,16 @@
  *
  * @module
  */
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { inferBenchMarkdown, inferCases, polyBenchMarkdown, runInferBench, runPolyBench, writeInferSection } from '../../bench/infer-bench.js';
 import { benchToMarkdown, runPaillierBench, type PaillierBenchResult } from '../../bench/paillier-bench.js';
 import { progressBar } from '../progress.js';
+import { deprecatedAlias, nonNegativeInt, positiveInt } from '../options.js';
 
-/** Parses a positive integer option, with commander's one-line error otherwise. */
-export function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
-  return n;
-}
-
-/** Parses a non-negative integer option, with commander's one-line error otherwise. */
-export function nonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
-  return n;
-}
+export { nonNegativeInt, positiveInt };
 
 interface BenchOptions {
-  bits: number;
+  keyBits: number;
   reps: number;
   json?: boolean;
   insecure?: boolean;
@@ -31,10 +20,10 @@ interface BenchOptions {
 
 /** Runs the Paillier benchmark with a progress bar on stderr and returns its results. */
 export async function benchPaillier(options: BenchOptions): Promise<PaillierBenchResult> {
-  const bar = progressBar(9, `paillier ${options.bits}-bit`, process.stderr.isTTY === true);
+  const bar = progressBar(9, `paillier ${options.keyBits}-bit`, process.stderr.isTTY === true);
   try {
     return await runPaillierBench({
-      bits: options.bits,
+      bits: options.keyBits,
       reps: options.reps,
       insecure: options.insecure ?? false,
       onStep: (done, _total, label) => bar.update(done, label),
@@ -46,10 +35,10 @@ export async function benchPaillier(options: BenchOptions): Promise<PaillierBenc
 
 export function registerBenchCommands(program: Command): void {
   const bench = program.command('bench').description('benchmarks against baseline libraries, measured in the same run');
-  bench
+  const paillier = bench
     .command('paillier')
     .description('Paillier keygen, encrypt, decrypt, ciphertext×int, 784-term dot product and bulk encryption vs paillier-bigint')
-    .option('--bits <n>', 'modulus size in bits', positiveInt, 2048)
+    .option('--key-bits <n>', 'modulus size in bits', positiveInt, 2048)
     .option('--reps <n>', 'repetitions per operation (medians are reported; at least 5)', positiveInt, 5)
     .option('--insecure', 'allow a modulus below 2048 bits (to compare with published small-key figures)')
     .option('--json', 'print one JSON object {bits, machine, rows} on stdout')
@@ -58,6 +47,7 @@ export function registerBenchCommands(program: Command): void {
       const result = await benchPaillier(options);
       process.stdout.write(options.json ? `${JSON.stringify(result)}\n` : `${benchToMarkdown(result)}\n`);
     });
+  deprecatedAlias(paillier, 'bits', 'key-bits', positiveInt);
   bench
     .command('infer')
     .description('encrypted inference per model and mode: time per image (service, client), bytes, rounds, agreement')

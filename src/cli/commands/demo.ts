@@ -35,6 +35,7 @@ export function registerDemoCommand(program: Command): void {
         keyBits: 2048,
         batch: 64,
         onProgress: (done) => bar.update(done),
+        onPhase: (phase) => bar.phase(phase),
       }).finally(() => bar.finish());
       process.stdout.write(`${formatInferenceSummary(result)}\n`);
     });

@@ -14,6 +14,8 @@ import { importOnnx } from '../../nn/onnx.js';
 import { accuracy, predictPlaintext } from '../../nn/plaintext.js';
 import { formatShape } from '../../nn/shape.js';
 import { UsageError } from '../usage-error.js';
+import { parseLabelList, readModelLabels, withModelLabels } from '../../data/onnx-labels.js';
+import { writeAtomically } from '../write-atomically.js';
 
 interface EvalOptions {
   images?: string;
@@ -30,7 +32,23 @@ export function registerModelCommands(program: Command): void {
     .description('Import an ONNX model and print its layers, shapes and parameter count.')
     .argument('<file>', 'an .onnx file')
     .action((file: string) => {
-      process.stdout.write(`${importOnnx(readModelFile(file)).summary()}\n`);
+      const bytes = readModelFile(file);
+      const labels = readModelLabels(bytes);
+      process.stdout.write(`${importOnnx(bytes).summary()}\n${labels ? `class names: ${labels.join(', ')}\n` : ''}`);
+    });
+  model
+    .command('label')
+    .description("Store class names in a model (its ONNX metadata 'labels'), which predict prints and the service keeps.")
+    .argument('<file>', 'an .onnx file')
+    .requiredOption('--labels <names>', 'class names, comma-separated or a file with one per line')
+    .option('-o, --output <file>', 'write the labelled model here (default: replace <file>)')
+    .action((file: string, opts: { labels: string; output?: string }) => {
+      const bytes = readModelFile(file);
+      const model = importOnnx(bytes);
+      const names = labelsArgument(opts.labels);
+      if (names.length !== model.outputSize) throw new UsageError(`${names.length} class names for a model with ${model.outputSize} outputs`);
+      writeAtomically(opts.output ?? file, withModelLabels(bytes, names));
+      process.stdout.write(`${opts.output ?? file}: ${names.length} class names\n`);
     });
   model
     .command('eval')
@@ -71,7 +89,24 @@ export function registerModelCommands(program: Command): void {
     });
 }
 
-function readModelFile(file: string): Uint8Array {
+/**
+ * A `--labels` value: names inline (comma-separated or a JSON array), or the path of a file that
+ * holds them.
+ *
+ * @throws FormatError for an empty list or name.
+ */
+export function labelsArgument(value: string): string[] {
+  let text = value;
+  try {
+    text = readFileSync(value, 'utf8');
+  } catch {
+    // Not a file: the names themselves.
+  }
+  return parseLabelList(text);
+}
+
+/** Reads a model file. @throws DataNotFoundError naming the file. */
+export function readModelFile(file: string): Uint8Array {
   try {
     return readFileSync(file);
   } catch (err) {

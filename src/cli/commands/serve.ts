@@ -10,14 +10,17 @@ import type { Command } from 'commander';
 import { listModels, registerModel, removeModel, type ModelInfo } from '../../client/owner.js';
 import { startServer } from '../../server/app.js';
 import { UsageError } from '../usage-error.js';
-import { nonNegativeInt, positiveInt } from './bench.js';
+import { deprecatedAlias, nonNegativeInt, positiveInt, threadsOption } from '../options.js';
+import { withModelLabels } from '../../data/onnx-labels.js';
+import { labelsArgument, readModelFile } from './model.js';
+import { uploadParts } from '../model-file.js';
 
 interface ServeOptions {
   port: number;
   host: string;
   db: string;
   apiKey?: string;
-  workers?: number;
+  threads?: number;
   idleTimeout: number;
   maxSessions: number;
   maxSessionsPerClient: number;
@@ -30,14 +33,14 @@ interface ServeOptions {
 }
 
 export function registerServeCommands(program: Command): void {
-  program
+  const serve = program
     .command('serve')
     .description('run the blindml service: model registry, encrypted inference over WebSocket and HTTP, /metrics, browser demo at /')
     .option('--port <n>', 'port (0 picks a free one)', nonNegativeInt, 8080)
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--db <file>', 'SQLite registry (model files go beside it)', './blindml.db')
     .option('--api-key <key>', 'the model owner key (default: $BLINDML_API_KEY, else the stored one, else a new one printed once)')
-    .option('--workers <n>', 'worker threads for encrypted layers (0 = main thread; default: all cores)', nonNegativeInt)
+    .addOption(threadsOption())
     .option('--idle-timeout <s>', 'drop sessions idle this many seconds', positiveInt, 60)
     .option('--max-sessions <n>', 'open sessions, all clients together', positiveInt, 64)
     .option('--max-sessions-per-client <n>', 'open sessions per client address', positiveInt, 8)
@@ -54,7 +57,7 @@ export function registerServeCommands(program: Command): void {
         host: o.host,
         db: o.db,
         ...(apiKey ? { apiKey } : {}),
-        ...(o.workers !== undefined ? { workers: o.workers } : {}),
+        ...(o.threads !== undefined ? { workers: o.threads } : {}),
         idleTimeoutMs: o.idleTimeout * 1000,
         maxSessions: o.maxSessions,
         maxSessionsPerClient: o.maxSessionsPerClient,
@@ -81,6 +84,7 @@ export function registerServeCommands(program: Command): void {
         process.once('SIGTERM', () => stop('SIGTERM'));
       });
     });
+  deprecatedAlias(serve, 'workers', 'threads', nonNegativeInt);
 
   const models = program.command('models').description("a model owner's calls to a running service (API key from --api-key or $BLINDML_API_KEY)");
   const keyOf = (o: { apiKey?: string }): string => {
@@ -92,16 +96,19 @@ export function registerServeCommands(program: Command): void {
   models
     .command('add')
     .description('upload an ONNX model; the service compiles it (calibrating on the committed Fashion-MNIST sample unless --calibration)')
-    .argument('<file>', 'an .onnx file')
+    .argument('<file>', 'an .onnx or .blindml file (a .blindml file brings its calibration inputs)')
     .requiredOption('--server <url>', 'service base URL')
     .option('--api-key <key>', 'owner API key')
     .option('--name <name>', 'display name (default: the file name)')
     .option('--calibration <file>', 'IDX file of calibration inputs (N × input size, unsigned bytes, gzip or not)')
+    .option('--labels <names>', "class names stored in the model's 'labels' metadata: comma-separated or a file with one per line")
     .option('--json', 'print the record as JSON')
-    .action(async (file: string, o: { server: string; apiKey?: string; name?: string; calibration?: string; json?: boolean }) => {
-      const { model, created } = await registerModel(o.server, keyOf(o), readFileSync(file), {
-        name: o.name ?? basename(file).replace(/\.onnx$/, ''),
-        ...(o.calibration ? { calibration: readFileSync(o.calibration) } : {}),
+    .action(async (file: string, o: { server: string; apiKey?: string; name?: string; calibration?: string; labels?: string; json?: boolean }) => {
+      const parts = uploadParts(readModelFile(file), file);
+      const calibration = o.calibration ? readFileSync(o.calibration) : parts.calibration;
+      const { model, created } = await registerModel(o.server, keyOf(o), o.labels ? withModelLabels(parts.onnx, labelsArgument(o.labels)) : parts.onnx, {
+        name: o.name ?? basename(file).replace(/\.(onnx|blindml)$/, ''),
+        ...(calibration ? { calibration } : {}),
       });
       process.stdout.write(o.json ? `${JSON.stringify({ ...model, created })}\n` : `${created ? 'registered' : 'already registered'}: ${row(model)}\n`);
     });

@@ -5,13 +5,15 @@
  *
  * @module
  */
-import { InvalidArgumentError, Option, type Command } from 'commander';
-import { loadFashionMnist } from '../../data/fashion-mnist.js';
+import { Option, type Command } from 'commander';
+import { positiveInt } from '../options.js';
+import { loadFashionMnist, loadFashionMnistSample } from '../../data/fashion-mnist.js';
+import { DataNotFoundError } from '../../errors.js';
 import { runFeTraining, type FeTrainResult } from '../../train/fe/run.js';
 import { availableParallelism } from 'node:os';
 import { FeWorkerPool } from '../../workers/fe-pool.js';
 import { UsageError } from '../usage-error.js';
-import { progressBar, type Progress } from '../progress.js';
+import { progressBar, progressEnabled } from '../progress.js';
 import { runSmlpJob, smlpSummary } from '../smlp-job.js';
 import type { SmlpResult } from '../../train/smlp/run.js';
 import { multikeySummary, runMultikeyJob } from '../multikey-job.js';
@@ -40,25 +42,57 @@ export interface TrainOptions {
   readonly s2StopAfter?: number;
   /** multikey: number of data providers, each with its own keys. */
   readonly providers?: number;
+  /** fe: `full` Fashion-MNIST, the committed `sample`, or (absent) the full set when installed, else the sample. */
+  readonly data?: 'full' | 'sample';
 }
 
-type TrainRunner = (options: TrainOptions, onProgress: (done: number, total: number, label: string) => void) => Promise<object>;
+type TrainRunner = (options: TrainOptions, onProgress: (done: number, total: number, label: string) => void, onPhase: (phase: string) => void) => Promise<object>;
 
-function loadImages(dataset: string, split: 'train' | 'test', limit: number) {
-  if (dataset !== 'fashion-mnist') throw new UsageError(`unknown dataset '${dataset}' (known: fashion-mnist)`);
-  const set = loadFashionMnist(split, { limit });
-  return { count: set.count, features: set.shape[0] * set.shape[1] * set.shape[2], images: set.images, labels: set.labels };
+/** Each scheme's own data set, the default of --dataset. */
+export const TRAIN_DATASETS: Readonly<Record<string, string>> = { fe: 'fashion-mnist', smlp: 'breast-cancer', multikey: 'diabetes' };
+
+/** The schemes whose keys are Paillier keys (where --key-bits applies). */
+const PAILLIER_SCHEMES = new Set(['smlp', 'multikey']);
+
+/** Of the committed 1,000-image sample, the images `--data sample` trains on (the rest test). */
+const SAMPLE_TRAIN = 800;
+
+/**
+ * One split of Fashion-MNIST: the full data set, or the committed sample (`--data sample`, or when
+ * the full set is missing and `--data` was not given, with a note on stderr).
+ */
+export function loadImages(options: Pick<TrainOptions, 'dataset' | 'data'>, split: 'train' | 'test', limit: number, dirs?: readonly string[]) {
+  if (options.dataset !== 'fashion-mnist') throw new UsageError(`unknown dataset '${options.dataset}' for --scheme fe (known: fashion-mnist)`);
+  const fromSample = () => {
+    const sample = loadFashionMnistSample();
+    const [first, available] = split === 'train' ? [0, SAMPLE_TRAIN] : [SAMPLE_TRAIN, sample.count - SAMPLE_TRAIN];
+    const count = Math.min(limit, available);
+    const size = sample.shape[0] * sample.shape[1] * sample.shape[2];
+    return { count, features: size, images: sample.images.subarray(first * size, (first + count) * size), labels: sample.labels.subarray(first, first + count) };
+  };
+  if (options.data === 'sample') return fromSample();
+  try {
+    const set = loadFashionMnist(split, { limit, ...(dirs ? { dirs } : {}) });
+    return { count: set.count, features: set.shape[0] * set.shape[1] * set.shape[2], images: set.images, labels: set.labels };
+  } catch (err) {
+    if (!(err instanceof DataNotFoundError) || options.data === 'full') throw err;
+    if (split === 'train') {
+      process.stderr.write(`blindml: the full Fashion-MNIST is not installed; training on the committed sample (${SAMPLE_TRAIN} images, ${1000 - SAMPLE_TRAIN} to test). \`blindml data fetch fashion-mnist\` gets the full set.\n`);
+    }
+    return fromSample();
+  }
 }
 
 /** Training runners by scheme name; add new schemes here. */
 export const TRAIN_SCHEMES: Readonly<Record<string, TrainRunner>> = {
-  fe: async (options, onProgress) => {
+  fe: async (options, onProgress, onPhase) => {
     if (options.model !== 'mlp' && options.model !== 'lenet5') {
       throw new UsageError(`model '${options.model}' is not available for --scheme fe (available: mlp, lenet5)`);
     }
-    const train = loadImages(options.dataset, 'train', options.trainLimit);
-    const test = loadImages(options.dataset, 'test', options.testLimit);
+    const train = loadImages(options, 'train', options.trainLimit);
+    const test = loadImages(options, 'test', options.testLimit);
     const compute = options.threads > 1 ? new FeWorkerPool({ threads: options.threads }) : undefined;
+    onPhase('setting up the functional-encryption keys and the first encrypted batch');
     try {
       const batchSize = options.batchSize ?? (options.model === 'lenet5' ? 50 : 100);
       return await runFeTraining({ train, test, model: options.model, epochs: options.epochs, batchSize, seed: options.seed, onProgress, ...(compute ? { compute } : {}) });
@@ -67,16 +101,10 @@ export const TRAIN_SCHEMES: Readonly<Record<string, TrainRunner>> = {
     }
   },
   // The two-server Secure MLP (src/train/smlp): S1 trains on Paillier ciphertexts, S2 helps.
-  smlp: (options, onProgress) => runSmlpJob(options, onProgress),
+  smlp: (options, onProgress, onPhase) => runSmlpJob(options, onProgress, onPhase),
   // Collaborative training from providers with their own keys (src/train/multikey).
-  multikey: (options, onProgress) => runMultikeyJob(options, onProgress),
+  multikey: (options, onProgress, onPhase) => runMultikeyJob(options, onProgress, onPhase),
 };
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
-  return n;
-}
 
 function summary(result: object): string {
   if ((result as { scheme?: string }).scheme === 'smlp') return smlpSummary(result as SmlpResult);
@@ -98,16 +126,17 @@ export function registerTrainCommand(program: Command): void {
     .command('train')
     .description('Train a model on encrypted data, next to a plaintext twin, and compare them.')
     .addOption(new Option('--scheme <scheme>', 'encryption scheme').choices(Object.keys(TRAIN_SCHEMES)).makeOptionMandatory())
-    .option('--dataset <name>', 'data set', 'fashion-mnist')
+    .option('--dataset <name>', `data set (default: each scheme's own: ${Object.entries(TRAIN_DATASETS).map(([k, v]) => `${k} ${v}`).join(', ')})`)
     .option('--train-limit <n>', 'training samples', positiveInt, 2000)
     .option('--test-limit <n>', 'test samples', positiveInt, 1000)
+    .addOption(new Option('--data <source>', 'fe: the full Fashion-MNIST (see `blindml data fetch`) or the committed 1,000-image sample (800 train, 200 test); default: full when installed, else the sample').choices(['full', 'sample']))
     .option('--epochs <n>', 'epochs', positiveInt, 1)
     .option('--model <model>', 'mlp or lenet5', 'mlp')
     .option('--batch-size <n>', 'samples per batch (fe: mlp 100, more than the 64 hidden units; lenet5 50)', positiveInt)
     .option('--threads <n>', 'worker threads for encryption and decryption (1: none)', positiveInt, availableParallelism())
     .option('--seed <n>', 'seed of initialization and data order', positiveInt, 1)
     .option('--json', 'print one JSON object on stdout')
-    .option('--key-bits <n>', 'smlp: Paillier modulus bits (below 2048 needs --insecure)', positiveInt)
+    .option('--key-bits <n>', 'smlp, multikey: Paillier modulus bits (below 2048 needs --insecure)', positiveInt)
     .option('--insecure', 'smlp: accept keys below 2048 bits (tests only)')
     .option('--hidden <n>', 'smlp: hidden ReLU units (default 2)', positiveInt)
     .option('--checkpoint <file>', 'smlp: write the state after every completed epoch to this file (atomically)')
@@ -116,18 +145,17 @@ export function registerTrainCommand(program: Command): void {
     .option('--timeout <s>', 'smlp: longest wait for the crypto server, seconds (default 120)', positiveInt)
     .option('--providers <n>', 'multikey: data providers, each with its own keys (default 50)', positiveInt)
     .addOption(new Option('--s2-stop-after <rounds>', 'test hook: the crypto server stops answering').argParser(positiveInt).hideHelp())
-    .action(async (options: TrainOptions) => {
-      const runner = TRAIN_SCHEMES[options.scheme];
-      if (runner === undefined) throw new UsageError(`unknown scheme '${options.scheme}'`);
-      let bar: Progress | undefined;
+    .action(async (given: Omit<TrainOptions, 'dataset'> & { dataset?: string }) => {
+      const runner = TRAIN_SCHEMES[given.scheme];
+      if (runner === undefined) throw new UsageError(`unknown scheme '${given.scheme}'`);
+      if (given.keyBits !== undefined && !PAILLIER_SCHEMES.has(given.scheme)) throw new UsageError(`--key-bits sizes Paillier keys; --scheme ${given.scheme} has none`);
+      const options: TrainOptions = { ...given, dataset: given.dataset ?? TRAIN_DATASETS[given.scheme]! };
+      const bar = progressBar(0, `train ${options.scheme}`, progressEnabled(options.json));
       let result: object;
       try {
-        result = await runner(options, (done, total, label) => {
-          bar ??= progressBar(total, `train ${options.scheme}`);
-          bar.update(done, label);
-        });
+        result = await runner(options, (done, total, label) => bar.update(done, label, total), (phase) => bar.phase(phase));
       } finally {
-        bar?.finish();
+        bar.finish();
       }
       process.stdout.write(options.json ? `${JSON.stringify(result)}\n` : `${summary(result)}\n`);
     });

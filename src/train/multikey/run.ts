@@ -53,6 +53,8 @@ export interface MultikeyTrainOptions {
   /** Test hook: the crypto server stops answering after this many requests. */
   readonly cryptoFailAfter?: number;
   readonly onProgress?: (done: number, total: number, label: string) => void;
+  /** Called as each phase outside the counted steps starts (the twin, key generation). */
+  readonly onPhase?: (phase: string) => void;
 }
 
 /** Per-epoch figures of the encrypted run. */
@@ -260,6 +262,7 @@ export async function runMultikeyTraining(options: MultikeyTrainOptions): Promis
   const compute = options.compute ?? new LocalPaillierCompute();
   const n = options.split.train.targets.length;
   const batches = makeBatches(n, config.batchSize, seed);
+  options.onPhase?.('training the plaintext twin');
   const twin = await runTwin(options, config, batches, seed);
   const keyBits = options.keyBits ?? 2048;
 
@@ -270,6 +273,7 @@ export async function runMultikeyTraining(options: MultikeyTrainOptions): Promis
   let done = 0;
   const tick = (label: string) => options.onProgress?.(++done, total, label);
 
+  options.onPhase?.(`generating the ${keyBits}-bit training key`);
   const training = generateKeyPair({ bits: keyBits, insecure: options.insecure ?? false });
   const crypto = new CryptoServer(training.privateKey, { compute, ...(options.checkpoints ? { checkpoints: options.checkpoints } : {}) });
   const trainCounter: TrafficCounter = { bytes: 0, rounds: 0 };

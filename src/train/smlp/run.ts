@@ -81,6 +81,8 @@ export interface SmlpRunOptions {
   readonly wrapTransport?: (t: TwoServerTransport) => TwoServerTransport;
   readonly checkpoint?: CheckpointSink;
   readonly onProgress?: (done: number, total: number, label: string) => void;
+  /** Called as each phase outside the training steps starts (key generation, upload, evaluation). */
+  readonly onPhase?: (phase: string) => void;
 }
 
 /** Results (the CLI prints this object with --json). */
@@ -142,6 +144,7 @@ export async function runSmlpTraining(options: SmlpRunOptions): Promise<SmlpResu
   if (resumed && (resumed.trainX.length !== train.count * cols || resumed.testX.length !== test.count * cols)) {
     throw new ShapeError('the checkpoint was made for data of another size or width');
   }
+  if (!resumed) options.onPhase?.(`generating two ${options.keyBits ?? 2048}-bit Paillier keys (crypto server, user)`);
   const crypto = resumed ? keyFrom(resumed.cryptoKey, insecure) : generateKeyPair({ bits: options.keyBits ?? 2048, insecure });
   const user = resumed ? keyFrom(resumed.userKey, insecure) : generateKeyPair({ bits: options.keyBits ?? 2048, insecure });
   const pk = crypto.publicKey;
@@ -156,6 +159,7 @@ export async function runSmlpTraining(options: SmlpRunOptions): Promise<SmlpResu
   if (resumed) {
     state = { trainX: resumed.trainX, trainT: resumed.trainT, testX: resumed.testX, w1: resumed.w1, w2: resumed.w2 };
   } else {
+    options.onPhase?.('encrypting the training data');
     const all = await compute.encrypt(pk, [...xTrain, ...tTrain, ...xTest, ...init.w1, ...init.w2]);
     let at = 0;
     const take = (k: number): bigint[] => all.slice(at, (at += k));
@@ -172,6 +176,7 @@ export async function runSmlpTraining(options: SmlpRunOptions): Promise<SmlpResu
   const accept = (values: bigint[]): bigint[] => s1.accept(values.map((v) => new PaillierCiphertext(pk, v)));
   const trainX: EncMatrix = { rows: train.count, cols, bits: bits.x, cts: accept(state.trainX) };
   const testX: EncMatrix = { rows: test.count, cols, bits: bits.x, cts: accept(state.testX) };
+  options.onPhase?.('storing the training data at the crypto server');
   const storedTrain = await s1.store(trainX, 'train');
   const targets = accept(state.trainT);
   const one = pk.encryptRaw(1n << BigInt(f));
@@ -209,6 +214,7 @@ export async function runSmlpTraining(options: SmlpRunOptions): Promise<SmlpResu
 
   // Classification of the encrypted test samples: S1 computes Enc(z2), S2 switches it to the
   // user's key on masked values, only the user decrypts.
+  options.onPhase?.('classifying the encrypted test set');
   const e0 = performance.now();
   const forUser = test.count === 0 ? [] : await trainer.classify(testX, user.publicKey);
   const downloadBytes = forUser.length * ctBytes(user.publicKey);

@@ -1,0 +1,205 @@
+/**
+ * `blindml predict <inputs...>`: encrypted predictions on a user's own data — PNG/JPEG images (or a
+ * directory of them), `.npy` arrays, CSV rows or IDX files — converted to the model's input shape,
+ * encrypted by the client, evaluated by the service on ciphertexts, and printed one line per input
+ * with its class name and probability.
+ *
+ * @module
+ */
+import { basename, dirname, resolve } from 'node:path';
+import { Option, type Command } from 'commander';
+import { FormatError } from '../../errors.js';
+import { FASHION_MNIST_CLASSES, loadFashionMnistSample } from '../../data/fashion-mnist.js';
+import { readInputs } from '../../data/input-files.js';
+import { parseNormalization, type NamedInput, type Normalization } from '../../data/inputs.js';
+import { readModelLabels } from '../../data/onnx-labels.js';
+import { labelsArgument } from './model.js';
+import { formatShape } from '../../nn/shape.js';
+import { runCkksInferenceJob } from '../ckks-job.js';
+import { runCkksPolyJob } from '../ckks-poly-job.js';
+import { bundledModelPath, loadModel, runInferenceJob, type InferenceJobResult, type LoadedModel } from '../inference-job.js';
+import { deprecatedAlias, nonNegativeInt, positiveInt, SCHEME_DEFAULT_MODELS, threadsOption } from '../options.js';
+import { progressBar, progressEnabled, type Progress } from '../progress.js';
+import { UsageError } from '../usage-error.js';
+
+/** The committed sample's last images calibrate when the model takes 1×28×28 inputs. */
+const SAMPLE_CALIBRATION_IMAGES = 100;
+
+interface PredictOptions {
+  model?: string;
+  scheme: 'paillier' | 'ckks' | 'ckks-poly';
+  normalize?: string;
+  labels?: string;
+  calibration?: string[];
+  batchSize: number;
+  keyBits: number;
+  insecure?: boolean;
+  threads?: number;
+  server?: string;
+  modelId?: string;
+  apiKey?: string;
+  transport: 'websocket' | 'http';
+  json?: boolean;
+}
+
+/** One input's result. */
+export interface Prediction {
+  input: string;
+  label: number;
+  className: string;
+  probability: number;
+  logits: number[];
+  probabilities: number[];
+  /** What the plaintext model predicts on the same input (a check that nothing went wrong). */
+  plaintextLabel: number;
+}
+
+/** Softmax of logits, computed stably (max subtracted). */
+export function softmax(logits: ArrayLike<number>): number[] {
+  const values = Array.from(logits);
+  const max = Math.max(...values);
+  const exps = values.map((v) => Math.exp(v - max));
+  const sum = exps.reduce((a, b) => a + b, 0);
+  return exps.map((e) => e / sum);
+}
+
+/**
+ * The class names known for a model: `--labels` (names or a file of them), else the model's
+ * `labels` metadata, else Fashion-MNIST's for the bundled Fashion-MNIST models; undefined otherwise.
+ *
+ * @throws FormatError when the count differs from the model's outputs.
+ */
+export function knownClassNames(loaded: LoadedModel, flag: string | undefined): string[] | undefined {
+  const outputs = loaded.model.outputSize;
+  let names = flag !== undefined ? labelsArgument(flag) : readModelLabels(loaded.onnx);
+  if (names === undefined && isBundledFashionModel(loaded.path) && outputs === FASHION_MNIST_CLASSES.length) names = [...FASHION_MNIST_CLASSES];
+  if (names !== undefined && names.length !== outputs) throw new FormatError(`${names.length} class names for a model with ${outputs} outputs`);
+  return names;
+}
+
+/** {@link knownClassNames}, or `class <n>` for each output when none are known. */
+export function classNames(loaded: LoadedModel, flag: string | undefined): string[] {
+  return knownClassNames(loaded, flag) ?? Array.from({ length: loaded.model.outputSize }, (_, i) => `class ${i}`);
+}
+
+function isBundledFashionModel(path: string): boolean {
+  return resolve(dirname(path)) === dirname(bundledModelPath('x')) && basename(path).startsWith('fashion-');
+}
+
+/**
+ * Calibration inputs: `--calibration` files read like the inputs, else a `.blindml` file's own,
+ * else the committed Fashion-MNIST sample when the model takes 1×28×28 inputs.
+ *
+ * @throws UsageError when neither fits the model.
+ */
+export function calibrationFor(loaded: LoadedModel, files: readonly string[] | undefined, norm: Normalization): Float32Array {
+  const shape = loaded.model.inputShape;
+  if (files && files.length > 0) return concat(readInputs(files, shape, norm));
+  if (loaded.calibration) return loaded.calibration;
+  const sample = loadFashionMnistSample();
+  if (formatShape(sample.shape) !== formatShape(shape)) {
+    throw new UsageError(
+      `the model takes ${shape.join('×')} inputs and the committed calibration images are ${sample.shape.join('×')}: ` +
+        'pass --calibration FILE... (typical inputs of the model, in any format predict reads)',
+    );
+  }
+  return sample.images.subarray((sample.count - SAMPLE_CALIBRATION_IMAGES) * loaded.model.inputSize);
+}
+
+function concat(inputs: readonly NamedInput[]): Float32Array {
+  const size = inputs[0]?.values.length ?? 0;
+  const out = new Float32Array(inputs.length * size);
+  inputs.forEach((x, i) => out.set(x.values, i * size));
+  return out;
+}
+
+/** Runs the chosen scheme's job on the inputs, collecting each input's decrypted logits. */
+async function runScheme(options: PredictOptions, loaded: LoadedModel, inputs: readonly NamedInput[], calibration: Float32Array, bar: Progress): Promise<{ result: InferenceJobResult; logits: ArrayLike<number>[] }> {
+  const shape = loaded.model.inputShape;
+  if (shape.length !== 3) throw new UsageError(`predict takes models with channels×height×width inputs; this one takes ${formatShape(shape)}`);
+  // No labels are known: the jobs' accuracy fields are not reported.
+  const data = { count: inputs.length, shape: shape as [number, number, number], images: concat(inputs), labels: new Uint8Array(inputs.length) };
+  const logits: ArrayLike<number>[] = [];
+  const common = {
+    loaded,
+    data,
+    calibration,
+    ...(options.threads !== undefined ? { workers: options.threads } : {}),
+    onProgress: (done: number) => bar.update(done),
+    onPhase: (phase: string) => bar.phase(phase),
+    onPrediction: (i: number, l: ArrayLike<number>) => (logits[i] = Array.from(l)),
+  };
+  const apiKey = options.apiKey ?? process.env['BLINDML_API_KEY'];
+  const remote = { ...(options.server ? { server: options.server } : {}), ...(options.modelId ? { modelId: options.modelId } : {}), ...(options.server && apiKey ? { apiKey } : {}) };
+  let result: InferenceJobResult;
+  if (options.scheme === 'ckks-poly') {
+    result = await runCkksPolyJob({ ...common, batch: options.batchSize });
+  } else if (options.scheme === 'ckks') {
+    result = await runCkksInferenceJob({ ...common, ...remote });
+  } else {
+    result = await runInferenceJob({ ...common, ...remote, keyBits: options.keyBits, insecure: options.insecure ?? false, batch: options.batchSize, transport: options.transport });
+  }
+  return { result, logits };
+}
+
+/** The text output: one line per input (name, class, probability), names padded to one column. */
+export function formatPredictions(predictions: readonly Prediction[]): string {
+  const width = Math.max(...predictions.map((p) => p.input.length));
+  const classWidth = Math.max(...predictions.map((p) => p.className.length));
+  return predictions.map((p) => `${p.input.padEnd(width)}  ${p.className.padEnd(classWidth)}  ${(100 * p.probability).toFixed(1).padStart(5)}%`).join('\n');
+}
+
+export function registerPredictCommand(program: Command): void {
+  const command = program
+    .command('predict')
+    .description('encrypted predictions on your own data: images (PNG/JPEG files or a directory), .npy, CSV rows or IDX files')
+    .argument('<inputs...>', 'files or directories of images; .npy, .csv and IDX files hold one input per item')
+    .option('--model <file>', 'ONNX or .blindml model (default: models/fashion-small.onnx; models/fashion-poly.onnx with --scheme ckks-poly)')
+    .addOption(new Option('--scheme <scheme>', 'paillier (interactive), ckks (interactive, lattice) or ckks-poly (polynomial networks, one round)').choices(['paillier', 'ckks', 'ckks-poly']).default('paillier'))
+    .option('--normalize <mode>', '8-bit data (images, IDX, uint8 .npy, CSV of whole numbers 0–255) becomes model inputs by: unit = v/255, invert = 1 − v/255 (dark objects on a light background), none = 0–255, MEAN/STD = (v/255 − mean)/std per channel (e.g. 0.5/0.5); other numbers are used as given (default: unit, or what a .blindml model states)')
+    .option('--labels <names>', "class names, comma-separated or a file with one per line (default: the model's 'labels' metadata)")
+    .option('--calibration <files...>', 'inputs that size the fixed-point scales, read like the inputs (default: the committed Fashion-MNIST images, for 1×28×28 models)')
+    .option('--batch-size <n>', 'paillier: inputs per ciphertext (1 = one session per input); ckks-poly: inputs per request (1 = a full ciphertext, N/2)', positiveInt, 1)
+    .option('--key-bits <bits>', 'paillier: modulus size', positiveInt, 2048)
+    .option('--insecure', 'paillier: allow keys below 2048 bits (tests only)')
+    .addOption(threadsOption())
+    .option('--server <url>', 'use a running service (paillier and ckks) instead of an in-process one')
+    .option('--model-id <id>', 'with --server: model id on the server (default: the model file content id)')
+    .option('--api-key <key>', 'with --server: register --model first if the service lacks it (owner key; default $BLINDML_API_KEY)')
+    .addOption(new Option('--transport <kind>', 'with --server and paillier: WebSocket session or one HTTP POST per message').choices(['websocket', 'http']).default('websocket'))
+    .option('--json', 'print one JSON object on stdout: per input its label, class name, logits and probabilities')
+    .action(async (inputPaths: string[], options: PredictOptions) => {
+      if (options.scheme !== 'paillier' && command.getOptionValueSource('keyBits') === 'cli') {
+        throw new UsageError('--key-bits sizes Paillier keys; CKKS parameters are fixed at 128-bit security');
+      }
+      if (options.scheme === 'ckks-poly' && options.server) throw new UsageError('--scheme ckks-poly runs with an in-process service; --server serves --scheme paillier and ckks');
+      if (options.scheme === 'ckks' && options.batchSize > 1) throw new UsageError('--scheme ckks encrypts one input per session; drop --batch-size');
+      if (options.keyBits < 2048 && !options.insecure) throw new UsageError(`--key-bits ${options.keyBits} is insecure; use 2048 or more, or add --insecure`);
+      const loaded = loadModel(options.model ?? bundledModelPath(SCHEME_DEFAULT_MODELS[options.scheme]));
+      // A .blindml file states the normalization its model expects.
+      const norm = parseNormalization(options.normalize ?? loaded.normalize ?? 'unit');
+      const names = classNames(loaded, options.labels);
+      const inputs = readInputs(inputPaths, loaded.model.inputShape, norm);
+      const calibration = calibrationFor(loaded, options.calibration, norm);
+      const bar = progressBar(inputs.length, 'predict', progressEnabled(options.json));
+      const { result, logits } = await runScheme(options, loaded, inputs, calibration, bar).finally(() => bar.finish());
+      const predictions = inputs.map((input, i): Prediction => {
+        const l = Array.from(logits[i]!);
+        const probabilities = softmax(l);
+        const label = probabilities.indexOf(Math.max(...probabilities));
+        return { input: input.name, label, className: names[label]!, probability: probabilities[label]!, logits: l, probabilities, plaintextLabel: result.plaintextPredictions[i]! };
+      });
+      if (options.json) {
+        const { scheme, modelId, msPerSample, bytesPerSample, rounds, offlineMsPerSample } = result;
+        process.stdout.write(`${JSON.stringify({ model: loaded.path, modelId, scheme, classNames: names, predictions, msPerInput: msPerSample, precomputationMsPerInput: offlineMsPerSample, bytesPerInput: bytesPerSample, rounds })}\n`);
+        return;
+      }
+      process.stdout.write(`${formatPredictions(predictions)}\n`);
+      const disagree = predictions.filter((p) => p.label !== p.plaintextLabel).length;
+      process.stderr.write(
+        `${inputs.length} input(s), ${options.scheme}, ${result.msPerSample.toFixed(0)} ms and ${(result.bytesPerSample / 1024).toFixed(0)} KiB per input online; ` +
+          `${disagree === 0 ? 'every prediction matches the plaintext model' : `${disagree} differ from the plaintext model`}\n`,
+      );
+    });
+  deprecatedAlias(command, 'workers', 'threads', nonNegativeInt);
+}
