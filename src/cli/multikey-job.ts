@@ -15,6 +15,8 @@ import { runMultikeyTraining, type MultikeyTrainResult } from '../train/multikey
 import { PaillierWorkerPool } from '../workers/paillier-pool.js';
 import { UsageError } from './usage-error.js';
 import { writeAtomically } from './write-atomically.js';
+import { exportOnnx } from '../nn/onnx-export.js';
+import { multikeyExport } from '../train/export.js';
 
 /** The options `train --scheme multikey` reads. */
 export interface MultikeyJobOptions {
@@ -32,6 +34,8 @@ export interface MultikeyJobOptions {
   readonly checkpoint?: string;
   readonly resume?: boolean;
   readonly out?: string;
+  /** Write the trained regression network to this ONNX file. */
+  readonly export?: string;
   readonly timeout?: number;
   /** Test hook: the crypto server stops answering after this many requests. */
   readonly s2StopAfter?: number;
@@ -70,6 +74,7 @@ export async function runMultikeyJob(options: MultikeyJobOptions, onProgress: (d
   const split = { ...full, train: limit(full.train, options.trainLimit), test: limit(full.test, options.testLimit) };
   const providers = options.providers ?? 50;
   if (providers > split.train.targets.length) throw new UsageError(`--providers ${providers}: the training split has only ${split.train.targets.length} records`);
+  const config = { ...MSCRYPTONET_MLP, ...(options.batchSize ? { batchSize: options.batchSize } : {}) };
   const compute = options.threads > 1 ? new PaillierWorkerPool({ threads: options.threads }) : undefined;
   try {
     const result = await runMultikeyTraining({
@@ -79,7 +84,7 @@ export async function runMultikeyJob(options: MultikeyJobOptions, onProgress: (d
       keyBits: options.keyBits ?? 2048,
       insecure: options.insecure ?? false,
       seed: options.seed,
-      config: { ...MSCRYPTONET_MLP, ...(options.batchSize ? { batchSize: options.batchSize } : {}) },
+      config,
       onProgress,
       ...(compute ? { compute } : {}),
       ...(options.checkpoint ? { checkpoints: new FileCheckpoints(options.checkpoint) } : {}),
@@ -87,6 +92,10 @@ export async function runMultikeyJob(options: MultikeyJobOptions, onProgress: (d
       ...(options.timeout ? { cryptoTimeoutMs: options.timeout * 1000 } : {}),
       ...(options.s2StopAfter ? { cryptoFailAfter: options.s2StopAfter } : {}),
     });
+    if (options.export !== undefined) {
+      const spec = multikeyExport(result.weights, config, { mean: full.featureMean, std: full.featureStd, targetMean: full.targetMean, targetStd: full.targetStd });
+      writeAtomically(options.export, exportOnnx(spec));
+    }
     if (options.out) writeAtomically(options.out, `${JSON.stringify(result, null, 2)}\n`);
     return result;
   } finally {

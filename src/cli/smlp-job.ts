@@ -16,6 +16,8 @@ import { runSmlpTraining, type CheckpointSink, type SmlpCheckpoint, type SmlpRes
 import { TwoServerWorkerPool } from '../workers/two-server-pool.js';
 import { UsageError } from './usage-error.js';
 import { writeAtomically } from './write-atomically.js';
+import { exportOnnx } from '../nn/onnx-export.js';
+import { smlpExport } from '../train/export.js';
 
 /** The options `train --scheme smlp` reads. */
 export interface SmlpJobOptions {
@@ -32,6 +34,8 @@ export interface SmlpJobOptions {
   readonly checkpoint?: string;
   readonly resume?: boolean;
   readonly out?: string;
+  /** Write the trained model (weights the user decrypted) to this ONNX file. */
+  readonly export?: string;
   readonly timeout?: number;
   /** Test hook: the crypto server stops answering after this many rounds. */
   readonly s2StopAfter?: number;
@@ -119,7 +123,9 @@ export async function runSmlpJob(o: SmlpJobOptions, onProgress: (done: number, t
       ...(o.timeout ? { timeoutMs: o.timeout * 1000 } : {}),
       ...(o.s2StopAfter !== undefined ? { wrapTransport: stopAfter(o.s2StopAfter) } : {}),
       onProgress,
+      ...(o.export !== undefined ? { exportWeights: true } : {}),
     });
+    if (o.export !== undefined && result.weights) writeAtomically(o.export, exportOnnx(smlpExport(result.weights, config, split)));
     if (o.out) writeAtomically(o.out, `${JSON.stringify({ format: 'blindml-smlp-result', ...result })}\n`);
     return result;
   } catch (err) {

@@ -15,6 +15,10 @@ import { progressBar, type Progress } from '../progress.js';
 import { runSmlpJob, smlpSummary } from '../smlp-job.js';
 import type { SmlpResult } from '../../train/smlp/run.js';
 import { multikeySummary, runMultikeyJob } from '../multikey-job.js';
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { exportOnnx } from '../../nn/onnx-export.js';
+import { writeAtomically } from '../write-atomically.js';
 import type { MultikeyTrainResult } from '../../train/multikey/run.js';
 
 /** Options common to every scheme. */
@@ -40,6 +44,8 @@ export interface TrainOptions {
   readonly s2StopAfter?: number;
   /** multikey: number of data providers, each with its own keys. */
   readonly providers?: number;
+  /** Write the trained model to this ONNX file. */
+  readonly export?: string;
 }
 
 type TrainRunner = (options: TrainOptions, onProgress: (done: number, total: number, label: string) => void) => Promise<object>;
@@ -47,7 +53,7 @@ type TrainRunner = (options: TrainOptions, onProgress: (done: number, total: num
 function loadImages(dataset: string, split: 'train' | 'test', limit: number) {
   if (dataset !== 'fashion-mnist') throw new UsageError(`unknown dataset '${dataset}' (known: fashion-mnist)`);
   const set = loadFashionMnist(split, { limit });
-  return { count: set.count, features: set.shape[0] * set.shape[1] * set.shape[2], images: set.images, labels: set.labels };
+  return { count: set.count, shape: set.shape, features: set.shape[0] * set.shape[1] * set.shape[2], images: set.images, labels: set.labels };
 }
 
 /** Training runners by scheme name; add new schemes here. */
@@ -56,12 +62,20 @@ export const TRAIN_SCHEMES: Readonly<Record<string, TrainRunner>> = {
     if (options.model !== 'mlp' && options.model !== 'lenet5') {
       throw new UsageError(`model '${options.model}' is not available for --scheme fe (available: mlp, lenet5)`);
     }
+    if (options.export !== undefined && options.model !== 'mlp') throw new UsageError('--export: only --model mlp can be exported');
     const train = loadImages(options.dataset, 'train', options.trainLimit);
     const test = loadImages(options.dataset, 'test', options.testLimit);
     const compute = options.threads > 1 ? new FeWorkerPool({ threads: options.threads }) : undefined;
     try {
       const batchSize = options.batchSize ?? (options.model === 'lenet5' ? 50 : 100);
-      return await runFeTraining({ train, test, model: options.model, epochs: options.epochs, batchSize, seed: options.seed, onProgress, ...(compute ? { compute } : {}) });
+      const result = await runFeTraining({
+        train, test, model: options.model, epochs: options.epochs, batchSize, seed: options.seed, onProgress,
+        ...(compute ? { compute } : {}),
+        ...(options.export !== undefined ? { export: { inputShape: train.shape } } : {}),
+      });
+      const { exported, ...rest } = result;
+      if (exported && options.export !== undefined) writeAtomically(options.export, exportOnnx(exported));
+      return rest;
     } finally {
       await compute?.destroy();
     }
@@ -71,6 +85,16 @@ export const TRAIN_SCHEMES: Readonly<Record<string, TrainRunner>> = {
   // Collaborative training from providers with their own keys (src/train/multikey).
   multikey: (options, onProgress) => runMultikeyJob(options, onProgress),
 };
+
+/**
+ * Fails before training if the export cannot be written.
+ *
+ * @throws UsageError if the file's directory does not exist.
+ */
+function checkExportPath(path: string): void {
+  const dir = dirname(resolve(path));
+  if (!existsSync(dir)) throw new UsageError(`--export ${path}: the directory ${dir} does not exist`);
+}
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -115,10 +139,17 @@ export function registerTrainCommand(program: Command): void {
     .option('--out <file>', 'smlp: write the results there once training has finished')
     .option('--timeout <s>', 'smlp: longest wait for the crypto server, seconds (default 120)', positiveInt)
     .option('--providers <n>', 'multikey: data providers, each with its own keys (default 50)', positiveInt)
+    .option(
+      '--export <file.onnx>',
+      'write the trained model as ONNX (raw inputs in, logits or the target out). fe: the weights the server learned ' +
+        '(it holds them in the clear; --model mlp only); smlp: the weights the data owner decrypts with its own key; ' +
+        'multikey: the regression network, as the model recipient combines it from the two servers\' shares',
+    )
     .addOption(new Option('--s2-stop-after <rounds>', 'test hook: the crypto server stops answering').argParser(positiveInt).hideHelp())
     .action(async (options: TrainOptions) => {
       const runner = TRAIN_SCHEMES[options.scheme];
       if (runner === undefined) throw new UsageError(`unknown scheme '${options.scheme}'`);
+      if (options.export !== undefined) checkExportPath(options.export);
       let bar: Progress | undefined;
       let result: object;
       try {
@@ -129,6 +160,7 @@ export function registerTrainCommand(program: Command): void {
       } finally {
         bar?.finish();
       }
-      process.stdout.write(options.json ? `${JSON.stringify(result)}\n` : `${summary(result)}\n`);
+      const exported = options.export === undefined ? '' : `\nmodel written to ${options.export} (check it: blindml model info ${options.export})`;
+      process.stdout.write(options.json ? `${JSON.stringify(result)}\n` : `${summary(result)}${exported}\n`);
     });
 }
