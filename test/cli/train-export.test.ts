@@ -70,7 +70,7 @@ test('train --scheme smlp --export: the user\'s decrypted weights, raw features 
   try {
     const file = join(dir, 'smlp.onnx');
     const out = join(dir, 'result.json');
-    const r = await runCli(['train', '--scheme', 'smlp', '--dataset', 'breast-cancer', '--key-bits', '512', '--insecure', '--train-limit', '48', '--test-limit', '16', '--threads', '1', '--export', file, '--out', out]);
+    const r = await runCli(['train', '--scheme', 'smlp', '--dataset', 'breast-cancer', '--key-bits', '512', '--insecure', '--train-limit', '48', '--test-limit', '16', '--epochs', '1', '--threads', '1', '--export', file, '--out', out]);
     assert.equal(r.code, 0, r.stderr);
     const result = JSON.parse(readFileSync(out, 'utf8'));
     const model = importOnnx(readFileSync(file));
@@ -102,7 +102,7 @@ test('train --scheme multikey --export: raw features in, the target in its own u
   try {
     const file = join(dir, 'multikey.onnx');
     const out = join(dir, 'result.json');
-    const r = await runCli(['train', '--scheme', 'multikey', '--dataset', 'diabetes', '--providers', '3', '--key-bits', '1024', '--insecure', '--train-limit', '16', '--test-limit', '20', '--threads', '1', '--export', file, '--out', out]);
+    const r = await runCli(['train', '--scheme', 'multikey', '--dataset', 'diabetes', '--providers', '3', '--key-bits', '1024', '--insecure', '--train-limit', '16', '--test-limit', '20', '--epochs', '1', '--threads', '1', '--export', file, '--out', out]);
     assert.equal(r.code, 0, r.stderr);
     const result = JSON.parse(readFileSync(out, 'utf8'));
     const split = splitDiabetes(loadDiabetes());

@@ -14,12 +14,12 @@ import { UsageError } from '../usage-error.js';
 import { progressBar, type Progress } from '../progress.js';
 import { runSmlpJob, smlpSummary } from '../smlp-job.js';
 import type { SmlpResult } from '../../train/smlp/run.js';
-import { multikeySummary, runMultikeyJob } from '../multikey-job.js';
+import { multikeySummary, runMultikeyJob, type MultikeyJobResult } from '../multikey-job.js';
+import { DEFAULT_MULTIKEY_EPOCHS } from '../../train/multikey/mlp.js';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { exportOnnx } from '../../nn/onnx-export.js';
 import { writeAtomically } from '../write-atomically.js';
-import type { MultikeyTrainResult } from '../../train/multikey/run.js';
 
 /** Options common to every scheme. */
 export interface TrainOptions {
@@ -27,7 +27,8 @@ export interface TrainOptions {
   readonly dataset: string;
   readonly trainLimit: number;
   readonly testLimit: number;
-  readonly epochs: number;
+  /** Default: the scheme's own ({@link DEFAULT_EPOCHS}). */
+  readonly epochs?: number;
   readonly model: string;
   readonly batchSize?: number;
   readonly seed: number;
@@ -56,6 +57,14 @@ function loadImages(dataset: string, split: 'train' | 'test', limit: number) {
   return { count: set.count, shape: set.shape, features: set.shape[0] * set.shape[1] * set.shape[2], images: set.images, labels: set.labels };
 }
 
+/**
+ * Epochs each scheme runs unless told otherwise: enough for its plaintext twin to come close to a
+ * well-trained plaintext model of the same architecture, within about 15 minutes on 2 cores
+ * (fe: 78.8% after 3 epochs of 2,000 images against 71.8% after 1; smlp: 94–98% after 2; multikey:
+ * see DEFAULT_MULTIKEY_MLP).
+ */
+export const DEFAULT_EPOCHS: Readonly<Record<string, number>> = { fe: 3, smlp: 2, multikey: DEFAULT_MULTIKEY_EPOCHS };
+
 /** Training runners by scheme name; add new schemes here. */
 export const TRAIN_SCHEMES: Readonly<Record<string, TrainRunner>> = {
   fe: async (options, onProgress) => {
@@ -69,7 +78,7 @@ export const TRAIN_SCHEMES: Readonly<Record<string, TrainRunner>> = {
     try {
       const batchSize = options.batchSize ?? (options.model === 'lenet5' ? 50 : 100);
       const result = await runFeTraining({
-        train, test, model: options.model, epochs: options.epochs, batchSize, seed: options.seed, onProgress,
+        train, test, model: options.model, epochs: options.epochs ?? DEFAULT_EPOCHS.fe!, batchSize, seed: options.seed, onProgress,
         ...(compute ? { compute } : {}),
         ...(options.export !== undefined ? { export: { inputShape: train.shape } } : {}),
       });
@@ -81,7 +90,7 @@ export const TRAIN_SCHEMES: Readonly<Record<string, TrainRunner>> = {
     }
   },
   // The two-server Secure MLP (src/train/smlp): S1 trains on Paillier ciphertexts, S2 helps.
-  smlp: (options, onProgress) => runSmlpJob(options, onProgress),
+  smlp: (options, onProgress) => runSmlpJob({ ...options, epochs: options.epochs ?? DEFAULT_EPOCHS.smlp! }, onProgress),
   // Collaborative training from providers with their own keys (src/train/multikey).
   multikey: (options, onProgress) => runMultikeyJob(options, onProgress),
 };
@@ -104,7 +113,7 @@ function positiveInt(value: string): number {
 
 function summary(result: object): string {
   if ((result as { scheme?: string }).scheme === 'smlp') return smlpSummary(result as SmlpResult);
-  if ((result as { scheme?: string }).scheme === 'multikey') return multikeySummary(result as MultikeyTrainResult);
+  if ((result as { scheme?: string }).scheme === 'multikey') return multikeySummary(result as MultikeyJobResult);
   const r = result as Partial<FeTrainResult>;
   const pct = (v: number | undefined) => (v === undefined ? '?' : `${(100 * v).toFixed(2)}%`);
   return [
@@ -125,7 +134,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--dataset <name>', 'data set', 'fashion-mnist')
     .option('--train-limit <n>', 'training samples', positiveInt, 2000)
     .option('--test-limit <n>', 'test samples', positiveInt, 1000)
-    .option('--epochs <n>', 'epochs', positiveInt, 1)
+    .option('--epochs <n>', `epochs (default: ${Object.entries(DEFAULT_EPOCHS).map(([k, v]) => `${k} ${v}`).join(', ')})`, positiveInt)
     .option('--model <model>', 'mlp or lenet5', 'mlp')
     .option('--batch-size <n>', 'samples per batch (fe: mlp 100, more than the 64 hidden units; lenet5 50)', positiveInt)
     .option('--threads <n>', 'worker threads for encryption and decryption (1: none)', positiveInt, availableParallelism())
