@@ -1,6 +1,6 @@
 /**
  * Writing a chain of dense layers, ReLUs and elementwise polynomials as an ONNX model (opset 13)
- * that blindml's importer, onnxruntime and PyTorch read: what `blindml train --export` writes.
+ * that blindml's importer and onnxruntime read: what `blindml train --export` writes.
  * Dense layers become `Gemm` (weights stored out × in, `transB = 1`), a polynomial becomes Horner's
  * rule in `Mul`/`Add` nodes with scalar constants (the form the importer folds back into one
  * polynomial layer). Browser-safe.

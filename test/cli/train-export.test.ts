@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli, runCliProcess } from '../helpers/cli.js';
+import { maxAbsDiff, runOrt } from '../nn/onnx-helpers.js';
 import { loadFashionMnistSample } from '../../src/data/fashion-mnist.js';
 import { breastCancerSplit } from '../../src/data/breast-cancer.js';
 import { loadDiabetes, splitDiabetes } from '../../src/data/diabetes.js';
@@ -115,6 +116,9 @@ test('train --scheme multikey --export: raw features in, the target in its own u
       const expected = y * split.targetStd + split.targetMean;
       assert.ok(Math.abs(got[i]! - expected) < 1e-3 * split.targetStd, `record ${i}: ${got[i]} vs ${expected}`);
     });
+    // onnxruntime reads the same file and computes the same outputs.
+    const ort = await runOrt(readFileSync(file), Float32Array.from(raw), [10]);
+    assert.ok(maxAbsDiff(ort, got) < 1e-3, `onnxruntime differs by ${maxAbsDiff(ort, got)}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
