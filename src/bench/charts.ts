@@ -90,10 +90,11 @@ export function latencySpec(rows: readonly InferenceChartRow[], note: string): T
     title: { text: 'Encrypted inference: time per image', subtitle: note },
     config: CONFIG,
     width: 420,
+    height: { step: 14 },
     data: { values: rows.map((r) => ({ ...r, label: `${r.model.replace(/\.onnx$/, '')}, ${r.mode}` })) },
     mark: { type: 'bar', tooltip: true },
     encoding: {
-      y: { field: 'label', type: 'nominal', title: null, sort: null, axis: { labelLimit: 320 } },
+      y: { field: 'label', type: 'nominal', title: null, sort: null, axis: { labelLimit: 0 } },
       yOffset: { field: 'scheme', type: 'nominal' },
       x: { field: 'msPerImage', type: 'quantitative', scale: { type: 'log', domainMin: logFloor(rows.map((r) => r.msPerImage)) }, title: 'ms per image (log scale, lower is better)' },
       x2: { datum: logFloor(rows.map((r) => r.msPerImage)) },
@@ -112,7 +113,7 @@ export function throughputSpec(rows: readonly InferenceChartRow[], note: string)
     data: { values: rows.map((r) => ({ label: `${r.model.replace(/\.onnx$/, '')}, ${r.scheme}, ${r.mode}`, scheme: r.scheme, perHour: 3.6e6 / r.msPerImage })) },
     mark: { type: 'bar', tooltip: true },
     encoding: {
-      y: { field: 'label', type: 'nominal', title: null, sort: '-x', axis: { labelLimit: 320 } },
+      y: { field: 'label', type: 'nominal', title: null, sort: '-x', axis: { labelLimit: 0 } },
       x: { field: 'perHour', type: 'quantitative', scale: { type: 'log', domainMin: logFloor(rows.map((r) => 3.6e6 / r.msPerImage)) }, title: 'predictions per hour (log scale, higher is better)' },
       x2: { datum: logFloor(rows.map((r) => 3.6e6 / r.msPerImage)) },
       color: { field: 'scheme', type: 'nominal', title: 'scheme' },
@@ -158,7 +159,7 @@ export function paillierSpec(rows: readonly PaillierChartRow[], note: string): T
       {
         mark: { type: 'bar', tooltip: true },
         encoding: {
-          y: { field: 'op', type: 'nominal', title: null, sort: null, axis: { labelLimit: 320 } },
+          y: { field: 'op', type: 'nominal', title: null, sort: null, axis: { labelLimit: 0 } },
           x: { field: 'ratio', type: 'quantitative', scale: { type: 'log', domainMin: logFloor([1, ...rows.map((r) => r.ratio)]) }, title: 'baseline time / blindml time (log scale; 1 = as fast)' },
           x2: { datum: logFloor([1, ...rows.map((r) => r.ratio)]) },
         },
