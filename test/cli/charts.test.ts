@@ -55,7 +55,7 @@ test('the chart writer turns sample numbers into valid SVG files that show them'
     for (const file of written) {
       const svg = readFileSync(file, 'utf8');
       assert.equal(XMLValidator.validate(svg), true, file);
-      assert.match(svg, /^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"[^>]*width="\d+"[^>]*height="\d+"/);
+      assert.match(svg, /^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"[^>]*width="\d+(\.\d+)?"[^>]*height="\d+(\.\d+)?"/);
     }
     const latency = texts(readFileSync(join(charts, 'inference-latency.svg'), 'utf8'));
     for (const label of ['Encrypted inference: time per image', 'small, latency', 'poly, one round', 'Paillier', 'CKKS', 'ckks-poly']) assert.ok(latency.includes(label), `${label} in ${latency.join(' | ')}`);
