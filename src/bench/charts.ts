@@ -221,15 +221,17 @@ export function readResults<K extends keyof ChartData>(resultsDir: string, kind:
 /**
  * Adds a training run's points to `resultsDir`'s training results — replacing any point of the same
  * series, run and epoch, keeping the others (earlier epochs measured by earlier runs) — and redraws
- * the charts in `chartsDir`.
+ * the charts in `chartsDir`. `note` (the chart's subtitle) is used only when there was no file yet.
  *
  * @throws SyntaxError if the existing results file is not JSON; the file system's errors.
  */
 export async function recordTraining(resultsDir: string, chartsDir: string, points: readonly TrainingChartPoint[], note: string): Promise<string[]> {
   const key = (p: TrainingChartPoint) => `${p.series}\u0000${p.run}\u0000${p.epoch}`;
   const fresh = new Set(points.map(key));
-  const kept = (readResults(resultsDir, 'training')?.points ?? []).filter((p) => !fresh.has(key(p)));
-  writeResults(resultsDir, 'training', { note, points: [...kept, ...points] });
+  const existing = readResults(resultsDir, 'training');
+  const kept = (existing?.points ?? []).filter((p) => !fresh.has(key(p)));
+  // The note describes the whole file (points from several runs): a new file takes this run's.
+  writeResults(resultsDir, 'training', { note: existing?.note ?? note, points: [...kept, ...points] });
   return writeCharts(resultsDir, chartsDir);
 }
 

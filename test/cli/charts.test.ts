@@ -46,7 +46,7 @@ test('the chart writer turns sample numbers into valid SVG files that show them'
       { series: 'toy: accuracy', run: 'encrypted', epoch: 2, value: 0.84 },
     ], 'second run');
     const training = JSON.parse(readFileSync(join(results, 'training.json'), 'utf8'));
-    assert.equal(training.note, 'second run');
+    assert.equal(training.note, 'first run', 'the note describes the file, not the last run');
     assert.deepEqual(training.points.map((p: { run: string; epoch: number; value: number }) => [p.run, p.epoch, p.value]), [['plaintext twin', 1, 0.7], ['plaintext twin', 2, 0.85], ['encrypted', 2, 0.84]]);
 
     const written = await writeCharts(results, charts);
