@@ -1,7 +1,8 @@
 /**
  * `npm run bench:fe`: CryptoNN training (MLP 784-64-10, or LeNet-5 with `--model lenet5`, on Fashion-MNIST) against its plaintext
  * twin, with medians of the per-operation times. Arguments: `--train-limit N --test-limit M
- * --epochs E --threads T --model mlp|lenet5 --json`. Prints a Markdown table (or one JSON object) on stdout.
+ * --epochs E --threads T --model mlp|lenet5 --json --results DIR`. Prints a Markdown table (or one JSON object) on stdout;
+ * with `--results docs` also records the accuracies in docs/results/training.json and redraws docs/charts/.
  *
  * @module
  */
@@ -10,6 +11,8 @@ import { loadFashionMnist } from '../data/fashion-mnist.js';
 import { availableParallelism } from 'node:os';
 import { runFeTraining } from '../train/fe/run.js';
 import { FeWorkerPool } from '../workers/fe-pool.js';
+import { join } from 'node:path';
+import { recordTraining, resultsArg } from './charts.js';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -63,4 +66,12 @@ if (process.argv.includes('--json')) {
   ];
   process.stdout.write(`| measure | value |\n|---|---|\n${rows.map(([a, b]) => `| ${a} | ${b} |`).join('\n')}\n`);
   process.stdout.write(`\ntimings (ms): ${JSON.stringify(result.timings)}\n`);
+}
+const docs = resultsArg();
+if (docs !== undefined) {
+  const series = model === 'mlp' ? 'fe, MLP 784-64-10: test accuracy' : 'fe, LeNet-5: test accuracy';
+  await recordTraining(join(docs, 'results'), join(docs, 'charts'), [
+    { series, run: 'plaintext twin', epoch: epochs, value: result.plaintextAccuracy },
+    { series, run: 'encrypted', epoch: epochs, value: result.accuracy },
+  ], `last run: ${machine}, ${result.samples} training samples`);
 }

@@ -1,5 +1,6 @@
 /**
- * `npm run bench:multikey [-- --epochs E --providers P --threads T]`: collaborative training from
+ * `npm run bench:multikey [-- --epochs E --providers P --threads T]` (`--results DIR`: also record
+ * R² per epoch in DIR/results/training.json and redraw DIR/charts/): collaborative training from
  * P providers with their own keys (2048-bit Paillier, every fifth CKKS) on the diabetes data, next
  * to its plaintext twin measured in the same run. Prints a markdown block for docs/benchmarks.md:
  * the machine, its load, per-epoch seconds and traffic (medians over epochs) beside MSCryptoNet's
@@ -11,14 +12,18 @@ import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadDiabetes, splitDiabetes } from '../data/diabetes.js';
 import { runMultikeyTraining } from '../train/multikey/run.js';
+import { DEFAULT_MULTIKEY_EPOCHS, DEFAULT_MULTIKEY_MLP } from '../train/multikey/mlp.js';
+import { plaintextReference } from '../train/multikey/reference.js';
 import { PaillierWorkerPool } from '../workers/paillier-pool.js';
 import { machineDescription, median } from './stats.js';
+import { join } from 'node:path';
+import { recordTraining } from './charts.js';
 
 const MSCRYPTONET = { secondsPerEpoch: 290, mbPerEpoch: 257.4 };
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { epochs: { type: 'string', default: '2' }, providers: { type: 'string', default: '50' }, threads: { type: 'string', default: String(availableParallelism()) } },
+    options: { epochs: { type: 'string', default: String(DEFAULT_MULTIKEY_EPOCHS) }, providers: { type: 'string', default: '50' }, threads: { type: 'string', default: String(availableParallelism()) }, results: { type: 'string' } },
   });
   const epochs = Number(values.epochs);
   const providers = Number(values.providers);
@@ -26,7 +31,9 @@ async function main(): Promise<void> {
   const loadBefore = loadavg()[0]!;
   const pool = new PaillierWorkerPool({ threads });
   try {
-    const r = await runMultikeyTraining({ split: splitDiabetes(loadDiabetes()), providers, epochs, compute: pool });
+    const split = splitDiabetes(loadDiabetes());
+    const r = await runMultikeyTraining({ split, providers, epochs, compute: pool });
+    const reference = plaintextReference(split, DEFAULT_MULTIKEY_MLP, 1);
     const loadAfter = loadavg()[0]!;
     const sec = median(r.perEpoch.map((e) => e.seconds));
     const cpu = median(r.perEpoch.map((e) => e.cpuSeconds));
@@ -45,9 +52,18 @@ async function main(): Promise<void> {
       `| plaintext twin, whole run (same process), s | ${r.plaintextSeconds.toFixed(2)} | | encrypted ${(r.seconds / r.plaintextSeconds).toFixed(0)}× |`,
       '',
       `Whole run ${r.seconds.toFixed(1)} s wall, ${r.cpuSeconds.toFixed(1)} s CPU (key generation, uploads and key switch ${r.keySwitch.seconds.toFixed(1)} s, ${(r.keySwitch.bytes / 1e6).toFixed(1)} MB in ${r.keySwitch.rounds} rounds); ` +
-        `${(r.bytes / 1e6).toFixed(1)} MB in ${r.rounds} rounds in all. R² on the held-out split: ${r.r2.toFixed(4)} encrypted, ${r.plaintextR2.toFixed(4)} plaintext twin.`,
+        `${(r.bytes / 1e6).toFixed(1)} MB in ${r.rounds} rounds in all. R² on the held-out split: ${r.r2.toFixed(4)} encrypted, ${r.plaintextR2.toFixed(4)} plaintext twin, ` +
+        `${reference.r2.toFixed(4)} for the same network in plaintext trained to convergence (L2 ${reference.l2} chosen on the training records).`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
+    const docs = values.results;
+    if (docs !== undefined) {
+      const series = 'multikey 10-8-1, defaults: test R²';
+      await recordTraining(join(docs, 'results'), join(docs, 'charts'), [
+        ...r.perEpoch.map((e) => ({ series, run: 'plaintext twin' as const, epoch: e.epoch, value: e.plaintextR2 })),
+        { series, run: 'encrypted', epoch: epochs, value: r.r2 },
+      ], `last run: ${await machineDescription()}, ${r.keyBits}-bit keys, ${providers} providers`);
+    }
   } finally {
     await pool.destroy();
   }

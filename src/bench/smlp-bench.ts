@@ -2,7 +2,8 @@
  * `npm run bench:smlp`: the two-server Secure MLP on the breast cancer data (2048-bit keys by
  * default) next to its plaintext twin, with per-epoch time and S1↔S2 traffic beside MSCryptoNet's
  * published per-epoch figures. Arguments: `--epochs E --threads T --hidden H --key-bits B` (below
- * 2048 bits the run is marked insecure) and `--json`. Prints Markdown rows (or one JSON object).
+ * 2048 bits the run is marked insecure), `--json` and `--results DIR`. Prints Markdown rows (or one JSON object);
+ * with `--results docs` also records the accuracies per epoch in docs/results/training.json and redraws docs/charts/.
  *
  * @module
  */
@@ -14,6 +15,8 @@ import { runSmlpTraining } from '../train/smlp/run.js';
 import { SmlpTwin } from '../train/smlp/twin.js';
 import { TwoServerWorkerPool } from '../workers/two-server-pool.js';
 import { machineDescription, median } from './stats.js';
+import { join } from 'node:path';
+import { recordTraining, resultsArg } from './charts.js';
 
 /** MSCryptoNet (2019), per epoch of its configuration: seconds and megabytes. */
 const MSCRYPTONET = { seconds: 290, megabytes: 257.4 };
@@ -37,11 +40,14 @@ const config = { ...DEFAULT_SMLP, hidden };
 const twin = new SmlpTwin(config, initialWeights(config, train.features), train.features + 1);
 const x = fixedFeatures(train.x, train.count, train.features, config.fracBits);
 const t = fixedTargets(train.y, config.fracBits);
+const xTest = fixedFeatures(test.x, test.count, test.features, config.fracBits);
 const twinEpochs: number[] = [];
+const twinAccuracy: number[] = [];
 for (let e = 0; e < epochs; e++) {
   const t0 = performance.now();
   for (const b of epochBatches(train.count, 2 ** config.batchLog2, epochOrder(config, train.count, e))) twin.step(x, t, b);
   twinEpochs.push((performance.now() - t0) / 1000);
+  twinAccuracy.push(twin.predict(xTest, test.count).reduce((n, p, i) => n + +(p === test.y[i]), 0) / test.count);
 }
 
 const pool = threads > 1 ? new TwoServerWorkerPool({ threads }) : undefined;
@@ -78,4 +84,12 @@ if (process.argv.includes('--json')) {
       '',
     ].join('\n'),
   );
+}
+const docs = resultsArg();
+if (docs !== undefined) {
+  const series = `smlp, ${result.architecture.split(' ')[0]}: test accuracy`;
+  await recordTraining(join(docs, 'results'), join(docs, 'charts'), [
+    ...twinAccuracy.map((value, e) => ({ series, run: 'plaintext twin' as const, epoch: e + 1, value })),
+    { series, run: 'encrypted', epoch: epochs, value: result.accuracy },
+  ], `last run: ${summary.machine}, ${keyBits}-bit keys`);
 }

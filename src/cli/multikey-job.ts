@@ -10,11 +10,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { loadDiabetes, splitDiabetes, type RegressionSet } from '../data/diabetes.js';
 import type { CheckpointStore } from '../protocol/multikey/crypto-server.js';
-import { MSCRYPTONET_MLP } from '../train/multikey/mlp.js';
+import { DEFAULT_MULTIKEY_EPOCHS, DEFAULT_MULTIKEY_MLP } from '../train/multikey/mlp.js';
+import { plaintextReference, type PlaintextReference } from '../train/multikey/reference.js';
 import { runMultikeyTraining, type MultikeyTrainResult } from '../train/multikey/run.js';
 import { PaillierWorkerPool } from '../workers/paillier-pool.js';
 import { UsageError } from './usage-error.js';
 import { writeAtomically } from './write-atomically.js';
+import { exportOnnx } from '../nn/onnx-export.js';
+import { multikeyExport } from '../train/export.js';
 
 /** The options `train --scheme multikey` reads. */
 export interface MultikeyJobOptions {
@@ -32,6 +35,8 @@ export interface MultikeyJobOptions {
   readonly checkpoint?: string;
   readonly resume?: boolean;
   readonly out?: string;
+  /** Write the trained regression network to this ONNX file. */
+  readonly export?: string;
   readonly timeout?: number;
   /** Test hook: the crypto server stops answering after this many requests. */
   readonly s2StopAfter?: number;
@@ -55,13 +60,16 @@ export class FileCheckpoints implements CheckpointStore {
   }
 }
 
+/** The training result and the plaintext reference it is read against. */
+export type MultikeyJobResult = MultikeyTrainResult & { readonly reference: PlaintextReference };
+
 /**
  * Runs the job.
  *
  * @throws UsageError for a dataset other than diabetes, --resume without --checkpoint, or a
  *   provider count the training split cannot fill.
  */
-export async function runMultikeyJob(options: MultikeyJobOptions, onProgress: (done: number, total: number, label: string) => void, onPhase?: (phase: string) => void): Promise<MultikeyTrainResult> {
+export async function runMultikeyJob(options: MultikeyJobOptions, onProgress: (done: number, total: number, label: string) => void, onPhase?: (phase: string) => void): Promise<MultikeyJobResult> {
   if (options.dataset !== 'diabetes') throw new UsageError(`--scheme multikey trains on --dataset diabetes (got '${options.dataset}')`);
   if (options.resume && !options.checkpoint) throw new UsageError('--resume needs --checkpoint PREFIX');
   const full = splitDiabetes(loadDiabetes());
@@ -70,16 +78,17 @@ export async function runMultikeyJob(options: MultikeyJobOptions, onProgress: (d
   const split = { ...full, train: limit(full.train, options.trainLimit), test: limit(full.test, options.testLimit) };
   const providers = options.providers ?? 50;
   if (providers > split.train.targets.length) throw new UsageError(`--providers ${providers}: the training split has only ${split.train.targets.length} records`);
+  const config = { ...DEFAULT_MULTIKEY_MLP, ...(options.batchSize ? { batchSize: options.batchSize } : {}) };
   const compute = options.threads > 1 ? new PaillierWorkerPool({ threads: options.threads }) : undefined;
   try {
-    const result = await runMultikeyTraining({
+    const trained = await runMultikeyTraining({
       split,
       providers,
-      epochs: options.epochs ?? 1,
+      epochs: options.epochs ?? DEFAULT_MULTIKEY_EPOCHS,
       keyBits: options.keyBits ?? 2048,
       insecure: options.insecure ?? false,
       seed: options.seed,
-      config: { ...MSCRYPTONET_MLP, ...(options.batchSize ? { batchSize: options.batchSize } : {}) },
+      config,
       onProgress,
       ...(onPhase ? { onPhase } : {}),
       ...(compute ? { compute } : {}),
@@ -88,6 +97,11 @@ export async function runMultikeyJob(options: MultikeyJobOptions, onProgress: (d
       ...(options.timeout ? { cryptoTimeoutMs: options.timeout * 1000 } : {}),
       ...(options.s2StopAfter ? { cryptoFailAfter: options.s2StopAfter } : {}),
     });
+    const result: MultikeyJobResult = { ...trained, reference: plaintextReference(split, config, options.seed) };
+    if (options.export !== undefined) {
+      const spec = multikeyExport(result.weights, config, { mean: full.featureMean, std: full.featureStd, targetMean: full.targetMean, targetStd: full.targetStd });
+      writeAtomically(options.export, exportOnnx(spec));
+    }
     if (options.out) writeAtomically(options.out, `${JSON.stringify(result, null, 2)}\n`);
     return result;
   } finally {
@@ -96,13 +110,14 @@ export async function runMultikeyJob(options: MultikeyJobOptions, onProgress: (d
 }
 
 /** The human-readable summary. */
-export function multikeySummary(r: MultikeyTrainResult): string {
+export function multikeySummary(r: MultikeyJobResult): string {
   const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
   const last = r.perEpoch.at(-1);
   return [
     `scheme multikey: ${r.providers} providers (${r.paillierProviders} Paillier, ${r.ckksProviders} CKKS), ${r.trainRecords} training records, ${r.epochs} epoch(s)` +
       (r.resumedFromEpoch > 0 ? ` (resumed after epoch ${r.resumedFromEpoch})` : ''),
-    `R² ${r.r2.toFixed(4)} (plaintext twin ${r.plaintextR2.toFixed(4)}) on ${r.testRecords} held-out records`,
+    `R² ${r.r2.toFixed(4)} (plaintext twin ${r.plaintextR2.toFixed(4)}) on ${r.testRecords} held-out records; ` +
+      `reference ${r.reference.r2.toFixed(4)}: the same network in plaintext, trained to convergence (L2 ${r.reference.l2} chosen on the training records)`,
     `time ${r.seconds.toFixed(1)} s (key switch ${r.keySwitch.seconds.toFixed(1)} s; CPU ${r.cpuSeconds.toFixed(1)} s, all threads), traffic ${mb(r.bytes)} in ${r.rounds} rounds, ${r.keyBits}-bit keys`,
     last ? `per epoch: ${last.seconds.toFixed(1)} s, ${mb(last.bytes)}, ${last.rounds} rounds (MSCryptoNet: 290 s, 257.4 MB)` : '',
   ]

@@ -16,6 +16,11 @@ import { runSmlpTraining, type CheckpointSink, type SmlpCheckpoint, type SmlpRes
 import { TwoServerWorkerPool } from '../workers/two-server-pool.js';
 import { UsageError } from './usage-error.js';
 import { writeAtomically } from './write-atomically.js';
+import { exportOnnx } from '../nn/onnx-export.js';
+import { smlpExport } from '../train/export.js';
+import { smlpReference } from '../train/smlp/reference.js';
+import type { TrainingReference } from '../train/reference.js';
+import { referenceText } from './reference-text.js';
 
 /** The options `train --scheme smlp` reads. */
 export interface SmlpJobOptions {
@@ -32,6 +37,8 @@ export interface SmlpJobOptions {
   readonly checkpoint?: string;
   readonly resume?: boolean;
   readonly out?: string;
+  /** Write the trained model (weights the user decrypted) to this ONNX file. */
+  readonly export?: string;
   readonly timeout?: number;
   /** Test hook: the crypto server stops answering after this many rounds. */
   readonly s2StopAfter?: number;
@@ -92,13 +99,16 @@ function stopAfter(rounds: number): (t: TwoServerTransport) => TwoServerTranspor
   return (inner) => ({ call: (bytes) => (++calls > rounds ? new Promise<Uint8Array>(() => {}) : inner.call(bytes)) });
 }
 
+/** The training result and the plaintext reference it is read against. */
+export type SmlpJobResult = SmlpResult & { readonly reference: TrainingReference };
+
 /**
  * Runs the job.
  *
  * @throws UsageError for a dataset other than breast-cancer or --resume without --checkpoint;
  *   CryptoServerUnavailableError (with where to resume from) if S2 stops answering.
  */
-export async function runSmlpJob(o: SmlpJobOptions, onProgress: (done: number, total: number, label: string) => void, onPhase?: (phase: string) => void): Promise<SmlpResult> {
+export async function runSmlpJob(o: SmlpJobOptions, onProgress: (done: number, total: number, label: string) => void, onPhase?: (phase: string) => void): Promise<SmlpJobResult> {
   if (o.dataset !== 'breast-cancer') throw new UsageError(`--scheme smlp trains on --dataset breast-cancer (got '${o.dataset}')`);
   if (o.resume && !o.checkpoint) throw new UsageError('--resume needs --checkpoint <file>');
   const split = breastCancerSplit({ seed: o.seed });
@@ -112,7 +122,7 @@ export async function runSmlpJob(o: SmlpJobOptions, onProgress: (done: number, t
   const checkpoint = o.checkpoint ? fileCheckpoint(o.checkpoint, o.resume ?? false) : undefined;
   const pool = o.threads > 1 ? new TwoServerWorkerPool({ threads: o.threads }) : undefined;
   try {
-    const result = await runSmlpTraining({
+    const trained = await runSmlpTraining({
       train, test, epochs: o.epochs, config, keyBits: o.keyBits ?? 2048, insecure: o.insecure ?? false,
       ...(pool ? { compute: pool } : {}),
       ...(checkpoint ? { checkpoint } : {}),
@@ -120,7 +130,10 @@ export async function runSmlpJob(o: SmlpJobOptions, onProgress: (done: number, t
       ...(o.s2StopAfter !== undefined ? { wrapTransport: stopAfter(o.s2StopAfter) } : {}),
       onProgress,
       ...(onPhase ? { onPhase } : {}),
+      ...(o.export !== undefined ? { exportWeights: true } : {}),
     });
+    const result: SmlpJobResult = { ...trained, reference: await smlpReference(train, test, config) };
+    if (o.export !== undefined && result.weights) writeAtomically(o.export, exportOnnx(smlpExport(result.weights, config, split)));
     if (o.out) writeAtomically(o.out, `${JSON.stringify({ format: 'blindml-smlp-result', ...result })}\n`);
     return result;
   } catch (err) {
@@ -139,13 +152,14 @@ export async function runSmlpJob(o: SmlpJobOptions, onProgress: (done: number, t
 }
 
 /** Lines for the human-readable summary. */
-export function smlpSummary(r: SmlpResult): string {
+export function smlpSummary(r: SmlpJobResult): string {
   const pct = (v: number): string => `${(100 * v).toFixed(2)}%`;
   const mb = (b: number): string => `${(b / 1e6).toFixed(1)} MB`;
   const per = r.perEpoch.map((e) => `epoch ${e.epoch}: ${e.seconds.toFixed(1)} s, ${mb(e.bytes)}, ${e.rounds} rounds`).join('; ');
   return [
     `scheme smlp (two servers, ${r.keyBits}-bit Paillier), ${r.architecture}: ${r.samples} training samples, ${r.epochs} epoch(s), batch ${r.batchSize}`,
-    `accuracy ${pct(r.accuracy)} (plaintext twin ${pct(r.plaintextAccuracy)}, agreement ${pct(r.agreement)}) on ${r.testSamples} test samples`,
+    `accuracy ${pct(r.accuracy)} (plaintext twin ${pct(r.plaintextAccuracy)}, agreement ${pct(r.agreement)}) on ${r.testSamples} test samples; ` +
+      `reference ${pct(r.reference.score)}: ${referenceText(r.reference)}`,
     `time ${r.seconds.toFixed(1)} s (setup ${r.setupSeconds.toFixed(1)} s, evaluation ${r.evaluationSeconds.toFixed(1)} s); traffic ${mb(r.bytes)} in ${r.rounds} rounds`,
     per,
   ].join('\n');

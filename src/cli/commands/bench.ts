@@ -8,6 +8,7 @@ import { inferBenchMarkdown, inferCases, polyBenchMarkdown, runInferBench, runPo
 import { benchToMarkdown, runPaillierBench, type PaillierBenchResult } from '../../bench/paillier-bench.js';
 import { progressBar } from '../progress.js';
 import { deprecatedAlias, nonNegativeInt, positiveInt } from '../options.js';
+import { join } from 'node:path';
 
 export { nonNegativeInt, positiveInt };
 
@@ -16,6 +17,19 @@ interface BenchOptions {
   reps: number;
   json?: boolean;
   insecure?: boolean;
+  results?: string;
+}
+
+/**
+ * Records a run's numbers in DOCS/results/ and redraws DOCS/charts/. The chart renderer (vega) is a
+ * development dependency, loaded only here.
+ */
+async function recordResults(docs: string, record: (charts: typeof import('../../bench/charts.js'), resultsDir: string) => void): Promise<void> {
+  const charts = await import('../../bench/charts.js');
+  const resultsDir = join(docs, 'results');
+  record(charts, resultsDir);
+  const written = await charts.writeCharts(resultsDir, join(docs, 'charts'));
+  process.stderr.write(`charts: ${written.join(', ')}\n`);
 }
 
 /** Runs the Paillier benchmark with a progress bar on stderr and returns its results. */
@@ -42,9 +56,18 @@ export function registerBenchCommands(program: Command): void {
     .option('--reps <n>', 'repetitions per operation (medians are reported; at least 5)', positiveInt, 5)
     .option('--insecure', 'allow a modulus below 2048 bits (to compare with published small-key figures)')
     .option('--json', 'print one JSON object {bits, machine, rows} on stdout')
+    .option('--results <dir>', 'also record the ratios in DIR/results/paillier.json and redraw the charts in DIR/charts/ (needs the development dependencies)')
     .action(async (options: BenchOptions) => {
       if (!process.stderr.isTTY && !options.json) process.stderr.write('running the Paillier benchmark (a few minutes)...\n');
       const result = await benchPaillier(options);
+      if (options.results !== undefined) {
+        await recordResults(options.results, (charts, dir) =>
+          charts.writeResults(dir, 'paillier', {
+            note: `${result.bits} bits, blindml vs paillier-bigint, medians; ${result.machine}`,
+            rows: result.rows.flatMap((r) => (r.ratio !== null && charts.PAILLIER_OPS[r.op] !== undefined ? [{ op: charts.PAILLIER_OPS[r.op]!, ratio: r.ratio }] : [])),
+          }),
+        );
+      }
       process.stdout.write(options.json ? `${JSON.stringify(result)}\n` : `${benchToMarkdown(result)}\n`);
     });
   deprecatedAlias(paillier, 'bits', 'key-bits', positiveInt);
@@ -57,17 +80,28 @@ export function registerBenchCommands(program: Command): void {
     .option('--no-poly', 'skip the ckks-poly row (a full batch of 4096 images per core through models/fashion-poly.onnx)')
     .option('--write <file>', 'replace the inference section of this Markdown file (e.g. docs/benchmarks.md)')
     .option('--json', 'print the results as JSON')
-    .action(async (options: { keyBits: number; reference?: boolean; onlyReference?: boolean; poly?: boolean; write?: string; json?: boolean }) => {
+    .option('--results <dir>', 'also record the times in DIR/results/inference.json and redraw the charts in DIR/charts/ (needs the development dependencies)')
+    .action(async (options: { keyBits: number; reference?: boolean; onlyReference?: boolean; poly?: boolean; write?: string; json?: boolean; results?: string }) => {
       const only = options.onlyReference ?? false;
       const bench = await runInferBench(inferCases((options.reference ?? false) || only, only), options.keyBits, (c) =>
         process.stderr.write(`timing ${c.model}, ${c.scheme ?? 'paillier'}, ${c.batch > 1 ? 'batch' : 'latency'} mode, ${c.images} images...\n`),
       );
       let table = inferBenchMarkdown(bench);
+      const rows: { model: string; scheme: string; mode: string; msPerImage: number }[] = bench.rows.map(({ model, result: r }) => ({
+        model,
+        scheme: r.scheme === 'paillier' ? 'Paillier' : r.precomputed === false ? 'CKKS (cold)' : 'CKKS',
+        mode: r.mode,
+        msPerImage: r.msPerSample,
+      }));
       if (options.poly !== false && !only) {
         process.stderr.write('timing fashion-poly.onnx, ckks-poly, a batch of 4096 images per core...\n');
         const poly = await runPolyBench();
         table += `\n\n${polyBenchMarkdown(poly)}`;
         Object.assign(bench, { poly });
+        rows.push({ model: poly.model, scheme: 'ckks-poly', mode: 'one round', msPerImage: poly.result.msPerSample });
+      }
+      if (options.results !== undefined) {
+        await recordResults(options.results, (charts, dir) => charts.writeResults(dir, 'inference', { note: `${bench.keyBits}-bit Paillier keys, CKKS at 128-bit security; ${bench.machine}`, rows }));
       }
       if (options.write) writeInferSection(options.write, table);
       process.stdout.write(options.json ? `${JSON.stringify(bench)}\n` : `${table}\n`);

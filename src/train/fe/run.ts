@@ -16,6 +16,8 @@ import { DEFAULT_QUANT, quantizeInputs, type QuantConfig } from './quantize.js';
 import { PlainFirstLayer } from './source.js';
 import { DEFAULT_LENET, LENET_GEOMETRY, LeNet5 } from './lenet.js';
 import { EncryptedPatchSource, PlainPatchSource } from './patch-source.js';
+import type { ExportSpec } from '../../nn/onnx-export.js';
+import { feMlpExport } from '../export.js';
 
 /** Images with labels, pixels in [0, 1]. */
 export interface ImageSet {
@@ -43,6 +45,11 @@ export interface FeTrainOptions {
   readonly engine?: FeEngine;
   /** Where encryption and decryption run: a worker pool, or (default) the calling thread. */
   readonly compute?: FeCompute;
+  /**
+   * Also return the encrypted run's trained MLP as an ONNX chain taking samples of this shape
+   * ({@link FeTrainResult.exported}; the mlp model only).
+   */
+  readonly export?: { readonly inputShape: readonly number[] };
   /** Called after each batch of either run. */
   readonly onProgress?: (done: number, total: number, label: string) => void;
 }
@@ -92,6 +99,8 @@ export interface FeTrainResult {
   readonly keyRequests: number;
   readonly refusedVectors: number;
   readonly timings: Readonly<Record<string, number>>;
+  /** With `export` (mlp): the server's learned weights as an ONNX chain. */
+  readonly exported?: ExportSpec;
 }
 
 /** Process CPU time in seconds (user + system, all threads) where the runtime offers it. */
@@ -212,9 +221,13 @@ async function trainTwins(
  *
  * @throws {InnerProductOutOfBoundError} (rejects) never in a correct run (the bounds are exact); a bug guard.
  * @throws {KeyRequestRefusedError} (rejects) if the authority rejects a whole request.
+ * @throws {RangeError} (rejects) if `export` is asked of the lenet5 model.
  */
 export async function runFeTraining(options: FeTrainOptions): Promise<FeTrainResult> {
-  if (options.model === 'lenet5') return runLeNet(options);
+  if (options.model === 'lenet5') {
+    if (options.export) throw new RangeError('export: only the mlp model can be exported');
+    return runLeNet(options);
+  }
   const quant = options.quant ?? DEFAULT_QUANT;
   const batchSize = options.batchSize ?? 100;
   const config = {
@@ -285,6 +298,7 @@ export async function runFeTraining(options: FeTrainOptions): Promise<FeTrainRes
       columnDecryptMs: et.columnDecryptMs,
       dlogMs,
     },
+    ...(options.export ? { exported: feMlpExport(encModel, quant, options.export.inputShape) } : {}),
   };
 }
 

@@ -26,7 +26,7 @@ import { encodeFixed, reduce } from '../../protocol/multikey/ring.js';
 import { ServiceEngine } from '../../protocol/multikey/service-engine.js';
 import { deserializeStore, serializeStore } from '../../protocol/multikey/state.js';
 import { LocalChannel, PeerUnavailableError, type TrafficCounter } from '../../protocol/multikey/transport.js';
-import { batchIds, decodeWeights, encodeWeights, initialWeights, MSCRYPTONET_MLP, PARAM_IDS, predict, r2Score, sgdStep, type MlpWeights, type MultikeyMlpConfig } from './mlp.js';
+import { batchIds, decodeWeights, encodeWeights, epochLearningRate, initialWeights, DEFAULT_MULTIKEY_MLP, PARAM_IDS, predict, r2Score, sgdStep, type MlpWeights, type MultikeyMlpConfig } from './mlp.js';
 import { assignProviders } from '../../data/diabetes.js';
 
 /** Options of {@link runMultikeyTraining}. */
@@ -39,6 +39,7 @@ export interface MultikeyTrainOptions {
   readonly insecure?: boolean;
   /** Every k-th provider uses CKKS (default 5; 0: all Paillier). */
   readonly ckksEvery?: number;
+  /** Default: {@link DEFAULT_MULTIKEY_MLP}. */
   readonly config?: MultikeyMlpConfig;
   /** Seed of the initial weights and the batch order (public). */
   readonly seed?: number;
@@ -139,8 +140,9 @@ function paramsOf(store: Map<string, RingMatrix>): Record<(typeof PARAM_IDS)[num
 }
 
 async function trainEpoch(engine: TrainingEngine, config: MultikeyMlpConfig, batches: Batches, seed: number, epoch: number, tick: () => void): Promise<void> {
+  const scheduled = { ...config, learningRate: epochLearningRate(config, epoch) };
   for (const b of epochOrder(batches.members.length, seed, epoch)) {
-    await sgdStep(engine, config, b, batches.members[b]!.length);
+    await sgdStep(engine, scheduled, b, batches.members[b]!.length);
     tick();
   }
 }
@@ -157,7 +159,7 @@ function cpuSeconds(): number {
 }
 
 /** The plaintext twin: same batches, order, initial weights and fixed-point program. */
-async function runTwin(options: MultikeyTrainOptions, config: MultikeyMlpConfig, batches: Batches, seed: number): Promise<{ weights: MlpWeights; perEpochR2: number[]; seconds: number }> {
+export async function runTwin(options: MultikeyTrainOptions, config: MultikeyMlpConfig, batches: Batches, seed: number): Promise<{ weights: MlpWeights; perEpochR2: number[]; seconds: number }> {
   const t0 = now();
   const engine = new PlainEngine();
   for (const [id, m] of Object.entries(encodeWeights(initialWeights(config, seed), config))) engine.set(id, m);
@@ -257,7 +259,7 @@ function gatherBatches(engine: ServiceEngine, recordIds: readonly string[], prov
  *   upload or reply; InvalidKeyError for keys below 2048 bits without `insecure`.
  */
 export async function runMultikeyTraining(options: MultikeyTrainOptions): Promise<MultikeyTrainResult> {
-  const config = options.config ?? MSCRYPTONET_MLP;
+  const config = options.config ?? DEFAULT_MULTIKEY_MLP;
   const seed = options.seed ?? 1;
   const compute = options.compute ?? new LocalPaillierCompute();
   const n = options.split.train.targets.length;

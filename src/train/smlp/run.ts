@@ -80,6 +80,11 @@ export interface SmlpRunOptions {
   /** Wraps S1's channel to S2 (tests use it to make S2 stop answering). */
   readonly wrapTransport?: (t: TwoServerTransport) => TwoServerTransport;
   readonly checkpoint?: CheckpointSink;
+  /**
+   * After training, S1 has S2 switch the encrypted weights to the user's key (one more round, on
+   * masked values) and the user decrypts them: {@link SmlpResult.weights}.
+   */
+  readonly exportWeights?: boolean;
   readonly onProgress?: (done: number, total: number, label: string) => void;
   /** Called as each phase outside the training steps starts (key generation, upload, evaluation). */
   readonly onPhase?: (phase: string) => void;
@@ -110,6 +115,14 @@ export interface SmlpResult {
   readonly rounds: number;
   readonly perEpoch: SmlpEpochStats[];
   readonly resumedFromEpoch: number;
+  /** With `exportWeights`: the trained weights, decrypted by the user. */
+  readonly weights?: SmlpPlainWeights;
+}
+
+/** Fixed-point weights at scale 2^f as numbers: W1 (hidden × (features + 1), bias last) and w2 (hidden + 1, bias last). */
+export interface SmlpPlainWeights {
+  readonly w1: readonly number[];
+  readonly w2: readonly number[];
 }
 
 function keyFrom(k: { n: bigint; p: bigint; q: bigint }, insecure: boolean): PaillierKeyPair {
@@ -220,6 +233,7 @@ export async function runSmlpTraining(options: SmlpRunOptions): Promise<SmlpResu
   const downloadBytes = forUser.length * ctBytes(user.publicKey);
   const predicted = forUser.map((ct) => (user.privateKey.decryptSigned(ct) > 0n ? 1 : 0));
   const twinPredicted = twin.predict(xTest, test.count);
+  const weights = options.exportWeights ? await decryptedWeights(trainer, user) : undefined;
   const evaluationSeconds = (performance.now() - e0) / 1000;
   const after = transport.snapshot();
   // Traffic of epochs done before a resume was counted by the process that ran them.
@@ -239,5 +253,14 @@ export async function runSmlpTraining(options: SmlpRunOptions): Promise<SmlpResu
     seconds: (performance.now() - started) / 1000, setupSeconds, evaluationSeconds,
     bytes: uploadBytes + after.bytes + earlier.reduce((s, e) => s + e.bytes, 0) + downloadBytes, uploadBytes, rounds: after.rounds + earlier.reduce((s, e) => s + e.rounds, 0),
     perEpoch, resumedFromEpoch: firstEpoch,
+    ...(weights ? { weights } : {}),
   };
+}
+
+/** The user's copy of the trained weights: switched to its key by the servers, decrypted by it. */
+async function decryptedWeights(trainer: SecureMlpTrainer, user: PaillierKeyPair): Promise<SmlpPlainWeights> {
+  const { w1, w2 } = trainer.weights;
+  const cts = await trainer.switchWeights(user.publicKey);
+  const values = cts.map((ct) => Number(user.privateKey.decryptSigned(ct)));
+  return { w1: values.slice(0, w1.cts.length), w2: values.slice(w1.cts.length, w1.cts.length + w2.cts.length) };
 }

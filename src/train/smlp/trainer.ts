@@ -92,6 +92,14 @@ export class SecureMlpTrainer {
     }
   }
 
+  /**
+   * The weights (W1 row-major, then w2) re-encrypted under `userKey`: S2 switches them on masked
+   * values, so neither server sees them and only the user can decrypt. One round.
+   */
+  async switchWeights(userKey: PaillierPublicKey): Promise<PaillierCiphertext[]> {
+    return this.s1.switchKey({ bits: this.w.w1.bits, cts: [...this.w.w1.cts, ...this.w.w2.cts] }, userKey);
+  }
+
   /** One SGD step on the batch `rows` of the stored training features, with targets Enc(±2^f). */
   async step(x: StoredMatrix, targets: readonly bigint[], rows: readonly number[]): Promise<void> {
     const c = this.c;

@@ -1,0 +1,125 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli, runCliProcess } from '../helpers/cli.js';
+import { maxAbsDiff, runOrt } from '../nn/onnx-helpers.js';
+import { loadFashionMnistSample } from '../../src/data/fashion-mnist.js';
+import { breastCancerSplit } from '../../src/data/breast-cancer.js';
+import { loadDiabetes, splitDiabetes } from '../../src/data/diabetes.js';
+import { exportOnnx } from '../../src/nn/onnx-export.js';
+import { importOnnx } from '../../src/nn/onnx.js';
+import { argmaxRows, runPlaintext } from '../../src/nn/plaintext.js';
+import { FeEngine } from '../../src/schemes/fe/index.js';
+import { feMlpExport } from '../../src/train/export.js';
+import { DEFAULT_MLP, Mlp } from '../../src/train/fe/mlp.js';
+import { DEFAULT_QUANT, quantizeInputs } from '../../src/train/fe/quantize.js';
+import { runFeTraining } from '../../src/train/fe/run.js';
+import { MSCRYPTONET_MLP, predict } from '../../src/train/multikey/mlp.js';
+import { DEFAULT_SMLP } from '../../src/train/smlp/config.js';
+import { fixedFeatures } from '../../src/train/smlp/model.js';
+import { twinForward } from '../../src/train/smlp/twin.js';
+
+const sample = loadFashionMnistSample({ limit: 200 });
+const images = (from: number, to: number) => ({
+  count: to - from,
+  features: 784,
+  images: sample.images.subarray(from * 784, to * 784),
+  labels: sample.labels.subarray(from, to),
+});
+/** Pixels on the training code's grid (multiples of 1/100), where the export is exact. */
+const onGrid = (x: Float32Array) => Float32Array.from(quantizeInputs(x, DEFAULT_QUANT), (v) => v / DEFAULT_QUANT.xScale);
+
+test('fe export: the ONNX file computes the MLP\'s own predictions (quantized first layer, logits out)', () => {
+  const mlp = new Mlp({ ...DEFAULT_MLP, hidden: 16 }, DEFAULT_QUANT);
+  const model = importOnnx(exportOnnx(feMlpExport(mlp, DEFAULT_QUANT, [1, 28, 28])));
+  assert.deepEqual(model.inputShape, [1, 28, 28]);
+  const set = images(0, 200);
+  const own = mlp.predict(quantizeInputs(set.images, DEFAULT_QUANT), set.count);
+  const exported = argmaxRows(runPlaintext(model, onGrid(set.images)), 10);
+  assert.deepEqual(Array.from(exported), Array.from(own));
+});
+
+test('train --scheme fe (library) → export → import: the file scores what the encrypted run scored; infer accepts it', async () => {
+  const test = images(60, 200);
+  const result = await runFeTraining({
+    train: images(0, 60), test, epochs: 1, batchSize: 30, hidden: 12,
+    engine: new FeEngine({ maxDlogTable: 1 << 16 }),
+    export: { inputShape: [1, 28, 28] },
+  });
+  assert.ok(result.exported);
+  const bytes = exportOnnx(result.exported);
+  const predicted = argmaxRows(runPlaintext(importOnnx(bytes), onGrid(test.images)), 10);
+  const right = predicted.reduce((n, p, i) => n + +(p === test.labels[i]), 0);
+  assert.equal(right / test.count, result.accuracy);
+  const dir = mkdtempSync(join(tmpdir(), 'blindml-export-'));
+  try {
+    const file = join(dir, 'fe.onnx');
+    writeFileSync(file, bytes);
+    const run = runCliProcess(['infer', '--model', file, '--limit', '2', '--key-bits', '512', '--insecure', '--workers', '0', '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(JSON.parse(run.stdout).agreement, 1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  await assert.rejects(runFeTraining({ train: images(0, 60), test, epochs: 1, model: 'lenet5', export: { inputShape: [1, 28, 28] } }), RangeError);
+});
+
+test('train --scheme smlp --export: the user\'s decrypted weights, raw features in, the training code\'s predictions out', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'blindml-export-'));
+  try {
+    const file = join(dir, 'smlp.onnx');
+    const out = join(dir, 'result.json');
+    const r = await runCli(['train', '--scheme', 'smlp', '--dataset', 'breast-cancer', '--key-bits', '512', '--insecure', '--train-limit', '48', '--test-limit', '16', '--epochs', '1', '--threads', '1', '--export', file, '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    const result = JSON.parse(readFileSync(out, 'utf8'));
+    const model = importOnnx(readFileSync(file));
+    assert.deepEqual(model.inputShape, [30]);
+    const split = breastCancerSplit();
+    const { test: t, mean, std } = split;
+    const raw = Float64Array.from(t.x, (v, i) => v * std[i % 30]! + mean[i % 30]!);
+    const logits = runPlaintext(model, raw);
+    const weights = { w1: result.weights.w1.map(BigInt), w2: result.weights.w2.map(BigInt) };
+    const x = fixedFeatures(t.x, t.count, 30, DEFAULT_SMLP.fracBits);
+    const unit = 2 ** DEFAULT_SMLP.fracBits;
+    for (let s = 0; s < t.count; s++) {
+      const own = Number(twinForward(DEFAULT_SMLP, weights, x.slice(s * 31, (s + 1) * 31), 31).yHat) / unit;
+      assert.ok(Math.abs(logits[2 * s + 1]! - own) < 2e-3, `sample ${s}: ${logits[2 * s + 1]} vs ${own}`);
+      assert.equal(logits[2 * s]!, -logits[2 * s + 1]!);
+    }
+    const right = argmaxRows(logits.subarray(0, 32), 2).reduce((n, p, i) => n + +(p === t.y[i]), 0);
+    assert.equal(right / 16, result.accuracy, 'the encrypted run classified the first 16 test records the same way');
+    const missing = await runCli(['train', '--scheme', 'smlp', '--dataset', 'breast-cancer', '--export', join(dir, 'no', 'such', 'x.onnx')]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /does not exist/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('train --scheme multikey --export: raw features in, the target in its own units out, as the training code predicts', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'blindml-export-'));
+  try {
+    const file = join(dir, 'multikey.onnx');
+    const out = join(dir, 'result.json');
+    const r = await runCli(['train', '--scheme', 'multikey', '--dataset', 'diabetes', '--providers', '3', '--key-bits', '1024', '--insecure', '--train-limit', '16', '--test-limit', '20', '--epochs', '1', '--threads', '1', '--export', file, '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    const result = JSON.parse(readFileSync(out, 'utf8'));
+    const split = splitDiabetes(loadDiabetes());
+    const test = split.test.features.slice(0, 20);
+    const raw = Float64Array.from(test.flatMap((row) => Array.from(row, (v, f) => v * split.featureStd[f]! + split.featureMean[f]!)));
+    const weights = { W1: Float64Array.from(result.weights.W1), b1: Float64Array.from(result.weights.b1), W2: Float64Array.from(result.weights.W2), b2: Float64Array.from(result.weights.b2) };
+    const own = predict(weights, test, MSCRYPTONET_MLP);
+    const got = runPlaintext(importOnnx(readFileSync(file)), raw);
+    own.forEach((y, i) => {
+      const expected = y * split.targetStd + split.targetMean;
+      assert.ok(Math.abs(got[i]! - expected) < 1e-3 * split.targetStd, `record ${i}: ${got[i]} vs ${expected}`);
+    });
+    // onnxruntime reads the same file and computes the same outputs.
+    const ort = await runOrt(readFileSync(file), Float32Array.from(raw), [10]);
+    assert.ok(maxAbsDiff(ort, got) < 1e-3, `onnxruntime differs by ${maxAbsDiff(ort, got)}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
