@@ -36,6 +36,8 @@ import { PaillierWorkerPool } from '../workers/paillier-pool.js';
 import { closeFrame, errorFrame, peekHeader, type FrameHead } from './frames.js';
 import { registerCkksRoutes } from './ckks-routes.js';
 import { createMetrics, type ServiceMetrics } from './metrics.js';
+import { serviceBudget, type MemoryBudget } from './budget.js';
+import { PaillierKeyAccounts } from './paillier-keys.js';
 import { apiKeyMatches, generateApiKey, hashApiKey, ModelRegistry, RegistryError, type ModelRecord } from './registry.js';
 
 /** Options of {@link startServer}. Every limit has a default fit for one small machine. */
@@ -73,6 +75,13 @@ export interface ServerOptions {
   maxCkksBodyBytes?: number;
   /** CKKS sessions kept prepared per model between requests (each about 350 MiB for the reference CNN). Default 1. */
   ckksPreparedSessions?: number;
+  /**
+   * Memory the whole service should stay within, MiB (see `serviceBudget`: per-client structures
+   * get what is left after what the process holds at start, less a reserve for models). Default 3072.
+   */
+  maxMemoryMb?: number;
+  /** Client Paillier modulus sizes accepted, bits. Default 2048–4096 (from 256 with `allowInsecureKeys`). */
+  keyBits?: { min?: number; max?: number };
 }
 
 /** A running service. */
@@ -83,6 +92,8 @@ export interface BlindmlServer {
   readonly registry: ModelRegistry;
   readonly service: PaillierInferenceService;
   readonly metrics: ServiceMetrics;
+  /** The memory budget every per-client structure is held in. */
+  readonly budget: MemoryBudget;
   /** Set when no key was given or stored: the new owner key, to be shown once. */
   readonly generatedApiKey: string | undefined;
   /** Models in the database that could not be loaded (missing file, import error). */
@@ -141,7 +152,14 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   const keyHash = registry.setting(SETTING_KEY_HASH)!;
 
   const threads = options.workers ?? availableParallelism();
-  const pool = threads > 0 ? new PaillierWorkerPool({ threads }) : undefined;
+  const pool = threads > 0 ? new PaillierWorkerPool({ threads, keyCache: { maxKeys: 8, idleMs: idleTimeoutMs } }) : undefined;
+  const budget = serviceBudget(options.maxMemoryMb ?? 3072, idleTimeoutMs);
+  const insecure = options.allowInsecureKeys ?? false;
+  const paillierKeys = new PaillierKeyAccounts(budget, {
+    bounds: { minBits: options.keyBits?.min ?? (insecure ? 256 : 2048), maxBits: options.keyBits?.max ?? 4096 },
+    threads,
+    ...(pool ? { workers: pool } : {}),
+  });
   const service = new PaillierInferenceService({
     idleTimeoutMs,
     maxSessions: options.maxSessions ?? 64,
@@ -169,6 +187,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     set?.delete(id);
     if (set && set.size === 0) byIp.delete(t.ip);
     t.conn?.sessions.delete(id);
+    paillierKeys.ended(id);
     metrics.sessionsEnded.inc({ outcome });
     const seconds = (performance.now() - t.started) / 1000;
     if (outcome === 'completed') metrics.sessionSeconds.observe(seconds);
@@ -196,7 +215,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     return true;
   }
 
-  function refuse(reason: 'rate_limited' | 'session_limit' | 'shutting_down', code: string, text: string): Uint8Array {
+  function refuse(reason: 'rate_limited' | 'session_limit' | 'shutting_down' | 'key_size' | 'memory', code: string, text: string): Uint8Array {
     metrics.framesRejected.inc({ reason });
     return errorFrame(code, text);
   }
@@ -206,12 +225,16 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     metrics.bytesReceived.inc({ transport }, bytes.length);
     const head: FrameHead | null = peekHeader(bytes);
     let reply: Uint8Array;
+    let key: ReturnType<PaillierKeyAccounts['admit']>;
     if (head?.type === 'open' && draining) {
       reply = refuse('shutting_down', 'ERR_SHUTTING_DOWN', 'the service is shutting down; retry later');
     } else if (head?.type === 'open' && (prune(ip), (byIp.get(ip)?.size ?? 0) >= perClient)) {
       reply = refuse('session_limit', 'ERR_TOO_MANY_SESSIONS', `at most ${perClient} open sessions per client`);
     } else if (head?.type === 'open' && !takeToken(ip)) {
       reply = refuse('rate_limited', 'ERR_RATE_LIMITED', `at most ${opensPerMinute} sessions per minute per client`);
+    } else if (head?.type === 'open' && (key = paillierKeys.admit(bytes, ip)) && 'refusal' in key) {
+      // Before the service builds anything from the key: its size, then room for its tables.
+      reply = refuse(key.refusal.code === 'ERR_KEY_SIZE' ? 'key_size' : 'memory', key.refusal.code, key.refusal.message);
     } else {
       const started = performance.now();
       reply = await service.handle(bytes);
@@ -222,10 +245,12 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
         if (!byIp.has(ip)) byIp.set(ip, new Set());
         byIp.get(ip)!.add(out.sessionId);
         conn?.sessions.add(out.sessionId);
+        if (key && 'entry' in key) paillierKeys.opened(key.entry, out.sessionId);
         metrics.sessionsOpened.inc({ transport });
         log.info({ session: out.sessionId.slice(0, 8), model: head?.modelId, ip, transport }, 'session opened');
       } else if (out?.type === 'activate' || out?.type === 'result') {
         if (head?.type === 'activated') metrics.rounds.inc();
+        if (head?.sessionId) paillierKeys.touched(head.sessionId);
         if (out.type === 'result' && out.sessionId) endSession(out.sessionId, 'completed');
       } else if (out?.type === 'closed' && out.sessionId) {
         endSession(out.sessionId, 'aborted');
@@ -465,6 +490,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     if (aborted) log.warn({ aborted }, 'sessions aborted at shutdown');
     clearInterval(sweeper);
     service.closeAll();
+    budget.clear();
     await app.close();
     await ckks.close();
     await pool?.destroy();
@@ -477,6 +503,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     registry,
     service,
     metrics,
+    budget,
     generatedApiKey,
     skippedModels: skipped,
     trackedSessions: () => tracked.size,
