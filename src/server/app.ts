@@ -175,7 +175,13 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   const connections = new Set<Connection>();
   let draining = false;
 
-  const metrics = createMetrics({ sessions: () => tracked.size, models: () => registry.list().length });
+  /** Open sessions of every scheme, and the memory budget (for /healthz and /metrics). */
+  const serviceLoad = () => ({
+    sessions: tracked.size + ckks.openSessions(),
+    sessionsByScheme: { paillier: tracked.size, ckks: ckks.openSessions() },
+    memory: { budgetBytes: budget.maxBytes, heldBytes: budget.bytes(), rssBytes: process.memoryUsage.rss() },
+  });
+  const metrics = createMetrics({ sessions: () => serviceLoad().sessionsByScheme, models: () => registry.list().length, budget });
   const app = Fastify({ logger: options.logger ?? false, bodyLimit: 1024 * 1024, trustProxy: false });
   const log = app.log;
 
@@ -314,7 +320,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
 
   // --- health and metrics -------------------------------------------------------------------
   app.get('/healthz', { logLevel: 'warn' }, async (_req, reply) => {
-    const body = { status: draining ? 'shutting-down' : 'ok', models: registry.list().length, sessions: tracked.size };
+    const body = { status: draining ? 'shutting-down' : 'ok', models: registry.list().length, ...serviceLoad() };
     return reply.code(draining ? 503 : 200).send(body);
   });
   app.get('/metrics', { logLevel: 'warn' }, async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
@@ -405,6 +411,8 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     threads,
     maxBodyBytes: maxCkksBody,
     preparedSessions: options.ckksPreparedSessions ?? 1,
+    budget,
+    maxSessionsPerClient: perClient,
     admitOpen: (ip) => {
       if (draining) return { status: 503, code: 'ERR_SHUTTING_DOWN', message: 'the service is shutting down; retry later' };
       if (!takeToken(ip)) return { status: 429, code: 'ERR_RATE_LIMITED', message: `at most ${opensPerMinute} sessions per minute per client` };

@@ -19,6 +19,8 @@ import {
 import { decodeCkksMessage, encodeCkksMessage } from '../protocol/ckks-inference/wire.js';
 import { CkksProductPool } from '../workers/ckks-products-pool.js';
 import type { ModelRegistry } from './registry.js';
+import type { MemoryBudget } from './budget.js';
+import { CkksAccounts, checkKeySizes } from './ckks-accounts.js';
 import type { ServiceMetrics } from './metrics.js';
 
 /** The steps of the protocol, in the order a client takes them. */
@@ -36,14 +38,20 @@ export interface CkksFrontOptions {
   readonly maxBodyBytes: number;
   /** Sessions kept prepared per model between requests (0: none). */
   readonly preparedSessions: number;
-  /** Refuses an `open` (shutting down, rate limit): an error to send back, or null to go on. */
+  /** Refuses an `open` or a key upload (shutting down, rate limit): an error to send back, or null to go on. */
   readonly admitOpen: (ip: string) => { status: number; code: string; message: string } | null;
+  /** The service's memory budget: keys, open and prepared sessions are entries of it. */
+  readonly budget: MemoryBudget;
+  /** Open CKKS sessions per client address, over every model. */
+  readonly maxSessionsPerClient: number;
 }
 
 /** The running front: its services and how to stop them. */
 export interface CkksFront {
   /** Models compiled for CKKS so far. */
   services(): number;
+  /** Open CKKS sessions, every model. */
+  openSessions(): number;
   /** Drops a model's CKKS service (the model was removed). */
   forget(modelId: string): void;
   close(): Promise<void>;
@@ -64,6 +72,7 @@ export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptio
   const pool = options.threads > 0 ? new CkksProductPool({ threads: options.threads }) : undefined;
   const services = new Map<string, Promise<CkksInferenceService>>();
   const refilling = new Set<string>();
+  const accounts = new CkksAccounts(options.budget, { perClientSessions: options.maxSessionsPerClient });
 
   function serviceFor(modelId: string): Promise<CkksInferenceService> | undefined {
     const known = services.get(modelId);
@@ -89,7 +98,7 @@ export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptio
     void (async () => {
       try {
         if (keyId) service.precompute(keyId, service.describe().outputCiphertexts);
-        while (service.preparedSessions < options.preparedSessions && services.get(modelId) !== undefined) await service.prepare(1);
+        await accounts.prepare(modelId, service, options.preparedSessions, () => services.get(modelId) !== undefined);
       } catch (err) {
         // Keys evicted meanwhile, or the service closed: the next session just does the work online.
         log.debug({ model: modelId, reason: err instanceof Error ? err.message.slice(0, 100) : 'unknown' }, 'CKKS idle work skipped');
@@ -121,7 +130,7 @@ export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptio
     if (!CKKS_STEPS.includes(name)) return fail(404, 'ERR_NOT_FOUND', `no CKKS step '${req.params.step}'; use ${CKKS_STEPS.join(', ')}`);
     const service = serviceFor(req.params.modelId);
     if (!service) return fail(404, 'ERR_UNKNOWN_MODEL', `no model with id ${req.params.modelId}`);
-    if (name === 'open') {
+    if (name === 'open' || name === 'keys') {
       const refused = options.admitOpen(req.ip);
       if (refused) return fail(refused.status, refused.code, refused.message);
     }
@@ -132,19 +141,48 @@ export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptio
       if (name !== 'describe' && request === undefined) return fail(415, 'ERR_BAD_REQUEST', 'send application/octet-stream');
       const s = await service;
       metrics.bytesReceived.inc({ transport: 'http' }, body?.length ?? 0);
+      const { modelId } = req.params;
+      const sessionId = (request as { sessionId?: unknown } | undefined)?.sessionId;
+      if (name === 'keys') {
+        const tooBig = checkKeySizes(s.describe(), request);
+        if (tooBig) return fail(tooBig.status, tooBig.code, tooBig.message);
+      }
+      let admitted: { entry: string } | undefined;
+      if (name === 'open') {
+        const a = accounts.admitOpen(modelId, s, req.ip);
+        if (!('entry' in a)) return fail(a.status, a.code, a.message);
+        admitted = a;
+      }
+      if (name === 'round' && typeof sessionId === 'string') accounts.touched(modelId, sessionId);
       // The session's key id, read before its last round closes it (for the idle work after).
       const sessionKey = name === 'round' ? s.sessionKeyId(request) : undefined;
-      const out = await step(s, name, request);
-      if (name === 'open') metrics.sessionsOpened.inc({ transport: 'http' });
+      let out: unknown;
+      try {
+        out = await step(s, name, request);
+      } catch (err) {
+        if (admitted) accounts.openFailed(admitted.entry);
+        if (name === 'round' && typeof sessionId === 'string') accounts.ended(modelId, sessionId);
+        throw err;
+      }
+      if (admitted) {
+        accounts.opened(admitted.entry, (out as { sessionId: string }).sessionId, (request as { keyId: string }).keyId);
+        metrics.sessionsOpened.inc({ transport: 'http' });
+      }
       if (name === 'round') {
         metrics.rounds.inc();
         const done = (out as { next?: unknown }).next === undefined;
         if (done) {
+          accounts.ended(modelId, sessionId as string);
           metrics.sessionsEnded.inc({ outcome: 'completed' });
-          refill(req.params.modelId, s, sessionKey);
+          refill(modelId, s, sessionKey);
         }
       }
-      if (name === 'keys') refill(req.params.modelId, s, (out as { keyId: string }).keyId);
+      if (name === 'keys') {
+        const { keyId } = out as { keyId: string };
+        const refused = accounts.keysLoaded(modelId, s, keyId, req.ip);
+        if (refused) return fail(refused.status, refused.code, refused.message);
+        refill(modelId, s, keyId);
+      }
       const bytes = encodeCkksMessage(out);
       metrics.bytesSent.inc({ transport: 'http' }, bytes.length);
       metrics.messageSeconds.observe({ type: `ckks-${name}` }, (performance.now() - started) / 1000);
@@ -163,9 +201,11 @@ export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptio
 
   return {
     services: () => services.size,
+    openSessions: () => accounts.openSessions,
     forget(modelId) {
       const s = services.get(modelId);
       services.delete(modelId);
+      accounts.forget(modelId);
       void s?.then((service) => service.dispose(), () => undefined);
     },
     async close() {
