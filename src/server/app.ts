@@ -96,8 +96,10 @@ export interface BlindmlServer {
   readonly budget: MemoryBudget;
   /** Set when no key was given or stored: the new owner key, to be shown once. */
   readonly generatedApiKey: string | undefined;
-  /** Models in the database that could not be loaded (missing file, import error). */
+  /** Models in the database that could not be loaded (missing file, import error); filled while they warm. */
   readonly skippedModels: readonly { id: string; reason: string }[];
+  /** Settles when every stored model is compiled (the server listens before: they are warming meanwhile). */
+  readonly ready: Promise<void>;
   /** Open sessions per transport, as the front tracks them. */
   trackedSessions(): number;
   /**
@@ -141,7 +143,8 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   const opensPerMinute = options.opensPerMinute ?? 120;
   const graceDefault = options.shutdownGraceMs ?? 10_000;
 
-  const { registry, skipped } = ModelRegistry.open(options.db ?? './blindml.db');
+  // Stored models compile on the compile thread after the server listens (see `ready`).
+  const { registry, skipped } = ModelRegistry.open(options.db ?? './blindml.db', { defer: true });
   let generatedApiKey: string | undefined;
   if (options.apiKey) {
     registry.setSetting(SETTING_KEY_HASH, hashApiKey(options.apiKey));
@@ -167,7 +170,6 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     maxMessageBytes: maxFrame,
     ...(pool ? { evaluator: pool } : {}),
   });
-  for (const m of registry.list()) service.register(m.id, registry.get(m.id)!.compiled);
 
   const tracked = new Map<string, Tracked>();
   const byIp = new Map<string, Set<string>>();
@@ -179,6 +181,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   const serviceLoad = () => ({
     sessions: tracked.size + ckks.openSessions(),
     sessionsByScheme: { paillier: tracked.size, ckks: ckks.openSessions() },
+    warming: { paillier: registry.warming, ckks: ckks.compiling() },
     memory: { budgetBytes: budget.maxBytes, heldBytes: budget.bytes(), rssBytes: process.memoryUsage.rss() },
   });
   const metrics = createMetrics({ sessions: () => serviceLoad().sessionsByScheme, models: () => registry.list().length, budget });
@@ -232,6 +235,8 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     const head: FrameHead | null = peekHeader(bytes);
     let reply: Uint8Array;
     let key: ReturnType<PaillierKeyAccounts['admit']>;
+    // A model still compiling after start: the open waits for it (the event loop does not).
+    if (head?.type === 'open' && head.modelId !== undefined) await registry.whenWarm(head.modelId);
     if (head?.type === 'open' && draining) {
       reply = refuse('shutting_down', 'ERR_SHUTTING_DOWN', 'the service is shutting down; retry later');
     } else if (head?.type === 'open' && (prune(ip), (byIp.get(ip)?.size ?? 0) >= perClient)) {
@@ -483,6 +488,14 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   const host = options.host ?? '127.0.0.1';
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
+  const ready = registry.warm(
+    (m) => {
+      service.register(m.record.id, m.compiled);
+      log.info({ model: m.record.id }, 'model loaded');
+    },
+    (id, reason) => log.warn({ model: id, reason: reason.slice(0, 200) }, 'model not loaded'),
+  );
+
   let closing: Promise<void> | undefined;
   async function close(graceMs = graceDefault): Promise<void> {
     draining = true;
@@ -514,6 +527,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     budget,
     generatedApiKey,
     skippedModels: skipped,
+    ready,
     trackedSessions: () => tracked.size,
     close: (graceMs?: number) => (closing ??= close(graceMs)),
   };

@@ -3,7 +3,7 @@
  * each way (`protocol/ckks-inference/wire.ts`), step ∈ describe | keys | open | round.
  *
  * A model registered for the Paillier protocol is compiled for CKKS on its first CKKS request
- * (from its stored ONNX and calibration files) and kept. Between sessions the front does the
+ * (from its stored ONNX and calibration files, on a compile thread) and kept. Between sessions the front does the
  * service's idle work: it prepares the next session (every per-session plaintext encoded, on the
  * product workers) and tops up the client's smudging ciphertexts, so a session's rounds only do the
  * input-dependent products. Errors come back as HTTP 4xx with `{ error, message }`; a bad round
@@ -14,13 +14,14 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { BlindmlError, FormatError, InvalidCiphertextError, KeyMismatchError } from '../errors.js';
 import {
-  CkksInferenceService, OutOfOrderError, UnknownKeysError, UnknownSessionError, compileCkksModel,
+  CkksInferenceService, OutOfOrderError, UnknownKeysError, UnknownSessionError,
 } from '../protocol/ckks-inference/index.js';
 import { decodeCkksMessage, encodeCkksMessage } from '../protocol/ckks-inference/wire.js';
 import { CkksProductPool } from '../workers/ckks-products-pool.js';
 import type { ModelRegistry } from './registry.js';
 import type { MemoryBudget } from './budget.js';
 import { CkksAccounts, checkKeySizes } from './ckks-accounts.js';
+import { CkksCompiler } from './ckks-compile.js';
 import type { ServiceMetrics } from './metrics.js';
 
 /** The steps of the protocol, in the order a client takes them. */
@@ -52,6 +53,8 @@ export interface CkksFront {
   services(): number;
   /** Open CKKS sessions, every model. */
   openSessions(): number;
+  /** Models being compiled for CKKS now. */
+  compiling(): number;
   /** Drops a model's CKKS service (the model was removed). */
   forget(modelId: string): void;
   close(): Promise<void>;
@@ -73,14 +76,19 @@ export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptio
   const services = new Map<string, Promise<CkksInferenceService>>();
   const refilling = new Set<string>();
   const accounts = new CkksAccounts(options.budget, { perClientSessions: options.maxSessionsPerClient });
+  const compiler = new CkksCompiler();
+  /** Models being compiled for CKKS now. */
+  const compiling = new Set<string>();
 
   function serviceFor(modelId: string): Promise<CkksInferenceService> | undefined {
     const known = services.get(modelId);
     if (known) return known;
-    const source = registry.source(modelId);
-    if (!source) return undefined;
+    const files = registry.storedFiles(modelId);
+    if (!files) return undefined;
+    compiling.add(modelId);
     const created = (async () => {
-      const compiled = compileCkksModel(source.model, source.calibration);
+      // On the compile thread: the event loop keeps answering everyone else meanwhile.
+      const compiled = await compiler.compile(files).finally(() => compiling.delete(modelId));
       await pool?.prepare(compiled.params.ckks);
       const service = await CkksInferenceService.create(compiled, pool ? { evaluator: pool } : {});
       log.info({ model: modelId, ring: compiled.params.ckks.polyModulusDegree }, 'model compiled for CKKS');
@@ -128,6 +136,8 @@ export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptio
     };
     const name = req.params.step as Step;
     if (!CKKS_STEPS.includes(name)) return fail(404, 'ERR_NOT_FOUND', `no CKKS step '${req.params.step}'; use ${CKKS_STEPS.join(', ')}`);
+    // A stored model still compiling after start: wait for it (the event loop does not).
+    await registry.whenWarm(req.params.modelId);
     const service = serviceFor(req.params.modelId);
     if (!service) return fail(404, 'ERR_UNKNOWN_MODEL', `no model with id ${req.params.modelId}`);
     if (name === 'open' || name === 'keys') {
@@ -202,6 +212,7 @@ export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptio
   return {
     services: () => services.size,
     openSessions: () => accounts.openSessions,
+    compiling: () => compiling.size,
     forget(modelId) {
       const s = services.get(modelId);
       services.delete(modelId);
@@ -212,6 +223,7 @@ export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptio
       const all = [...services.values()];
       services.clear();
       for (const s of await Promise.allSettled(all)) if (s.status === 'fulfilled') s.value.dispose();
+      await compiler.destroy();
       await pool?.destroy();
     },
   };

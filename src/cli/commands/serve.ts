@@ -69,8 +69,11 @@ export function registerServeCommands(program: Command): void {
         // Shown once: only its hash is stored.
         process.stderr.write(`\nblindml: owner API key (shown once; only its SHA-256 is stored in ${o.db}):\n\n  ${server.generatedApiKey}\n\n`);
       }
-      for (const s of server.skippedModels) process.stderr.write(`blindml: model ${s.id} not loaded: ${s.reason}\n`);
-      process.stderr.write(`blindml: serving ${server.registry.list().length} model(s) at ${server.url} (demo page ${server.url}/, owner page ${server.url}/owner)\n`);
+      const warming = server.registry.warming;
+      process.stderr.write(`blindml: serving ${server.registry.list().length} model(s) at ${server.url} (${warming ? `${warming} still loading; ` : ''}demo page ${server.url}/, owner page ${server.url}/owner)\n`);
+      void server.ready.then(() => {
+        for (const s of server.skippedModels) process.stderr.write(`blindml: model ${s.id} not loaded: ${s.reason}\n`);
+      });
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           process.stderr.write(`blindml: ${signal}: finishing running sessions (a second signal aborts them)\n`);
