@@ -143,6 +143,12 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   const opensPerMinute = options.opensPerMinute ?? 120;
   const graceDefault = options.shutdownGraceMs ?? 10_000;
 
+  // Checked before the database is touched.
+  const budget = serviceBudget(options.maxMemoryMb ?? 3072, idleTimeoutMs);
+  const insecure = options.allowInsecureKeys ?? false;
+  const bounds = { minBits: options.keyBits?.min ?? (insecure ? 256 : 2048), maxBits: options.keyBits?.max ?? 4096 };
+  if (!(bounds.minBits >= 1 && bounds.minBits <= bounds.maxBits)) throw new RangeError(`client key bounds ${bounds.minBits}–${bounds.maxBits} bits are empty`);
+
   // Stored models compile on the compile thread after the server listens (see `ready`).
   const { registry, skipped } = ModelRegistry.open(options.db ?? './blindml.db', { defer: true });
   let generatedApiKey: string | undefined;
@@ -156,10 +162,8 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
 
   const threads = options.workers ?? availableParallelism();
   const pool = threads > 0 ? new PaillierWorkerPool({ threads, keyCache: { maxKeys: 8, idleMs: idleTimeoutMs } }) : undefined;
-  const budget = serviceBudget(options.maxMemoryMb ?? 3072, idleTimeoutMs);
-  const insecure = options.allowInsecureKeys ?? false;
   const paillierKeys = new PaillierKeyAccounts(budget, {
-    bounds: { minBits: options.keyBits?.min ?? (insecure ? 256 : 2048), maxBits: options.keyBits?.max ?? 4096 },
+    bounds,
     threads,
     ...(pool ? { workers: pool } : {}),
   });
