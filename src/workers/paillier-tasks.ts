@@ -34,16 +34,22 @@ export interface KeyCacheLimits {
 
 export const DEFAULT_KEY_CACHE: KeyCacheLimits = { maxKeys: 8, idleMs: 60_000 };
 
+let dropped: (() => void) | undefined;
+
 function keyCache<K extends object>(limits: KeyCacheLimits): LRUCache<bigint, K> {
   // ttlAutopurge: an idle thread gets no task that would notice its stale keys.
-  return new LRUCache<bigint, K>({ max: limits.maxKeys, ttl: limits.idleMs, updateAgeOnGet: true, ttlAutopurge: true });
+  return new LRUCache<bigint, K>({ max: limits.maxKeys, ttl: limits.idleMs, updateAgeOnGet: true, ttlAutopurge: true, dispose: () => dropped?.() });
 }
 
 let publicKeys = keyCache<PaillierPublicKey>(DEFAULT_KEY_CACHE);
 let privateKeys = keyCache<PaillierPrivateKey>(DEFAULT_KEY_CACHE);
 
-/** Sets this thread's cache bounds (dropping what it holds). */
-export function configureKeyCache(limits: KeyCacheLimits): void {
+/**
+ * Sets this thread's cache bounds (dropping what it holds); `onDrop` is called whenever a key
+ * leaves the cache (a thread may then collect its garbage: an idle one would not on its own).
+ */
+export function configureKeyCache(limits: KeyCacheLimits, onDrop?: () => void): void {
+  dropped = onDrop;
   publicKeys.clear();
   privateKeys.clear();
   publicKeys = keyCache(limits);

@@ -5,12 +5,30 @@
  *
  * @module
  */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { BroadcastChannel } from 'node:worker_threads';
 import { workerData } from 'piscina';
 import { configureKeyCache, forgetKey, runPaillierTask, type KeyCacheLimits, type PaillierTask } from './paillier-tasks.js';
 
+/**
+ * A full garbage collection soon after keys were dropped. A DJN table is tens of MiB of bigints;
+ * a thread that then sits idle allocates nothing, so V8 would never collect them and the process
+ * would keep the memory. (`--expose-gc` set at run time exposes gc() to new contexts only.)
+ */
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+let collecting: ReturnType<typeof setTimeout> | undefined;
+function collectSoon(): void {
+  collecting ??= setTimeout(() => {
+    collecting = undefined;
+    gc();
+  }, 200);
+  collecting.unref();
+}
+
 const data = workerData as { keyCache?: KeyCacheLimits; channel?: string } | undefined;
-if (data?.keyCache) configureKeyCache(data.keyCache);
+if (data?.keyCache) configureKeyCache(data.keyCache, collectSoon);
 if (data?.channel) {
   const channel = new BroadcastChannel(data.channel);
   channel.onmessage = (event) => {
