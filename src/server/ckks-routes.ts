@@ -105,7 +105,12 @@ export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptio
     refilling.add(modelId);
     void (async () => {
       try {
-        if (keyId) service.precompute(keyId, service.describe().outputCiphertexts);
+        // One smudging ciphertext per turn of the event loop (each is a public-key encryption,
+        // tens of ms): a large model needs dozens, which must not hold up other clients' requests.
+        for (let i = 0; keyId && i < service.describe().outputCiphertexts; i++) {
+          service.precompute(keyId, 1);
+          await new Promise((r) => setImmediate(r));
+        }
         await accounts.prepare(modelId, service, options.preparedSessions, () => services.get(modelId) !== undefined);
       } catch (err) {
         // Keys evicted meanwhile, or the service closed: the next session just does the work online.
