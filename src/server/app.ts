@@ -422,6 +422,8 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     preparedSessions: options.ckksPreparedSessions ?? 1,
     budget,
     maxSessionsPerClient: perClient,
+    // Keys outlive sessions (a client returns with the same keys); the budget evicts them under pressure.
+    keysIdleMs: Math.max(idleTimeoutMs, 15 * 60_000),
     admitOpen: (ip) => {
       if (draining) return { status: 503, code: 'ERR_SHUTTING_DOWN', message: 'the service is shutting down; retry later' };
       if (!takeToken(ip)) return { status: 429, code: 'ERR_RATE_LIMITED', message: `at most ${opensPerMinute} sessions per minute per client` };

@@ -8,7 +8,8 @@
  *   room; if pinned ones (sessions in flight, keys an open session uses) fill the budget, the new
  *   entry is refused and nothing is evicted.
  * - Each client address may hold at most `perOwnerBytes`, so one address can neither take the
- *   whole budget nor push out another address's session.
+ *   whole budget nor push out another address's session; past its share, an address's new entry
+ *   pushes out that address's own unpinned entries first.
  * - An entry unused for `idleMs` expires, pinned or not (an abandoned session ends like this).
  * - Every way out (expiry, eviction, deletion, {@link MemoryBudget.clear}) calls the entry's
  *   `release` exactly once, which frees what it stands for.
@@ -30,6 +31,8 @@ export interface BudgetEntry {
   /** The client address it belongs to ('' for the service's own idle work). */
   readonly owner: string;
   readonly bytes: number;
+  /** Its own idle time, when not the budget's (keys a client reuses across sessions live longer). */
+  readonly idleMs?: number;
   /** While true the entry is never evicted to make room (it may still expire when idle). */
   readonly pinned?: () => boolean;
   /** Frees the structure; called once, however the entry leaves. */
@@ -78,25 +81,21 @@ export class MemoryBudget {
 
   /**
    * Adds an entry under `key` if it fits, evicting unpinned entries (least recently used first)
-   * to make room. Refuses, evicting nothing, when the owner would exceed its share ('owner') or
-   * pinned entries leave too little room ('full'). An existing entry under `key` is only touched.
+   * to make room: the owner's own ones to stay within its share, then anyone's to stay within the
+   * budget. Refuses, evicting nothing, when the owner's pinned entries fill its share ('owner') or
+   * pinned entries fill the budget ('full'). An existing entry under `key` is only touched.
    */
   admit(key: string, entry: BudgetEntry): Refusal | null {
     if (this.cache.get(key)) return null;
     const bytes = Math.max(1, Math.ceil(entry.bytes));
-    if (entry.owner !== '' && (this.byOwner.get(entry.owner) ?? 0) + bytes > this.perOwnerBytes) return 'owner';
     if (bytes > this.maxBytes) return 'full';
-    const victims: string[] = [];
-    let free = this.maxBytes - this.cache.calculatedSize;
-    for (const k of this.cache.rkeys()) {
-      if (free >= bytes) break;
-      const e = this.cache.peek(k, { allowStale: true });
-      if (!e || e.pinned?.()) continue;
-      victims.push(k);
-      free += Math.max(1, Math.ceil(e.bytes));
-    }
-    if (free < bytes) return 'full';
-    for (const k of victims) {
+    if (entry.owner !== '' && bytes > this.perOwnerBytes) return 'owner';
+    const own = entry.owner === '' ? [] : this.victims(bytes - (this.perOwnerBytes - this.ownerBytes(entry.owner)), (e) => e.owner === entry.owner);
+    if (!own) return 'owner';
+    const freed = own.reduce((sum, k) => sum + Math.max(1, Math.ceil(this.cache.peek(k, { allowStale: true })!.bytes)), 0);
+    const others = this.victims(bytes - (this.maxBytes - this.cache.calculatedSize) - freed, (_e, k) => !own.includes(k));
+    if (!others) return 'full';
+    for (const k of [...own, ...others]) {
       this.evicting.add(k);
       this.cache.delete(k);
       this.evicting.delete(k);
@@ -106,8 +105,25 @@ export class MemoryBudget {
     c.entries++;
     c.bytes += bytes;
     this.counts.set(entry.kind, c);
-    this.cache.set(key, entry);
+    this.cache.set(key, entry, entry.idleMs === undefined ? {} : { ttl: entry.idleMs });
     return null;
+  }
+
+  /**
+   * Unpinned entries (least recently used first, among those `eligible`) that free at least
+   * `needed` bytes: none when nothing is needed, undefined when they cannot.
+   */
+  private victims(needed: number, eligible: (e: BudgetEntry, key: string) => boolean): string[] | undefined {
+    const out: string[] = [];
+    let found = 0;
+    for (const k of this.cache.rkeys()) {
+      if (found >= needed) break;
+      const e = this.cache.peek(k, { allowStale: true });
+      if (!e || e.pinned?.() || !eligible(e, k)) continue;
+      out.push(k);
+      found += Math.max(1, Math.ceil(e.bytes));
+    }
+    return found >= needed ? out : undefined;
   }
 
   /** Marks an entry used now (restarting its idle time). @returns whether it is held. */

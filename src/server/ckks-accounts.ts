@@ -73,7 +73,11 @@ export class CkksAccounts {
 
   constructor(
     private readonly budget: MemoryBudget,
-    private readonly options: { readonly perClientSessions: number },
+    private readonly options: {
+      readonly perClientSessions: number;
+      /** How long a client's keys stay loaded unused (longer than a session: clients come back). */
+      readonly keysIdleMs: number;
+    },
   ) {}
 
   /** Loaded keys of `owner`: admitted, or a refusal (the keys are then unloaded). */
@@ -84,6 +88,7 @@ export class CkksAccounts {
       kind: 'ckks-keys',
       owner,
       bytes: ckksKeyBytes(d.params, d.galoisSteps.length, d.outputCiphertexts),
+      idleMs: this.options.keysIdleMs,
       pinned: () => [...this.sessions.values()].some((s) => s.keys === entry),
       release: () => void service.dropKeys(keyId),
     });

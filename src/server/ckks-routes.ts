@@ -45,6 +45,8 @@ export interface CkksFrontOptions {
   readonly budget: MemoryBudget;
   /** Open CKKS sessions per client address, over every model. */
   readonly maxSessionsPerClient: number;
+  /** How long a client's keys stay loaded unused. */
+  readonly keysIdleMs: number;
 }
 
 /** The running front: its services and how to stop them. */
@@ -75,7 +77,7 @@ export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptio
   const pool = options.threads > 0 ? new CkksProductPool({ threads: options.threads }) : undefined;
   const services = new Map<string, Promise<CkksInferenceService>>();
   const refilling = new Set<string>();
-  const accounts = new CkksAccounts(options.budget, { perClientSessions: options.maxSessionsPerClient });
+  const accounts = new CkksAccounts(options.budget, { perClientSessions: options.maxSessionsPerClient, keysIdleMs: options.keysIdleMs });
   const compiler = new CkksCompiler();
   /** Models being compiled for CKKS now. */
   const compiling = new Set<string>();

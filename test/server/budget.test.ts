@@ -64,15 +64,31 @@ test('the budget evicts the least recently used unpinned entries, never pinned o
   assert.equal(b.ownerBytes('x'), 0);
 });
 
-test('one address cannot take more than its share, whatever is free', () => {
+test('one address cannot take more than its share, whatever is free: its new entries push out its own idle ones', () => {
   const log: string[] = [];
   const b = new MemoryBudget({ maxBytes: 300, idleMs: 60_000 });
   assert.equal(b.perOwnerBytes, 100);
-  assert.equal(b.admit('a1', entry('attacker', 60, log, 'a1')), null);
+  assert.equal(b.admit('v1', entry('victim', 60, log, 'v1')), null);
+  assert.equal(b.admit('a1', entry('attacker', 60, log, 'a1', true)), null);
   assert.equal(b.admit('a2', entry('attacker', 60, log, 'a2')), 'owner');
-  assert.equal(b.admit('v1', entry('victim', 60, log, 'v1', true)), null);
-  assert.equal(b.ownedBy('attacker', 'ckks-session'), 1);
+  assert.equal(b.admit('a3', entry('attacker', 30, log, 'a3')), null);
+  assert.equal(b.admit('a4', entry('attacker', 10, log, 'a4')), null);
   assert.deepEqual(log, []);
+  assert.equal(b.admit('a5', entry('attacker', 20, log, 'a5')), null);
+  assert.deepEqual(log, ['a3:evict'], "the attacker's own idle entry went, not the victim's");
+  assert.equal(b.ownerBytes('attacker'), 90);
+  assert.ok(b.has('v1'));
+});
+
+test('an entry may have its own idle time', async () => {
+  const log: string[] = [];
+  const b = new MemoryBudget({ maxBytes: 100, idleMs: 60 });
+  b.admit('short', entry('x', 10, log, 'short'));
+  b.admit('long', { ...entry('x', 10, log, 'long'), idleMs: 60_000 });
+  await until(() => log.length === 1);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(log, ['short:expire']);
+  b.clear();
 });
 
 test('idle entries expire on their own, pinned or not', async () => {
