@@ -5,17 +5,18 @@
  * 1. Fresh keys: N clients (default 200) one after another, each with a fresh 2048-bit modulus,
  *    open a session and send their input; the server builds a DJN table for the key in every
  *    worker thread and re-randomizes its reply with it; the client then leaves (close). Server RSS:
- *    warm baseline (after one client and the idle timeout), peak, and after the idle timeout. The
- *    moduli are random odd 2048-bit numbers and the inputs random values below n²: the server
- *    cannot tell them from real keys and ciphertexts and does the same work and allocations, while
- *    the bench skips 200 key generations and encryptions on the shared cores.
+ *    warm baseline (after one client and the idle timeout), peak, and after the idle timeout. Each
+ *    modulus is a new product of two primes from a pool of random 1024-bit primes and the inputs
+ *    are random values below n²: the server cannot tell them from real keys and ciphertexts and
+ *    does the same work and allocations, while the bench skips a key generation and 784
+ *    encryptions per client on the shared cores.
  * 2. CKKS open-and-abandon: one address uploads keys and opens `--cycles` sessions (default 64)
  *    that it never uses, then a client on another address (127.0.0.2) connects and completes a
  *    prediction. Server RSS against the memory limit; the attacker's opens by outcome.
  * 3. /healthz latency (p50/p99, one request at a time every 50 ms) during each phase: the model
  *    compiling for CKKS, key uploads, fresh-key sessions, abandoned opens and the CKKS session.
  *
- * Options: --clients N, --cycles N, --ckks-model reference|small (default reference),
+ * Options: --parts fresh,ckks (default both), --clients N, --cycles N, --ckks-model reference|small (default reference),
  * --max-memory-mb N (default 3072), --idle-timeout S (default 10), --json.
  * Prints a Markdown section for docs/benchmarks.md.
  *
@@ -33,7 +34,7 @@ import { loadFashionMnistSample } from '../src/data/fashion-mnist.js';
 import { argmaxRows, importOnnx, runPlaintext } from '../src/nn/index.js';
 import { bigIntToBase64Url } from '../src/math/bigint.js';
 import { randomBits } from '../src/math/random.js';
-import { gcd } from '../src/math/modular.js';
+import { randomPrime } from '../src/math/prime.js';
 import { decodeMessage, encodeMessage, message } from '../src/protocol/paillier-inference/messages.js';
 import { CkksInferenceClient, type CkksTransport } from '../src/protocol/ckks-inference/index.js';
 import type { KeysRequest, OpenRequest, RoundRequest } from '../src/protocol/ckks-inference/messages.js';
@@ -43,6 +44,7 @@ import { ServiceError } from '../src/protocol/paillier-inference/client.js';
 const { values: args } = parseArgs({
   options: {
     clients: { type: 'string', default: '200' },
+    parts: { type: 'string', default: 'fresh,ckks' },
     cycles: { type: 'string', default: '64' },
     'ckks-model': { type: 'string', default: 'reference' },
     'max-memory-mb': { type: 'string', default: '3072' },
@@ -154,16 +156,23 @@ async function paillier(url: string, bytes: Uint8Array) {
   return decodeMessage(new Uint8Array(await res.arrayBuffer()));
 }
 
-/** Product of the odd primes below 1000: a real modulus pq has none of them as a factor. */
-const SMALL_PRIMES = Array.from({ length: 998 }, (_, i) => i + 3).filter((p) => p % 2 === 1 && Array.from({ length: Math.floor(Math.sqrt(p)) - 1 }, (_, k) => k + 2).every((d) => p % d !== 0)).reduce((a, p) => a * BigInt(p), 1n);
-
-/** A random odd modulus of KEY_BITS bits with no small factor (its random ciphertexts are then units). */
-function freshModulus(): bigint {
-  for (;;) {
-    const n = randomBits(KEY_BITS) | (1n << BigInt(KEY_BITS - 1)) | 1n;
-    if (gcd(n, SMALL_PRIMES) === 1n) return n;
-  }
+/**
+ * Fresh moduli p·q from a pool of random 1024-bit primes (every pair a new modulus): real key
+ * moduli, so random values below n² are units like real ciphertexts, without a key generation per
+ * client on the shared cores.
+ */
+function modulusSource(clients: number): () => bigint {
+  let size = 2;
+  while ((size * (size - 1)) / 2 < clients + 1) size++;
+  const primes = Array.from({ length: size }, () => randomPrime(KEY_BITS / 2));
+  const pairs: [number, number][] = [];
+  for (let i = 0; i < size; i++) for (let j = i + 1; j < size; j++) pairs.push([i, j]);
+  return () => {
+    const [i, j] = pairs.shift()!;
+    return primes[i]! * primes[j]!;
+  };
 }
+let freshModulus: () => bigint;
 
 /** One client with a fresh modulus: open, input (the server's first stage and re-randomization), close. */
 async function freshClient(url: string, modelId: string, inputs: number): Promise<string> {
@@ -294,31 +303,37 @@ async function ckksAbandon(probe: ReturnType<typeof healthProbe>, server: Server
 const small = readFileSync(join(root, 'models', 'fashion-small.onnx'));
 const ckksOnnx = readFileSync(join(root, 'models', args['ckks-model'] === 'small' ? 'fashion-small.onnx' : 'fashion-reference.onnx'));
 const results: Record<string, unknown> = {};
+const parts = new Set(args.parts.split(','));
 try {
-  const server = await startServer(join(dir, 'fresh.db'));
-  const modelId = (await registerModel(server.url, API_KEY, small, { name: 'fashion-small' })).model.id;
-  log(`fresh keys: server ${server.url}, ${clients} clients`);
-  const probe = healthProbe(server.url);
-  results.fresh = await freshKeys(probe, server, modelId);
-  results.freshHealth = await probe.stop();
-  await stopServer(server);
+  if (parts.has('fresh')) {
+    freshModulus = modulusSource(clients);
+    const server = await startServer(join(dir, 'fresh.db'));
+    const modelId = (await registerModel(server.url, API_KEY, small, { name: 'fashion-small' })).model.id;
+    log(`fresh keys: server ${server.url}, ${clients} clients`);
+    const probe = healthProbe(server.url);
+    results.fresh = await freshKeys(probe, server, modelId);
+    results.freshHealth = await probe.stop();
+    await stopServer(server);
+  }
 
-  const server2 = await startServer(join(dir, 'ckks.db'));
-  const probe2 = healthProbe(server2.url);
-  probe2.set('model upload');
-  const ckksId = (await registerModel(server2.url, API_KEY, ckksOnnx, { name: args['ckks-model'] })).model.id;
-  log(`CKKS abandon: server ${server2.url}, model ${args['ckks-model']}, ${cycles} opens`);
-  results.ckks = await ckksAbandon(probe2, server2, ckksId, ckksOnnx);
-  results.ckksHealth = await probe2.stop();
-  await stopServer(server2);
+  if (parts.has('ckks')) {
+    const server2 = await startServer(join(dir, 'ckks.db'));
+    const probe2 = healthProbe(server2.url);
+    probe2.set('model upload');
+    const ckksId = (await registerModel(server2.url, API_KEY, ckksOnnx, { name: args['ckks-model'] })).model.id;
+    log(`CKKS abandon: server ${server2.url}, model ${args['ckks-model']}, ${cycles} opens`);
+    results.ckks = await ckksAbandon(probe2, server2, ckksId, ckksOnnx);
+    results.ckksHealth = await probe2.stop();
+    await stopServer(server2);
+  }
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
 
 const phases = new Map<string, number[]>();
-for (const m of [results.freshHealth, results.ckksHealth] as Map<string, number[]>[]) for (const [k, v] of m) phases.set(k, [...(phases.get(k) ?? []), ...v]);
-const fresh = results.fresh as Awaited<ReturnType<typeof freshKeys>>;
-const ckks = results.ckks as Awaited<ReturnType<typeof ckksAbandon>>;
+for (const m of [results.freshHealth, results.ckksHealth] as (Map<string, number[]> | undefined)[]) for (const [k, v] of m ?? []) phases.set(k, [...(phases.get(k) ?? []), ...v]);
+const fresh = results.fresh as Awaited<ReturnType<typeof freshKeys>> | undefined;
+const ckks = results.ckks as Awaited<ReturnType<typeof ckksAbandon>> | undefined;
 if (args.json) {
   process.stdout.write(`${JSON.stringify({ fresh, ckks, health: Object.fromEntries([...phases].map(([k, v]) => [k, { n: v.length, p50: quantile(v, 0.5), p99: quantile(v, 0.99) }])) }, null, 2)}\n`);
 } else {
@@ -330,9 +345,9 @@ if (args.json) {
     '',
     '| check | result |',
     '|---|---|',
-    `| ${fresh.clients} clients one after another, each with a fresh ${KEY_BITS}-bit key (open, input, close) | ${Object.entries(fresh.outcomes).map(([k, v]) => `${v} ${k}`).join(', ')} in ${fresh.seconds.toFixed(0)} s; server RSS ${mib(fresh.baseline)} warm baseline → ${mib(fresh.peak)} peak → ${mib(fresh.rightAfter)} right after (budget holding ${fresh.heldRightAfterMiB.toFixed(0)} MiB of key tables) → ${mib(fresh.after)} after the idle timeout (${(fresh.after - fresh.baseline).toFixed(0)} MiB above the baseline) |`,
-    `| ${cycles} CKKS opens abandoned by one address (${args['ckks-model']} model), then a client on another address | opens: ${Object.entries(ckks.outcomes).map(([k, v]) => `${v} ${k}`).join(', ')}; server RSS ${mib(ckks.before)} before → ${mib(ckks.afterOpens)} after the opens, ${mib(ckks.peak)} peak (limit ${maxMemoryMb} MiB, of which ${mib(ckks.budgetMiB)} for per-client structures); the other address's prediction ${ckks.victimOk ? 'correct' : 'WRONG'} in ${ckks.victimS.toFixed(1)} s (keys, session) |`,
-    `| CKKS compile of the model / first key upload | ${ckks.compileS.toFixed(1)} s / ${ckks.keysS.toFixed(1)} s (client key generation included) |`,
+    ...(fresh ? [`| ${fresh.clients} clients one after another, each with a fresh ${KEY_BITS}-bit key (open, input, close) | ${Object.entries(fresh.outcomes).map(([k, v]) => `${v} ${k}`).join(', ')} in ${fresh.seconds.toFixed(0)} s; server RSS ${mib(fresh.baseline)} warm baseline → ${mib(fresh.peak)} peak → ${mib(fresh.rightAfter)} right after (budget holding ${fresh.heldRightAfterMiB.toFixed(0)} MiB of key tables) → ${mib(fresh.after)} after the idle timeout (${(fresh.after - fresh.baseline).toFixed(0)} MiB above the baseline) |`] : []),
+    ...(ckks ? [`| ${cycles} CKKS opens abandoned by one address (${args['ckks-model']} model), then a client on another address | opens: ${Object.entries(ckks.outcomes).map(([k, v]) => `${v} ${k}`).join(', ')}; server RSS ${mib(ckks.before)} before → ${mib(ckks.afterOpens)} after the opens, ${mib(ckks.peak)} peak (limit ${maxMemoryMb} MiB, of which ${mib(ckks.budgetMiB)} for per-client structures); the other address's prediction ${ckks.victimOk ? 'correct' : 'WRONG'} in ${ckks.victimS.toFixed(1)} s (keys, session) |`,
+    `| CKKS compile of the model / first key upload | ${ckks.compileS.toFixed(1)} s / ${ckks.keysS.toFixed(1)} s (client key generation included) |`] : []),
     '',
     '/healthz latency, one request every 50 ms during each phase:',
     '',
