@@ -150,7 +150,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   if (!(bounds.minBits >= 1 && bounds.minBits <= bounds.maxBits)) throw new RangeError(`client key bounds ${bounds.minBits}–${bounds.maxBits} bits are empty`);
 
   // Stored models compile on the compile thread after the server listens (see `ready`).
-  const { registry, skipped } = ModelRegistry.open(options.db ?? './blindml.db', { defer: true });
+  const { registry, skipped } = ModelRegistry.open(options.db ?? './blindml.db');
   let generatedApiKey: string | undefined;
   if (options.apiKey) {
     registry.setSetting(SETTING_KEY_HASH, hashApiKey(options.apiKey));

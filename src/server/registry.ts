@@ -207,13 +207,13 @@ export class ModelRegistry {
   ) {}
 
   /**
-   * Opens (creating if needed) the database and compiles every registered model, unless `defer`:
-   * then {@link warm} compiles them later, on the compile thread, while the models are listed as
-   * warming. A model whose file is missing or no longer compiles is skipped and reported in `skipped`.
+   * Opens (creating if needed) the database. Its models are listed at once, as warming, and
+   * compiled by {@link warm}, on the compile thread; a model whose file is missing or no longer
+   * compiles is then skipped and reported in `skipped`.
    *
    * @throws whatever better-sqlite3 throws for an unusable database file.
    */
-  static open(dbPath: string, options: { defer?: boolean } = {}): { registry: ModelRegistry; skipped: { id: string; reason: string }[] } {
+  static open(dbPath: string): { registry: ModelRegistry; skipped: readonly { id: string; reason: string }[] } {
     const path = dbPath === ':memory:' ? dbPath : resolve(dbPath);
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     const db = new Database(path);
@@ -229,23 +229,12 @@ export class ModelRegistry {
     const dir = path === ':memory:' ? join(process.cwd(), `.blindml-memory-${process.pid}.models`) : `${path}.models`;
     mkdirSync(dir, { recursive: true });
     const registry = new ModelRegistry(db, dir);
-    const { skipped } = registry;
-    for (const row of db.prepare('SELECT * FROM models ORDER BY created_at').all() as Row[]) {
-      if (options.defer) {
-        registry.pending.set(row.id, row);
-        continue;
-      }
-      try {
-        registry.models.set(row.id, { record: toRecord(row), compiled: registry.compileStored(row) });
-      } catch (err) {
-        skipped.push({ id: row.id, reason: err instanceof Error ? err.message : String(err) });
-      }
-    }
-    return { registry, skipped };
+    for (const row of db.prepare('SELECT * FROM models ORDER BY created_at').all() as Row[]) registry.pending.set(row.id, row);
+    return { registry, skipped: registry.skipped };
   }
 
   /**
-   * Compiles the models {@link open} deferred, one after another on the compile thread (the event
+   * Compiles the stored models, one after another on the compile thread (the event
    * loop stays free), calling `ready` for each one compiled; a failure goes to `skipped` and
    * `failed`.
    */
@@ -312,9 +301,6 @@ export class ModelRegistry {
     return join(this.dir, `${id}.${ext}`);
   }
 
-  private compileStored(row: Row): CompiledPaillierModel {
-    return compileUpload(this.storedFiles(row.id, row)!).compiled;
-  }
 
   /** Every registered model, those still warming included. */
   list(): ModelRecord[] {
