@@ -5,7 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadFashionMnistSample } from '../../src/data/fashion-mnist.js';
 import { importOnnx, runPlaintext } from '../../src/nn/index.js';
-import { CkksInferenceClient, type CkksTransport } from '../../src/protocol/ckks-inference/index.js';
+import { CkksInferenceClient, CkksInferenceService, UnknownKeysError, compileCkksModel, type CkksTransport } from '../../src/protocol/ckks-inference/index.js';
+import { CkksContext, CkksKeyring } from '../../src/schemes/ckks/index.js';
+import { MemoryBudget } from '../../src/server/budget.js';
+import { CkksAccounts } from '../../src/server/ckks-accounts.js';
 import type { KeysRequest, OpenRequest, RoundRequest } from '../../src/protocol/ckks-inference/messages.js';
 import { decodeCkksMessage, encodeCkksMessage } from '../../src/protocol/ckks-inference/wire.js';
 import { ServiceError } from '../../src/protocol/paillier-inference/index.js';
@@ -105,4 +108,41 @@ test('CKKS keys larger than the model\'s parameters allow are refused before SEA
   await assert.rejects(transport.registerKeys({ version: 1, publicKey: new Uint8Array(16), galoisKeys: tooBig(d.galoisSteps.length) }), refused);
   // Within the bounds, SEAL's own checks answer (these bytes are no key).
   await assert.rejects(transport.registerKeys({ version: 1, publicKey: new Uint8Array(16), galoisKeys: new Uint8Array(0) }), (e: unknown) => e instanceof ServiceError && e.code === 'ERR_FORMAT');
+});
+
+test('what the budget lets go of leaves the CKKS service: prepared sessions, and keys no session uses', async () => {
+  const service = await CkksInferenceService.create(compileCkksModel(importOnnx(onnx), sample.images));
+  const d = service.describe();
+  const context = await CkksContext.create({ ...d.params, coeffModulusBits: [...d.params.coeffModulusBits] });
+  const keyring = CkksKeyring.generate(context);
+  try {
+    const budget = new MemoryBudget({ maxBytes: 2 ** 40, idleMs: 60_000 });
+    const accounts = new CkksAccounts(budget, { perClientSessions: 2, keysIdleMs: 60_000 });
+    await accounts.prepare('m', service, 1, () => true);
+    assert.equal(service.preparedSessions, 1);
+    assert.equal(budget.entries('ckks-prepared'), 1);
+    budget.clear();
+    assert.equal(service.preparedSessions, 0, 'the prepared session was dropped with its entry');
+
+    const bundle = keyring.exportPublic({ galoisSteps: d.galoisSteps });
+    const { keyId } = service.registerKeys({ version: 1, publicKey: bundle.publicKey, galoisKeys: bundle.galoisKeys ?? new Uint8Array(0) });
+    assert.equal(accounts.keysLoaded('m', service, keyId, '10.0.0.9'), null);
+    const admitted = accounts.admitOpen('m', service, '10.0.0.9');
+    assert.ok('entry' in admitted);
+    const { sessionId } = service.open({ version: 1, keyId });
+    accounts.opened(admitted.entry, sessionId, keyId);
+    assert.equal(budget.delete(`ckks-keys:m:${keyId}`), true);
+    assert.equal(service.openSessions, 1, 'keys an open session uses stay loaded');
+    accounts.ended('m', sessionId);
+    assert.equal(service.openSessions, 0);
+    // Loaded again and let go with no session: unloaded.
+    service.registerKeys({ version: 1, publicKey: bundle.publicKey, galoisKeys: bundle.galoisKeys ?? new Uint8Array(0) });
+    assert.equal(accounts.keysLoaded('m', service, keyId, '10.0.0.9'), null);
+    budget.clear();
+    assert.throws(() => service.open({ version: 1, keyId }), UnknownKeysError);
+  } finally {
+    keyring.dispose();
+    context.dispose();
+    service.dispose();
+  }
 });
