@@ -141,11 +141,6 @@ export class MemoryBudget {
     return this.cache.delete(key);
   }
 
-  /** Drops expired entries now (they also go on their own timers). */
-  purge(): void {
-    this.cache.purgeStale();
-  }
-
   /** Releases every entry (shutdown). */
   clear(): void {
     this.cache.clear();

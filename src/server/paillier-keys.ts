@@ -17,9 +17,6 @@ export interface ModulusBounds {
   readonly maxBits: number;
 }
 
-/** The default bounds: 2048 (the secure minimum) to 4096 bits. */
-export const DEFAULT_MODULUS_BOUNDS: ModulusBounds = { minBits: 2048, maxBits: 4096 };
-
 /** A refusal the front sends back as an error message. */
 export interface KeyRefusal {
   readonly code: string;
@@ -114,10 +111,5 @@ export class PaillierKeyAccounts {
     if (!entry) return;
     this.keyOf.delete(sessionId);
     this.users.get(entry)?.delete(sessionId);
-  }
-
-  /** Keys held now. */
-  get keys(): number {
-    return this.budget.entries('paillier-key');
   }
 }

@@ -276,11 +276,6 @@ export class ModelRegistry {
     this.waiting.delete(id);
   }
 
-  /** Whether a stored model is still being compiled after start. */
-  isWarming(id: string): boolean {
-    return this.pending.has(id);
-  }
-
   /** Stored models still being compiled after start. */
   get warming(): number {
     return this.pending.size;
