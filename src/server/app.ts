@@ -36,6 +36,8 @@ import { PaillierWorkerPool } from '../workers/paillier-pool.js';
 import { closeFrame, errorFrame, peekHeader, type FrameHead } from './frames.js';
 import { registerCkksRoutes } from './ckks-routes.js';
 import { createMetrics, type ServiceMetrics } from './metrics.js';
+import { serviceBudget, type MemoryBudget } from './budget.js';
+import { PaillierKeyAccounts } from './paillier-keys.js';
 import { apiKeyMatches, generateApiKey, hashApiKey, ModelRegistry, RegistryError, type ModelRecord } from './registry.js';
 
 /** Options of {@link startServer}. Every limit has a default fit for one small machine. */
@@ -73,6 +75,13 @@ export interface ServerOptions {
   maxCkksBodyBytes?: number;
   /** CKKS sessions kept prepared per model between requests (each about 350 MiB for the reference CNN). Default 1. */
   ckksPreparedSessions?: number;
+  /**
+   * Memory the whole service should stay within, MiB (see `serviceBudget`: per-client structures
+   * get what is left after what the process holds at start, less a reserve for models). Default 3072.
+   */
+  maxMemoryMb?: number;
+  /** Client Paillier modulus sizes accepted, bits. Default 2048–4096 (from 256 with `allowInsecureKeys`). */
+  keyBits?: { min?: number; max?: number };
 }
 
 /** A running service. */
@@ -83,10 +92,14 @@ export interface BlindmlServer {
   readonly registry: ModelRegistry;
   readonly service: PaillierInferenceService;
   readonly metrics: ServiceMetrics;
+  /** The memory budget every per-client structure is held in. */
+  readonly budget: MemoryBudget;
   /** Set when no key was given or stored: the new owner key, to be shown once. */
   readonly generatedApiKey: string | undefined;
-  /** Models in the database that could not be loaded (missing file, import error). */
+  /** Models in the database that could not be loaded (missing file, import error); filled while they warm. */
   readonly skippedModels: readonly { id: string; reason: string }[];
+  /** Settles when every stored model is compiled (the server listens before: they are warming meanwhile). */
+  readonly ready: Promise<void>;
   /** Open sessions per transport, as the front tracks them. */
   trackedSessions(): number;
   /**
@@ -130,6 +143,13 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   const opensPerMinute = options.opensPerMinute ?? 120;
   const graceDefault = options.shutdownGraceMs ?? 10_000;
 
+  // Checked before the database is touched.
+  const budget = serviceBudget(options.maxMemoryMb ?? 3072, idleTimeoutMs);
+  const insecure = options.allowInsecureKeys ?? false;
+  const bounds = { minBits: options.keyBits?.min ?? (insecure ? 256 : 2048), maxBits: options.keyBits?.max ?? 4096 };
+  if (!(bounds.minBits >= 1 && bounds.minBits <= bounds.maxBits)) throw new RangeError(`client key bounds ${bounds.minBits}–${bounds.maxBits} bits are empty`);
+
+  // Stored models compile on the compile thread after the server listens (see `ready`).
   const { registry, skipped } = ModelRegistry.open(options.db ?? './blindml.db');
   let generatedApiKey: string | undefined;
   if (options.apiKey) {
@@ -141,7 +161,12 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   const keyHash = registry.setting(SETTING_KEY_HASH)!;
 
   const threads = options.workers ?? availableParallelism();
-  const pool = threads > 0 ? new PaillierWorkerPool({ threads }) : undefined;
+  const pool = threads > 0 ? new PaillierWorkerPool({ threads, keyCache: { maxKeys: 8, idleMs: idleTimeoutMs } }) : undefined;
+  const paillierKeys = new PaillierKeyAccounts(budget, {
+    bounds,
+    threads,
+    ...(pool ? { workers: pool } : {}),
+  });
   const service = new PaillierInferenceService({
     idleTimeoutMs,
     maxSessions: options.maxSessions ?? 64,
@@ -149,7 +174,6 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     maxMessageBytes: maxFrame,
     ...(pool ? { evaluator: pool } : {}),
   });
-  for (const m of registry.list()) service.register(m.id, registry.get(m.id)!.compiled);
 
   const tracked = new Map<string, Tracked>();
   const byIp = new Map<string, Set<string>>();
@@ -157,7 +181,14 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   const connections = new Set<Connection>();
   let draining = false;
 
-  const metrics = createMetrics({ sessions: () => tracked.size, models: () => registry.list().length });
+  /** Open sessions of every scheme, and the memory budget (for /healthz and /metrics). */
+  const serviceLoad = () => ({
+    sessions: tracked.size + ckks.openSessions(),
+    sessionsByScheme: { paillier: tracked.size, ckks: ckks.openSessions() },
+    warming: { paillier: registry.warming, ckks: ckks.compiling() },
+    memory: { budgetBytes: budget.maxBytes, heldBytes: budget.bytes(), rssBytes: process.memoryUsage.rss() },
+  });
+  const metrics = createMetrics({ sessions: () => serviceLoad().sessionsByScheme, models: () => registry.list().length, budget });
   const app = Fastify({ logger: options.logger ?? false, bodyLimit: 1024 * 1024, trustProxy: false });
   const log = app.log;
 
@@ -169,6 +200,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     set?.delete(id);
     if (set && set.size === 0) byIp.delete(t.ip);
     t.conn?.sessions.delete(id);
+    paillierKeys.ended(id);
     metrics.sessionsEnded.inc({ outcome });
     const seconds = (performance.now() - t.started) / 1000;
     if (outcome === 'completed') metrics.sessionSeconds.observe(seconds);
@@ -196,7 +228,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     return true;
   }
 
-  function refuse(reason: 'rate_limited' | 'session_limit' | 'shutting_down', code: string, text: string): Uint8Array {
+  function refuse(reason: 'rate_limited' | 'session_limit' | 'shutting_down' | 'key_size' | 'memory', code: string, text: string): Uint8Array {
     metrics.framesRejected.inc({ reason });
     return errorFrame(code, text);
   }
@@ -206,12 +238,18 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     metrics.bytesReceived.inc({ transport }, bytes.length);
     const head: FrameHead | null = peekHeader(bytes);
     let reply: Uint8Array;
+    let key: ReturnType<PaillierKeyAccounts['admit']>;
+    // A model still compiling after start: the open waits for it (the event loop does not).
+    if (head?.type === 'open' && head.modelId !== undefined) await registry.whenWarm(head.modelId);
     if (head?.type === 'open' && draining) {
       reply = refuse('shutting_down', 'ERR_SHUTTING_DOWN', 'the service is shutting down; retry later');
     } else if (head?.type === 'open' && (prune(ip), (byIp.get(ip)?.size ?? 0) >= perClient)) {
       reply = refuse('session_limit', 'ERR_TOO_MANY_SESSIONS', `at most ${perClient} open sessions per client`);
     } else if (head?.type === 'open' && !takeToken(ip)) {
       reply = refuse('rate_limited', 'ERR_RATE_LIMITED', `at most ${opensPerMinute} sessions per minute per client`);
+    } else if (head?.type === 'open' && (key = paillierKeys.admit(bytes, ip)) && 'refusal' in key) {
+      // Before the service builds anything from the key: its size, then room for its tables.
+      reply = refuse(key.refusal.code === 'ERR_KEY_SIZE' ? 'key_size' : 'memory', key.refusal.code, key.refusal.message);
     } else {
       const started = performance.now();
       reply = await service.handle(bytes);
@@ -222,10 +260,12 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
         if (!byIp.has(ip)) byIp.set(ip, new Set());
         byIp.get(ip)!.add(out.sessionId);
         conn?.sessions.add(out.sessionId);
+        if (key && 'entry' in key) paillierKeys.opened(key.entry, out.sessionId);
         metrics.sessionsOpened.inc({ transport });
         log.info({ session: out.sessionId.slice(0, 8), model: head?.modelId, ip, transport }, 'session opened');
       } else if (out?.type === 'activate' || out?.type === 'result') {
         if (head?.type === 'activated') metrics.rounds.inc();
+        if (head?.sessionId) paillierKeys.touched(head.sessionId);
         if (out.type === 'result' && out.sessionId) endSession(out.sessionId, 'completed');
       } else if (out?.type === 'closed' && out.sessionId) {
         endSession(out.sessionId, 'aborted');
@@ -289,7 +329,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
 
   // --- health and metrics -------------------------------------------------------------------
   app.get('/healthz', { logLevel: 'warn' }, async (_req, reply) => {
-    const body = { status: draining ? 'shutting-down' : 'ok', models: registry.list().length, sessions: tracked.size };
+    const body = { status: draining ? 'shutting-down' : 'ok', models: registry.list().length, ...serviceLoad() };
     return reply.code(draining ? 503 : 200).send(body);
   });
   app.get('/metrics', { logLevel: 'warn' }, async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
@@ -380,6 +420,10 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     threads,
     maxBodyBytes: maxCkksBody,
     preparedSessions: options.ckksPreparedSessions ?? 1,
+    budget,
+    maxSessionsPerClient: perClient,
+    // Keys outlive sessions (a client returns with the same keys); the budget evicts them under pressure.
+    keysIdleMs: Math.max(idleTimeoutMs, 15 * 60_000),
     admitOpen: (ip) => {
       if (draining) return { status: 503, code: 'ERR_SHUTTING_DOWN', message: 'the service is shutting down; retry later' };
       if (!takeToken(ip)) return { status: 429, code: 'ERR_RATE_LIMITED', message: `at most ${opensPerMinute} sessions per minute per client` };
@@ -450,6 +494,14 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   const host = options.host ?? '127.0.0.1';
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
+  const ready = registry.warm(
+    (m) => {
+      service.register(m.record.id, m.compiled);
+      log.info({ model: m.record.id }, 'model loaded');
+    },
+    (id, reason) => log.warn({ model: id, reason: reason.slice(0, 200) }, 'model not loaded'),
+  );
+
   let closing: Promise<void> | undefined;
   async function close(graceMs = graceDefault): Promise<void> {
     draining = true;
@@ -465,6 +517,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     if (aborted) log.warn({ aborted }, 'sessions aborted at shutdown');
     clearInterval(sweeper);
     service.closeAll();
+    budget.clear();
     await app.close();
     await ckks.close();
     await pool?.destroy();
@@ -477,8 +530,10 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     registry,
     service,
     metrics,
+    budget,
     generatedApiKey,
     skippedModels: skipped,
+    ready,
     trackedSessions: () => tracked.size,
     close: (graceMs?: number) => (closing ??= close(graceMs)),
   };

@@ -3,7 +3,7 @@
  * each way (`protocol/ckks-inference/wire.ts`), step ∈ describe | keys | open | round.
  *
  * A model registered for the Paillier protocol is compiled for CKKS on its first CKKS request
- * (from its stored ONNX and calibration files) and kept. Between sessions the front does the
+ * (from its stored ONNX and calibration files, on a compile thread) and kept. Between sessions the front does the
  * service's idle work: it prepares the next session (every per-session plaintext encoded, on the
  * product workers) and tops up the client's smudging ciphertexts, so a session's rounds only do the
  * input-dependent products. Errors come back as HTTP 4xx with `{ error, message }`; a bad round
@@ -14,11 +14,14 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { BlindmlError, FormatError, InvalidCiphertextError, KeyMismatchError } from '../errors.js';
 import {
-  CkksInferenceService, OutOfOrderError, UnknownKeysError, UnknownSessionError, compileCkksModel,
+  CkksInferenceService, OutOfOrderError, UnknownKeysError, UnknownSessionError,
 } from '../protocol/ckks-inference/index.js';
 import { decodeCkksMessage, encodeCkksMessage } from '../protocol/ckks-inference/wire.js';
 import { CkksProductPool } from '../workers/ckks-products-pool.js';
 import type { ModelRegistry } from './registry.js';
+import type { MemoryBudget } from './budget.js';
+import { CkksAccounts, checkKeySizes } from './ckks-accounts.js';
+import { CkksCompiler } from './ckks-compile.js';
 import type { ServiceMetrics } from './metrics.js';
 
 /** The steps of the protocol, in the order a client takes them. */
@@ -36,14 +39,24 @@ export interface CkksFrontOptions {
   readonly maxBodyBytes: number;
   /** Sessions kept prepared per model between requests (0: none). */
   readonly preparedSessions: number;
-  /** Refuses an `open` (shutting down, rate limit): an error to send back, or null to go on. */
+  /** Refuses an `open` or a key upload (shutting down, rate limit): an error to send back, or null to go on. */
   readonly admitOpen: (ip: string) => { status: number; code: string; message: string } | null;
+  /** The service's memory budget: keys, open and prepared sessions are entries of it. */
+  readonly budget: MemoryBudget;
+  /** Open CKKS sessions per client address, over every model. */
+  readonly maxSessionsPerClient: number;
+  /** How long a client's keys stay loaded unused. */
+  readonly keysIdleMs: number;
 }
 
 /** The running front: its services and how to stop them. */
 export interface CkksFront {
   /** Models compiled for CKKS so far. */
   services(): number;
+  /** Open CKKS sessions, every model. */
+  openSessions(): number;
+  /** Models being compiled for CKKS now. */
+  compiling(): number;
   /** Drops a model's CKKS service (the model was removed). */
   forget(modelId: string): void;
   close(): Promise<void>;
@@ -64,14 +77,20 @@ export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptio
   const pool = options.threads > 0 ? new CkksProductPool({ threads: options.threads }) : undefined;
   const services = new Map<string, Promise<CkksInferenceService>>();
   const refilling = new Set<string>();
+  const accounts = new CkksAccounts(options.budget, { perClientSessions: options.maxSessionsPerClient, keysIdleMs: options.keysIdleMs });
+  const compiler = new CkksCompiler();
+  /** Models being compiled for CKKS now. */
+  const compiling = new Set<string>();
 
   function serviceFor(modelId: string): Promise<CkksInferenceService> | undefined {
     const known = services.get(modelId);
     if (known) return known;
-    const source = registry.source(modelId);
-    if (!source) return undefined;
+    const files = registry.storedFiles(modelId);
+    if (!files) return undefined;
+    compiling.add(modelId);
     const created = (async () => {
-      const compiled = compileCkksModel(source.model, source.calibration);
+      // On the compile thread: the event loop keeps answering everyone else meanwhile.
+      const compiled = await compiler.compile(files).finally(() => compiling.delete(modelId));
       await pool?.prepare(compiled.params.ckks);
       const service = await CkksInferenceService.create(compiled, pool ? { evaluator: pool } : {});
       log.info({ model: modelId, ring: compiled.params.ckks.polyModulusDegree }, 'model compiled for CKKS');
@@ -88,8 +107,13 @@ export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptio
     refilling.add(modelId);
     void (async () => {
       try {
-        if (keyId) service.precompute(keyId, service.describe().outputCiphertexts);
-        while (service.preparedSessions < options.preparedSessions && services.get(modelId) !== undefined) await service.prepare(1);
+        // One smudging ciphertext per turn of the event loop (each is a public-key encryption,
+        // tens of ms): a large model needs dozens, which must not hold up other clients' requests.
+        for (let i = 0; keyId && i < service.describe().outputCiphertexts; i++) {
+          service.precompute(keyId, 1);
+          await new Promise((r) => setImmediate(r));
+        }
+        await accounts.prepare(modelId, service, options.preparedSessions, () => services.get(modelId) !== undefined);
       } catch (err) {
         // Keys evicted meanwhile, or the service closed: the next session just does the work online.
         log.debug({ model: modelId, reason: err instanceof Error ? err.message.slice(0, 100) : 'unknown' }, 'CKKS idle work skipped');
@@ -119,9 +143,11 @@ export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptio
     };
     const name = req.params.step as Step;
     if (!CKKS_STEPS.includes(name)) return fail(404, 'ERR_NOT_FOUND', `no CKKS step '${req.params.step}'; use ${CKKS_STEPS.join(', ')}`);
+    // A stored model still compiling after start: wait for it (the event loop does not).
+    await registry.whenWarm(req.params.modelId);
     const service = serviceFor(req.params.modelId);
     if (!service) return fail(404, 'ERR_UNKNOWN_MODEL', `no model with id ${req.params.modelId}`);
-    if (name === 'open') {
+    if (name === 'open' || name === 'keys') {
       const refused = options.admitOpen(req.ip);
       if (refused) return fail(refused.status, refused.code, refused.message);
     }
@@ -132,19 +158,48 @@ export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptio
       if (name !== 'describe' && request === undefined) return fail(415, 'ERR_BAD_REQUEST', 'send application/octet-stream');
       const s = await service;
       metrics.bytesReceived.inc({ transport: 'http' }, body?.length ?? 0);
+      const { modelId } = req.params;
+      const sessionId = (request as { sessionId?: unknown } | undefined)?.sessionId;
+      if (name === 'keys') {
+        const tooBig = checkKeySizes(s.describe(), request);
+        if (tooBig) return fail(tooBig.status, tooBig.code, tooBig.message);
+      }
+      let admitted: { entry: string } | undefined;
+      if (name === 'open') {
+        const a = accounts.admitOpen(modelId, s, req.ip);
+        if (!('entry' in a)) return fail(a.status, a.code, a.message);
+        admitted = a;
+      }
+      if (name === 'round' && typeof sessionId === 'string') accounts.touched(modelId, sessionId);
       // The session's key id, read before its last round closes it (for the idle work after).
       const sessionKey = name === 'round' ? s.sessionKeyId(request) : undefined;
-      const out = await step(s, name, request);
-      if (name === 'open') metrics.sessionsOpened.inc({ transport: 'http' });
+      let out: unknown;
+      try {
+        out = await step(s, name, request);
+      } catch (err) {
+        if (admitted) accounts.openFailed(admitted.entry);
+        if (name === 'round' && typeof sessionId === 'string') accounts.ended(modelId, sessionId);
+        throw err;
+      }
+      if (admitted) {
+        accounts.opened(admitted.entry, (out as { sessionId: string }).sessionId, (request as { keyId: string }).keyId);
+        metrics.sessionsOpened.inc({ transport: 'http' });
+      }
       if (name === 'round') {
         metrics.rounds.inc();
         const done = (out as { next?: unknown }).next === undefined;
         if (done) {
+          accounts.ended(modelId, sessionId as string);
           metrics.sessionsEnded.inc({ outcome: 'completed' });
-          refill(req.params.modelId, s, sessionKey);
+          refill(modelId, s, sessionKey);
         }
       }
-      if (name === 'keys') refill(req.params.modelId, s, (out as { keyId: string }).keyId);
+      if (name === 'keys') {
+        const { keyId } = out as { keyId: string };
+        const refused = accounts.keysLoaded(modelId, s, keyId, req.ip);
+        if (refused) return fail(refused.status, refused.code, refused.message);
+        refill(modelId, s, keyId);
+      }
       const bytes = encodeCkksMessage(out);
       metrics.bytesSent.inc({ transport: 'http' }, bytes.length);
       metrics.messageSeconds.observe({ type: `ckks-${name}` }, (performance.now() - started) / 1000);
@@ -163,15 +218,19 @@ export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptio
 
   return {
     services: () => services.size,
+    openSessions: () => accounts.openSessions,
+    compiling: () => compiling.size,
     forget(modelId) {
       const s = services.get(modelId);
       services.delete(modelId);
+      accounts.forget(modelId);
       void s?.then((service) => service.dispose(), () => undefined);
     },
     async close() {
       const all = [...services.values()];
       services.clear();
       for (const s of await Promise.allSettled(all)) if (s.status === 'fulfilled') s.value.dispose();
+      await compiler.destroy();
       await pool?.destroy();
     },
   };

@@ -5,11 +5,15 @@
  * @module
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { BudgetKind, MemoryBudget } from './budget.js';
+
+const BUDGET_KINDS: readonly BudgetKind[] = ['paillier-key', 'ckks-keys', 'ckks-session', 'ckks-prepared'];
 
 /** The service's metrics on a registry of their own (several servers may share a process). */
 export interface ServiceMetrics {
   readonly registry: Registry;
-  readonly sessionsActive: Gauge;
+  /** scheme: paillier | ckks */
+  readonly sessionsActive: Gauge<'scheme'>;
   readonly sessionsOpened: Counter<'transport'>;
   /** outcome: completed | failed | aborted | expired */
   readonly sessionsEnded: Counter<'outcome'>;
@@ -22,10 +26,13 @@ export interface ServiceMetrics {
   readonly sessionSeconds: Histogram;
   readonly models: Gauge;
   readonly wsConnections: Gauge;
+  /** kind: a {@link BudgetKind}; the bytes and entries the memory budget holds. */
+  readonly budgetBytes: Gauge<'kind'>;
+  readonly budgetEntries: Gauge<'kind'>;
 }
 
-/** Creates the metrics; `sessions()` and `models()` are read at scrape time. */
-export function createMetrics(read: { sessions: () => number; models: () => number }): ServiceMetrics {
+/** Creates the metrics; `sessions()`, `models()` and the budget are read at scrape time. */
+export function createMetrics(read: { sessions: () => Record<'paillier' | 'ckks', number>; models: () => number; budget: MemoryBudget }): ServiceMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'blindml_' });
   const registers = [registry];
@@ -33,10 +40,11 @@ export function createMetrics(read: { sessions: () => number; models: () => numb
     registry,
     sessionsActive: new Gauge({
       name: 'blindml_sessions_active',
-      help: 'Inference sessions open now',
+      help: 'Inference sessions open now, by scheme',
+      labelNames: ['scheme'],
       registers,
       collect() {
-        this.set(read.sessions());
+        for (const [scheme, n] of Object.entries(read.sessions())) this.set({ scheme }, n);
       },
     }),
     sessionsOpened: new Counter({ name: 'blindml_sessions_opened_total', help: 'Inference sessions opened', labelNames: ['transport'], registers }),
@@ -67,5 +75,23 @@ export function createMetrics(read: { sessions: () => number; models: () => numb
       },
     }),
     wsConnections: new Gauge({ name: 'blindml_websocket_connections', help: 'Open WebSocket connections', registers }),
+    budgetBytes: new Gauge({
+      name: 'blindml_memory_budget_bytes',
+      help: 'Bytes the per-client memory budget holds, by kind of structure',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        for (const kind of BUDGET_KINDS) this.set({ kind }, read.budget.bytes(kind));
+      },
+    }),
+    budgetEntries: new Gauge({
+      name: 'blindml_memory_budget_entries',
+      help: 'Per-client structures the memory budget holds, by kind',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        for (const kind of BUDGET_KINDS) this.set({ kind }, read.budget.entries(kind));
+      },
+    }),
   };
 }

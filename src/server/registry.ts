@@ -153,18 +153,28 @@ export interface CompiledUpload {
  *   calibration images.
  */
 export function compileUpload(request: CompileRequest): CompiledUpload {
+  const { model, calibration } = importUpload(request);
+  try {
+    return { compiled: compileModel(model, calibration), inputShape: [...model.inputShape], outputSize: model.outputSize, calibrationSamples: calibration.length / model.inputSize };
+  } catch (err) {
+    throw new RegistryError(400, `the inference protocol cannot run this model: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/**
+ * Imports an owner's files: the graph and its calibration inputs (the uploaded images, or the
+ * committed sample for 28×28 models).
+ *
+ * @throws RegistryError (400) for bytes that are not a model or bad calibration images.
+ */
+export function importUpload(request: CompileRequest): { model: Model; calibration: Float32Array } {
   let model: Model;
   try {
     model = importOnnx(request.onnx);
   } catch (err) {
     throw new RegistryError(400, `not a model blindml can import: ${err instanceof Error ? err.message : String(err)}`);
   }
-  const calibration = request.calibration ? calibrationFromIdx(request.calibration, model) : defaultCalibration(model);
-  try {
-    return { compiled: compileModel(model, calibration), inputShape: [...model.inputShape], outputSize: model.outputSize, calibrationSamples: calibration.length / model.inputSize };
-  } catch (err) {
-    throw new RegistryError(400, `the inference protocol cannot run this model: ${err instanceof Error ? err.message : String(err)}`);
-  }
+  return { model, calibration: request.calibration ? calibrationFromIdx(request.calibration, model) : defaultCalibration(model) };
 }
 
 /** Runs {@link compileUpload} on a worker thread (`.ts` under tsx, `.js` when built). */
@@ -183,6 +193,12 @@ async function compileOnWorker(pool: Piscina, request: CompileRequest): Promise<
 export class ModelRegistry {
   private readonly models = new Map<string, RegisteredModel>();
   private readonly compiling = new Map<string, Promise<RegisteredModel>>();
+  /** Stored models not compiled yet (see {@link warm}). */
+  private readonly pending = new Map<string, Row>();
+  /** Callers waiting for a warming model, by id. */
+  private readonly waiting = new Map<string, (() => void)[]>();
+  /** Stored models that could not be loaded (missing file, import or compile error). */
+  readonly skipped: { id: string; reason: string }[] = [];
 
   private constructor(
     private readonly db: Database.Database,
@@ -191,12 +207,13 @@ export class ModelRegistry {
   ) {}
 
   /**
-   * Opens (creating if needed) the database and compiles every registered model.
-   * A model whose file is missing or no longer compiles is skipped and reported in `skipped`.
+   * Opens (creating if needed) the database. Its models are listed at once, as warming, and
+   * compiled by {@link warm}, on the compile thread; a model whose file is missing or no longer
+   * compiles is then skipped and reported in `skipped`.
    *
    * @throws whatever better-sqlite3 throws for an unusable database file.
    */
-  static open(dbPath: string): { registry: ModelRegistry; skipped: { id: string; reason: string }[] } {
+  static open(dbPath: string): { registry: ModelRegistry; skipped: readonly { id: string; reason: string }[] } {
     const path = dbPath === ':memory:' ? dbPath : resolve(dbPath);
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     const db = new Database(path);
@@ -212,46 +229,77 @@ export class ModelRegistry {
     const dir = path === ':memory:' ? join(process.cwd(), `.blindml-memory-${process.pid}.models`) : `${path}.models`;
     mkdirSync(dir, { recursive: true });
     const registry = new ModelRegistry(db, dir);
-    const skipped: { id: string; reason: string }[] = [];
-    for (const row of db.prepare('SELECT * FROM models ORDER BY created_at').all() as Row[]) {
+    for (const row of db.prepare('SELECT * FROM models ORDER BY created_at').all() as Row[]) registry.pending.set(row.id, row);
+    return { registry, skipped: registry.skipped };
+  }
+
+  /**
+   * Compiles the stored models, one after another on the compile thread (the event
+   * loop stays free), calling `ready` for each one compiled; a failure goes to `skipped` and
+   * `failed`.
+   */
+  async warm(ready: (model: RegisteredModel) => void, failed: (id: string, reason: string) => void = () => undefined): Promise<void> {
+    for (const [id, row] of [...this.pending]) {
+      let reason: string | undefined;
       try {
-        registry.models.set(row.id, { record: toRecord(row), compiled: registry.compileStored(row) });
+        const request = this.storedFiles(id, row);
+        const done = request ? await compileOnWorker(this.compiler(), request) : undefined;
+        // Removed while compiling: nothing to register.
+        if (!this.pending.delete(id)) continue;
+        if (done) {
+          const model = { record: toRecord(row), compiled: done.compiled };
+          this.models.set(id, model);
+          ready(model);
+        }
       } catch (err) {
-        skipped.push({ id: row.id, reason: err instanceof Error ? err.message : String(err) });
+        reason = err instanceof Error ? err.message : String(err);
       }
+      if (reason !== undefined && this.pending.delete(id)) {
+        this.skipped.push({ id, reason });
+        failed(id, reason);
+      }
+      this.settled(id);
     }
-    return { registry, skipped };
+  }
+
+  /** Resolves once the model is no longer warming (compiled, skipped or removed). */
+  whenWarm(id: string): Promise<void> {
+    if (!this.pending.has(id)) return Promise.resolve();
+    return new Promise((resolve) => {
+      if (!this.waiting.has(id)) this.waiting.set(id, []);
+      this.waiting.get(id)!.push(resolve);
+    });
+  }
+
+  private settled(id: string): void {
+    for (const resolve of this.waiting.get(id) ?? []) resolve();
+    this.waiting.delete(id);
+  }
+
+  /** Stored models still being compiled after start. */
+  get warming(): number {
+    return this.pending.size;
+  }
+
+  /**
+   * A compiled model's files as the owner uploaded them (what a compile thread needs), or
+   * undefined for an unknown id. @throws whatever reading the files throws.
+   */
+  storedFiles(id: string, stored?: Row): CompileRequest | undefined {
+    const row = stored ?? (this.models.has(id) ? (this.db.prepare('SELECT * FROM models WHERE id = ?').get(id) as Row | undefined) : undefined);
+    if (!row) return undefined;
+    const onnx = readFileSync(this.file(row.id, 'onnx'));
+    return row.calibration === 'upload' ? { onnx, calibration: readFileSync(this.file(row.id, 'calibration')) } : { onnx };
   }
 
   private file(id: string, ext: 'onnx' | 'calibration'): string {
     return join(this.dir, `${id}.${ext}`);
   }
 
-  private compileStored(row: Row): CompiledPaillierModel {
-    const { model, calibration } = this.loadStored(row);
-    return compileModel(model, calibration);
-  }
 
-  private loadStored(row: Row): { model: Model; calibration: Float32Array } {
-    const model = importOnnx(readFileSync(this.file(row.id, 'onnx')));
-    const calibration = row.calibration === 'upload' ? calibrationFromIdx(readFileSync(this.file(row.id, 'calibration')), model) : defaultCalibration(model);
-    return { model, calibration };
-  }
-
-  /**
-   * A registered model's graph and calibration inputs, read back from its files (what another
-   * protocol, such as interactive CKKS, compiles the model from), or undefined for an unknown id.
-   *
-   * @throws whatever reading or importing the stored files throws (they were valid when stored).
-   */
-  source(id: string): { model: Model; calibration: Float32Array } | undefined {
-    const row = this.db.prepare('SELECT * FROM models WHERE id = ?').get(id) as Row | undefined;
-    return row && this.models.has(id) ? this.loadStored(row) : undefined;
-  }
-
-  /** Every registered model. */
+  /** Every registered model, those still warming included. */
   list(): ModelRecord[] {
-    return [...this.models.values()].map((m) => m.record);
+    return [...[...this.models.values()].map((m) => m.record), ...[...this.pending.values()].map(toRecord)];
   }
 
   get(id: string): RegisteredModel | undefined {
@@ -317,7 +365,8 @@ export class ModelRegistry {
 
   /** Deletes a model and its files. @returns whether it existed. */
   remove(id: string): boolean {
-    if (!this.models.delete(id)) return false;
+    if (!this.models.delete(id) && !this.pending.delete(id)) return false;
+    this.settled(id);
     this.db.prepare('DELETE FROM models WHERE id = ?').run(id);
     rmSync(this.file(id, 'onnx'), { force: true });
     rmSync(this.file(id, 'calibration'), { force: true });
@@ -335,6 +384,10 @@ export class ModelRegistry {
 
   /** Stops the compile thread and closes the database. */
   async close(): Promise<void> {
+    for (const id of [...this.pending.keys()]) {
+      this.pending.delete(id);
+      this.settled(id);
+    }
     await Promise.allSettled(this.compiling.values());
     await this.pool?.destroy();
     this.db.close();

@@ -7,12 +7,13 @@
  *
  * @module
  */
+import { BroadcastChannel } from 'node:worker_threads';
 import type { Piscina } from 'piscina';
 import { PaillierCiphertext } from '../schemes/paillier/ciphertext.js';
 import { MIN_SECURE_BITS, type PaillierPrivateKey, type PaillierPublicKey } from '../schemes/paillier/keys.js';
 import { ciphertextValues, type IntegerWeights } from '../schemes/paillier/linear.js';
 import { sliceRows, type IntegerRows, type RowEvaluator } from '../tensor/paillier-sparse.js';
-import type { PaillierTask } from './paillier-tasks.js';
+import { DEFAULT_KEY_CACHE, type KeyCacheLimits, type PaillierTask } from './paillier-tasks.js';
 import { allSettledOrThrow, fixedPool } from './pool-support.js';
 
 /** Options of {@link PaillierWorkerPool}. */
@@ -21,16 +22,40 @@ export interface PaillierPoolOptions {
   threads?: number;
   /** Tasks per thread a bulk call is cut into (more evens out uneven work). Default 4. */
   chunksPerThread?: number;
+  /** Bounds of each thread's key cache (keys with their DJN tables). Default 8 keys, 60 s idle. */
+  keyCache?: KeyCacheLimits;
 }
+
+let pools = 0;
 
 export class PaillierWorkerPool implements RowEvaluator {
   readonly threads: number;
   private readonly piscina: Piscina;
   private readonly chunksPerThread: number;
+  /** Tells every thread of this pool (and no other) which keys to drop. */
+  private readonly channel: BroadcastChannel;
 
   constructor(options: PaillierPoolOptions = {}) {
-    ({ threads: this.threads, piscina: this.piscina } = fixedPool(import.meta.url, 'paillier-worker', 'PaillierWorkerPool', options.threads));
+    const channel = `blindml-paillier-keys-${process.pid}-${++pools}`;
+    const workerData = { keyCache: options.keyCache ?? DEFAULT_KEY_CACHE, channel };
+    ({ threads: this.threads, piscina: this.piscina } = fixedPool(import.meta.url, 'paillier-worker', 'PaillierWorkerPool', options.threads, workerData));
     this.chunksPerThread = options.chunksPerThread ?? 4;
+    this.channel = new BroadcastChannel(channel);
+    this.channel.unref();
+  }
+
+  /**
+   * Drops the key with modulus n, and its DJN table, from every thread (asynchronously: a thread
+   * busy with a task drops it when the task ends). Safe to call for a key the threads never saw.
+   */
+  forgetKey(n: bigint): void {
+    this.channel.postMessage({ forget: n });
+  }
+
+  /** Keys one of the threads holds (with one thread: the pool's whole cache). */
+  async cachedKeys(): Promise<number> {
+    const [count] = await this.run({ kind: 'cached' });
+    return Number(count);
   }
 
   /** Encrypts many integers; each worker builds its own DJN table on first use. */
@@ -111,6 +136,7 @@ export class PaillierWorkerPool implements RowEvaluator {
 
   /** Stops the workers. */
   async destroy(): Promise<void> {
+    this.channel.close();
     await this.piscina.destroy();
   }
 

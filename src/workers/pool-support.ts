@@ -11,13 +11,15 @@ import { Piscina } from 'piscina';
 
 /**
  * A pool of exactly `threads` workers (default: the machine's parallelism) running the sibling
- * module `worker` of `base`, kept for a minute when idle.
+ * module `worker` of `base`, kept for a minute when idle. With `workerData` (which reaches each
+ * thread) the threads also run their event loops between tasks (piscina's `atomics: 'async'`),
+ * so their timers and channel messages are handled while they wait.
  *
  * @throws RangeError (naming `owner`) if threads is not a positive integer.
  */
-export function fixedPool(base: string, worker: string, owner: string, threads = availableParallelism()): { threads: number; piscina: Piscina } {
+export function fixedPool(base: string, worker: string, owner: string, threads = availableParallelism(), workerData?: unknown): { threads: number; piscina: Piscina } {
   if (!Number.isSafeInteger(threads) || threads < 1) throw new RangeError(`${owner}: threads must be >= 1`);
-  return { threads, piscina: new Piscina({ filename: siblingModuleUrl(base, worker), minThreads: threads, maxThreads: threads, idleTimeout: 60_000 }) };
+  return { threads, piscina: new Piscina({ filename: siblingModuleUrl(base, worker), minThreads: threads, maxThreads: threads, idleTimeout: 60_000, ...(workerData === undefined ? {} : { workerData, atomics: 'async' as const }) }) };
 }
 
 /** URL of the sibling module `name` (no extension) of the module whose URL is `base`. */

@@ -28,6 +28,9 @@ interface ServeOptions {
   maxFrameMb: number;
   maxCkksMb: number;
   ckksPrepared: number;
+  maxMemoryMb: number;
+  minKeyBits: number;
+  maxKeyBits: number;
   insecure?: boolean;
   logLevel: string;
 }
@@ -48,6 +51,9 @@ export function registerServeCommands(program: Command): void {
     .option('--max-frame-mb <n>', 'largest protocol message, MiB', positiveInt, 32)
     .option('--max-ckks-mb <n>', 'largest CKKS request, MiB (a reference-CNN round uploads about 80)', positiveInt, 256)
     .option('--ckks-prepared <n>', 'CKKS sessions kept prepared per model between requests (about 350 MiB each for the reference CNN; 0 = none)', nonNegativeInt, 1)
+    .option('--max-memory-mb <n>', 'memory the whole service stays within, MiB: client keys, sessions and prepared work are dropped or refused beyond it', positiveInt, 3072)
+    .option('--min-key-bits <n>', 'smallest client Paillier modulus accepted, bits', positiveInt, 2048)
+    .option('--max-key-bits <n>', 'largest client Paillier modulus accepted, bits', positiveInt, 4096)
     .option('--insecure', 'accept client keys below 2048 bits (tests only)')
     .option('--log-level <level>', 'pino log level (fatal, error, warn, info, debug, silent)', 'info')
     .action(async (o: ServeOptions) => {
@@ -65,6 +71,8 @@ export function registerServeCommands(program: Command): void {
         maxFrameBytes: o.maxFrameMb * 2 ** 20,
         maxCkksBodyBytes: o.maxCkksMb * 2 ** 20,
         ckksPreparedSessions: o.ckksPrepared,
+        maxMemoryMb: o.maxMemoryMb,
+        keyBits: { min: o.insecure && o.minKeyBits === 2048 ? 256 : o.minKeyBits, max: o.maxKeyBits },
         allowInsecureKeys: o.insecure ?? false,
         logger: { level: o.logLevel },
       });
@@ -72,8 +80,11 @@ export function registerServeCommands(program: Command): void {
         // Shown once: only its hash is stored.
         process.stderr.write(`\nblindml: owner API key (shown once; only its SHA-256 is stored in ${o.db}):\n\n  ${server.generatedApiKey}\n\n`);
       }
-      for (const s of server.skippedModels) process.stderr.write(`blindml: model ${s.id} not loaded: ${s.reason}\n`);
-      process.stderr.write(`blindml: serving ${server.registry.list().length} model(s) at ${server.url} (demo page ${server.url}/, owner page ${server.url}/owner)\n`);
+      const warming = server.registry.warming;
+      process.stderr.write(`blindml: serving ${server.registry.list().length} model(s) at ${server.url} (${warming ? `${warming} still loading; ` : ''}demo page ${server.url}/, owner page ${server.url}/owner)\n`);
+      void server.ready.then(() => {
+        for (const s of server.skippedModels) process.stderr.write(`blindml: model ${s.id} not loaded: ${s.reason}\n`);
+      });
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           process.stderr.write(`blindml: ${signal}: finishing running sessions (a second signal aborts them)\n`);

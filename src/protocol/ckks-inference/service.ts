@@ -551,6 +551,24 @@ export class CkksInferenceService {
     this.sessions.delete(id);
   }
 
+  /**
+   * Unloads a client's keys and smudging ciphertexts (a front's memory budget let them go).
+   * Keys an open session uses stay. @returns whether they were unloaded.
+   */
+  dropKeys(keyId: string): boolean {
+    const keys = this.keys.get(keyId);
+    if (!keys || [...this.sessions.values()].some((s) => s.keys === keys)) return false;
+    this.keys.delete(keyId);
+    this.dropFloods(keyId);
+    keys.dispose();
+    return true;
+  }
+
+  /** Drops up to `count` prepared sessions, oldest first (the next `open`s then work online). */
+  discardPrepared(count = 1): void {
+    this.ready.splice(0, count);
+  }
+
   /** Closes every session, frees every key and the context. */
   dispose(): void {
     this.sessions.clear();
