@@ -36,7 +36,11 @@ import { PaillierWorkerPool } from '../workers/paillier-pool.js';
 import { closeFrame, errorFrame, peekHeader, type FrameHead } from './frames.js';
 import { registerCkksRoutes } from './ckks-routes.js';
 import { createMetrics, type ServiceMetrics } from './metrics.js';
-import { apiKeyMatches, generateApiKey, hashApiKey, ModelRegistry, RegistryError, type ModelRecord } from './registry.js';
+import { generateApiKey, hashApiKey, ModelRegistry, RegistryError, type ModelRecord } from './registry.js';
+import { OwnerAuth, type AuthBackoff } from './auth.js';
+import { loggerOptions } from './logging.js';
+import { websocketErrorHandler } from './limits.js';
+import { registerWebSecurity } from './web-security.js';
 
 /** Options of {@link startServer}. Every limit has a default fit for one small machine. */
 export interface ServerOptions {
@@ -69,10 +73,28 @@ export interface ServerOptions {
   publicDir?: string;
   /** How long a shutdown waits for running sessions before aborting them. Default 10 s. */
   shutdownGraceMs?: number;
-  /** Largest CKKS request body (`POST /v1/ckks/...`; a reference-CNN round is about 80 MiB). Default 256 MiB. */
+  /**
+   * Largest CKKS request body (`POST /v1/ckks/...`; a reference-CNN round is about 80 MiB). Each step
+   * is further capped by what it can carry for the model it names. Default 256 MiB.
+   */
   maxCkksBodyBytes?: number;
   /** CKKS sessions kept prepared per model between requests (each about 350 MiB for the reference CNN). Default 1. */
   ckksPreparedSessions?: number;
+  /**
+   * Which proxies in front may name the client address in `X-Forwarded-For` (a hop count, or
+   * addresses/subnets such as `loopback` or `10.0.0.0/8`); per-address limits then use the real
+   * client. Default: none (the socket's peer address).
+   */
+  trustProxy?: number | string | string[];
+  /** How wrong owner keys slow an address down (defaults in `auth.ts`). */
+  authBackoff?: Partial<AuthBackoff>;
+  /** HTTPS (and WSS): PEM certificate chain and private key. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /**
+   * Browser origins (e.g. `https://app.example.com`) allowed to call the API cross-origin (CORS)
+   * and to open WebSockets. Pages served by the service itself are always allowed. Default none.
+   */
+  allowedOrigins?: readonly string[];
 }
 
 /** A running service. */
@@ -131,14 +153,9 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   const graceDefault = options.shutdownGraceMs ?? 10_000;
 
   const { registry, skipped } = ModelRegistry.open(options.db ?? './blindml.db');
-  let generatedApiKey: string | undefined;
-  if (options.apiKey) {
-    registry.setSetting(SETTING_KEY_HASH, hashApiKey(options.apiKey));
-  } else if (!registry.setting(SETTING_KEY_HASH)) {
-    generatedApiKey = generateApiKey();
-    registry.setSetting(SETTING_KEY_HASH, hashApiKey(generatedApiKey));
-  }
-  const keyHash = registry.setting(SETTING_KEY_HASH)!;
+  // A new key's hash is stored only once the server listens (and the caller can show the key).
+  const generatedApiKey = options.apiKey || registry.setting(SETTING_KEY_HASH) ? undefined : generateApiKey();
+  const keyHash = options.apiKey ? hashApiKey(options.apiKey) : generatedApiKey ? hashApiKey(generatedApiKey) : registry.setting(SETTING_KEY_HASH)!;
 
   const threads = options.workers ?? availableParallelism();
   const pool = threads > 0 ? new PaillierWorkerPool({ threads }) : undefined;
@@ -158,8 +175,15 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   let draining = false;
 
   const metrics = createMetrics({ sessions: () => tracked.size, models: () => registry.list().length });
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: 1024 * 1024, trustProxy: false });
+  const app = Fastify({
+    logger: loggerOptions(options.logger),
+    bodyLimit: 1024 * 1024,
+    // A hop count trusts that many proxies nearest the server (what proxy-addr does with a number).
+    trustProxy: typeof options.trustProxy === 'number' ? ((_addr: string, hop: number) => hop < (options.trustProxy as number)) : options.trustProxy ?? false,
+    ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key } } : {}),
+  }) as unknown as FastifyInstance;
   const log = app.log;
+  await registerWebSecurity(app, { allowedOrigins: options.allowedOrigins ?? [], tls: options.tls !== undefined });
 
   function endSession(id: string, outcome: 'completed' | 'failed' | 'aborted' | 'expired'): void {
     const t = tracked.get(id);
@@ -245,36 +269,10 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     endSession(id, outcome);
   }
 
-  function offeredKey(req: FastifyRequest): string | undefined {
-    const auth = req.headers.authorization;
-    if (typeof auth === 'string' && auth.startsWith('Bearer ')) return auth.slice(7).trim();
-    const header = req.headers['x-api-key'];
-    return typeof header === 'string' ? header : undefined;
-  }
-  /** Wrong owner keys per address: 20 per minute, then 429 (against guessing a weak --api-key). */
-  const authFailures = new Map<string, { tokens: number; at: number }>();
-  const AUTH_FAILURES_PER_MINUTE = 20;
-  function isOwner(req: FastifyRequest): boolean {
-    const key = offeredKey(req);
-    return key !== undefined && apiKeyMatches(key, keyHash);
-  }
-  function requireOwner(req: FastifyRequest, reply: FastifyReply): boolean {
-    const f = authFailures.get(req.ip);
-    if (f) {
-      const now = Date.now();
-      f.tokens = Math.min(AUTH_FAILURES_PER_MINUTE, f.tokens + ((now - f.at) / 60_000) * AUTH_FAILURES_PER_MINUTE);
-      f.at = now;
-    }
-    if (f && f.tokens < 1) {
-      void reply.code(429).send({ error: 'ERR_RATE_LIMITED', message: 'too many wrong API keys from this address; retry in a minute' });
-      return false;
-    }
-    if (isOwner(req)) return true;
-    takeToken(req.ip, authFailures, AUTH_FAILURES_PER_MINUTE);
-    req.log.warn({ ip: req.ip }, 'wrong or missing owner API key');
-    void reply.code(401).send({ error: 'ERR_UNAUTHORIZED', message: 'an owner API key is required (Authorization: Bearer <key>)' });
-    return false;
-  }
+  // Owner routes check the key from the headers before any body is read (auth.ts).
+  const auth = new OwnerAuth(keyHash, options.authBackoff, (ip, code) => log.warn({ ip, code }, 'owner request refused'));
+  const ownerOnly = { onRequest: auth.hook('required') };
+  const ownerOptional = { onRequest: auth.hook('optional') };
   const publicRecord = (m: ModelRecord) => ({ id: m.id, name: m.name, inputShape: m.inputShape, outputSize: m.outputSize, rounds: m.rounds });
 
   // --- content types -------------------------------------------------------------------------
@@ -295,21 +293,16 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   app.get('/metrics', { logLevel: 'warn' }, async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 
   // --- model registry -----------------------------------------------------------------------
-  app.get('/v1/models', async (req, reply) => {
-    const owner = offeredKey(req) !== undefined && requireOwner(req, reply);
-    if (!owner && offeredKey(req) !== undefined) return reply;
-    return { models: registry.list().map((m) => (owner ? m : publicRecord(m))) };
-  });
-  app.get<{ Params: { id: string } }>('/v1/models/:id', async (req, reply) => {
+  app.get('/v1/models', ownerOptional, async (req) => ({ models: registry.list().map((m) => (req.blindmlOwner ? m : publicRecord(m))) }));
+  app.get<{ Params: { id: string } }>('/v1/models/:id', ownerOptional, async (req, reply) => {
     const m = registry.get(req.params.id);
     if (!m) return reply.code(404).send({ error: 'ERR_UNKNOWN_MODEL', message: `no model with id ${req.params.id}` });
-    return isOwner(req) ? m.record : publicRecord(m.record);
+    return req.blindmlOwner ? m.record : publicRecord(m.record);
   });
   app.post<{ Querystring: { name?: string } }>(
     '/v1/models',
-    { bodyLimit: options.maxModelBytes ?? 256 * 2 ** 20 },
+    { bodyLimit: options.maxModelBytes ?? 256 * 2 ** 20, ...ownerOnly },
     async (req, reply) => {
-      if (!requireOwner(req, reply)) return reply;
       let onnx: Uint8Array;
       let calibration: Uint8Array | undefined;
       let name = req.query.name;
@@ -335,8 +328,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
       }
     },
   );
-  app.delete<{ Params: { id: string } }>('/v1/models/:id', async (req, reply) => {
-    if (!requireOwner(req, reply)) return reply;
+  app.delete<{ Params: { id: string } }>('/v1/models/:id', ownerOnly, async (req, reply) => {
     if (!registry.remove(req.params.id)) return reply.code(404).send({ error: 'ERR_UNKNOWN_MODEL', message: `no model with id ${req.params.id}` });
     service.unregister(req.params.id);
     ckks.forget(req.params.id);
@@ -388,7 +380,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   });
 
   // --- inference over WebSocket ---------------------------------------------------------------
-  await app.register(websocket, { options: { maxPayload: maxFrame, perMessageDeflate: false } });
+  await app.register(websocket, { options: { maxPayload: maxFrame, perMessageDeflate: false }, errorHandler: websocketErrorHandler });
   app.get('/v1/ws', { websocket: true }, (socket, req) => {
     const conn: Connection = { socket, ip: req.ip, sessions: new Set(), queue: Promise.resolve(), pending: 0 };
     connections.add(conn);
@@ -444,11 +436,22 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   app.get('/owner', page('owner.html'));
   app.get<{ Params: { file: string } }>('/assets/:file', async (req, reply) => page(req.params.file)(req, reply));
 
-  await app.listen({ port: options.port ?? 8080, host: options.host ?? '127.0.0.1' });
+  try {
+    await app.listen({ port: options.port ?? 8080, host: options.host ?? '127.0.0.1' });
+  } catch (err) {
+    // Nothing stays behind: no key stored, no threads left running.
+    clearInterval(sweeper);
+    await app.close();
+    await ckks.close();
+    await pool?.destroy();
+    await registry.close();
+    throw err;
+  }
+  if (registry.setting(SETTING_KEY_HASH) !== keyHash) registry.setSetting(SETTING_KEY_HASH, keyHash);
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port ?? 8080;
   const host = options.host ?? '127.0.0.1';
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const url = `${options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
   let closing: Promise<void> | undefined;
   async function close(graceMs = graceDefault): Promise<void> {
