@@ -90,18 +90,19 @@ export class OwnerAuth {
 
   /**
    * Decides a request from its address and headers. A request without a key is `anonymous`
-   * (the route decides whether that is enough). Constant-time key comparison (SHA-256 of the
+   * (the route decides whether that is enough), even from a locked address. Constant-time key comparison (SHA-256 of the
    * offered key against the stored hash); the lock is checked first, so a locked address learns
    * nothing about the key it sent.
    */
   check(ip: string, key: string | undefined): AuthOutcome {
+    // No key, no guess: anonymous requests are never slowed down.
+    if (key === undefined || key === '') return { kind: 'anonymous' };
     const now = this.now();
     const f = this.current(ip, now);
     if (f && f.lockedUntil > now) {
       const retryAfterS = Math.ceil((f.lockedUntil - now) / 1000);
       return { kind: 'refused', status: 429, code: 'ERR_RATE_LIMITED', message: `too many wrong API keys from this address; retry in ${retryAfterS} s`, retryAfterS };
     }
-    if (key === undefined || key === '') return { kind: 'anonymous' };
     if (apiKeyMatches(key, this.keyHash)) {
       this.failures.delete(ip);
       return { kind: 'owner' };

@@ -11,12 +11,18 @@ import { listModels, registerModel, removeModel, type ModelInfo } from '../../cl
 import { startServer } from '../../server/app.js';
 import { UsageError } from '../usage-error.js';
 import { nonNegativeInt, positiveInt } from './bench.js';
+import { assertDbPath, assertPortFree, ownerKey, portNumber, readOptionFile, trustProxyOption } from './serve-options.js';
 
 interface ServeOptions {
   port: number;
   host: string;
   db: string;
   apiKey?: string;
+  apiKeyFile?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  trustProxy?: number | string[];
+  allowOrigin: string[];
   workers?: number;
   idleTimeout: number;
   maxSessions: number;
@@ -33,10 +39,15 @@ export function registerServeCommands(program: Command): void {
   program
     .command('serve')
     .description('run the blindml service: model registry, encrypted inference over WebSocket and HTTP, /metrics, browser demo at /')
-    .option('--port <n>', 'port (0 picks a free one)', nonNegativeInt, 8080)
+    .option('--port <n>', 'port (0 picks a free one)', portNumber, 8080)
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--db <file>', 'SQLite registry (model files go beside it)', './blindml.db')
-    .option('--api-key <key>', 'the model owner key (default: $BLINDML_API_KEY, else the stored one, else a new one printed once)')
+    .option('--api-key-file <file>', 'file holding the model owner key (default: $BLINDML_API_KEY, else the stored one, else a new one printed once)')
+    .option('--api-key <key>', 'the model owner key on the command line (visible to other users in ps: prefer --api-key-file or $BLINDML_API_KEY)')
+    .option('--tls-cert <file>', 'PEM certificate chain: serve HTTPS and WSS (with --tls-key)')
+    .option('--tls-key <file>', 'PEM private key for --tls-cert')
+    .option('--trust-proxy <hops|addresses>', 'proxies in front that name the client in X-Forwarded-For: a hop count (1) or addresses (loopback,10.0.0.0/8); per-address limits then use the real client', trustProxyOption)
+    .option('--allow-origin <origin>', 'a browser origin (https://host[:port]) allowed to call the API and open WebSockets; repeat for more', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--workers <n>', 'worker threads for encrypted layers (0 = main thread; default: all cores)', nonNegativeInt)
     .option('--idle-timeout <s>', 'drop sessions idle this many seconds', positiveInt, 60)
     .option('--max-sessions <n>', 'open sessions, all clients together', positiveInt, 64)
@@ -48,7 +59,12 @@ export function registerServeCommands(program: Command): void {
     .option('--insecure', 'accept client keys below 2048 bits (tests only)')
     .option('--log-level <level>', 'pino log level (fatal, error, warn, info, debug, silent)', 'info')
     .action(async (o: ServeOptions) => {
-      const apiKey = o.apiKey ?? process.env['BLINDML_API_KEY'] ?? undefined;
+      // Every option is checked before the registry is opened (which creates the database).
+      if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+      const tls = o.tlsCert && o.tlsKey ? { cert: readOptionFile('--tls-cert', o.tlsCert), key: readOptionFile('--tls-key', o.tlsKey) } : undefined;
+      const apiKey = ownerKey(o, (line) => process.stderr.write(`${line}\n`));
+      assertDbPath(o.db);
+      await assertPortFree(o.host, o.port);
       const server = await startServer({
         port: o.port,
         host: o.host,
@@ -64,6 +80,9 @@ export function registerServeCommands(program: Command): void {
         ckksPreparedSessions: o.ckksPrepared,
         allowInsecureKeys: o.insecure ?? false,
         logger: { level: o.logLevel },
+        allowedOrigins: o.allowOrigin,
+        ...(o.trustProxy !== undefined ? { trustProxy: o.trustProxy } : {}),
+        ...(tls ? { tls } : {}),
       });
       if (server.generatedApiKey) {
         // Shown once: only its hash is stored.
@@ -82,10 +101,10 @@ export function registerServeCommands(program: Command): void {
       });
     });
 
-  const models = program.command('models').description("a model owner's calls to a running service (API key from --api-key or $BLINDML_API_KEY)");
-  const keyOf = (o: { apiKey?: string }): string => {
-    const key = o.apiKey ?? process.env['BLINDML_API_KEY'];
-    if (!key) throw new UsageError('an owner API key is needed: --api-key K or BLINDML_API_KEY');
+  const models = program.command('models').description("a model owner's calls to a running service (owner API key from --api-key-file or $BLINDML_API_KEY)");
+  const keyOf = (o: { apiKey?: string; apiKeyFile?: string }): string => {
+    const key = ownerKey(o, (line) => process.stderr.write(`${line}\n`));
+    if (!key) throw new UsageError('an owner API key is needed: --api-key-file FILE or BLINDML_API_KEY (or --api-key K)');
     return key;
   };
   const row = (m: ModelInfo) => `${m.id}  ${m.name.padEnd(24)} ${`[${m.inputShape.join('×')}] → ${m.outputSize}`.padEnd(20)} ${m.rounds} rounds${m.createdAt ? `  ${m.createdAt}` : ''}`;
@@ -94,11 +113,12 @@ export function registerServeCommands(program: Command): void {
     .description('upload an ONNX model; the service compiles it (calibrating on the committed Fashion-MNIST sample unless --calibration)')
     .argument('<file>', 'an .onnx file')
     .requiredOption('--server <url>', 'service base URL')
-    .option('--api-key <key>', 'owner API key')
+    .option('--api-key-file <file>', 'file holding the owner API key (default: $BLINDML_API_KEY)')
+    .option('--api-key <key>', 'owner API key (visible in ps: prefer --api-key-file)')
     .option('--name <name>', 'display name (default: the file name)')
     .option('--calibration <file>', 'IDX file of calibration inputs (N × input size, unsigned bytes, gzip or not)')
     .option('--json', 'print the record as JSON')
-    .action(async (file: string, o: { server: string; apiKey?: string; name?: string; calibration?: string; json?: boolean }) => {
+    .action(async (file: string, o: { server: string; apiKey?: string; apiKeyFile?: string; name?: string; calibration?: string; json?: boolean }) => {
       const { model, created } = await registerModel(o.server, keyOf(o), readFileSync(file), {
         name: o.name ?? basename(file).replace(/\.onnx$/, ''),
         ...(o.calibration ? { calibration: readFileSync(o.calibration) } : {}),
@@ -109,9 +129,10 @@ export function registerServeCommands(program: Command): void {
     .command('list')
     .description('list the registered models')
     .requiredOption('--server <url>', 'service base URL')
-    .option('--api-key <key>', 'owner API key')
+    .option('--api-key-file <file>', 'file holding the owner API key (default: $BLINDML_API_KEY)')
+    .option('--api-key <key>', 'owner API key (visible in ps: prefer --api-key-file)')
     .option('--json', 'print JSON')
-    .action(async (o: { server: string; apiKey?: string; json?: boolean }) => {
+    .action(async (o: { server: string; apiKey?: string; apiKeyFile?: string; json?: boolean }) => {
       const list = await listModels(o.server, keyOf(o));
       process.stdout.write(o.json ? `${JSON.stringify(list)}\n` : list.length ? `${list.map(row).join('\n')}\n` : 'no models\n');
     });
@@ -120,7 +141,8 @@ export function registerServeCommands(program: Command): void {
     .description('remove a model')
     .argument('<id>', 'model id')
     .requiredOption('--server <url>', 'service base URL')
-    .option('--api-key <key>', 'owner API key')
+    .option('--api-key-file <file>', 'file holding the owner API key (default: $BLINDML_API_KEY)')
+    .option('--api-key <key>', 'owner API key (visible in ps: prefer --api-key-file)')
     .action(async (id: string, o: { server: string; apiKey?: string }) => {
       if (!(await removeModel(o.server, keyOf(o), id))) throw new UsageError(`the service has no model ${id}`);
       process.stdout.write(`removed ${id}\n`);
