@@ -83,7 +83,9 @@ export async function registerWebSecurity(app: FastifyInstance, options: WebSecu
     exposedHeaders: ['x-blindml-service-ms', 'retry-after'],
     maxAge: 600,
   });
-  app.addHook('onRequest', (req, reply, done) => {
+  // preValidation: after @fastify/websocket's own onRequest hook has marked the request, so its
+  // onResponse hook closes the socket of a refused handshake.
+  app.addHook('preValidation', (req, reply, done) => {
     if (req.headers.upgrade?.toLowerCase() !== 'websocket' || websocketOriginAllowed(req, allowed, options.tls)) return done();
     req.log.warn({ ip: req.ip }, 'websocket from a foreign origin refused');
     void reply.code(403).send({ error: 'ERR_ORIGIN', message: 'this origin may not open WebSockets to the service (serve --allow-origin)' });
