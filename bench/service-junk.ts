@@ -2,13 +2,17 @@
  * `npm run bench:junk`: generated junk against a running service (not part of `npm test`).
  * Starts a server on loopback (fashion-small registered), sends `--runs` fast-check cases across
  * every route and frame type (`junk-requests.ts`), then checks that the service is up and a good
- * request still works. Prints the counts and a row for docs/benchmarks.md "Service under load".
+ * request still works; then measures a separate `blindml serve` process's RSS around 200 MB
+ * uploads it must refuse before reading. Prints rows for docs/benchmarks.md "Service under load".
  *
  * Options: --runs N (default 10000), --seed N.
  *
  * @module
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -21,6 +25,71 @@ import { modelIdOf } from '../src/cli/inference-job.js';
 import { junkRequest, sendJunk, type JunkTarget } from './junk-requests.js';
 
 const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '10000' }, seed: { type: 'string' } } });
+
+/** Resident memory of a process, MiB (Linux /proc). */
+function rssMiB(pid: number): number {
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? Number.NaN);
+  return kb / 1024;
+}
+
+/** Streams `total` bytes (one reused 1 MiB chunk) with a declared length; resolves with the status. */
+function upload(url: string, total: number, headers: Record<string, string> = {}): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const chunk = Buffer.alloc(2 ** 20, 7);
+    let sent = 0;
+    const req = httpRequest(url, { method: 'POST', headers: { 'content-type': 'application/octet-stream', 'content-length': String(total), ...headers } });
+    req.on('response', (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+      req.destroy();
+    });
+    req.on('error', (err) => (sent < total ? undefined : reject(err)));
+    const pump = (): void => {
+      while (sent < total) {
+        sent += chunk.length;
+        if (!req.write(chunk)) return void req.once('drain', pump);
+      }
+      req.end();
+    };
+    pump();
+  });
+}
+
+/**
+ * `blindml serve` as its own process: its RSS before and after 200 MB uploads without a key
+ * (`POST /v1/models`) and to an anonymous CKKS route (`keys`).
+ */
+async function uploadMemory(): Promise<string> {
+  const keyFile = join(dir, 'owner.key');
+  writeFileSync(keyFile, `${apiKey}\n`, { mode: 0o600 });
+  const cli = fileURLToPath(new URL('../src/cli/run.ts', import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', cli, 'serve', '--port', '0', '--db', join(dir, 'mem.db'), '--api-key-file', keyFile, '--workers', '0', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let err = '';
+      child.stderr!.on('data', (d: Buffer) => {
+        err += d.toString();
+        const m = /serving \d+ model\(s\) at (\S+) /.exec(err);
+        if (m) resolve(m[1]!);
+      });
+      child.once('exit', () => reject(new Error(`serve exited: ${err}`)));
+    });
+    await registerModel(url, apiKey, onnx);
+    const id = modelIdOf(onnx);
+    await fetch(`${url}/v1/ckks/${id}/describe`, { method: 'POST', body: new Uint8Array(0), headers: { 'content-type': 'application/octet-stream' } });
+    await new Promise((r) => setTimeout(r, 1000));
+    const before = rssMiB(child.pid!);
+    const noKey = await upload(`${url}/v1/models`, 200 * 2 ** 20);
+    const afterModels = rssMiB(child.pid!);
+    const ckks = await upload(`${url}/v1/ckks/${id}/keys`, 200 * 2 ** 20);
+    const afterCkks = rssMiB(child.pid!);
+    const line = `200 MB keyless POST /v1/models: HTTP ${noKey}, server RSS ${before.toFixed(0)} → ${afterModels.toFixed(0)} MiB (+${(afterModels - before).toFixed(1)}); 200 MB anonymous CKKS keys upload: HTTP ${ckks}, RSS → ${afterCkks.toFixed(0)} MiB (+${(afterCkks - afterModels).toFixed(1)})`;
+    console.log(line);
+    return `| 200 MB uploads refused before reading (\`npm run bench:junk\`, \`blindml serve\` as its own process) | no key on \`POST /v1/models\`: ${noKey}, server RSS +${(afterModels - before).toFixed(1)} MiB; anonymous \`POST /v1/ckks/:id/keys\` over the model's key size: ${ckks}, RSS +${(afterCkks - afterModels).toFixed(1)} MiB |`;
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
 const runs = Number(args.runs);
 const onnx = readFileSync(new URL('../models/fashion-small.onnx', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'blindml-junk-bench-'));
@@ -53,6 +122,7 @@ try {
   const counts = [...byStatus.entries()].sort().map(([k, v]) => `${k}: ${v}`).join(', ');
   console.log(`${sent} junk requests/frame sets in ${seconds.toFixed(1)} s: ${fiveXx} 5xx, ${resets} WebSocket resets, service ${alive ? 'up' : 'DOWN'}; ${counts}`);
   console.log(`\n| junk inputs (fast-check, every route and frame type, \`npm run bench:junk\`) | ${sent} generated; ${fiveXx} answered 5xx, ${resets} WebSocket resets (1006), 0 crashes; service up and model registered afterwards: ${alive ? 'yes' : 'NO'} (${seconds.toFixed(0)} s, loaded 2-core machine) |`);
+  console.log(await uploadMemory());
   if (fiveXx > 0 || resets > 0 || !alive) process.exitCode = 1;
 } finally {
   await server.close(0);
