@@ -6,9 +6,11 @@
  * Routes:
  * - `GET /healthz` — `{ status, models, sessions }` (503 while shutting down).
  * - `GET /metrics` — Prometheus text.
- * - `GET /v1/models`, `GET /v1/models/:id` — public model list (with the API key: full records).
- * - `POST /v1/models` (API key) — ONNX bytes as `application/octet-stream` (`?name=`), or JSON
- *   `{ onnx, calibration?, name? }` with base64 files; 201 when created, 200 when already there.
+ * - `GET /v1/models`, `GET /v1/models/:id` — public model list (with the API key: full records;
+ *   a wrong key is refused).
+ * - `POST /v1/models` (API key, checked before the body is read: `auth.ts`) — ONNX bytes as
+ *   `application/octet-stream` (`?name=`), or JSON `{ onnx, calibration?, name? }` with base64
+ *   files; 201 when created, 200 when already there; 400 for a model the service cannot serve.
  * - `DELETE /v1/models/:id` (API key).
  * - `GET /v1/samples?limit=N` — committed Fashion-MNIST test images for the demo page.
  * - `GET /v1/ws` — WebSocket; each binary frame is one protocol message, answered in order.
@@ -46,7 +48,10 @@ import { registerWebSecurity } from './web-security.js';
 export interface ServerOptions {
   /** SQLite file of the registry (model files go to `<db>.models/`). Default `./blindml.db`. */
   db?: string;
-  /** The owner's API key; otherwise the stored one, or a new one (returned once in `generatedApiKey`). */
+  /**
+   * The owner's API key; otherwise the stored one, or a new one (returned once in
+   * `generatedApiKey`). Its hash is stored only once the server listens.
+   */
   apiKey?: string;
   host?: string;
   /** 0 picks a free port. Default 8080. */
