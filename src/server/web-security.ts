@@ -3,8 +3,8 @@
  * (@fastify/cors), and the same list for WebSocket `Origin`s.
  *
  * - Headers: a Content-Security-Policy that lets the bundled pages run their own scripts, module
- *   workers and WebAssembly (the CKKS client) and talk only to this service; no framing; HSTS only
- *   when the service itself speaks TLS.
+ *   workers and WebAssembly (the CKKS client, whose bindings also need eval) and talk only to this
+ *   service; no inline scripts, no framing; HSTS only when the service itself speaks TLS.
  * - CORS: off unless origins are listed; then only those origins, with the headers the SDK sends.
  * - WebSocket: a handshake with an `Origin` header (browsers always send one) must come from this
  *   service's own pages or a listed origin, else 403 — a page elsewhere cannot drive a visitor's
@@ -12,6 +12,7 @@
  *
  * @module
  */
+import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import helmet from '@fastify/helmet';
 import cors from '@fastify/cors';
@@ -49,6 +50,11 @@ export function websocketOriginAllowed(req: Pick<FastifyRequest, 'headers'>, all
   return host !== undefined && normalized === `${tls ? 'https' : 'http'}://${host.toLowerCase()}`;
 }
 
+/** The WebSocket origin of this service as the request names it, or 'self' for an odd Host. */
+function socketOrigin(host: string | undefined, tls: boolean): string {
+  return host && /^[\w.\-[\]:]+$/.test(host) ? `${tls ? 'wss' : 'ws'}://${host}` : "'self'";
+}
+
 /**
  * Registers helmet, CORS and the WebSocket origin check on `app` (before the routes).
  *
@@ -66,9 +72,12 @@ export async function registerWebSecurity(app: FastifyInstance, options: WebSecu
     contentSecurityPolicy: {
       useDefaults: true,
       directives: {
-        'script-src': ["'self'", "'wasm-unsafe-eval'"],
+        // WebAssembly for the CKKS client; node-seal's embind bindings build their wrappers with
+        // `new Function`, so eval too (scripts still only from this service, none inline).
+        'script-src': ["'self'", "'wasm-unsafe-eval'", "'unsafe-eval'"],
         'worker-src': ["'self'"],
-        'connect-src': ["'self'"],
+        // 'self' covers ws(s): in current browsers; the explicit origin covers older ones.
+        'connect-src': ["'self'", (req: IncomingMessage) => socketOrigin(req.headers.host, options.tls)],
         'img-src': ["'self'", 'data:', 'blob:'],
         'upgrade-insecure-requests': options.tls ? [] : null,
       },

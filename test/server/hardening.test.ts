@@ -237,7 +237,11 @@ test('a stored row whose file is missing can be deleted', async () => {
 test('security headers, explicit CORS and WebSocket origins', async () => {
   const s = await start({ db: join(dir, 'web.db'), allowedOrigins: ['https://app.example.com'] });
   const health = await fetch(`${s.url}/healthz`, { headers: { origin: 'https://app.example.com' } });
-  assert.match(health.headers.get('content-security-policy') ?? '', /default-src 'self'/);
+  const csp = health.headers.get('content-security-policy') ?? '';
+  assert.match(csp, /default-src 'self'/);
+  assert.match(csp, new RegExp(`connect-src 'self' ${s.url.replace('http', 'ws').replace(/[.]/g, '\\.')}`));
+  assert.match(csp, /frame-ancestors 'none'|frame-ancestors 'self'/);
+  assert.doesNotMatch(csp, /unsafe-inline[^;]*script|script-src[^;]*unsafe-inline/);
   assert.equal(health.headers.get('x-content-type-options'), 'nosniff');
   assert.equal(health.headers.get('access-control-allow-origin'), 'https://app.example.com');
   const foreign = await fetch(`${s.url}/healthz`, { headers: { origin: 'https://evil.example' } });
