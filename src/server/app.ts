@@ -41,7 +41,7 @@ import { createMetrics, type ServiceMetrics } from './metrics.js';
 import { generateApiKey, hashApiKey, ModelRegistry, RegistryError, type ModelRecord } from './registry.js';
 import { OwnerAuth, type AuthBackoff } from './auth.js';
 import { loggerOptions } from './logging.js';
-import { websocketErrorHandler } from './limits.js';
+import { capBody, paillierBodyLimit, websocketErrorHandler } from './limits.js';
 import { registerWebSecurity } from './web-security.js';
 
 /** Options of {@link startServer}. Every limit has a default fit for one small machine. */
@@ -359,7 +359,9 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   });
 
   // --- inference over HTTP --------------------------------------------------------------------
-  app.post('/v1/paillier', { bodyLimit: maxFrame, logLevel: 'warn' }, async (req, reply) => {
+  // Capped, before reading, by the largest message a client of the registered models can send.
+  const paillierCap = (): number => paillierBodyLimit(registry.list().map((m) => registry.get(m.id)!.compiled), maxFrame);
+  app.post('/v1/paillier', { bodyLimit: maxFrame, logLevel: 'warn', preParsing: async (req, reply, payload) => capBody(req, reply, payload, paillierCap()) }, async (req, reply) => {
     if (!Buffer.isBuffer(req.body)) return reply.code(415).send({ error: 'ERR_BAD_REQUEST', message: 'send application/octet-stream' });
     const started = performance.now();
     const out = await exchange(new Uint8Array(req.body.buffer, req.body.byteOffset, req.body.byteLength), req.ip, 'http');

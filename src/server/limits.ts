@@ -50,6 +50,27 @@ export function ckksBodyLimit(step: string, describe: DescribeReply, configured:
   return Math.min(configured, Math.ceil(need * 1.0625) + CKKS_SLACK_BYTES);
 }
 
+/**
+ * The widest client modulus the Paillier `open` message admits (4,096 base64url characters),
+ * which bounds the width of every ciphertext a client sends (2 · its byte length).
+ */
+const MAX_PAILLIER_MODULUS_BYTES = (4096 * 6) / 8;
+/** Room for a Paillier message's JSON header (the `open` message, with its modulus, is the largest). */
+const PAILLIER_HEADER_BYTES = 64 * 1024;
+
+/**
+ * The largest Paillier message a client can legitimately send to a service holding these models,
+ * at most `configured` (`--max-frame-mb`): a header and, per ciphertext the client sends in one
+ * message (a model's inputs, or one activation round's results), the widest ciphertext.
+ */
+export function paillierBodyLimit(models: Iterable<{ readonly plan: { readonly stages: readonly { readonly linears: readonly { readonly cols: number }[]; readonly activation: { readonly outputSize: number } | null }[] } }>, configured: number): number {
+  let most = 0;
+  for (const m of models) {
+    for (const stage of m.plan.stages) most = Math.max(most, stage.linears[0]?.cols ?? 0, stage.activation?.outputSize ?? 0);
+  }
+  return Math.min(configured, PAILLIER_HEADER_BYTES + most * 2 * MAX_PAILLIER_MODULUS_BYTES);
+}
+
 /** Counts bytes through and fails with {@link BodyTooLargeError} past `limit`. */
 class Capped extends Transform {
   private seen = 0;

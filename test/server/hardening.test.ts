@@ -13,7 +13,7 @@ import { decodeCkksMessage } from '../../src/protocol/ckks-inference/wire.js';
 import { FormatError } from '../../src/errors.js';
 import { startServer, type BlindmlServer, type ServerOptions } from '../../src/server/app.js';
 import { redactUrl } from '../../src/server/logging.js';
-import { websocketErrorHandler } from '../../src/server/limits.js';
+import { paillierBodyLimit, websocketErrorHandler } from '../../src/server/limits.js';
 import { MAX_MAGNITUDE } from '../../src/server/model-checks.js';
 import { registerModel, removeModel, ServiceRequestError } from '../../src/client/index.js';
 import { modelIdOf } from '../../src/cli/inference-job.js';
@@ -128,6 +128,14 @@ test('CKKS bodies are capped by what the step needs, before they are read', asyn
   assert.equal((await bigUpload(`${server.url}/v1/ckks/${modelId}/keys`, 200 * 2 ** 20)).status, 413);
   const describe = await fetch(`${server.url}/v1/ckks/${modelId}/describe`, { method: 'POST', body: new Uint8Array(0), headers: { 'content-type': 'application/octet-stream' } });
   assert.equal(describe.status, 200, 'an empty describe still works');
+});
+
+test('Paillier bodies are capped by the largest message a client of the registered models sends', async () => {
+  const cap = paillierBodyLimit([server.registry.get(modelId)!.compiled], 32 * 2 ** 20);
+  assert.ok(cap < 32 * 2 ** 20, `fashion-small's cap (${cap} bytes) is below the frame limit`);
+  assert.equal((await bigUpload(`${server.url}/v1/paillier`, cap + 1)).status, 413);
+  const res = await fetch(`${server.url}/v1/paillier`, { method: 'POST', body: new Uint8Array(cap), headers: { 'content-type': 'application/octet-stream' } });
+  assert.equal(res.status, 200, 'a body at the cap is read (and answered with an error frame)');
 });
 
 test('a deeply nested CKKS header is a FormatError (400), not a stack overflow', async () => {
