@@ -32,18 +32,25 @@ function rssMiB(pid: number): number {
   return kb / 1024;
 }
 
-/** Streams `total` bytes (one reused 1 MiB chunk) with a declared length; resolves with the status. */
+/**
+ * Streams `total` bytes (one reused 1 MiB chunk) with a declared length, going on after the answer
+ * came until everything is sent or the service closes the connection; resolves with the status
+ * it answered (0: none before the connection closed).
+ */
 function upload(url: string, total: number, headers: Record<string, string> = {}): Promise<number> {
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     const chunk = Buffer.alloc(2 ** 20, 7);
     let sent = 0;
+    let status = 0;
     const req = httpRequest(url, { method: 'POST', headers: { 'content-type': 'application/octet-stream', 'content-length': String(total), ...headers } });
     req.on('response', (res) => {
       res.resume();
-      resolve(res.statusCode ?? 0);
-      req.destroy();
+      status = res.statusCode ?? 0;
     });
-    req.on('error', (err) => (sent < total ? undefined : reject(err)));
+    req.on('finish', () => setTimeout(() => req.destroy(), 200));
+    // The service closes a refused upload's connection: the answer came before that.
+    req.on('error', () => undefined);
+    req.on('close', () => resolve(status));
     const pump = (): void => {
       while (sent < total) {
         sent += chunk.length;
