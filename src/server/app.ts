@@ -6,9 +6,11 @@
  * Routes:
  * - `GET /healthz` — `{ status, models, sessions }` (503 while shutting down).
  * - `GET /metrics` — Prometheus text.
- * - `GET /v1/models`, `GET /v1/models/:id` — public model list (with the API key: full records).
- * - `POST /v1/models` (API key) — ONNX bytes as `application/octet-stream` (`?name=`), or JSON
- *   `{ onnx, calibration?, name? }` with base64 files; 201 when created, 200 when already there.
+ * - `GET /v1/models`, `GET /v1/models/:id` — public model list (with the API key: full records;
+ *   a wrong key is refused).
+ * - `POST /v1/models` (API key, checked before the body is read: `auth.ts`) — ONNX bytes as
+ *   `application/octet-stream` (`?name=`), or JSON `{ onnx, calibration?, name? }` with base64
+ *   files; 201 when created, 200 when already there; 400 for a model the service cannot serve.
  * - `DELETE /v1/models/:id` (API key).
  * - `GET /v1/samples?limit=N` — committed Fashion-MNIST test images for the demo page.
  * - `GET /v1/ws` — WebSocket; each binary frame is one protocol message, answered in order.
@@ -38,13 +40,20 @@ import { registerCkksRoutes } from './ckks-routes.js';
 import { createMetrics, type ServiceMetrics } from './metrics.js';
 import { serviceBudget, type MemoryBudget } from './budget.js';
 import { PaillierKeyAccounts } from './paillier-keys.js';
-import { apiKeyMatches, generateApiKey, hashApiKey, ModelRegistry, RegistryError, type ModelRecord } from './registry.js';
+import { generateApiKey, hashApiKey, ModelRegistry, RegistryError, type ModelRecord } from './registry.js';
+import { OwnerAuth, type AuthBackoff } from './auth.js';
+import { loggerOptions } from './logging.js';
+import { capBody, paillierBodyLimit, websocketErrorHandler } from './limits.js';
+import { registerWebSecurity } from './web-security.js';
 
 /** Options of {@link startServer}. Every limit has a default fit for one small machine. */
 export interface ServerOptions {
   /** SQLite file of the registry (model files go to `<db>.models/`). Default `./blindml.db`. */
   db?: string;
-  /** The owner's API key; otherwise the stored one, or a new one (returned once in `generatedApiKey`). */
+  /**
+   * The owner's API key; otherwise the stored one, or a new one (returned once in
+   * `generatedApiKey`). Its hash is stored only once the server listens.
+   */
   apiKey?: string;
   host?: string;
   /** 0 picks a free port. Default 8080. */
@@ -71,7 +80,10 @@ export interface ServerOptions {
   publicDir?: string;
   /** How long a shutdown waits for running sessions before aborting them. Default 10 s. */
   shutdownGraceMs?: number;
-  /** Largest CKKS request body (`POST /v1/ckks/...`; a reference-CNN round is about 80 MiB). Default 256 MiB. */
+  /**
+   * Largest CKKS request body (`POST /v1/ckks/...`; a reference-CNN round is about 80 MiB). Each step
+   * is further capped by what it can carry for the model it names. Default 256 MiB.
+   */
   maxCkksBodyBytes?: number;
   /** CKKS sessions kept prepared per model between requests (each about 350 MiB for the reference CNN). Default 1. */
   ckksPreparedSessions?: number;
@@ -82,6 +94,21 @@ export interface ServerOptions {
   maxMemoryMb?: number;
   /** Client Paillier modulus sizes accepted, bits. Default 2048–4096 (from 256 with `allowInsecureKeys`). */
   keyBits?: { min?: number; max?: number };
+  /**
+   * Which proxies in front may name the client address in `X-Forwarded-For` (a hop count, or
+   * addresses/subnets such as `loopback` or `10.0.0.0/8`); per-address limits then use the real
+   * client. Default: none (the socket's peer address).
+   */
+  trustProxy?: number | string | string[];
+  /** How wrong owner keys slow an address down (defaults in `auth.ts`). */
+  authBackoff?: Partial<AuthBackoff>;
+  /** HTTPS (and WSS): PEM certificate chain and private key. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /**
+   * Browser origins (e.g. `https://app.example.com`) allowed to call the API cross-origin (CORS)
+   * and to open WebSockets. Pages served by the service itself are always allowed. Default none.
+   */
+  allowedOrigins?: readonly string[];
 }
 
 /** A running service. */
@@ -151,14 +178,9 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
 
   // Stored models compile on the compile thread after the server listens (see `ready`).
   const { registry, skipped } = ModelRegistry.open(options.db ?? './blindml.db');
-  let generatedApiKey: string | undefined;
-  if (options.apiKey) {
-    registry.setSetting(SETTING_KEY_HASH, hashApiKey(options.apiKey));
-  } else if (!registry.setting(SETTING_KEY_HASH)) {
-    generatedApiKey = generateApiKey();
-    registry.setSetting(SETTING_KEY_HASH, hashApiKey(generatedApiKey));
-  }
-  const keyHash = registry.setting(SETTING_KEY_HASH)!;
+  // A new key's hash is stored only once the server listens (and the caller can show the key).
+  const generatedApiKey = options.apiKey || registry.setting(SETTING_KEY_HASH) ? undefined : generateApiKey();
+  const keyHash = options.apiKey ? hashApiKey(options.apiKey) : generatedApiKey ? hashApiKey(generatedApiKey) : registry.setting(SETTING_KEY_HASH)!;
 
   const threads = options.workers ?? availableParallelism();
   const pool = threads > 0 ? new PaillierWorkerPool({ threads, keyCache: { maxKeys: 8, idleMs: idleTimeoutMs } }) : undefined;
@@ -189,8 +211,15 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     memory: { budgetBytes: budget.maxBytes, heldBytes: budget.bytes(), rssBytes: process.memoryUsage.rss() },
   });
   const metrics = createMetrics({ sessions: () => serviceLoad().sessionsByScheme, models: () => registry.list().length, budget });
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: 1024 * 1024, trustProxy: false });
+  const app = Fastify({
+    logger: loggerOptions(options.logger),
+    bodyLimit: 1024 * 1024,
+    // A hop count trusts that many proxies nearest the server (what proxy-addr does with a number).
+    trustProxy: typeof options.trustProxy === 'number' ? ((_addr: string, hop: number) => hop < (options.trustProxy as number)) : options.trustProxy ?? false,
+    ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key } } : {}),
+  }) as unknown as FastifyInstance;
   const log = app.log;
+  await registerWebSecurity(app, { allowedOrigins: options.allowedOrigins ?? [], tls: options.tls !== undefined });
 
   function endSession(id: string, outcome: 'completed' | 'failed' | 'aborted' | 'expired'): void {
     const t = tracked.get(id);
@@ -285,36 +314,10 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     endSession(id, outcome);
   }
 
-  function offeredKey(req: FastifyRequest): string | undefined {
-    const auth = req.headers.authorization;
-    if (typeof auth === 'string' && auth.startsWith('Bearer ')) return auth.slice(7).trim();
-    const header = req.headers['x-api-key'];
-    return typeof header === 'string' ? header : undefined;
-  }
-  /** Wrong owner keys per address: 20 per minute, then 429 (against guessing a weak --api-key). */
-  const authFailures = new Map<string, { tokens: number; at: number }>();
-  const AUTH_FAILURES_PER_MINUTE = 20;
-  function isOwner(req: FastifyRequest): boolean {
-    const key = offeredKey(req);
-    return key !== undefined && apiKeyMatches(key, keyHash);
-  }
-  function requireOwner(req: FastifyRequest, reply: FastifyReply): boolean {
-    const f = authFailures.get(req.ip);
-    if (f) {
-      const now = Date.now();
-      f.tokens = Math.min(AUTH_FAILURES_PER_MINUTE, f.tokens + ((now - f.at) / 60_000) * AUTH_FAILURES_PER_MINUTE);
-      f.at = now;
-    }
-    if (f && f.tokens < 1) {
-      void reply.code(429).send({ error: 'ERR_RATE_LIMITED', message: 'too many wrong API keys from this address; retry in a minute' });
-      return false;
-    }
-    if (isOwner(req)) return true;
-    takeToken(req.ip, authFailures, AUTH_FAILURES_PER_MINUTE);
-    req.log.warn({ ip: req.ip }, 'wrong or missing owner API key');
-    void reply.code(401).send({ error: 'ERR_UNAUTHORIZED', message: 'an owner API key is required (Authorization: Bearer <key>)' });
-    return false;
-  }
+  // Owner routes check the key from the headers before any body is read (auth.ts).
+  const auth = new OwnerAuth(keyHash, options.authBackoff, (ip, code) => log.warn({ ip, code }, 'owner request refused'));
+  const ownerOnly = { onRequest: auth.hook('required') };
+  const ownerOptional = { onRequest: auth.hook('optional') };
   const publicRecord = (m: ModelRecord) => ({ id: m.id, name: m.name, inputShape: m.inputShape, outputSize: m.outputSize, rounds: m.rounds });
 
   // --- content types -------------------------------------------------------------------------
@@ -335,21 +338,16 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   app.get('/metrics', { logLevel: 'warn' }, async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 
   // --- model registry -----------------------------------------------------------------------
-  app.get('/v1/models', async (req, reply) => {
-    const owner = offeredKey(req) !== undefined && requireOwner(req, reply);
-    if (!owner && offeredKey(req) !== undefined) return reply;
-    return { models: registry.list().map((m) => (owner ? m : publicRecord(m))) };
-  });
-  app.get<{ Params: { id: string } }>('/v1/models/:id', async (req, reply) => {
+  app.get('/v1/models', ownerOptional, async (req) => ({ models: registry.list().map((m) => (req.blindmlOwner ? m : publicRecord(m))) }));
+  app.get<{ Params: { id: string } }>('/v1/models/:id', ownerOptional, async (req, reply) => {
     const m = registry.get(req.params.id);
     if (!m) return reply.code(404).send({ error: 'ERR_UNKNOWN_MODEL', message: `no model with id ${req.params.id}` });
-    return isOwner(req) ? m.record : publicRecord(m.record);
+    return req.blindmlOwner ? m.record : publicRecord(m.record);
   });
   app.post<{ Querystring: { name?: string } }>(
     '/v1/models',
-    { bodyLimit: options.maxModelBytes ?? 256 * 2 ** 20 },
+    { bodyLimit: options.maxModelBytes ?? 256 * 2 ** 20, ...ownerOnly },
     async (req, reply) => {
-      if (!requireOwner(req, reply)) return reply;
       let onnx: Uint8Array;
       let calibration: Uint8Array | undefined;
       let name = req.query.name;
@@ -375,8 +373,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
       }
     },
   );
-  app.delete<{ Params: { id: string } }>('/v1/models/:id', async (req, reply) => {
-    if (!requireOwner(req, reply)) return reply;
+  app.delete<{ Params: { id: string } }>('/v1/models/:id', ownerOnly, async (req, reply) => {
     if (!registry.remove(req.params.id)) return reply.code(404).send({ error: 'ERR_UNKNOWN_MODEL', message: `no model with id ${req.params.id}` });
     service.unregister(req.params.id);
     ckks.forget(req.params.id);
@@ -402,7 +399,9 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   });
 
   // --- inference over HTTP --------------------------------------------------------------------
-  app.post('/v1/paillier', { bodyLimit: maxFrame, logLevel: 'warn' }, async (req, reply) => {
+  // Capped, before reading, by the largest message a client of the registered models can send.
+  const paillierCap = (): number => paillierBodyLimit(registry.list().map((m) => registry.get(m.id)!.compiled), maxFrame);
+  app.post('/v1/paillier', { bodyLimit: maxFrame, logLevel: 'warn', preParsing: async (req, reply, payload) => capBody(req, reply, payload, paillierCap()) }, async (req, reply) => {
     if (!Buffer.isBuffer(req.body)) return reply.code(415).send({ error: 'ERR_BAD_REQUEST', message: 'send application/octet-stream' });
     const started = performance.now();
     const out = await exchange(new Uint8Array(req.body.buffer, req.body.byteOffset, req.body.byteLength), req.ip, 'http');
@@ -432,7 +431,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   });
 
   // --- inference over WebSocket ---------------------------------------------------------------
-  await app.register(websocket, { options: { maxPayload: maxFrame, perMessageDeflate: false } });
+  await app.register(websocket, { options: { maxPayload: maxFrame, perMessageDeflate: false }, errorHandler: websocketErrorHandler });
   app.get('/v1/ws', { websocket: true }, (socket, req) => {
     const conn: Connection = { socket, ip: req.ip, sessions: new Set(), queue: Promise.resolve(), pending: 0 };
     connections.add(conn);
@@ -488,11 +487,22 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   app.get('/owner', page('owner.html'));
   app.get<{ Params: { file: string } }>('/assets/:file', async (req, reply) => page(req.params.file)(req, reply));
 
-  await app.listen({ port: options.port ?? 8080, host: options.host ?? '127.0.0.1' });
+  try {
+    await app.listen({ port: options.port ?? 8080, host: options.host ?? '127.0.0.1' });
+  } catch (err) {
+    // Nothing stays behind: no key stored, no threads left running.
+    clearInterval(sweeper);
+    await app.close();
+    await ckks.close();
+    await pool?.destroy();
+    await registry.close();
+    throw err;
+  }
+  if (registry.setting(SETTING_KEY_HASH) !== keyHash) registry.setSetting(SETTING_KEY_HASH, keyHash);
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port ?? 8080;
   const host = options.host ?? '127.0.0.1';
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const url = `${options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
   const ready = registry.warm(
     (m) => {

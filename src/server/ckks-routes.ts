@@ -23,6 +23,7 @@ import type { MemoryBudget } from './budget.js';
 import { CkksAccounts, checkKeySizes } from './ckks-accounts.js';
 import { CkksCompiler } from './ckks-compile.js';
 import type { ServiceMetrics } from './metrics.js';
+import { CKKS_SMALL_BODY_BYTES, capBody, ckksBodyLimit } from './limits.js';
 
 /** The steps of the protocol, in the order a client takes them. */
 export const CKKS_STEPS = ['describe', 'keys', 'open', 'round'] as const;
@@ -136,7 +137,18 @@ export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptio
     }
   }
 
-  app.post<{ Params: { modelId: string; step: string } }>('/v1/ckks/:modelId/:step', { bodyLimit: options.maxBodyBytes, logLevel: 'warn' }, async (req, reply) => {
+  /** What this step for this model can need (the model compiled first), before any body is read. */
+  async function bodyLimitOf(modelId: string, step: string): Promise<number> {
+    const service = CKKS_STEPS.includes(step as Step) ? serviceFor(modelId) : undefined;
+    const described = await service?.then((s) => s.describe(), () => undefined);
+    return described ? ckksBodyLimit(step, described, options.maxBodyBytes) : CKKS_SMALL_BODY_BYTES;
+  }
+
+  app.post<{ Params: { modelId: string; step: string } }>('/v1/ckks/:modelId/:step', {
+    bodyLimit: options.maxBodyBytes,
+    logLevel: 'warn',
+    preParsing: async (req, reply, payload) => capBody(req, reply, payload, await bodyLimitOf(req.params.modelId, req.params.step)),
+  }, async (req, reply) => {
     const fail = (status: number, code: string, message: string) => {
       metrics.framesRejected.inc({ reason: status === 400 ? 'malformed' : 'refused' });
       return reply.code(status).send({ error: code, message });

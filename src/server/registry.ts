@@ -18,7 +18,9 @@ import { maybeGunzip } from '../data/files.js';
 import { loadFashionMnistSample } from '../data/fashion-mnist.js';
 import { importOnnx } from '../nn/onnx.js';
 import type { Model } from '../nn/model.js';
-import { compileModel, type CompiledPaillierModel } from '../protocol/paillier-inference/compile.js';
+import { calibrate, compilePaillierModel, type CompiledPaillierModel } from '../protocol/paillier-inference/compile.js';
+import { planModel } from '../protocol/paillier-inference/plan.js';
+import { checkCompiled, checkWeights, ModelCheckError } from './model-checks.js';
 import { modelIdOf } from '../cli/inference-job.js';
 import { siblingModuleUrl } from '../workers/pool-support.js';
 
@@ -149,16 +151,22 @@ export interface CompiledUpload {
 /**
  * Imports and compiles an uploaded model (what the compile worker runs).
  *
- * @throws RegistryError (400) for bytes that are not a model the protocol can run, or bad
- *   calibration images.
+ * @throws RegistryError (400) for bytes that are not a model the protocol can run, a model the
+ *   service cannot serve correctly (`model-checks.ts`), or bad calibration images.
  */
 export function compileUpload(request: CompileRequest): CompiledUpload {
   const { model, calibration } = importUpload(request);
+  let compiled: CompiledPaillierModel;
   try {
-    return { compiled: compileModel(model, calibration), inputShape: [...model.inputShape], outputSize: model.outputSize, calibrationSamples: calibration.length / model.inputSize };
+    const plan = planModel(model);
+    checkWeights(plan);
+    compiled = compilePaillierModel(plan, calibrate(plan, calibration, model.inputSize));
+    checkCompiled(compiled);
   } catch (err) {
+    if (err instanceof ModelCheckError) throw new RegistryError(400, `the service cannot serve this model: ${err.message}`);
     throw new RegistryError(400, `the inference protocol cannot run this model: ${err instanceof Error ? err.message : String(err)}`);
   }
+  return { compiled, inputShape: [...model.inputShape], outputSize: model.outputSize, calibrationSamples: calibration.length / model.inputSize };
 }
 
 /**
@@ -363,11 +371,15 @@ export class ModelRegistry {
     return registered;
   }
 
-  /** Deletes a model and its files. @returns whether it existed. */
+  /**
+   * Deletes a model and its files, also a stored row the registry could not load (its file
+   * missing or no longer importable). @returns whether it existed.
+   */
   remove(id: string): boolean {
-    if (!this.models.delete(id) && !this.pending.delete(id)) return false;
-    this.settled(id);
-    this.db.prepare('DELETE FROM models WHERE id = ?').run(id);
+    const loaded = this.models.delete(id) || this.pending.delete(id);
+    if (loaded) this.settled(id);
+    const stored = this.db.prepare('DELETE FROM models WHERE id = ?').run(id).changes > 0;
+    if (!loaded && !stored) return false;
     rmSync(this.file(id, 'onnx'), { force: true });
     rmSync(this.file(id, 'calibration'), { force: true });
     return true;

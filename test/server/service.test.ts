@@ -147,7 +147,7 @@ test('a malformed frame ends only that session; an oversized frame closes only t
   try {
     const huge = await rawSocket(small.url);
     huge.ws.send(new Uint8Array(10_000));
-    assert.ok([1009, 1006].includes(await huge.closed), 'the oversized frame closes that connection');
+    assert.equal(await huge.closed, 1009, 'the oversized frame closes that connection with 1009');
     const health = await fetch(`${small.url}/healthz`);
     assert.equal(health.status, 200);
     const res = await fetch(`${small.url}/v1/paillier`, { method: 'POST', body: new Uint8Array(10_000), headers: { 'content-type': 'application/octet-stream' } });
@@ -192,17 +192,6 @@ test('graceful shutdown refuses new sessions and aborts the stragglers', async (
   await closing;
   assert.equal(await a.closed, 1001);
   assert.equal(s.trackedSessions(), 0);
-});
-
-test('wrong owner keys are rate-limited per address', async () => {
-  const s = await start({ ...base, db: join(dir, 'auth.db') });
-  const codes: number[] = [];
-  for (let i = 0; i < 22; i++) codes.push((await fetch(`${s.url}/v1/models/x`, { method: 'DELETE', headers: { authorization: 'Bearer guess' } })).status);
-  assert.deepEqual([...new Set(codes)], [401, 429]);
-  assert.equal(codes.indexOf(429), 20);
-  // Even the right key waits until the bucket refills.
-  assert.equal((await fetch(`${s.url}/v1/models`, { headers: { authorization: `Bearer ${API_KEY}` } })).status, 429);
-  assert.equal((await fetch(`${s.url}/v1/models`)).status, 200, 'the public list stays open');
 });
 
 test('the logs carry no ciphertext, modulus or key', async () => {

@@ -14,6 +14,7 @@ import { deprecatedAlias, nonNegativeInt, positiveInt, threadsOption } from '../
 import { withModelLabels } from '../../data/onnx-labels.js';
 import { labelsArgument, readModelFile } from './model.js';
 import { uploadParts } from '../model-file.js';
+import { assertDbPath, assertPortFree, ownerKey, portNumber, readOptionFile, trustProxyOption } from './serve-options.js';
 
 interface ServeOptions {
   port: number;
@@ -21,6 +22,11 @@ interface ServeOptions {
   db: string;
   apiKey?: string;
   threads?: number;
+  apiKeyFile?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  trustProxy?: number | string[];
+  allowOrigin: string[];
   idleTimeout: number;
   maxSessions: number;
   maxSessionsPerClient: number;
@@ -39,11 +45,16 @@ export function registerServeCommands(program: Command): void {
   const serve = program
     .command('serve')
     .description('run the blindml service: model registry, encrypted inference over WebSocket and HTTP, /metrics, browser demo at /')
-    .option('--port <n>', 'port (0 picks a free one)', nonNegativeInt, 8080)
+    .option('--port <n>', 'port (0 picks a free one)', portNumber, 8080)
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--db <file>', 'SQLite registry (model files go beside it)', './blindml.db')
-    .option('--api-key <key>', 'the model owner key (default: $BLINDML_API_KEY, else the stored one, else a new one printed once)')
+    .option('--api-key-file <file>', 'file holding the model owner key (default: $BLINDML_API_KEY, else the stored one, else a new one printed once)')
+    .option('--api-key <key>', 'the model owner key on the command line (visible to other users in ps: prefer --api-key-file or $BLINDML_API_KEY)')
     .addOption(threadsOption())
+    .option('--tls-cert <file>', 'PEM certificate chain: serve HTTPS and WSS (with --tls-key)')
+    .option('--tls-key <file>', 'PEM private key for --tls-cert')
+    .option('--trust-proxy <hops|addresses>', 'proxies in front that name the client in X-Forwarded-For: a hop count (1) or addresses (loopback,10.0.0.0/8); per-address limits then use the real client', trustProxyOption)
+    .option('--allow-origin <origin>', 'a browser origin (https://host[:port]) allowed to call the API and open WebSockets; repeat for more', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--idle-timeout <s>', 'drop sessions idle this many seconds', positiveInt, 60)
     .option('--max-sessions <n>', 'open sessions, all clients together', positiveInt, 64)
     .option('--max-sessions-per-client <n>', 'open sessions per client address', positiveInt, 8)
@@ -57,7 +68,12 @@ export function registerServeCommands(program: Command): void {
     .option('--insecure', 'accept client keys below 2048 bits (tests only)')
     .option('--log-level <level>', 'pino log level (fatal, error, warn, info, debug, silent)', 'info')
     .action(async (o: ServeOptions) => {
-      const apiKey = o.apiKey ?? process.env['BLINDML_API_KEY'] ?? undefined;
+      // Every option is checked before the registry is opened (which creates the database).
+      if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+      const tls = o.tlsCert && o.tlsKey ? { cert: readOptionFile('--tls-cert', o.tlsCert), key: readOptionFile('--tls-key', o.tlsKey) } : undefined;
+      const apiKey = ownerKey(o, (line) => process.stderr.write(`${line}\n`));
+      assertDbPath(o.db);
+      await assertPortFree(o.host, o.port);
       const server = await startServer({
         port: o.port,
         host: o.host,
@@ -75,6 +91,9 @@ export function registerServeCommands(program: Command): void {
         keyBits: { min: o.insecure && o.minKeyBits === 2048 ? 256 : o.minKeyBits, max: o.maxKeyBits },
         allowInsecureKeys: o.insecure ?? false,
         logger: { level: o.logLevel },
+        allowedOrigins: o.allowOrigin,
+        ...(o.trustProxy !== undefined ? { trustProxy: o.trustProxy } : {}),
+        ...(tls ? { tls } : {}),
       });
       if (server.generatedApiKey) {
         // Shown once: only its hash is stored.
@@ -97,10 +116,10 @@ export function registerServeCommands(program: Command): void {
     });
   deprecatedAlias(serve, 'workers', 'threads', nonNegativeInt);
 
-  const models = program.command('models').description("a model owner's calls to a running service (API key from --api-key or $BLINDML_API_KEY)");
-  const keyOf = (o: { apiKey?: string }): string => {
-    const key = o.apiKey ?? process.env['BLINDML_API_KEY'];
-    if (!key) throw new UsageError('an owner API key is needed: --api-key K or BLINDML_API_KEY');
+  const models = program.command('models').description("a model owner's calls to a running service (owner API key from --api-key-file or $BLINDML_API_KEY)");
+  const keyOf = (o: { apiKey?: string; apiKeyFile?: string }): string => {
+    const key = ownerKey(o, (line) => process.stderr.write(`${line}\n`));
+    if (!key) throw new UsageError('an owner API key is needed: --api-key-file FILE or BLINDML_API_KEY (or --api-key K)');
     return key;
   };
   const row = (m: ModelInfo) => `${m.id}  ${m.name.padEnd(24)} ${`[${m.inputShape.join('×')}] → ${m.outputSize}`.padEnd(20)} ${m.rounds} rounds${m.createdAt ? `  ${m.createdAt}` : ''}`;
@@ -109,12 +128,13 @@ export function registerServeCommands(program: Command): void {
     .description('upload an ONNX model; the service compiles it (calibrating on the committed Fashion-MNIST sample unless --calibration)')
     .argument('<file>', 'an .onnx or .blindml file (a .blindml file brings its calibration inputs)')
     .requiredOption('--server <url>', 'service base URL')
-    .option('--api-key <key>', 'owner API key')
+    .option('--api-key-file <file>', 'file holding the owner API key (default: $BLINDML_API_KEY)')
+    .option('--api-key <key>', 'owner API key (visible in ps: prefer --api-key-file)')
     .option('--name <name>', 'display name (default: the file name)')
     .option('--calibration <file>', 'IDX file of calibration inputs (N × input size, unsigned bytes, gzip or not)')
     .option('--labels <names>', "class names stored in the model's 'labels' metadata: comma-separated or a file with one per line")
     .option('--json', 'print the record as JSON')
-    .action(async (file: string, o: { server: string; apiKey?: string; name?: string; calibration?: string; labels?: string; json?: boolean }) => {
+    .action(async (file: string, o: { server: string; apiKey?: string; apiKeyFile?: string; name?: string; calibration?: string; labels?: string; json?: boolean }) => {
       const parts = uploadParts(readModelFile(file), file);
       const calibration = o.calibration ? readFileSync(o.calibration) : parts.calibration;
       const { model, created } = await registerModel(o.server, keyOf(o), o.labels ? withModelLabels(parts.onnx, labelsArgument(o.labels)) : parts.onnx, {
@@ -127,9 +147,10 @@ export function registerServeCommands(program: Command): void {
     .command('list')
     .description('list the registered models')
     .requiredOption('--server <url>', 'service base URL')
-    .option('--api-key <key>', 'owner API key')
+    .option('--api-key-file <file>', 'file holding the owner API key (default: $BLINDML_API_KEY)')
+    .option('--api-key <key>', 'owner API key (visible in ps: prefer --api-key-file)')
     .option('--json', 'print JSON')
-    .action(async (o: { server: string; apiKey?: string; json?: boolean }) => {
+    .action(async (o: { server: string; apiKey?: string; apiKeyFile?: string; json?: boolean }) => {
       const list = await listModels(o.server, keyOf(o));
       process.stdout.write(o.json ? `${JSON.stringify(list)}\n` : list.length ? `${list.map(row).join('\n')}\n` : 'no models\n');
     });
@@ -138,7 +159,8 @@ export function registerServeCommands(program: Command): void {
     .description('remove a model')
     .argument('<id>', 'model id')
     .requiredOption('--server <url>', 'service base URL')
-    .option('--api-key <key>', 'owner API key')
+    .option('--api-key-file <file>', 'file holding the owner API key (default: $BLINDML_API_KEY)')
+    .option('--api-key <key>', 'owner API key (visible in ps: prefer --api-key-file)')
     .action(async (id: string, o: { server: string; apiKey?: string }) => {
       if (!(await removeModel(o.server, keyOf(o), id))) throw new UsageError(`the service has no model ${id}`);
       process.stdout.write(`removed ${id}\n`);

@@ -64,7 +64,7 @@ export function encodeCkksMessage(message: unknown): Uint8Array {
  * blobs when `copy` is false).
  *
  * @throws FormatError for anything else: bad magic, lengths past the frame, a malformed header,
- *   blob references out of range or used twice.
+ *   blob references out of range or used twice, a header nested deeper than 32 levels.
  */
 export function decodeCkksMessage(bytes: Uint8Array, options: { copy?: boolean } = {}): unknown {
   const bad = (why: string): never => {
@@ -107,8 +107,12 @@ export function decodeCkksMessage(bytes: Uint8Array, options: { copy?: boolean }
   return revive(header, blobs, used, bad);
 }
 
-function revive(value: unknown, blobs: Blob[], used: Uint8Array, bad: (why: string) => never): unknown {
-  if (Array.isArray(value)) return value.map((v) => revive(v, blobs, used, bad));
+/** Deepest nesting a header may have (messages nest a few levels; deeper would exhaust the stack). */
+const MAX_DEPTH = 32;
+
+function revive(value: unknown, blobs: Blob[], used: Uint8Array, bad: (why: string) => never, depth = 0): unknown {
+  if (depth > MAX_DEPTH) bad(`header nested deeper than ${MAX_DEPTH} levels`);
+  if (Array.isArray(value)) return value.map((v) => revive(v, blobs, used, bad, depth + 1));
   if (value === null || typeof value !== 'object') return value;
   const entries = Object.entries(value as Record<string, unknown>);
   if (entries.length === 1 && entries[0]![0] === '$blob') {
@@ -121,7 +125,7 @@ function revive(value: unknown, blobs: Blob[], used: Uint8Array, bad: (why: stri
   const out: Record<string, unknown> = {};
   for (const [k, v] of entries) {
     if (k === '__proto__') bad('header key __proto__');
-    out[k] = revive(v, blobs, used, bad);
+    out[k] = revive(v, blobs, used, bad, depth + 1);
   }
   return out;
 }

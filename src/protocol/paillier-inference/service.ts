@@ -9,6 +9,7 @@
  */
 import { BlindmlError, InvalidCiphertextError } from '../../errors.js';
 import { base64UrlToBigInt } from '../../math/bigint.js';
+import { gcd } from '../../math/modular.js';
 import { randomBits } from '../../math/random.js';
 import { MIN_SECURE_BITS, PaillierPublicKey } from '../../schemes/paillier/keys.js';
 import { plainFactor } from '../../schemes/paillier/linear.js';
@@ -210,9 +211,14 @@ export class PaillierInferenceService {
 
   private checkCiphertexts(s: Session, cts: readonly bigint[], expected: number): void {
     if (cts.length !== expected) throw new ProtocolError('ERR_BAD_MESSAGE', `expected ${expected} ciphertexts, got ${cts.length}`);
+    // A unit mod n² is a c with gcd(c, n) = 1; the product of all of them mod n is a unit exactly
+    // when each is, so one gcd checks the lot (a non-unit would fail a modular inversion later).
+    let product = 1n;
     for (const c of cts) {
       if (c <= 0n || c >= s.key.nSquared) throw new InvalidCiphertextError('a ciphertext is outside Z*_{n²} for the session key');
+      product = (product * c) % s.key.n;
     }
+    if (gcd(product, s.key.n) !== 1n) throw new InvalidCiphertextError('a ciphertext is not invertible modulo n² (not in Z*_{n²})');
   }
 
   private async input(msg: MessageOf<'input'>): Promise<Message> {
