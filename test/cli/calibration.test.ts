@@ -36,7 +36,7 @@ test('infer refuses the committed calibration images for a 32×32 model in one l
     const r = await runCli([
       'infer', '--model', zoo('lenet5.onnx'), '--scheme', scheme,
       '--images', zoo('data/lenet5-eval-images.idx.gz'), '--labels', zoo('data/lenet5-eval-labels.idx.gz'),
-      '--limit', '1', '--key-bits', '512', '--insecure', '--workers', '0',
+      '--limit', '1', '--key-bits', '512', '--insecure', '--threads', '0',
     ]);
     assert.equal(r.code, 1, r.stderr);
     assert.equal(r.lines.length, 1, r.stderr);
@@ -45,7 +45,7 @@ test('infer refuses the committed calibration images for a 32×32 model in one l
   const wrong = await runCli([
     'infer', '--model', zoo('lenet5.onnx'), '--calibration', zoo('data/mobilenet-style-calibration-images.idx.gz'),
     '--images', zoo('data/lenet5-eval-images.idx.gz'), '--labels', zoo('data/lenet5-eval-labels.idx.gz'),
-    '--limit', '1', '--key-bits', '512', '--insecure', '--workers', '0',
+    '--limit', '1', '--key-bits', '512', '--insecure', '--threads', '0',
   ]);
   assert.equal(wrong.code, 1, wrong.stderr);
   assert.match(wrong.lines[0]!, /mobilenet-style-calibration-images\.idx\.gz is \[1, 28, 28\] per sample but the model takes \[1, 32, 32\]/);
