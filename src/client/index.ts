@@ -9,3 +9,4 @@ export * from './owner.js';
 export * from './http-transport.js';
 export * from './websocket-transport.js';
 export * from './ckks-http-transport.js';
+export * from './ckks-poly-transport.js';

@@ -15,6 +15,8 @@
  * - `POST /v1/paillier` — one protocol message each way.
  * - `POST /v1/ckks/:modelId/:step` — the interactive CKKS protocol, one binary message each way
  *   (`ckks-routes.ts`).
+ * - `POST /v1/ckks-poly/:modelId/:step`, `GET /v1/ckks-poly/jobs/:id` — ckks-poly batch jobs
+ *   (`ckks-poly-routes.ts`).
  * - `GET /`, `GET /owner`, `GET /assets/*` — the browser pages (built by `npm run build`).
  *
  * The server holds public keys only, never logs message contents, and ends only the affected
@@ -35,6 +37,7 @@ import { PaillierInferenceService } from '../protocol/paillier-inference/service
 import { PaillierWorkerPool } from '../workers/paillier-pool.js';
 import { closeFrame, errorFrame, peekHeader, type FrameHead } from './frames.js';
 import { registerCkksRoutes } from './ckks-routes.js';
+import { registerCkksPolyRoutes, type PolyLimits } from './ckks-poly-routes.js';
 import { createMetrics, type ServiceMetrics } from './metrics.js';
 import { apiKeyMatches, generateApiKey, hashApiKey, ModelRegistry, RegistryError, type ModelRecord } from './registry.js';
 
@@ -73,6 +76,8 @@ export interface ServerOptions {
   maxCkksBodyBytes?: number;
   /** CKKS sessions kept prepared per model between requests (each about 350 MiB for the reference CNN). Default 1. */
   ckksPreparedSessions?: number;
+  /** Limits of the ckks-poly batch endpoint (`ckks-poly-routes.ts`). */
+  ckksPoly?: Partial<PolyLimits>;
 }
 
 /** A running service. */
@@ -149,7 +154,10 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     maxMessageBytes: maxFrame,
     ...(pool ? { evaluator: pool } : {}),
   });
-  for (const m of registry.list()) service.register(m.id, registry.get(m.id)!.compiled);
+  for (const m of registry.list()) {
+    const compiled = registry.get(m.id)!.compiled;
+    if (compiled) service.register(m.id, compiled);
+  }
 
   const tracked = new Map<string, Tracked>();
   const byIp = new Map<string, Set<string>>();
@@ -324,7 +332,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
       }
       try {
         const { model, created } = await registry.add(onnx, { ...(name ? { name } : {}), ...(calibration ? { calibration } : {}) });
-        service.register(model.record.id, model.compiled);
+        if (model.compiled) service.register(model.record.id, model.compiled);
         req.log.info({ model: model.record.id, created, bytes: onnx.length }, 'model registered');
         return reply.code(created ? 201 : 200).send({ model: model.record, created });
       } catch (err) {
@@ -340,6 +348,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     if (!registry.remove(req.params.id)) return reply.code(404).send({ error: 'ERR_UNKNOWN_MODEL', message: `no model with id ${req.params.id}` });
     service.unregister(req.params.id);
     ckks.forget(req.params.id);
+    poly.forget(req.params.id);
     req.log.info({ model: req.params.id }, 'model removed');
     return reply.code(204).send();
   });
@@ -380,11 +389,22 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     threads,
     maxBodyBytes: maxCkksBody,
     preparedSessions: options.ckksPreparedSessions ?? 1,
-    admitOpen: (ip) => {
-      if (draining) return { status: 503, code: 'ERR_SHUTTING_DOWN', message: 'the service is shutting down; retry later' };
-      if (!takeToken(ip)) return { status: 429, code: 'ERR_RATE_LIMITED', message: `at most ${opensPerMinute} sessions per minute per client` };
-      return null;
-    },
+    admitOpen: (ip) => ckksAdmit(ip),
+  });
+  function ckksAdmit(ip: string): { status: number; code: string; message: string } | null {
+    if (draining) return { status: 503, code: 'ERR_SHUTTING_DOWN', message: 'the service is shutting down; retry later' };
+    if (!takeToken(ip)) return { status: 429, code: 'ERR_RATE_LIMITED', message: `at most ${opensPerMinute} sessions per minute per client` };
+    return null;
+  }
+
+  // --- ckks-poly batch jobs ----------------------------------------------------------------------
+  const poly = registerCkksPolyRoutes(app, {
+    registry,
+    metrics,
+    log,
+    threads,
+    ...(options.ckksPoly ? { limits: options.ckksPoly } : {}),
+    admitOpen: (ip) => ckksAdmit(ip),
   });
 
   // --- inference over WebSocket ---------------------------------------------------------------
@@ -467,6 +487,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     service.closeAll();
     await app.close();
     await ckks.close();
+    await poly.close();
     await pool?.destroy();
     await registry.close();
   }

@@ -19,6 +19,7 @@ import { loadFashionMnistSample } from '../data/fashion-mnist.js';
 import { importOnnx } from '../nn/onnx.js';
 import type { Model } from '../nn/model.js';
 import { compileModel, type CompiledPaillierModel } from '../protocol/paillier-inference/compile.js';
+import { planPolyNetwork } from '../protocol/ckks-poly/plan.js';
 import { modelIdOf } from '../cli/inference-job.js';
 import { siblingModuleUrl } from '../workers/pool-support.js';
 
@@ -44,7 +45,8 @@ export interface ModelRecord {
 /** A registered model ready to serve. */
 export interface RegisteredModel {
   readonly record: ModelRecord;
-  readonly compiled: CompiledPaillierModel;
+  /** Undefined for a polynomial network the Paillier protocol cannot run (served by ckks-poly only). */
+  readonly compiled: CompiledPaillierModel | undefined;
 }
 
 /** A registry refusal with an HTTP status. */
@@ -140,7 +142,7 @@ export interface CompileRequest {
 
 /** What {@link compileUpload} produces. */
 export interface CompiledUpload {
-  readonly compiled: CompiledPaillierModel;
+  readonly compiled: CompiledPaillierModel | undefined;
   readonly inputShape: readonly number[];
   readonly outputSize: number;
   readonly calibrationSamples: number;
@@ -161,9 +163,28 @@ export function compileUpload(request: CompileRequest): CompiledUpload {
   }
   const calibration = request.calibration ? calibrationFromIdx(request.calibration, model) : defaultCalibration(model);
   try {
-    return { compiled: compileModel(model, calibration), inputShape: [...model.inputShape], outputSize: model.outputSize, calibrationSamples: calibration.length / model.inputSize };
+    return { compiled: compileOrPolynomial(model, calibration), inputShape: [...model.inputShape], outputSize: model.outputSize, calibrationSamples: calibration.length / model.inputSize };
   } catch (err) {
     throw new RegistryError(400, `the inference protocol cannot run this model: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/**
+ * The Paillier compilation, or undefined for a polynomial network (which only ckks-poly serves:
+ * its squares are evaluated by the service, not by the client).
+ *
+ * @throws the Paillier compiler's error when the model is neither.
+ */
+function compileOrPolynomial(model: Model, calibration: Float32Array): CompiledPaillierModel | undefined {
+  try {
+    return compileModel(model, calibration);
+  } catch (err) {
+    try {
+      planPolyNetwork(model);
+    } catch {
+      throw err;
+    }
+    return undefined;
   }
 }
 
@@ -227,9 +248,9 @@ export class ModelRegistry {
     return join(this.dir, `${id}.${ext}`);
   }
 
-  private compileStored(row: Row): CompiledPaillierModel {
+  private compileStored(row: Row): CompiledPaillierModel | undefined {
     const { model, calibration } = this.loadStored(row);
-    return compileModel(model, calibration);
+    return compileOrPolynomial(model, calibration);
   }
 
   private loadStored(row: Row): { model: Model; calibration: Float32Array } {
@@ -296,7 +317,7 @@ export class ModelRegistry {
       name: (options.name ?? id).slice(0, 200),
       inputShape: [...done.inputShape],
       outputSize: done.outputSize,
-      rounds: compiled.plan.stages.length - 1,
+      rounds: compiled ? compiled.plan.stages.length - 1 : 0,
       bytes: onnx.length,
       createdAt: new Date().toISOString(),
       calibration: options.calibration ? 'upload' : 'sample',

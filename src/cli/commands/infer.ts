@@ -90,8 +90,8 @@ export function registerInferCommand(program: Command): void {
     .option('--server <url>', 'use a running service instead of an in-process one')
     .option('--model-id <id>', 'model id on the server (default: the model file content id)')
     .option('--api-key <key>', 'with --server: register --model first if the service lacks it (owner key; default $BLINDML_API_KEY)')
-    .addOption(new Option('--transport <kind>', 'with --server and --scheme paillier: WebSocket session or one HTTP POST per message (--scheme ckks always posts each message over HTTP)').choices(['websocket', 'http']).default('websocket'))
-    .option('--workers <n>', 'worker threads (default: all cores)', (v) => Number.parseInt(v, 10))
+    .addOption(new Option('--transport <kind>', 'with --server and --scheme paillier or ckks: one WebSocket connection or one HTTP POST per message (--scheme ckks-poly uploads each batch as a job over HTTP)').choices(['websocket', 'http']).default('websocket'))
+    .option('--workers <n>', 'worker threads (default: all cores; ckks-poly with --server: batches in flight)', (v) => Number.parseInt(v, 10))
     .option('--insecure', 'allow keys below 2048 bits (tests only)')
     .option('--precision-bits <n>', 'paillier, in-process: bits the client keeps per activation (default 18; fewer = narrower slots)', positiveInt)
     .option('--weight-bits <n>', 'paillier, in-process: bits of each integer weight exponent (default 16)', positiveInt)
@@ -103,8 +103,18 @@ export function registerInferCommand(program: Command): void {
       const { data, calibration } = loadData(options);
       const bar = progressBar(data.count, 'encrypted inference');
       if (options.scheme === 'ckks-poly') {
-        if (options.server) throw new UsageError('--scheme ckks-poly runs with an in-process service; --server is for --scheme paillier and ckks');
-        const poly = await runCkksPolyJob({ loaded: loadModel(options.model), data, calibration, batch: options.batch, ...(options.workers !== undefined ? { workers: options.workers } : {}), onProgress: (done) => bar.update(done) }).finally(() => bar.finish());
+        const apiKey = options.apiKey ?? process.env['BLINDML_API_KEY'];
+        const poly = await runCkksPolyJob({
+          loaded: loadModel(options.model),
+          data,
+          calibration,
+          batch: options.batch,
+          ...(options.workers !== undefined ? { workers: options.workers } : {}),
+          ...(options.server ? { server: options.server } : {}),
+          ...(options.modelId ? { modelId: options.modelId } : {}),
+          ...(options.server && apiKey ? { apiKey } : {}),
+          onProgress: (done) => bar.update(done),
+        }).finally(() => bar.finish());
         process.stdout.write(options.json ? `${JSON.stringify(poly)}\n` : `${formatInferenceSummary(poly)}\n`);
         return;
       }
