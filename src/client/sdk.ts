@@ -71,9 +71,20 @@ function messageType(bytes: Uint8Array): string | undefined {
   }
 }
 
+/** Many images' predictions (batch mode). */
+export interface BatchPredictResult {
+  /** Arg-max class per image, in input order. */
+  labels: number[];
+  /** Output values per image. */
+  logits: Float64Array[];
+  /** `batch` is the images per ciphertext the service granted; `rounds` per session. */
+  stats: Prediction['stats'];
+}
+
 /** A connected client: keys, a transport, and predictions one at a time. */
 export class BlindmlClient {
   private readonly inner: PaillierInferenceClient;
+  private readonly watched: Transport;
   private listener: ((p: PredictProgress) => void) | undefined;
   private progress = { bytesSent: 0, bytesReceived: 0, rounds: undefined as number | undefined };
   private queue: Promise<unknown> = Promise.resolve();
@@ -86,7 +97,7 @@ export class BlindmlClient {
   ) {
     const emit = (p: Omit<PredictProgress, 'bytesSent' | 'bytesReceived'>) =>
       this.listener?.({ ...p, bytesSent: this.progress.bytesSent, bytesReceived: this.progress.bytesReceived });
-    const watched: Transport = {
+    const watched: Transport = (this.watched = {
       send: async (bytes) => {
         this.progress.bytesSent += bytes.length;
         const type = messageType(bytes);
@@ -99,12 +110,18 @@ export class BlindmlClient {
         else if (got === 'result') emit({ phase: 'decrypting' });
         return reply;
       },
-    };
-    this.inner = new PaillierInferenceClient(watched, {
-      keys,
+    });
+    this.inner = this.protocolClient();
+  }
+
+  /** A protocol client on this connection and key pair (latency mode unless `batch` > 1). */
+  private protocolClient(batch = 1): PaillierInferenceClient {
+    return new PaillierInferenceClient(this.watched, {
+      keys: this.keys,
+      ...(batch > 1 ? { mode: 'batch' as const, batch } : {}),
       onProgress: (done, total) => {
         this.progress.rounds = total;
-        emit({ phase: 'round', round: done, rounds: total });
+        this.listener?.({ phase: 'round', round: done, rounds: total, bytesSent: this.progress.bytesSent, bytesReceived: this.progress.bytesReceived });
       },
     });
   }
@@ -139,6 +156,39 @@ export class BlindmlClient {
         this.listener = undefined;
       }
     };
+    return this.enqueue(run);
+  }
+
+  /**
+   * Batch mode: packs up to `batch` images into each ciphertext (one session per `batch` images,
+   * the same rounds and nearly the same traffic as one image), so throughput grows with the batch
+   * while each image waits for its whole batch. The service may grant fewer images per ciphertext
+   * than asked (`stats.batch`); the rest go in further sessions.
+   *
+   * @param images - the images' values one after another (a whole number of the model's inputs).
+   * @param options.batch - images per ciphertext wanted (default: as many as the service grants).
+   * @throws ServiceError when the service refuses; TransportError when the connection fails;
+   *   RangeError when `images` is not a whole number of inputs; OverflowError if a value left its
+   *   slot (never a silently wrong prediction).
+   */
+  predictBatch(modelId: string, images: Float32Array | Float64Array, options: { batch?: number; onProgress?: (p: PredictProgress) => void } = {}): Promise<BatchPredictResult> {
+    const batch = options.batch ?? 4096;
+    if (!Number.isSafeInteger(batch) || batch < 1) return Promise.reject(new RangeError(`batch must be a positive integer, got ${batch}`));
+    return this.enqueue(async () => {
+      this.listener = options.onProgress;
+      this.progress = { bytesSent: 0, bytesReceived: 0, rounds: undefined };
+      try {
+        const p = await this.protocolClient(batch).predict(modelId, images);
+        this.listener?.({ phase: 'done', bytesSent: this.progress.bytesSent, bytesReceived: this.progress.bytesReceived, rounds: p.stats.rounds });
+        return { labels: p.labels, logits: p.logits, stats: p.stats };
+      } finally {
+        this.listener = undefined;
+      }
+    });
+  }
+
+  /** Runs calls on this client one after another (they share the connection and the progress). */
+  private enqueue<T>(run: () => Promise<T>): Promise<T> {
     const next = this.queue.then(run, run);
     this.queue = next.catch(() => undefined);
     return next;

@@ -91,7 +91,7 @@ test('a job holds its address\'s slot until the result is fetched or expires; a 
   try {
     await client.predict(sample.images.subarray(0, 784));
     assert.ok(infer);
-    const post = () => fetch(`${server.url}/v1/ckks-poly/${modelId}/jobs`, { method: 'POST', body: infer, headers: { 'content-type': 'application/octet-stream' } });
+    const post = () => fetch(`${server.url}/v1/ckks-poly/${modelId}/jobs`, { method: 'POST', body: infer as Uint8Array<ArrayBuffer>, headers: { 'content-type': 'application/octet-stream' } });
     const first = await post();
     assert.equal(first.status, 202);
     const { job, poll } = (await first.json()) as { job: string; poll: string };
