@@ -10,3 +10,4 @@ export * from './http-transport.js';
 export * from './websocket-transport.js';
 export * from './ckks-http-transport.js';
 export * from './ckks-poly-transport.js';
+export * from './ckks-ws-transport.js';

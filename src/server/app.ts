@@ -15,6 +15,7 @@
  * - `POST /v1/paillier` — one protocol message each way.
  * - `POST /v1/ckks/:modelId/:step` — the interactive CKKS protocol, one binary message each way
  *   (`ckks-routes.ts`).
+ * - `GET /v1/ckks/ws` — the same CKKS steps over one WebSocket, in chunk frames (`ckks-ws-routes.ts`).
  * - `POST /v1/ckks-poly/:modelId/:step`, `GET /v1/ckks-poly/jobs/:id` — ckks-poly batch jobs
  *   (`ckks-poly-routes.ts`).
  * - `GET /`, `GET /owner`, `GET /assets/*` — the browser pages (built by `npm run build`).
@@ -38,6 +39,7 @@ import { PaillierWorkerPool } from '../workers/paillier-pool.js';
 import { closeFrame, errorFrame, peekHeader, type FrameHead } from './frames.js';
 import { registerCkksRoutes } from './ckks-routes.js';
 import { registerCkksPolyRoutes, type PolyLimits } from './ckks-poly-routes.js';
+import { registerCkksWebSocket } from './ckks-ws-routes.js';
 import { createMetrics, type ServiceMetrics } from './metrics.js';
 import { apiKeyMatches, generateApiKey, hashApiKey, ModelRegistry, RegistryError, type ModelRecord } from './registry.js';
 
@@ -444,6 +446,9 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
       });
     });
   });
+
+  // --- interactive CKKS over WebSocket (each request runs through the HTTP route) ---------------
+  registerCkksWebSocket(app, { log, maxBodyBytes: maxCkksBody });
 
   // --- browser pages ----------------------------------------------------------------------------
   const publicDir = options.publicDir ?? defaultPublicDir();

@@ -129,6 +129,7 @@ export function registerInferCommand(program: Command): void {
           ...(options.server ? { server: options.server } : {}),
           ...(options.modelId ? { modelId: options.modelId } : {}),
           ...(options.server && apiKey ? { apiKey } : {}),
+          transport: options.transport,
           precompute: options.precompute,
           onProgress: (done) => bar.update(done),
         }).finally(() => bar.finish());
