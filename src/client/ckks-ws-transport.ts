@@ -14,8 +14,8 @@ import { ServiceError } from '../protocol/paillier-inference/client.js';
 import { TransportError } from './http-transport.js';
 import { defaultWebSocket, webSocketUrl, type WebSocketConstructor, type WebSocketLike } from './websocket-transport.js';
 
-/** Payload bytes per frame sent by default (under the service's default 32 MiB frame limit). */
-const CHUNK_BYTES = 4 * 2 ** 20;
+/** Payload bytes per frame sent by default (1 MiB: under the frame limit a service is likely to set). */
+const CHUNK_BYTES = 2 ** 20;
 
 /** Reaches a blindml server's CKKS steps for one model over one WebSocket. Call {@link close} when done. */
 export class WebSocketCkksTransport implements CkksTransport {
@@ -37,7 +37,7 @@ export class WebSocketCkksTransport implements CkksTransport {
   }
 
   /**
-   * Opens a connection to `${baseUrl}/v1/ckks/ws` for `modelId`. `chunkBytes` (default 4 MiB)
+   * Opens a connection to `${baseUrl}/v1/ckks/ws` for `modelId`. `chunkBytes` (default 1 MiB)
    * must stay under the service's frame limit.
    *
    * @throws TransportError if the connection cannot be opened; RangeError for a chunk size below 1 KiB.

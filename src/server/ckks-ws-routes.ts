@@ -21,7 +21,7 @@ import { ChunkAssembly, decodeChunk, encodeChunks } from '../protocol/chunks.js'
 import { CKKS_STEPS } from './ckks-routes.js';
 
 /** Payload bytes per frame the service sends (well under any WebSocket frame limit). */
-export const CKKS_WS_CHUNK_BYTES = 4 * 2 ** 20;
+export const CKKS_WS_CHUNK_BYTES = 2 ** 20;
 
 /** What the WebSocket front needs from the server around it. */
 export interface CkksWsOptions {
