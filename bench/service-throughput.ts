@@ -6,20 +6,32 @@
  * - Paillier, latency mode: `clients` SDK clients, one image per session, back to back.
  * - Paillier, batch mode: the same clients, as many images per ciphertext as the service grants.
  * - CKKS interactive over WebSocket: `clients` clients on the default model, one image per session.
- * - ckks-poly: one client uploads full batches (N/2 images per ciphertext) as jobs, two in flight.
+ * - ckks-poly: one client uploads full batches (N/2 images per ciphertext) as jobs, two in flight;
+ *   then the same batches in this process without the server (two worker threads), for comparison
+ *   at the same machine load.
  *
  * Each timed phase runs sessions until `seconds` have passed, then lets the ones in flight finish;
  * the rate is completed work over the elapsed time. Key generation and key upload are one-time
  * costs per client, reported apart. Every prediction is checked against the plaintext model.
  *
+ * `npm run bench:service` runs it after its reliability checks; on its own,
+ * `node --import tsx bench/service-throughput.ts [--seconds S] [--clients N] [--poly-batches N]
+ * [--modes paillier,ckks,ckks-poly,ckks-poly-local] [--key-bits N]` starts a server process and prints the table.
+ *
  * @module
  */
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { connect, connectCkksPoly, registerModel, WebSocketCkksTransport } from '../src/client/index.js';
 import { loadFashionMnistSample } from '../src/data/fashion-mnist.js';
 import { argmaxRows, importOnnx, runPlaintext } from '../src/nn/index.js';
 import { CkksInferenceClient } from '../src/protocol/ckks-inference/index.js';
+import { runCkksPolyJob } from '../src/cli/ckks-poly-job.js';
+import { loadModel } from '../src/cli/inference-job.js';
 import { generateKeyPair } from '../src/schemes/paillier/keys.js';
 
 /** One mode's figures. */
@@ -178,9 +190,27 @@ export async function ckksPolyThroughput(o: ThroughputOptions): Promise<Throughp
   }
 }
 
-/** Every mode, one after another on the same server. */
+/** The same ckks-poly batches in this process, without the server, for comparison at the same machine load. */
+export async function ckksPolyInProcess(o: ThroughputOptions): Promise<ThroughputRow> {
+  const path = join(o.root, 'models', 'fashion-poly.onnx');
+  const sample = loadFashionMnistSample();
+  const images = o.polyBatches * 4096;
+  const tiled = new Float32Array(images * 784);
+  const labels = new Uint8Array(images);
+  for (let i = 0; i < images; i++) {
+    tiled.set(sample.images.subarray((i % sample.count) * 784, ((i % sample.count) + 1) * 784), i * 784);
+    labels[i] = sample.labels[i % sample.count]!;
+  }
+  const r = await runCkksPolyJob({ loaded: loadModel(path), data: { ...sample, count: images, images: tiled, labels }, calibration: sample.images.subarray(900 * 784), workers: 2 });
+  const seconds = (r.msPerSample * images) / 1000;
+  o.log(`ckks-poly in process: ${images} images, ${seconds.toFixed(1)} s`);
+  const disagreements = Math.round((1 - r.agreement) * images);
+  return row('ckks-poly in process, no server (same batches)', 'fashion-poly', 1, r.batch, { sessions: o.polyBatches, predictions: images, seconds }, disagreements, (r.offlineMsPerSample * images) / 1000);
+}
+
+/** Every mode, one after another on the same server (and ckks-poly in process for comparison). */
 export async function measureThroughput(o: ThroughputOptions, modelId: string): Promise<ThroughputRow[]> {
-  return [...(await paillierThroughput(o, modelId)), await ckksThroughput(o, modelId), await ckksPolyThroughput(o)];
+  return [...(await paillierThroughput(o, modelId)), await ckksThroughput(o, modelId), await ckksPolyThroughput(o), await ckksPolyInProcess(o)];
 }
 
 /** The rows as a Markdown table. */
@@ -191,4 +221,63 @@ export function throughputTable(rows: readonly ThroughputRow[]): string {
     '|---|---|---:|---:|---:|---:|---:|---:|',
     ...rows.map((r) => `| ${r.mode} | ${r.model} | ${r.clients} | ${n(r.imagesPerSession)} | ${n(r.sessionsPerMinute, 1)} | ${n(r.predictionsPerHour)} | ${r.disagreements} of ${n(r.predictions)} | ${n(r.setupSeconds, 1)} s |`),
   ].join('\n');
+}
+
+/** Starts `blindml serve` in its own process on a fresh database; resolves with its URL and a stop function. */
+async function serveProcess(root: string, apiKey: string, insecure: boolean): Promise<{ url: string; stop: () => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'blindml-throughput-'));
+  const proc = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/cli/run.ts'), 'serve', '--port', '0', '--db', join(dir, 'r.db'), '--api-key', apiKey, '--log-level', 'warn', ...(insecure ? ['--insecure'] : [])], { stdio: ['ignore', 'ignore', 'pipe'], cwd: root });
+  const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    let err = '';
+    proc.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+      const m = /serving \d+ model\(s\) at (http:\/\/[^\s]+)/.exec(err);
+      if (m) resolve(m[1]!);
+    });
+    void exited.then(() => reject(new Error(`the server exited: ${err}`)));
+  });
+  return {
+    url,
+    stop: async () => {
+      proc.kill('SIGTERM');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const { values: args } = parseArgs({
+    options: {
+      seconds: { type: 'string', default: '30' },
+      clients: { type: 'string', default: '2' },
+      'poly-batches': { type: 'string', default: '2' },
+      'key-bits': { type: 'string', default: '2048' },
+      modes: { type: 'string', default: 'paillier,ckks,ckks-poly,ckks-poly-local' },
+    },
+  });
+  const root = fileURLToPath(new URL('../', import.meta.url));
+  const keyBits = Number(args['key-bits']);
+  const apiKey = 'throughput-owner-key';
+  const server = await serveProcess(root, apiKey, keyBits < 2048);
+  try {
+    const { model } = await registerModel(server.url, apiKey, readFileSync(join(root, 'models', 'fashion-small.onnx')), { name: 'fashion-small' });
+    const o: ThroughputOptions = {
+      url: server.url, apiKey, root, seconds: Number(args.seconds), clients: Number(args.clients), keyBits, insecure: keyBits < 2048,
+      polyBatches: Number(args['poly-batches']), log: (line) => process.stderr.write(`${line}\n`),
+    };
+    const modes = new Set(args.modes.split(','));
+    const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+    const before = load();
+    const rows = [
+      ...(modes.has('paillier') ? await paillierThroughput(o, model.id) : []),
+      ...(modes.has('ckks') ? [await ckksThroughput(o, model.id)] : []),
+      ...(modes.has('ckks-poly') ? [await ckksPolyThroughput(o)] : []),
+      ...(modes.has('ckks-poly-local') ? [await ckksPolyInProcess(o)] : []),
+    ];
+    process.stdout.write(`load average ${before} before, ${load()} after\n\n${throughputTable(rows)}\n`);
+  } finally {
+    await server.stop();
+  }
 }

@@ -11,3 +11,4 @@ export * from './websocket-transport.js';
 export * from './ckks-http-transport.js';
 export * from './ckks-poly-transport.js';
 export * from './ckks-ws-transport.js';
+export * from './ckks.js';

@@ -391,7 +391,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     threads,
     maxBodyBytes: maxCkksBody,
     preparedSessions: options.ckksPreparedSessions ?? 1,
-    admitOpen: (ip) => ckksAdmit(ip),
+    admitOpen: ckksAdmit,
   });
   function ckksAdmit(ip: string): { status: number; code: string; message: string } | null {
     if (draining) return { status: 503, code: 'ERR_SHUTTING_DOWN', message: 'the service is shutting down; retry later' };
@@ -406,7 +406,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     log,
     threads,
     ...(options.ckksPoly ? { limits: options.ckksPoly } : {}),
-    admitOpen: (ip) => ckksAdmit(ip),
+    admitOpen: ckksAdmit,
   });
 
   // --- inference over WebSocket ---------------------------------------------------------------

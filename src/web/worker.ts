@@ -18,7 +18,11 @@ const ckksClients = new Map<string, Promise<{ client: CkksInferenceClient; trans
 
 const post = (m: FromWorker) => scope.postMessage(m);
 const describe = (err: unknown) => (err instanceof Error ? `${err.name}: ${err.message}` : String(err));
-const argmax = (v: ArrayLike<number>) => Array.prototype.reduce.call(v, (best: number, x: number, i: number, a: ArrayLike<number>) => (x > a[best]! ? i : best), 0) as number;
+function argmax(v: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < v.length; i++) if (v[i]! > v[best]!) best = i;
+  return best;
+}
 
 /** A CKKS client for the model, made (keys generated and uploaded) on first use. */
 function ckksClient(modelId: string): Promise<{ client: CkksInferenceClient; transport: WebSocketCkksTransport }> {

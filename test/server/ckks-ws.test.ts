@@ -15,7 +15,7 @@ import fc from 'fast-check';
 import { ChunkAssembly, decodeChunk, encodeChunks } from '../../src/protocol/chunks.js';
 import { FormatError } from '../../src/errors.js';
 import { startServer, type BlindmlServer } from '../../src/server/app.js';
-import { registerModel, WebSocketCkksTransport } from '../../src/client/index.js';
+import { connectCkks, registerModel, WebSocketCkksTransport } from '../../src/client/index.js';
 import { loadModel } from '../../src/cli/inference-job.js';
 import { runCkksInferenceJob } from '../../src/cli/ckks-job.js';
 
@@ -101,6 +101,18 @@ test('an unknown model is refused typed; junk, a chunk out of order and an overs
   new DataView(huge.buffer).setUint32(4, head.length);
   huge.set(head, 8);
   assert.equal(await closeCodeFor([huge]), 1009, 'the declared size is checked on the first frame');
+});
+
+test('connectCkks: the SDK call over WebSocket and over HTTP gives the plaintext prediction', async () => {
+  for (const transport of ['websocket', 'http'] as const) {
+    const ckks = await connectCkks(server.url, modelId, { transport });
+    try {
+      const { logits } = await ckks.predict(sample.images.subarray(784, 2 * 784));
+      logits.forEach((v, j) => assert.ok(Math.abs(v - plain[10 + j]!) < 0.05, `${transport} logit ${j}`));
+    } finally {
+      ckks.close();
+    }
+  }
 });
 
 test('infer --scheme ckks --server --transport websocket agrees with plaintext', async () => {
