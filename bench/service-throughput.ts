@@ -76,7 +76,8 @@ async function timed(clients: number, seconds: number, session: (lane: number, k
   await Promise.all(
     Array.from({ length: clients }, async (_, lane) => {
       while (performance.now() - started < seconds * 1000) {
-        predictions += await session(lane, k++);
+        const done = await session(lane, k++); // (not `predictions += await …`: that reads the total before the await)
+        predictions += done;
         sessions++;
       }
     }),
