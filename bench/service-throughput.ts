@@ -16,7 +16,7 @@
  *
  * `npm run bench:service` runs it after its reliability checks; on its own,
  * `node --import tsx bench/service-throughput.ts [--seconds S] [--clients N] [--poly-batches N]
- * [--modes paillier,ckks,ckks-poly,ckks-poly-local] [--key-bits N]` starts a server process and prints the table.
+ * [--modes paillier,ckks,ckks-poly,ckks-poly-local] [--ckks-model fashion-reference] [--key-bits N]` starts a server process and prints the table.
  *
  * @module
  */
@@ -135,10 +135,10 @@ export async function paillierThroughput(o: ThroughputOptions, modelId: string):
   return rows;
 }
 
-/** Interactive CKKS over WebSocket on the default model. */
-export async function ckksThroughput(o: ThroughputOptions, modelId: string): Promise<ThroughputRow> {
+/** Interactive CKKS over WebSocket on a registered model (`name`: its file in models/, default the default model). */
+export async function ckksThroughput(o: ThroughputOptions, modelId: string, name = 'fashion-small'): Promise<ThroughputRow> {
   const sample = loadFashionMnistSample();
-  const plain = argmaxRows(runPlaintext(importOnnx(readFileSync(join(o.root, 'models', 'fashion-small.onnx'))), sample.images), 10);
+  const plain = argmaxRows(runPlaintext(importOnnx(readFileSync(join(o.root, 'models', `${name}.onnx`))), sample.images), 10);
   const setupStart = performance.now();
   const lanes = await Promise.all(
     Array.from({ length: o.clients }, async () => {
@@ -156,7 +156,7 @@ export async function ckksThroughput(o: ThroughputOptions, modelId: string): Pro
       return 1;
     });
     o.log(`CKKS interactive: ${r.sessions} sessions in ${r.seconds.toFixed(1)} s`);
-    return row('CKKS interactive (WebSocket)', 'fashion-small', o.clients, 1, r, disagreements, setupSeconds);
+    return row('CKKS interactive (WebSocket)', name, o.clients, 1, r, disagreements, setupSeconds);
   } finally {
     for (const l of lanes) {
       l.client.dispose();
@@ -256,6 +256,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       'poly-batches': { type: 'string', default: '2' },
       'key-bits': { type: 'string', default: '2048' },
       modes: { type: 'string', default: 'paillier,ckks,ckks-poly,ckks-poly-local' },
+      'ckks-model': { type: 'string', default: 'fashion-small' },
     },
   });
   const root = fileURLToPath(new URL('../', import.meta.url));
@@ -273,7 +274,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     const before = load();
     const rows = [
       ...(modes.has('paillier') ? await paillierThroughput(o, model.id) : []),
-      ...(modes.has('ckks') ? [await ckksThroughput(o, model.id)] : []),
+      ...(modes.has('ckks') ? [await ckksThroughput(o, args['ckks-model'] === 'fashion-small' ? model.id : (await registerModel(server.url, apiKey, readFileSync(join(root, 'models', `${args['ckks-model']}.onnx`)))).model.id, args['ckks-model'])] : []),
       ...(modes.has('ckks-poly') ? [await ckksPolyThroughput(o)] : []),
       ...(modes.has('ckks-poly-local') ? [await ckksPolyInProcess(o)] : []),
     ];

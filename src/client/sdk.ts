@@ -95,23 +95,26 @@ export class BlindmlClient {
     private readonly transport: Transport & { close?: () => void },
     readonly keys: PaillierKeyPair,
   ) {
-    const emit = (p: Omit<PredictProgress, 'bytesSent' | 'bytesReceived'>) =>
-      this.listener?.({ ...p, bytesSent: this.progress.bytesSent, bytesReceived: this.progress.bytesReceived });
-    const watched: Transport = (this.watched = {
+    this.watched = {
       send: async (bytes) => {
         this.progress.bytesSent += bytes.length;
         const type = messageType(bytes);
-        if (type === 'open') emit({ phase: 'opening' });
-        else if (type === 'input' || type === 'activated') emit({ phase: 'evaluating', ...(this.progress.rounds !== undefined ? { rounds: this.progress.rounds } : {}) });
+        if (type === 'open') this.emit({ phase: 'opening' });
+        else if (type === 'input' || type === 'activated') this.emit({ phase: 'evaluating', ...(this.progress.rounds !== undefined ? { rounds: this.progress.rounds } : {}) });
         const reply = await transport.send(bytes);
         this.progress.bytesReceived += reply.length;
         const got = messageType(reply);
-        if (got === 'opened') emit({ phase: 'encrypting' });
-        else if (got === 'result') emit({ phase: 'decrypting' });
+        if (got === 'opened') this.emit({ phase: 'encrypting' });
+        else if (got === 'result') this.emit({ phase: 'decrypting' });
         return reply;
       },
-    });
+    };
     this.inner = this.protocolClient();
+  }
+
+  /** Reports progress to the current call's listener, with the traffic so far. */
+  private emit(p: Omit<PredictProgress, 'bytesSent' | 'bytesReceived'>): void {
+    this.listener?.({ ...p, bytesSent: this.progress.bytesSent, bytesReceived: this.progress.bytesReceived });
   }
 
   /** A protocol client on this connection and key pair (latency mode unless `batch` > 1). */
@@ -121,7 +124,7 @@ export class BlindmlClient {
       ...(batch > 1 ? { mode: 'batch' as const, batch } : {}),
       onProgress: (done, total) => {
         this.progress.rounds = total;
-        this.listener?.({ phase: 'round', round: done, rounds: total, bytesSent: this.progress.bytesSent, bytesReceived: this.progress.bytesReceived });
+        this.emit({ phase: 'round', round: done, rounds: total });
       },
     });
   }
@@ -145,18 +148,10 @@ export class BlindmlClient {
    */
   predict(modelId: string, image: Float32Array | Float64Array | readonly number[], options: { onProgress?: (p: PredictProgress) => void } = {}): Promise<PredictResult> {
     const input = image instanceof Float32Array || image instanceof Float64Array ? image : Float64Array.from(image);
-    const run = async (): Promise<PredictResult> => {
-      this.listener = options.onProgress;
-      this.progress = { bytesSent: 0, bytesReceived: 0, rounds: undefined };
-      try {
-        const p = await this.inner.predict(modelId, input);
-        this.listener?.({ phase: 'done', bytesSent: this.progress.bytesSent, bytesReceived: this.progress.bytesReceived, rounds: p.stats.rounds });
-        return { label: p.labels[0]!, logits: p.logits[0]!, stats: p.stats };
-      } finally {
-        this.listener = undefined;
-      }
-    };
-    return this.enqueue(run);
+    return this.run(options.onProgress, async () => {
+      const p = await this.inner.predict(modelId, input);
+      return { label: p.labels[0]!, logits: p.logits[0]!, stats: p.stats };
+    });
   }
 
   /**
@@ -174,13 +169,21 @@ export class BlindmlClient {
   predictBatch(modelId: string, images: Float32Array | Float64Array, options: { batch?: number; onProgress?: (p: PredictProgress) => void } = {}): Promise<BatchPredictResult> {
     const batch = options.batch ?? 4096;
     if (!Number.isSafeInteger(batch) || batch < 1) return Promise.reject(new RangeError(`batch must be a positive integer, got ${batch}`));
+    return this.run(options.onProgress, async () => {
+      const p = await this.protocolClient(batch).predict(modelId, images);
+      return { labels: p.labels, logits: p.logits, stats: p.stats };
+    });
+  }
+
+  /** One call, after the ones before it: progress goes to `onProgress`, ending with 'done'. */
+  private run<T extends { stats: Prediction['stats'] }>(onProgress: ((p: PredictProgress) => void) | undefined, call: () => Promise<T>): Promise<T> {
     return this.enqueue(async () => {
-      this.listener = options.onProgress;
+      this.listener = onProgress;
       this.progress = { bytesSent: 0, bytesReceived: 0, rounds: undefined };
       try {
-        const p = await this.protocolClient(batch).predict(modelId, images);
-        this.listener?.({ phase: 'done', bytesSent: this.progress.bytesSent, bytesReceived: this.progress.bytesReceived, rounds: p.stats.rounds });
-        return { labels: p.labels, logits: p.logits, stats: p.stats };
+        const result = await call();
+        this.emit({ phase: 'done', rounds: result.stats.rounds });
+        return result;
       } finally {
         this.listener = undefined;
       }
