@@ -145,7 +145,19 @@ export function registerCkksPolyRoutes(app: FastifyInstance, options: PolyFrontO
     return made;
   }
 
-  const count = <T extends { ip: string }>(table: Map<string, T>, ip: string) => [...table.values()].filter((v) => v.ip === ip).length;
+  // Requests admitted whose bodies are still arriving count against the limits too (else many
+  // uploads started at once would all pass); each is released when its response ends.
+  const uploading = { keys: new Map<string, number>(), jobs: new Map<string, number>() };
+  const inFlight = (kind: 'keys' | 'jobs', ip?: string) => (ip === undefined ? [...uploading[kind].values()].reduce((a, b) => a + b, 0) : (uploading[kind].get(ip) ?? 0));
+  function reserve(kind: 'keys' | 'jobs', req: FastifyRequest, reply: FastifyReply): void {
+    uploading[kind].set(req.ip, inFlight(kind, req.ip) + 1);
+    reply.raw.once('close', () => {
+      const left = inFlight(kind, req.ip) - 1;
+      if (left > 0) uploading[kind].set(req.ip, left);
+      else uploading[kind].delete(req.ip);
+    });
+  }
+  const count = <T extends { ip: string }>(table: Map<string, T>, kind: 'keys' | 'jobs', ip: string) => [...table.values()].filter((v) => v.ip === ip).length + inFlight(kind, ip);
 
   function expireSessions(): void {
     const now = Date.now();
@@ -184,12 +196,14 @@ export function registerCkksPolyRoutes(app: FastifyInstance, options: PolyFrontO
       expireSessions();
       const refused = options.admitOpen(req.ip);
       if (refused) return fail(reply, refused.status, refused.code, refused.message);
-      if (count(sessions, req.ip) >= limits.sessionsPerClient) return fail(reply, 429, 'ERR_TOO_MANY_SESSIONS', `at most ${limits.sessionsPerClient} ckks-poly sessions per client; reuse one`);
-      if (sessions.size >= limits.sessions) return fail(reply, 503, 'ERR_BUSY', 'the service holds as many ckks-poly sessions as it can; retry later');
+      if (count(sessions, 'keys', req.ip) >= limits.sessionsPerClient) return fail(reply, 429, 'ERR_TOO_MANY_SESSIONS', `at most ${limits.sessionsPerClient} ckks-poly sessions per client; reuse one`);
+      if (sessions.size + inFlight('keys') >= limits.sessions) return fail(reply, 503, 'ERR_BUSY', 'the service holds as many ckks-poly sessions as it can; retry later');
+      reserve('keys', req, reply);
     }
     if (step === 'jobs') {
-      if (count(jobs, req.ip) >= limits.jobsPerClient) return fail(reply, 429, 'ERR_TOO_MANY_JOBS', `at most ${limits.jobsPerClient} ckks-poly jobs per client at once (running or waiting to be fetched)`);
-      if (jobs.size >= limits.jobs) return fail(reply.header('retry-after', '5'), 503, 'ERR_BUSY', 'the service runs as many ckks-poly jobs as it can; retry later');
+      if (count(jobs, 'jobs', req.ip) >= limits.jobsPerClient) return fail(reply, 429, 'ERR_TOO_MANY_JOBS', `at most ${limits.jobsPerClient} ckks-poly jobs per client at once (running or waiting to be fetched)`);
+      if (jobs.size + inFlight('jobs') >= limits.jobs) return fail(reply.header('retry-after', '5'), 503, 'ERR_BUSY', 'the service runs as many ckks-poly jobs as it can; retry later');
+      reserve('jobs', req, reply);
     }
     return undefined;
   }
