@@ -12,7 +12,7 @@
  * @module
  */
 import { CkksPolyClient, decodePolyMessage, encodePolyMessage, type PolyTransport } from '../protocol/ckks-poly/index.js';
-import { TransportError, postBytes } from './http-transport.js';
+import { TransportError, parseRefusal, postBytes } from './http-transport.js';
 
 /** How long one poll asks the service to wait for a job (it answers at once when the job is done). */
 const POLL_WAIT_MS = 25_000;
@@ -50,14 +50,8 @@ export class HttpPolyTransport implements PolyTransport {
   /** A protocol message from a response: the body, or the refusal as an `error` message. */
   private async answer(res: Response): Promise<Uint8Array> {
     if (res.ok) return new Uint8Array(await res.arrayBuffer());
-    const text = await res.text().catch(() => '');
-    let refusal: { error?: unknown; message?: unknown } | undefined;
-    try {
-      refusal = JSON.parse(text) as typeof refusal;
-    } catch {
-      refusal = undefined;
-    }
-    if (typeof refusal?.error !== 'string' || typeof refusal.message !== 'string') throw new TransportError(`the service at ${res.url} answered HTTP ${res.status}`);
+    const refusal = parseRefusal(await res.text().catch(() => ''));
+    if (!refusal) throw new TransportError(`the service at ${res.url} answered HTTP ${res.status}`);
     return encodePolyMessage({ type: 'error', code: refusal.error.slice(0, 64), message: refusal.message.slice(0, 2000), blobs: [] });
   }
 }

@@ -11,7 +11,7 @@ import type { KeysRequest, OpenRequest, RoundRequest } from '../protocol/ckks-in
 import { decodeCkksMessage, encodeCkksMessage } from '../protocol/ckks-inference/wire.js';
 import { ChunkAssembly, decodeChunk, encodeChunks } from '../protocol/chunks.js';
 import { ServiceError } from '../protocol/paillier-inference/client.js';
-import { TransportError } from './http-transport.js';
+import { TransportError, parseRefusal } from './http-transport.js';
 import { defaultWebSocket, webSocketUrl, type WebSocketConstructor, type WebSocketLike } from './websocket-transport.js';
 
 /** Payload bytes per frame sent by default (1 MiB: under the frame limit a service is likely to set). */
@@ -96,13 +96,8 @@ export class WebSocketCkksTransport implements CkksTransport {
     const { status, body: bytes } = await reply;
     this.traffic.received += bytes.length;
     if (status >= 400) {
-      let refusal: { error?: unknown; message?: unknown } | undefined;
-      try {
-        refusal = JSON.parse(new TextDecoder().decode(bytes)) as typeof refusal;
-      } catch {
-        refusal = undefined;
-      }
-      if (typeof refusal?.error === 'string' && typeof refusal.message === 'string') throw new ServiceError(refusal.error, refusal.message);
+      const refusal = parseRefusal(new TextDecoder().decode(bytes));
+      if (refusal) throw new ServiceError(refusal.error, refusal.message);
       throw new TransportError(`the service answered status ${status} to ${step}`);
     }
     return decodeCkksMessage(bytes, { copy: false });

@@ -147,11 +147,6 @@ export class CkksPolyService {
     return evaluateRequest(session.model.net, session.keys, msg, this.options.onProgress);
   }
 
-  /** Sessions holding keys now. */
-  get sessionCount(): number {
-    return this.sessions.size;
-  }
-
   /** Frees a session's keys (a front expiring idle sessions). @returns whether it existed. */
   closeSession(id: string): boolean {
     const session = this.sessions.get(id);
