@@ -7,9 +7,13 @@
  *    abandoned mid-way is freed within the idle timeout.
  * 3. 1,000 malformed or oversized frames (WebSocket and HTTP); then the next good session works.
  * 4. Restart (SIGTERM, start again on the same database): the model is still registered and serves.
+ * 5. Throughput through the server, client included, for every inference mode
+ *    (`service-throughput.ts`): sessions per minute and predictions per hour.
  *
  * Options: --key-bits N (default 2048), --sessions N (default 20), --idle-timeout S (default 30),
- * --json. Prints a Markdown section for docs/benchmarks.md.
+ * --throughput-seconds S per mode (default 30; 0 skips 5), --throughput-clients N (default 2),
+ * --poly-batches N full ckks-poly batches (default 2), --json. Prints a Markdown section for
+ * docs/benchmarks.md.
  *
  * @module
  */
@@ -28,12 +32,16 @@ import { encodeMessage, message } from '../src/protocol/paillier-inference/messa
 import { planModel } from '../src/protocol/paillier-inference/plan.js';
 import { generateKeyPair } from '../src/schemes/paillier/keys.js';
 import { PaillierWorkerPool } from '../src/workers/paillier-pool.js';
+import { measureThroughput, throughputTable, type ThroughputRow } from './service-throughput.js';
 
 const { values: args } = parseArgs({
   options: {
     'key-bits': { type: 'string', default: '2048' },
     sessions: { type: 'string', default: '20' },
     'idle-timeout': { type: 'string', default: '30' },
+    'throughput-seconds': { type: 'string', default: '30' },
+    'throughput-clients': { type: 'string', default: '2' },
+    'poly-batches': { type: 'string', default: '2' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -252,6 +260,13 @@ const afterRestart = await again.predict(modelId, image(1));
 again.close();
 const restartOk = models.some((m) => m.id === modelId) && afterRestart.label === plain[1];
 log(`4. restart (exit code ${exitCode}): ${models.length} model(s) listed, prediction ${restartOk ? 'ok' : 'FAILED'}`);
+
+// --- 5. throughput through the server --------------------------------------------------------------
+const loadBefore = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+const throughput: ThroughputRow[] = Number(args['throughput-seconds']) > 0
+  ? await measureThroughput({ url: server.url, apiKey: API_KEY, root, seconds: Number(args['throughput-seconds']), clients: Number(args['throughput-clients']), keyBits, insecure, polyBatches: Number(args['poly-batches']), log }, modelId)
+  : [];
+const loadAfter = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 server.proc.kill('SIGTERM');
 await server.exited;
 rmSync(dir, { recursive: true, force: true });
@@ -276,6 +291,7 @@ const result = {
   badFrames: { total: TOTAL_BAD, errorReplies: errorsReplied, oversizedWsClosed: oversizedClosed, oversizedHttp413: http413, seconds: badMs / 1000, rejectedByReason: rejected },
   nextSessionAfterJunk: aliveAfterJunk,
   restart: { exitCode, models: models.length, predictionOk: restartOk },
+  throughput: { rows: throughput, loadAverageBefore: loadBefore, loadAverageAfter: loadAfter },
 };
 if (args.json) {
   process.stdout.write(`${JSON.stringify(result)}\n`);
@@ -294,6 +310,7 @@ if (args.json) {
       `| ${TOTAL_BAD} malformed or oversized frames | ${errorsReplied} answered with an error message, ${oversizedClosed} of ${OVERSIZED / 2} oversized WebSocket frames closed their connection (1009/1006), ${http413} of ${OVERSIZED / 2} oversized HTTP bodies refused (413 or connection closed); server counted: ${rejected}; server up, next good session ${aliveAfterJunk ? 'correct' : 'FAILED'} (${f(badMs / 1000, 1)} s) |`,
       `| restart (SIGTERM, start on the same database) | exit code ${exitCode}; ${models.length} model listed; prediction ${restartOk ? 'correct' : 'FAILED'} |`,
       '',
+      ...(throughput.length ? [`Throughput through the server, client included (load average ${loadBefore} before, ${loadAfter} after):`, '', throughputTable(throughput), ''] : []),
     ].join('\n'),
   );
 }

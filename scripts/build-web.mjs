@@ -21,6 +21,9 @@ await build({
   sourcemap: false,
   // Node's WebSocket for the SDK; browsers use their own, so the import is never reached there.
   external: ['ws'],
+  // SEAL's ES build for Web Workers (the CKKS client runs in the demo's worker); the package's
+  // default browser entry is a UMD bundle that reaches for Node's `url` module.
+  alias: { 'node-seal': join(root, 'node_modules', 'node-seal', 'throws_wasm_worker_es.js') },
   logLevel: 'warning',
 });
 for (const f of ['index.html', 'owner.html', 'style.css']) copyFileSync(join(root, 'src', 'web', f), join(out, f));

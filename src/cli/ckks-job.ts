@@ -9,14 +9,15 @@ import {
   CkksInferenceClient, CkksInferenceService, compileCkksModel, inProcessCkksTransport, type CkksTransport, type CompiledCkksModel,
 } from '../protocol/ckks-inference/index.js';
 import { HttpCkksTransport } from '../client/ckks-http-transport.js';
+import { WebSocketCkksTransport } from '../client/ckks-ws-transport.js';
 import { median } from '../bench/stats.js';
 import { availableParallelism } from 'node:os';
 import { CkksProductPool } from '../workers/ckks-products-pool.js';
 import { checkImagesFit, ensureRegistered, type InferenceJobOptions, type InferenceJobResult, comparePredictions, perSample } from './inference-job.js';
 import { checkCalibrationSize } from './calibration.js';
 
-/** Options of the CKKS job (the Paillier job's, minus keys, batch and the WebSocket transport). */
-export type CkksJobOptions = Pick<InferenceJobOptions, 'loaded' | 'data' | 'calibration' | 'onProgress' | 'onPhase' | 'onPrediction' | 'modelId' | 'workers' | 'server' | 'apiKey'> & {
+/** Options of the CKKS job (the Paillier job's, minus keys and batch; `transport` defaults to HTTP). */
+export type CkksJobOptions = Pick<InferenceJobOptions, 'loaded' | 'data' | 'calibration' | 'onProgress' | 'onPhase' | 'onPrediction' | 'modelId' | 'workers' | 'server' | 'apiKey' | 'transport'> & {
   /**
    * Do the input-independent work before each image (default true): the client's encryptions of
    * zero, and in process the service's smudging ciphertexts and its prepared session (every
@@ -55,6 +56,7 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
   let pool: CkksProductPool | undefined;
   let service: CkksInferenceService | undefined;
   let client: CkksInferenceClient | undefined;
+  let socket: WebSocketCkksTransport | undefined;
   try {
     // Precomputation counts the workers' start, the client's keys and what comes before each image,
     // not compiling the model.
@@ -62,7 +64,8 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
     let transport: CkksTransport;
     if (options.server) {
       if (options.apiKey) await ensureRegistered(options.server, options.apiKey, loaded, modelId);
-      transport = new HttpCkksTransport(options.server, modelId);
+      if (options.transport === 'websocket') transport = socket = await WebSocketCkksTransport.connect(options.server, modelId);
+      else transport = new HttpCkksTransport(options.server, modelId);
     } else {
       checkCalibrationSize(loaded.model, options.calibration);
       options.onPhase?.('compiling the model for CKKS');
@@ -138,6 +141,7 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
       scales: compiled ? compiled.stages.map((s, i) => ({ stage: i, q: [s.sigma], shift: 0 })) : [],
     };
   } finally {
+    socket?.close();
     client?.dispose();
     service?.dispose();
     await pool?.destroy();

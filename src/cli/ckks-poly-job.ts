@@ -1,7 +1,8 @@
 /**
  * One `--scheme ckks-poly` run, as `blindml infer` and the inference benchmark perform it:
- * compile the polynomial network, open a session with an in-process service, send the images
- * N/2 per request (one image per slot), decrypt the logits and compare with the plaintext model.
+ * compile the polynomial network, open a session with an in-process service (or a server's batch
+ * endpoint), send the images N/2 per request (one image per slot), decrypt the logits and compare
+ * with the plaintext model.
  *
  * @module
  */
@@ -10,7 +11,8 @@ import type { LabeledImages } from '../data/files.js';
 import { CkksPolyWorkerPool } from '../workers/ckks-poly-pool.js';
 import { argmaxRows, runPlaintext } from '../nn/plaintext.js';
 import { CkksPolyClient, CkksPolyService, compilePolyNetwork, type CompiledPolyNetwork, type PolyCompileOptions } from '../protocol/ckks-poly/index.js';
-import { checkImagesFit, type InferenceJobResult, type LoadedModel, comparePredictions, perSample } from './inference-job.js';
+import { HttpPolyTransport } from '../client/ckks-poly-transport.js';
+import { checkImagesFit, ensureRegistered, type InferenceJobResult, type LoadedModel, comparePredictions, perSample } from './inference-job.js';
 import { checkCalibrationSize } from './calibration.js';
 
 export interface CkksPolyJobOptions {
@@ -23,8 +25,14 @@ export interface CkksPolyJobOptions {
   compile?: PolyCompileOptions;
   /** The network compiled already (from `loaded.model` and `calibration`); compiled here otherwise. */
   net?: CompiledPolyNetwork;
-  /** Worker threads evaluating batches side by side (default: all cores; 0 or 1 = this thread). */
+  /** Worker threads evaluating batches side by side (default: all cores; 0 or 1 = this thread); with `server`, batches in flight. */
   workers?: number;
+  /** A running service's base URL: its batch endpoint evaluates (the network is not compiled here). */
+  server?: string;
+  /** Model id on the server (default: the model file's content id). */
+  modelId?: string;
+  /** Owner API key: register the model on the server first if it lacks it. */
+  apiKey?: string;
   onProgress?: (done: number, total: number) => void;
   /** Called as each set-up phase starts (compilation, key generation), for progress displays. */
   onPhase?: (phase: string) => void;
@@ -38,10 +46,11 @@ export interface CkksPolyJobResult extends InferenceJobResult {
   ckksPoly: {
     /** Multiplicative depth: squares on the way from input to logits. */
     depth: number;
-    weightBits: number;
     inputScaleBits: number;
-    squaresPerBatch: number;
-    additionsPerBatch: number;
+    /** In process only (a server does not publish how it compiled the network). */
+    weightBits?: number;
+    squaresPerBatch?: number;
+    additionsPerBatch?: number;
     /** Worker threads that evaluated batches side by side. */
     workers: number;
     /** 3.6e6 / msPerSample: the batch throughput of this run, client included. */
@@ -61,19 +70,27 @@ export interface CkksPolyJobResult extends InferenceJobResult {
 export async function runCkksPolyJob(options: CkksPolyJobOptions): Promise<CkksPolyJobResult> {
   const { loaded, data } = options;
   checkImagesFit(loaded.model, data);
-  if (options.net === undefined) checkCalibrationSize(loaded.model, options.calibration);
-  if (!options.net) options.onPhase?.('compiling the polynomial network');
-  const net = options.net ?? compilePolyNetwork(loaded.model, options.calibration, options.compile);
+  const modelId = options.modelId ?? loaded.id;
+  if (!options.server && options.net === undefined) {
+    checkCalibrationSize(loaded.model, options.calibration);
+    options.onPhase?.('compiling the polynomial network');
+  }
+  const net = options.server ? undefined : (options.net ?? compilePolyNetwork(loaded.model, options.calibration, options.compile));
   const plainLogits = runPlaintext(loaded.model, data.images);
   const outSize = loaded.model.outputSize;
   const plain = Array.from(argmaxRows(plainLogits, outSize));
   const threads = options.workers ?? availableParallelism();
-  const pool = threads > 1 ? new CkksPolyWorkerPool({ threads }) : undefined;
-  const service = new CkksPolyService(pool ? { evaluator: pool } : {});
-  service.register(loaded.id, net, loaded.model.inputShape);
+  const pool = net && threads > 1 ? new CkksPolyWorkerPool({ threads }) : undefined;
+  const service = net ? new CkksPolyService(pool ? { evaluator: pool } : {}) : undefined;
+  service?.register(modelId, net!, loaded.model.inputShape);
+  if (options.server && options.apiKey) await ensureRegistered(options.server, options.apiKey, loaded, modelId);
   const offlineStart = performance.now();
   options.onPhase?.('generating CKKS keys');
-  const client = await CkksPolyClient.connect({ send: (bytes) => service.handle(bytes) }, loaded.id);
+  const client = await CkksPolyClient.connect(service ? { send: (bytes) => service.handle(bytes) } : new HttpPolyTransport(options.server!, modelId), modelId).catch(async (err: unknown) => {
+    await service?.dispose();
+    await pool?.destroy();
+    throw err;
+  });
   const offlineMs = performance.now() - offlineStart;
   const setupBytes = client.setupBytes;
   try {
@@ -105,7 +122,8 @@ export async function runCkksPolyJob(options: CkksPolyJobOptions): Promise<CkksP
     const n = data.count;
     // The key setup is paid once per session; it is spread over the images like Paillier's.
     const times = perSample({ totalMs, clientMs, offlineMs, bytes: bytes + setupBytes }, n);
-    const bits = net.params.coeffModulusBits;
+    const params = client.info.params;
+    const bits = params.coeffModulusBits;
     return {
       predictions,
       plaintextPredictions: plain,
@@ -115,25 +133,23 @@ export async function runCkksPolyJob(options: CkksPolyJobOptions): Promise<CkksP
       rounds: 0,
       keyBits: bits.reduce((a, b) => a + b, 0),
       scheme: 'ckks-poly',
-      ckks: { polyModulusDegree: net.params.polyModulusDegree, coeffModulusBits: [...bits], securityBits: 128 },
+      ckks: { polyModulusDegree: params.polyModulusDegree, coeffModulusBits: [...bits], securityBits: 128 },
       mode: 'batch',
       batch,
-      modelId: loaded.id,
+      modelId,
       scales: [],
       ckksPoly: {
-        depth: net.stages.length - 1,
+        depth: client.info.depth,
         workers: Math.max(1, threads),
-        weightBits: net.weightBits,
-        inputScaleBits: Math.log2(net.inputScale),
-        squaresPerBatch: net.squares,
-        additionsPerBatch: net.additions,
+        inputScaleBits: Math.log2(client.info.inputScale),
+        ...(net ? { weightBits: net.weightBits, squaresPerBatch: net.squares, additionsPerBatch: net.additions } : {}),
         predictionsPerHour: 3.6e6 / times.msPerSample,
         servicePredictionsPerHour: 3.6e6 / times.serviceMsPerSample,
       },
     };
   } finally {
     client.dispose();
-    await service.dispose();
+    await service?.dispose();
     await pool?.destroy();
   }
 }

@@ -9,7 +9,7 @@ import type { CkksTransport } from '../protocol/ckks-inference/client.js';
 import type { KeysRequest, OpenRequest, RoundRequest } from '../protocol/ckks-inference/messages.js';
 import { decodeCkksMessage, encodeCkksMessage } from '../protocol/ckks-inference/wire.js';
 import { ServiceError } from '../protocol/paillier-inference/client.js';
-import { TransportError, postBytes } from './http-transport.js';
+import { TransportError, parseRefusal, postBytes } from './http-transport.js';
 
 /** Reaches a blindml server's CKKS endpoints for one model. */
 export class HttpCkksTransport implements CkksTransport {
@@ -46,14 +46,8 @@ export class HttpCkksTransport implements CkksTransport {
     const res = await postBytes(url, body);
     this.traffic.sent += body.length;
     if (!res.ok) {
-      const text = await res.text().catch(() => '');
-      let refusal: { error?: unknown; message?: unknown } | undefined;
-      try {
-        refusal = JSON.parse(text) as typeof refusal;
-      } catch {
-        refusal = undefined;
-      }
-      if (refusal && typeof refusal.error === 'string' && typeof refusal.message === 'string') throw new ServiceError(refusal.error, refusal.message);
+      const refusal = parseRefusal(await res.text().catch(() => ''));
+      if (refusal) throw new ServiceError(refusal.error, refusal.message);
       throw new TransportError(`the service at ${url} answered HTTP ${res.status}`);
     }
     const bytes = new Uint8Array(await res.arrayBuffer());

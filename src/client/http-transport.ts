@@ -41,3 +41,13 @@ export async function postBytes(url: string, body: Uint8Array): Promise<Response
     throw new TransportError(`cannot reach the service at ${url}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
 }
+
+/** A service's `{ error, message }` refusal body, or undefined when the text is not one. */
+export function parseRefusal(text: string): { error: string; message: string } | undefined {
+  try {
+    const body = JSON.parse(text) as { error?: unknown; message?: unknown } | null;
+    return typeof body?.error === 'string' && typeof body.message === 'string' ? { error: body.error, message: body.message } : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -9,3 +9,6 @@ export * from './owner.js';
 export * from './http-transport.js';
 export * from './websocket-transport.js';
 export * from './ckks-http-transport.js';
+export * from './ckks-poly-transport.js';
+export * from './ckks-ws-transport.js';
+export * from './ckks.js';

@@ -71,9 +71,20 @@ function messageType(bytes: Uint8Array): string | undefined {
   }
 }
 
+/** Many images' predictions (batch mode). */
+export interface BatchPredictResult {
+  /** Arg-max class per image, in input order. */
+  labels: number[];
+  /** Output values per image. */
+  logits: Float64Array[];
+  /** `batch` is the images per ciphertext the service granted; `rounds` per session. */
+  stats: Prediction['stats'];
+}
+
 /** A connected client: keys, a transport, and predictions one at a time. */
 export class BlindmlClient {
   private readonly inner: PaillierInferenceClient;
+  private readonly watched: Transport;
   private listener: ((p: PredictProgress) => void) | undefined;
   private progress = { bytesSent: 0, bytesReceived: 0, rounds: undefined as number | undefined };
   private queue: Promise<unknown> = Promise.resolve();
@@ -84,27 +95,36 @@ export class BlindmlClient {
     private readonly transport: Transport & { close?: () => void },
     readonly keys: PaillierKeyPair,
   ) {
-    const emit = (p: Omit<PredictProgress, 'bytesSent' | 'bytesReceived'>) =>
-      this.listener?.({ ...p, bytesSent: this.progress.bytesSent, bytesReceived: this.progress.bytesReceived });
-    const watched: Transport = {
+    this.watched = {
       send: async (bytes) => {
         this.progress.bytesSent += bytes.length;
         const type = messageType(bytes);
-        if (type === 'open') emit({ phase: 'opening' });
-        else if (type === 'input' || type === 'activated') emit({ phase: 'evaluating', ...(this.progress.rounds !== undefined ? { rounds: this.progress.rounds } : {}) });
+        if (type === 'open') this.emit({ phase: 'opening' });
+        else if (type === 'input' || type === 'activated') this.emit({ phase: 'evaluating', ...(this.progress.rounds !== undefined ? { rounds: this.progress.rounds } : {}) });
         const reply = await transport.send(bytes);
         this.progress.bytesReceived += reply.length;
         const got = messageType(reply);
-        if (got === 'opened') emit({ phase: 'encrypting' });
-        else if (got === 'result') emit({ phase: 'decrypting' });
+        if (got === 'opened') this.emit({ phase: 'encrypting' });
+        else if (got === 'result') this.emit({ phase: 'decrypting' });
         return reply;
       },
     };
-    this.inner = new PaillierInferenceClient(watched, {
-      keys,
+    this.inner = this.protocolClient();
+  }
+
+  /** Reports progress to the current call's listener, with the traffic so far. */
+  private emit(p: Omit<PredictProgress, 'bytesSent' | 'bytesReceived'>): void {
+    this.listener?.({ ...p, bytesSent: this.progress.bytesSent, bytesReceived: this.progress.bytesReceived });
+  }
+
+  /** A protocol client on this connection and key pair (latency mode unless `batch` > 1). */
+  private protocolClient(batch = 1): PaillierInferenceClient {
+    return new PaillierInferenceClient(this.watched, {
+      keys: this.keys,
+      ...(batch > 1 ? { mode: 'batch' as const, batch } : {}),
       onProgress: (done, total) => {
         this.progress.rounds = total;
-        emit({ phase: 'round', round: done, rounds: total });
+        this.emit({ phase: 'round', round: done, rounds: total });
       },
     });
   }
@@ -128,17 +148,50 @@ export class BlindmlClient {
    */
   predict(modelId: string, image: Float32Array | Float64Array | readonly number[], options: { onProgress?: (p: PredictProgress) => void } = {}): Promise<PredictResult> {
     const input = image instanceof Float32Array || image instanceof Float64Array ? image : Float64Array.from(image);
-    const run = async (): Promise<PredictResult> => {
-      this.listener = options.onProgress;
+    return this.run(options.onProgress, async () => {
+      const p = await this.inner.predict(modelId, input);
+      return { label: p.labels[0]!, logits: p.logits[0]!, stats: p.stats };
+    });
+  }
+
+  /**
+   * Batch mode: packs up to `batch` images into each ciphertext (one session per `batch` images,
+   * the same rounds and nearly the same traffic as one image), so throughput grows with the batch
+   * while each image waits for its whole batch. The service may grant fewer images per ciphertext
+   * than asked (`stats.batch`); the rest go in further sessions.
+   *
+   * @param images - the images' values one after another (a whole number of the model's inputs).
+   * @param options.batch - images per ciphertext wanted (default: as many as the service grants).
+   * @throws ServiceError when the service refuses; TransportError when the connection fails;
+   *   RangeError when `images` is not a whole number of inputs; OverflowError if a value left its
+   *   slot (never a silently wrong prediction).
+   */
+  predictBatch(modelId: string, images: Float32Array | Float64Array, options: { batch?: number; onProgress?: (p: PredictProgress) => void } = {}): Promise<BatchPredictResult> {
+    const batch = options.batch ?? 4096;
+    if (!Number.isSafeInteger(batch) || batch < 1) return Promise.reject(new RangeError(`batch must be a positive integer, got ${batch}`));
+    return this.run(options.onProgress, async () => {
+      const p = await this.protocolClient(batch).predict(modelId, images);
+      return { labels: p.labels, logits: p.logits, stats: p.stats };
+    });
+  }
+
+  /** One call, after the ones before it: progress goes to `onProgress`, ending with 'done'. */
+  private run<T extends { stats: Prediction['stats'] }>(onProgress: ((p: PredictProgress) => void) | undefined, call: () => Promise<T>): Promise<T> {
+    return this.enqueue(async () => {
+      this.listener = onProgress;
       this.progress = { bytesSent: 0, bytesReceived: 0, rounds: undefined };
       try {
-        const p = await this.inner.predict(modelId, input);
-        this.listener?.({ phase: 'done', bytesSent: this.progress.bytesSent, bytesReceived: this.progress.bytesReceived, rounds: p.stats.rounds });
-        return { label: p.labels[0]!, logits: p.logits[0]!, stats: p.stats };
+        const result = await call();
+        this.emit({ phase: 'done', rounds: result.stats.rounds });
+        return result;
       } finally {
         this.listener = undefined;
       }
-    };
+    });
+  }
+
+  /** Runs calls on this client one after another (they share the connection and the progress). */
+  private enqueue<T>(run: () => Promise<T>): Promise<T> {
     const next = this.queue.then(run, run);
     this.queue = next.catch(() => undefined);
     return next;

@@ -31,7 +31,8 @@ export function webSocketUrl(baseUrl: string): string {
   return u.toString();
 }
 
-async function defaultWebSocket(): Promise<WebSocketConstructor> {
+/** The global WebSocket, or the `ws` package in Node 20. */
+export async function defaultWebSocket(): Promise<WebSocketConstructor> {
   const g = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   if (g) return g;
   // Node 20: the `ws` package (a dependency of blindml). Kept out of browser bundles.

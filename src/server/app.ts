@@ -17,6 +17,9 @@
  * - `POST /v1/paillier` — one protocol message each way.
  * - `POST /v1/ckks/:modelId/:step` — the interactive CKKS protocol, one binary message each way
  *   (`ckks-routes.ts`).
+ * - `GET /v1/ckks/ws` — the same CKKS steps over one WebSocket, in chunk frames (`ckks-ws-routes.ts`).
+ * - `POST /v1/ckks-poly/:modelId/:step`, `GET /v1/ckks-poly/jobs/:id` — ckks-poly batch jobs
+ *   (`ckks-poly-routes.ts`).
  * - `GET /`, `GET /owner`, `GET /assets/*` — the browser pages (built by `npm run build`).
  *
  * The server holds public keys only, never logs message contents, and ends only the affected
@@ -37,6 +40,8 @@ import { PaillierInferenceService } from '../protocol/paillier-inference/service
 import { PaillierWorkerPool } from '../workers/paillier-pool.js';
 import { closeFrame, errorFrame, peekHeader, type FrameHead } from './frames.js';
 import { registerCkksRoutes } from './ckks-routes.js';
+import { registerCkksPolyRoutes, type PolyLimits } from './ckks-poly-routes.js';
+import { registerCkksWebSocket } from './ckks-ws-routes.js';
 import { createMetrics, type ServiceMetrics } from './metrics.js';
 import { serviceBudget, type MemoryBudget } from './budget.js';
 import { PaillierKeyAccounts } from './paillier-keys.js';
@@ -109,6 +114,8 @@ export interface ServerOptions {
    * and to open WebSockets. Pages served by the service itself are always allowed. Default none.
    */
   allowedOrigins?: readonly string[];
+  /** Limits of the ckks-poly batch endpoint (`ckks-poly-routes.ts`). */
+  ckksPoly?: Partial<PolyLimits>;
 }
 
 /** A running service. */
@@ -362,7 +369,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
       }
       try {
         const { model, created } = await registry.add(onnx, { ...(name ? { name } : {}), ...(calibration ? { calibration } : {}) });
-        service.register(model.record.id, model.compiled);
+        if (model.compiled) service.register(model.record.id, model.compiled);
         req.log.info({ model: model.record.id, created, bytes: onnx.length }, 'model registered');
         return reply.code(created ? 201 : 200).send({ model: model.record, created });
       } catch (err) {
@@ -377,6 +384,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     if (!registry.remove(req.params.id)) return reply.code(404).send({ error: 'ERR_UNKNOWN_MODEL', message: `no model with id ${req.params.id}` });
     service.unregister(req.params.id);
     ckks.forget(req.params.id);
+    poly.forget(req.params.id);
     req.log.info({ model: req.params.id }, 'model removed');
     return reply.code(204).send();
   });
@@ -425,11 +433,22 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     maxSessionsPerClient: perClient,
     // Keys outlive sessions (a client returns with the same keys); the budget evicts them under pressure.
     keysIdleMs: Math.max(idleTimeoutMs, 15 * 60_000),
-    admitOpen: (ip) => {
-      if (draining) return { status: 503, code: 'ERR_SHUTTING_DOWN', message: 'the service is shutting down; retry later' };
-      if (!takeToken(ip)) return { status: 429, code: 'ERR_RATE_LIMITED', message: `at most ${opensPerMinute} sessions per minute per client` };
-      return null;
-    },
+    admitOpen: ckksAdmit,
+  });
+  function ckksAdmit(ip: string): { status: number; code: string; message: string } | null {
+    if (draining) return { status: 503, code: 'ERR_SHUTTING_DOWN', message: 'the service is shutting down; retry later' };
+    if (!takeToken(ip)) return { status: 429, code: 'ERR_RATE_LIMITED', message: `at most ${opensPerMinute} sessions per minute per client` };
+    return null;
+  }
+
+  // --- ckks-poly batch jobs ----------------------------------------------------------------------
+  const poly = registerCkksPolyRoutes(app, {
+    registry,
+    metrics,
+    log,
+    threads,
+    ...(options.ckksPoly ? { limits: options.ckksPoly } : {}),
+    admitOpen: ckksAdmit,
   });
 
   // --- inference over WebSocket ---------------------------------------------------------------
@@ -470,6 +489,9 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     });
   });
 
+  // --- interactive CKKS over WebSocket (each request runs through the HTTP route) ---------------
+  registerCkksWebSocket(app, { log, maxBodyBytes: maxCkksBody });
+
   // --- browser pages ----------------------------------------------------------------------------
   const publicDir = options.publicDir ?? defaultPublicDir();
   const assets = new Map<string, { type: string; body: Buffer }>();
@@ -508,7 +530,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
 
   const ready = registry.warm(
     (m) => {
-      service.register(m.record.id, m.compiled);
+      if (m.compiled) service.register(m.record.id, m.compiled);
       log.info({ model: m.record.id }, 'model loaded');
     },
     (id, reason) => log.warn({ model: id, reason: reason.slice(0, 200) }, 'model not loaded'),
@@ -532,6 +554,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     budget.clear();
     await app.close();
     await ckks.close();
+    await poly.close();
     await pool?.destroy();
     await registry.close();
   }

@@ -21,6 +21,7 @@ import type { Model } from '../nn/model.js';
 import { calibrate, compilePaillierModel, type CompiledPaillierModel } from '../protocol/paillier-inference/compile.js';
 import { planModel } from '../protocol/paillier-inference/plan.js';
 import { checkCompiled, checkWeights, ModelCheckError } from './model-checks.js';
+import { planPolyNetwork } from '../protocol/ckks-poly/plan.js';
 import { modelIdOf } from '../cli/inference-job.js';
 import { siblingModuleUrl } from '../workers/pool-support.js';
 
@@ -46,7 +47,8 @@ export interface ModelRecord {
 /** A registered model ready to serve. */
 export interface RegisteredModel {
   readonly record: ModelRecord;
-  readonly compiled: CompiledPaillierModel;
+  /** Undefined for a polynomial network the Paillier protocol cannot run (served by ckks-poly only). */
+  readonly compiled: CompiledPaillierModel | undefined;
 }
 
 /** A registry refusal with an HTTP status. */
@@ -142,7 +144,7 @@ export interface CompileRequest {
 
 /** What {@link compileUpload} produces. */
 export interface CompiledUpload {
-  readonly compiled: CompiledPaillierModel;
+  readonly compiled: CompiledPaillierModel | undefined;
   readonly inputShape: readonly number[];
   readonly outputSize: number;
   readonly calibrationSamples: number;
@@ -156,17 +158,33 @@ export interface CompiledUpload {
  */
 export function compileUpload(request: CompileRequest): CompiledUpload {
   const { model, calibration } = importUpload(request);
-  let compiled: CompiledPaillierModel;
+  let compiled: CompiledPaillierModel | undefined;
   try {
-    const plan = planModel(model);
-    checkWeights(plan);
-    compiled = compilePaillierModel(plan, calibrate(plan, calibration, model.inputSize));
-    checkCompiled(compiled);
+    compiled = compileChecked(model, calibration);
   } catch (err) {
     if (err instanceof ModelCheckError) throw new RegistryError(400, `the service cannot serve this model: ${err.message}`);
-    throw new RegistryError(400, `the inference protocol cannot run this model: ${err instanceof Error ? err.message : String(err)}`);
+    // A polynomial network is served by ckks-poly only: its squares are the service's, not the client's.
+    if (!isPolynomialNetwork(model)) throw new RegistryError(400, `the inference protocol cannot run this model: ${err instanceof Error ? err.message : String(err)}`);
   }
   return { compiled, inputShape: [...model.inputShape], outputSize: model.outputSize, calibrationSamples: calibration.length / model.inputSize };
+}
+
+/** The Paillier compilation, with the checks that the service can serve it correctly. */
+function compileChecked(model: Model, calibration: Float32Array): CompiledPaillierModel {
+  const plan = planModel(model);
+  checkWeights(plan);
+  const compiled = compilePaillierModel(plan, calibrate(plan, calibration, model.inputSize));
+  checkCompiled(compiled);
+  return compiled;
+}
+
+function isPolynomialNetwork(model: Model): boolean {
+  try {
+    planPolyNetwork(model);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -352,7 +370,7 @@ export class ModelRegistry {
       name: (options.name ?? id).slice(0, 200),
       inputShape: [...done.inputShape],
       outputSize: done.outputSize,
-      rounds: compiled.plan.stages.length - 1,
+      rounds: compiled ? compiled.plan.stages.length - 1 : 0,
       bytes: onnx.length,
       createdAt: new Date().toISOString(),
       calibration: options.calibration ? 'upload' : 'sample',

@@ -2,11 +2,12 @@
  * The demo page: pick a committed test image or draw one, and get an encrypted prediction. Keys,
  * encryption and decryption live in a Web Worker; this thread only draws. Browser-only.
  *
- * URL parameters: `keyBits` (default 2048), `insecure=1` (allow smaller keys; the server must too).
+ * URL parameters: `keyBits` (default 2048), `insecure=1` (allow smaller keys; the server must too),
+ * `scheme=ckks` (preselect CKKS).
  *
  * @module
  */
-import type { FromWorker, ToWorker } from './messages.js';
+import type { FromWorker, ToWorker, WebScheme } from './messages.js';
 
 interface Samples {
   shape: number[];
@@ -32,6 +33,7 @@ const status = $('status');
 const result = $('result');
 const predictButton = $<HTMLButtonElement>('predict');
 const modelSelect = $<HTMLSelectElement>('model');
+const schemeSelect = $<HTMLSelectElement>('scheme');
 const draw = $<HTMLCanvasElement>('draw');
 const drawCtx = draw.getContext('2d')!;
 
@@ -53,7 +55,40 @@ function setStatus(text: string): void {
 }
 
 function updateButton(): void {
-  predictButton.disabled = !(ready && selected && modelSelect.value);
+  // CKKS makes its keys on the first prediction; Paillier's must be ready first.
+  predictButton.disabled = !((ready || schemeSelect.value === 'ckks') && selected && modelSelect.value);
+}
+
+/** Softmax of the logits (the probabilities a softmax output layer would give). */
+function softmax(logits: readonly number[]): number[] {
+  const top = Math.max(...logits);
+  const e = logits.map((v) => Math.exp(v - top));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / sum);
+}
+
+/** One row per class: name, probability bar, probability and logit; the predicted class first. */
+function scoreTable(logits: readonly number[]): HTMLTableElement {
+  const table = document.createElement('table');
+  table.id = 'scores';
+  const probs = softmax(logits);
+  const order = probs.map((p, k) => [p, k] as const).sort((a, b) => b[0] - a[0]);
+  for (const [p, k] of order) {
+    const tr = document.createElement('tr');
+    if (k === order[0]![1]) tr.className = 'top';
+    const bar = document.createElement('span');
+    bar.className = 'bar';
+    bar.style.width = `${Math.max(1, Math.round(p * 120))}px`;
+    const cells = [classes[k] ?? `class ${k}`, '', `${(100 * p).toFixed(1)}%`, `logit ${logits[k]!.toFixed(3)}`];
+    cells.forEach((text, i) => {
+      const td = document.createElement('td');
+      if (i === 1) td.appendChild(bar);
+      else td.textContent = text;
+      tr.appendChild(td);
+    });
+    table.appendChild(tr);
+  }
+  return table;
 }
 
 function fromBase64(b64: string): Uint8Array {
@@ -158,10 +193,11 @@ predictButton.addEventListener('click', () => {
   const id = nextId++;
   predictButton.disabled = true;
   result.removeAttribute('data-label');
+  result.removeAttribute('data-error');
   result.textContent = '';
   setStatus('Encrypting the image in the Web Worker…');
   const pixels = selected.slice();
-  send({ type: 'predict', id, modelId: modelSelect.value, pixels }, [pixels.buffer]);
+  send({ type: 'predict', id, scheme: schemeSelect.value as WebScheme, modelId: modelSelect.value, pixels }, [pixels.buffer]);
 });
 
 worker.onmessage = (ev: MessageEvent<FromWorker>) => {
@@ -175,9 +211,10 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
       break;
     case 'progress': {
       const what: Record<string, string> = {
+        keys: 'Making CKKS keys for this model (first time only) and uploading the public ones…',
         opening: 'Opening a session…',
         encrypting: 'Encrypting the image…',
-        evaluating: 'The service evaluates linear layers on ciphertexts…',
+        evaluating: schemeSelect.value === 'ckks' ? 'The service evaluates the model on CKKS ciphertexts; your browser answers each round…' : 'The service evaluates linear layers on ciphertexts…',
         round: `Activation round ${m.round ?? 0} of ${m.rounds ?? '?'} done (decrypt blinded values, ReLU, re-encrypt)…`,
         decrypting: 'Decrypting the result…',
         done: 'Done.',
@@ -192,12 +229,13 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
       const h = document.createElement('h2');
       h.textContent = `${name}${truth}`;
       const p = document.createElement('p');
-      p.textContent = `${(m.ms / 1000).toFixed(2)} s end to end (client ${(m.clientMs / 1000).toFixed(2)} s), ${m.rounds} rounds, sent ${kib(m.bytesSent)}, received ${kib(m.bytesReceived)}`;
-      result.append(h, p);
+      p.textContent = `${m.scheme === 'ckks' ? 'CKKS' : 'Paillier'}: ${(m.ms / 1000).toFixed(2)} s end to end (client ${(m.clientMs / 1000).toFixed(2)} s), ${m.rounds} rounds, sent ${kib(m.bytesSent)}, received ${kib(m.bytesReceived)}`;
+      result.append(h, scoreTable(m.logits), p);
       result.dataset['label'] = String(m.label);
       result.dataset['logits'] = JSON.stringify(m.logits);
       result.dataset['bytesSent'] = String(m.bytesSent);
       result.dataset['ms'] = m.ms.toFixed(0);
+      result.dataset['scheme'] = m.scheme;
       setStatus('Done.');
       updateButton();
       break;
@@ -211,6 +249,8 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
 };
 
 modelSelect.addEventListener('change', updateButton);
+schemeSelect.addEventListener('change', updateButton);
+if (params.get('scheme') === 'ckks') schemeSelect.value = 'ckks';
 send({ type: 'init', url: location.origin, keyBits, insecure });
 setStatus(`Generating a ${keyBits}-bit Paillier key pair in a Web Worker…`);
 void Promise.all([loadSamples(), loadModels()]).catch((err: unknown) => setStatus(`Cannot load: ${String(err)}`));

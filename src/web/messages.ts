@@ -6,9 +6,12 @@
  */
 import type { PredictPhase } from '../client/sdk.js';
 
+/** The cryptosystems the page offers: interactive Paillier, or interactive CKKS (lattice, 128-bit). */
+export type WebScheme = 'paillier' | 'ckks';
+
 export type ToWorker =
   | { type: 'init'; url: string; keyBits: number; insecure: boolean }
-  | { type: 'predict'; id: number; modelId: string; pixels: Float32Array };
+  | { type: 'predict'; id: number; scheme: WebScheme; modelId: string; pixels: Float32Array };
 
 export type FromWorker =
   | { type: 'ready'; keyMs: number; keyBits: number }
@@ -16,6 +19,7 @@ export type FromWorker =
   | {
       type: 'result';
       id: number;
+      scheme: WebScheme;
       label: number;
       logits: number[];
       ms: number;

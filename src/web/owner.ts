@@ -1,5 +1,6 @@
 /**
- * The model owner page: list, upload and remove models with the owner API key. Browser-only.
+ * The model owner page: list, upload and remove models with the owner API key. Without an
+ * accepted key it shows the public list only, with no remove buttons. Browser-only.
  *
  * @module
  */
@@ -13,7 +14,8 @@ keyInput.value = sessionStorage.getItem('blindml-api-key') ?? '';
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
-function render(models: ModelInfo[]): void {
+/** The table; remove buttons only for the owner (a key the service accepted). */
+function render(models: ModelInfo[], owner: boolean): void {
   table.innerHTML = '<tr><th>id</th><th>name</th><th>input → output</th><th>rounds</th><th>size</th><th>calibration</th><th>registered</th><th></th></tr>';
   for (const m of models) {
     const tr = document.createElement('tr');
@@ -24,6 +26,8 @@ function render(models: ModelInfo[]): void {
       td.textContent = c;
       tr.appendChild(td);
     }
+    table.appendChild(tr);
+    if (!owner) continue;
     const td = document.createElement('td');
     const rm = document.createElement('button');
     rm.textContent = 'remove';
@@ -33,17 +37,18 @@ function render(models: ModelInfo[]): void {
     });
     td.appendChild(rm);
     tr.appendChild(td);
-    table.appendChild(tr);
   }
 }
 
 async function refresh(): Promise<void> {
   sessionStorage.setItem('blindml-api-key', keyInput.value);
   try {
+    const owner = keyInput.value !== '';
     const models = await listModels(location.origin, keyInput.value || undefined);
-    render(models);
-    status.textContent = `${models.length} model(s)${keyInput.value ? '' : ' (public view: enter the owner key for details)'}`;
+    render(models, owner);
+    status.textContent = `${models.length} model(s)${owner ? '' : ' (public view: enter the owner API key to see details and remove models)'}`;
   } catch (err) {
+    render([], false);
     status.textContent = message(err);
   }
 }

@@ -42,7 +42,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('Chromium: an encrypted prediction with 2048-bit keys from a Web Worker equals the Node client', { skip: available ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium)`, timeout: 240_000 }, async () => {
+test('Chromium: encrypted predictions from a Web Worker (Paillier with 2048-bit keys, and CKKS) equal the Node client and the plaintext model; scores for every class; the owner page asks for the key', { skip: available ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium)`, timeout: 420_000 }, async () => {
   const page = await context.newPage();
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
@@ -73,10 +73,37 @@ test('Chromium: an encrypted prediction with 2048-bit keys from a Web Worker equ
   assert.ok(Number(got.bytesSent) > 784 * 512, 'the browser sent 784 ciphertexts of 512 bytes and more');
   assert.match(got.text ?? '', /s end to end/);
 
-  // The owner page lists the model with the key.
+  // Scores for every class, what a round is, a favicon.
+  const page1 = await page.evaluate(() => ({
+    scores: document.querySelectorAll('#scores tr').length,
+    top: document.querySelector('#scores tr.top')?.textContent ?? '',
+    icon: document.querySelector('link[rel="icon"]')?.getAttribute('href') ?? '',
+    text: document.body.textContent ?? '',
+  }));
+  assert.equal(page1.scores, 10, 'one score row per class');
+  assert.match(page1.top, /%/);
+  assert.match(page1.icon, /^data:image\/svg\+xml/);
+  assert.match(page1.text, /A round is one trip between the service and your browser/);
+
+  // The same image with CKKS (keys made in the worker, the protocol over one WebSocket).
+  await page.selectOption('#scheme', 'ckks');
+  await page.click('#predict');
+  await page.waitForFunction(() => {
+    const r = document.getElementById('result');
+    return r?.dataset['scheme'] === 'ckks' || r?.dataset['error'] !== undefined;
+  }, undefined, { timeout: 180_000 });
+  const ckks = await page.evaluate(() => ({ ...document.getElementById('result')!.dataset }));
+  assert.equal(ckks['error'], undefined, ckks['error']);
+  assert.equal(Number(ckks['label']), node.label, 'CKKS in the browser predicts what the plaintext model does');
+  (JSON.parse(ckks['logits']!) as number[]).forEach((v, j) => assert.ok(Math.abs(v - plain[j]!) < 0.05, `CKKS logit ${j}: browser ${v}, plaintext ${plain[j]}`));
+  assert.deepEqual(errors, []);
+
+  // The owner page shows remove buttons only once the owner key is accepted.
   await page.goto(`${server.url}/owner`);
+  await page.waitForSelector(`tr[data-id="${modelId}"]`);
+  assert.equal(await page.locator('#models button').count(), 0, 'no remove buttons without the key');
   await page.fill('#api-key', API_KEY);
   await page.click('#refresh');
-  await page.waitForSelector(`tr[data-id="${modelId}"]`);
+  await page.waitForSelector(`tr[data-id="${modelId}"] button`);
   await page.close();
 });

@@ -164,7 +164,7 @@ test('CKKS bodies are capped by what the step needs, before they are read', asyn
 });
 
 test('Paillier bodies are capped by the largest message a client of the registered models sends', async () => {
-  const cap = paillierBodyLimit([server.registry.get(modelId)!.compiled], 32 * 2 ** 20);
+  const cap = paillierBodyLimit([server.registry.get(modelId)!.compiled!], 32 * 2 ** 20);
   assert.ok(cap < 32 * 2 ** 20, `fashion-small's cap (${cap} bytes) is below the frame limit`);
   assert.equal((await bigUpload(`${server.url}/v1/paillier`, cap + 1)).status, 413);
   const res = await fetch(`${server.url}/v1/paillier`, { method: 'POST', body: new Uint8Array(cap), headers: { 'content-type': 'application/octet-stream' } });

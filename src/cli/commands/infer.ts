@@ -102,8 +102,8 @@ export function registerInferCommand(program: Command): void {
     .option('--server <url>', 'use a running service instead of an in-process one')
     .option('--model-id <id>', 'model id on the server (default: the model file content id)')
     .option('--api-key <key>', 'with --server: register --model first if the service lacks it (owner key; default $BLINDML_API_KEY)')
-    .addOption(new Option('--transport <kind>', 'with --server and --scheme paillier: WebSocket session or one HTTP POST per message (--scheme ckks always posts each message over HTTP)').choices(['websocket', 'http']).default('websocket'))
-    .addOption(threadsOption())
+    .addOption(new Option('--transport <kind>', 'with --server and --scheme paillier or ckks: one WebSocket connection or one HTTP POST per message (--scheme ckks-poly uploads each batch as a job over HTTP)').choices(['websocket', 'http']).default('websocket'))
+    .addOption(threadsOption('all cores; ckks-poly with --server: batches in flight'))
     .option('--insecure', 'allow keys below 2048 bits (tests only)')
     .option('--precision-bits <n>', 'paillier, in-process: bits the client keeps per activation (default 18; fewer = narrower slots)', positiveInt)
     .option('--weight-bits <n>', 'paillier, in-process: bits of each integer weight exponent (default 16)', positiveInt)
@@ -117,14 +117,23 @@ export function registerInferCommand(program: Command): void {
       if (options.keyBits < 2048 && !options.insecure) throw new UsageError(`--key-bits ${options.keyBits} is insecure; use 2048 or more, or add --insecure`);
       if (!options.precompute && options.scheme !== 'ckks') throw new UsageError('--no-precompute applies to --scheme ckks');
       const data = loadData(options);
-      if (options.scheme === 'ckks-poly' && options.server) throw new UsageError('--scheme ckks-poly runs with an in-process service; --server is for --scheme paillier and ckks');
       const loaded = loadModel(modelPath);
       const calibration = loadCalibration(options, loaded, data);
       const bar = progressBar(data.count, 'encrypted inference', progressEnabled(options.json));
       const progress = { onProgress: (done: number) => bar.update(done), onPhase: (phase: string) => bar.phase(phase) };
       if (options.scheme === 'ckks-poly') {
-        if (options.server) throw new UsageError('--scheme ckks-poly runs with an in-process service; --server is for --scheme paillier and ckks');
-        const poly = await runCkksPolyJob({ loaded, data, calibration, batch: options.batchSize, ...(options.threads !== undefined ? { workers: options.threads } : {}), ...progress }).finally(() => bar.finish());
+        const apiKey = options.apiKey ?? process.env['BLINDML_API_KEY'];
+        const poly = await runCkksPolyJob({
+          loaded,
+          data,
+          calibration,
+          batch: options.batchSize,
+          ...(options.threads !== undefined ? { workers: options.threads } : {}),
+          ...(options.server ? { server: options.server } : {}),
+          ...(options.modelId ? { modelId: options.modelId } : {}),
+          ...(options.server && apiKey ? { apiKey } : {}),
+          ...progress,
+        }).finally(() => bar.finish());
         process.stdout.write(options.json ? `${JSON.stringify(poly)}\n` : `${formatInferenceSummary(poly)}\n`);
         return;
       }
@@ -139,6 +148,7 @@ export function registerInferCommand(program: Command): void {
           ...(options.server ? { server: options.server } : {}),
           ...(options.modelId ? { modelId: options.modelId } : {}),
           ...(options.server && apiKey ? { apiKey } : {}),
+          transport: options.transport,
           precompute: options.precompute,
           ...progress,
         }).finally(() => bar.finish());

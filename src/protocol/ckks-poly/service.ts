@@ -97,7 +97,7 @@ export class CkksPolyService {
   /** Answers one request (never throws for a bad request: the answer is an `error` message). */
   async handle(request: Uint8Array): Promise<Uint8Array> {
     try {
-      return encodePolyMessage(await this.dispatch(decodePolyMessage(request)));
+      return encodePolyMessage(await this.dispatch(decodePolyMessage(request), request));
     } catch (e) {
       const known = e instanceof BlindmlError;
       return encodePolyMessage({
@@ -109,7 +109,8 @@ export class CkksPolyService {
     }
   }
 
-  private async dispatch(msg: PolyMessage): Promise<PolyMessage> {
+  /** `raw`: the request's bytes, handed to the evaluator as they came (a full batch is about 155 MB; no re-encoding). */
+  private async dispatch(msg: PolyMessage, raw: Uint8Array): Promise<PolyMessage> {
     switch (msg.type) {
       case 'info': {
         const model = this.model(msg.model);
@@ -131,19 +132,37 @@ export class CkksPolyService {
         return { type: 'session', session, blobs: [] };
       }
       case 'infer':
-        return this.infer(msg);
+        return this.infer(msg, raw);
       default:
         throw new ProtocolError('ERR_BAD_MESSAGE', `the service does not accept ${msg.type} messages`);
     }
   }
 
-  private async infer(msg: Extract<PolyMessage, { type: 'infer' }>): Promise<PolyMessage> {
+  private async infer(msg: Extract<PolyMessage, { type: 'infer' }>, raw: Uint8Array): Promise<PolyMessage> {
     const session = this.sessions.get(msg.session);
     if (!session) throw new ProtocolError('ERR_UNKNOWN_SESSION', 'unknown or expired session: send your keys again');
     if (this.options.evaluator) {
-      return decodePolyMessage(await this.options.evaluator.evaluate(session.model.net, session.bundle, encodePolyMessage(msg)));
+      return decodePolyMessage(await this.options.evaluator.evaluate(session.model.net, session.bundle, raw));
     }
     return evaluateRequest(session.model.net, session.keys, msg, this.options.onProgress);
+  }
+
+  /** Frees a session's keys (a front expiring idle sessions). @returns whether it existed. */
+  closeSession(id: string): boolean {
+    const session = this.sessions.get(id);
+    if (!session) return false;
+    session.keys.dispose();
+    this.sessions.delete(id);
+    return true;
+  }
+
+  /** Forgets a model and every session on it (the model was removed). */
+  unregister(id: string): void {
+    const model = this.models.get(id);
+    if (!model) return;
+    this.models.delete(id);
+    for (const [sid, s] of this.sessions) if (s.model === model) this.closeSession(sid);
+    void model.context?.then((c) => c.dispose(), () => undefined);
   }
 
   private model(id: string): Registered {

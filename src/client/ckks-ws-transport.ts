@@ -1,0 +1,129 @@
+/**
+ * The client's WebSocket transport for the interactive CKKS protocol: one connection to
+ * `${baseUrl}/v1/ckks/ws` for a whole prediction (or many), each message cut into chunk frames
+ * (`protocol/chunks.ts`), since a CKKS round can be larger than a WebSocket frame may be. Runs in
+ * browsers (and Web Workers) with the built-in WebSocket, and in Node with the `ws` package.
+ *
+ * @module
+ */
+import type { CkksTransport } from '../protocol/ckks-inference/client.js';
+import type { KeysRequest, OpenRequest, RoundRequest } from '../protocol/ckks-inference/messages.js';
+import { decodeCkksMessage, encodeCkksMessage } from '../protocol/ckks-inference/wire.js';
+import { ChunkAssembly, decodeChunk, encodeChunks } from '../protocol/chunks.js';
+import { ServiceError } from '../protocol/paillier-inference/client.js';
+import { TransportError, parseRefusal } from './http-transport.js';
+import { defaultWebSocket, webSocketUrl, type WebSocketConstructor, type WebSocketLike } from './websocket-transport.js';
+
+/** Payload bytes per frame sent by default (1 MiB: under the frame limit a service is likely to set). */
+const CHUNK_BYTES = 2 ** 20;
+
+/** Reaches a blindml server's CKKS steps for one model over one WebSocket. Call {@link close} when done. */
+export class WebSocketCkksTransport implements CkksTransport {
+  /** Bytes sent and received so far, messages only. */
+  readonly traffic = { sent: 0, received: 0 };
+  private nextId = 1;
+  private readonly waiting = new Map<number, { resolve: (r: { status: number; body: Uint8Array }) => void; reject: (e: Error) => void }>();
+  private assembly: ChunkAssembly | undefined;
+  private closedError: TransportError | undefined;
+
+  private constructor(
+    private readonly socket: WebSocketLike,
+    private readonly modelId: string,
+    private readonly chunkBytes: number,
+  ) {
+    socket.onmessage = (ev) => this.receive(ev.data);
+    socket.onclose = (ev) => this.fail(new TransportError(`the connection closed (${ev.code}${String(ev.reason) ? `: ${String(ev.reason)}` : ''})`));
+    socket.onerror = () => undefined;
+  }
+
+  /**
+   * Opens a connection to `${baseUrl}/v1/ckks/ws` for `modelId`. `chunkBytes` (default 1 MiB)
+   * must stay under the service's frame limit.
+   *
+   * @throws TransportError if the connection cannot be opened; RangeError for a chunk size below 1 KiB.
+   */
+  static async connect(baseUrl: string, modelId: string, options: { WebSocket?: WebSocketConstructor; chunkBytes?: number } = {}): Promise<WebSocketCkksTransport> {
+    const chunkBytes = options.chunkBytes ?? CHUNK_BYTES;
+    if (!Number.isSafeInteger(chunkBytes) || chunkBytes < 1024) throw new RangeError(`chunkBytes must be an integer of at least 1024, got ${chunkBytes}`);
+    const Ctor = options.WebSocket ?? (await defaultWebSocket());
+    const url = webSocketUrl(baseUrl).replace(/\/v1\/ws$/, '/v1/ckks/ws');
+    const socket = new Ctor(url);
+    socket.binaryType = 'arraybuffer';
+    await new Promise<void>((resolve, reject) => {
+      socket.onopen = () => resolve();
+      socket.onerror = () => reject(new TransportError(`cannot open a WebSocket to ${url}`));
+      socket.onclose = (ev) => reject(new TransportError(`cannot open a WebSocket to ${url} (${ev.code})`));
+    });
+    return new WebSocketCkksTransport(socket, modelId, chunkBytes);
+  }
+
+  describe(): Promise<unknown> {
+    return this.call('describe', new Uint8Array(0));
+  }
+
+  registerKeys(request: KeysRequest): Promise<unknown> {
+    return this.call('keys', encodeCkksMessage(request));
+  }
+
+  open(request: OpenRequest): Promise<unknown> {
+    return this.call('open', encodeCkksMessage(request));
+  }
+
+  round(request: RoundRequest): Promise<unknown> {
+    return this.call('round', encodeCkksMessage(request));
+  }
+
+  /** Closes the connection. */
+  close(): void {
+    if (!this.closedError) this.socket.close(1000, 'done');
+  }
+
+  /**
+   * @throws ServiceError (the service's code and message) when it refuses; TransportError when the
+   *   connection fails or the service answers something else than the protocol.
+   */
+  private async call(step: string, body: Uint8Array): Promise<unknown> {
+    if (this.closedError) throw this.closedError;
+    const id = this.nextId++;
+    const reply = new Promise<{ status: number; body: Uint8Array }>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
+    try {
+      for (const frame of encodeChunks({ id, step, model: this.modelId }, body, this.chunkBytes)) this.socket.send(frame);
+    } catch (err) {
+      this.waiting.delete(id);
+      throw new TransportError(`cannot send: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    this.traffic.sent += body.length;
+    const { status, body: bytes } = await reply;
+    this.traffic.received += bytes.length;
+    if (status >= 400) {
+      const refusal = parseRefusal(new TextDecoder().decode(bytes));
+      if (refusal) throw new ServiceError(refusal.error, refusal.message);
+      throw new TransportError(`the service answered status ${status} to ${step}`);
+    }
+    return decodeCkksMessage(bytes, { copy: false });
+  }
+
+  private receive(data: unknown): void {
+    try {
+      if (!(data instanceof ArrayBuffer) && !ArrayBuffer.isView(data)) throw new TransportError('the service sent a text frame');
+      const frame = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      const { head, chunk } = decodeChunk(frame);
+      this.assembly ??= new ChunkAssembly(head);
+      const whole = this.assembly.add(head, chunk);
+      if (!whole) return;
+      this.assembly = undefined;
+      const pending = this.waiting.get(head.id);
+      this.waiting.delete(head.id);
+      pending?.resolve({ status: head.status ?? 500, body: whole });
+    } catch (err) {
+      this.fail(err instanceof TransportError ? err : new TransportError(`malformed reply: ${err instanceof Error ? err.message : String(err)}`));
+      this.socket.close(1002, 'malformed reply');
+    }
+  }
+
+  private fail(err: TransportError): void {
+    this.closedError ??= err;
+    for (const w of this.waiting.values()) w.reject(err);
+    this.waiting.clear();
+  }
+}
