@@ -145,11 +145,18 @@ test('blinding factors: exponents uniform in {0..blindBits}, mantissas uniform, 
 });
 
 test('the blinding exponent is sampled without bias even where 256 is not a multiple of blindBits + 1', () => {
-  // blindBits = 6: a byte reduced mod 7 gives 37/256 for four exponents and 36/256 for three.
-  // With 100,000 draws that bias has χ² noncentrality ≈ 183, so this fails a biased sampler with
-  // probability above 1 − 1e-7, and an unbiased one with probability 1e-6.
+  // blindBits = 170: a byte reduced mod 171 would put 170/256 ≈ 0.664 of the draws on the
+  // exponents 0..84, where uniform sampling puts 85/171 ≈ 0.497. 4,000 draws: the count below 85
+  // has standard deviation 31.6 under uniformity; the bound 5.33σ has two-sided false alarm 1e-7,
+  // and the biased sampler lands 21σ away (power 1 − 10^-60).
+  const draws = 4000;
+  const p = 85 / 171;
+  let low = 0;
+  for (let i = 0; i < draws; i++) if (bitLength(blindingFactor(170, 0)) - 1 < 85) low++;
+  assert.ok(Math.abs(low - draws * p) <= 5.33 * Math.sqrt(draws * p * (1 - p)), `${low} of ${draws} exponents below 85`);
+  // The default-sized case, blindBits = 6: uniform over the seven exponents (χ², 6 df).
   const counts = new Array<number>(7).fill(0);
-  for (let i = 0; i < 100_000; i++) counts[bitLength(blindingFactor(6, 0)) - 1]!++;
+  for (let i = 0; i < 14_000; i++) counts[bitLength(blindingFactor(6, 0)) - 1]!++;
   assert.ok(chiSquareUniform(counts).pValue >= FALSE_ALARM, `exponent counts ${counts}`);
 });
 
