@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { Dense, Model, Relu } from '../../src/nn/index.js';
 import { applyMap } from '../../src/tensor/sparse-linear.js';
 import {
-  CkksInferenceClient, CkksInferenceService, DEFAULT_CKKS_PROTOCOL, clientActivations, compileCkksModel, inProcessCkksTransport, type CompiledCkksModel, type CkksProtocolParams,
+  CkksInferenceClient, CkksInferenceService, DEFAULT_CKKS_PROTOCOL, HEURISTIC_SMUDGING, clientActivations, compileCkksModel, inProcessCkksTransport, type CompiledCkksModel, type CkksProtocolParams,
 } from '../../src/protocol/ckks-inference/index.js';
 import type { Routing } from '../../src/protocol/ckks-inference/messages.js';
 import { FALSE_ALARM, variance } from './stats.js';
@@ -178,7 +178,10 @@ function varianceRatio(a: number[], b: number[]): { logRatio: number; bound: num
 
 test('smudging: the output noise does not depend on the computation (equal outputs, weights 100× apart)', async () => {
   const x = hiddenInputs(40);
-  const [bareA, bareB] = twinModels(x, { floodBits: 0 });
+  // The weakened service: no smudging, at the older 2^45 scales where the computation's noise is
+  // large enough to show in decoded doubles (at the default scales it sits below double precision,
+  // visible only to a client that decrypts to coefficients).
+  const [bareA, bareB] = twinModels(x, { ...HEURISTIC_SMUDGING, floodBits: 0 });
   const outA = applyMap(bareA.stages[0]!.map, x);
   const outB = applyMap(bareB.stages[0]!.map, x);
   // Equal up to the float32 rounding of B's weights.
