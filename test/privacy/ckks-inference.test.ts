@@ -8,12 +8,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Dense, Model, Relu } from '../../src/nn/index.js';
+import { AvgPool2d, Conv2d, Dense, Flatten, Model, Relu } from '../../src/nn/index.js';
 import { applyMap } from '../../src/tensor/sparse-linear.js';
 import {
   CkksInferenceClient, CkksInferenceService, DEFAULT_CKKS_PROTOCOL, HEURISTIC_SMUDGING, clientActivations, compileCkksModel, inProcessCkksTransport, type CompiledCkksModel, type CkksProtocolParams,
 } from '../../src/protocol/ckks-inference/index.js';
-import type { Routing } from '../../src/protocol/ckks-inference/messages.js';
+import type { OpenReply, RoundReply, Routing } from '../../src/protocol/ckks-inference/messages.js';
 import { FALSE_ALARM, variance } from './stats.js';
 
 /** Deterministic pseudo-random numbers in [−1, 1) (public test data). */
@@ -29,8 +29,11 @@ const first = new Dense({ inFeatures: IN, outFeatures: HIDDEN, weights: wave(IN 
 const lastWeights = wave(HIDDEN * OUT, 3);
 const model = (weights = lastWeights): Model => new Model([IN], [first, new Relu(), new Dense({ inFeatures: HIDDEN, outFeatures: OUT, weights })]);
 
-/** What the client saw: per session, per stage, the values it decrypted (in the order it holds them). */
-type Views = Float64Array[][];
+/**
+ * What the client saw: per session, per stage, the values it decrypted (in the order it holds
+ * them); `windows` has the window sizes each reply announced.
+ */
+type Views = Float64Array[][] & { windows: (ArrayLike<number> | null)[][] };
 
 /**
  * Runs one session per input and returns what the client decrypted in every round. The client is
@@ -38,7 +41,7 @@ type Views = Float64Array[][];
  */
 async function run(compiled: CompiledCkksModel, samples: Float32Array[]): Promise<Views> {
   const service = await CkksInferenceService.create(compiled);
-  const views: Views = [];
+  const views: Views = Object.assign([], { windows: [] as (ArrayLike<number> | null)[][] });
   try {
     const direct = inProcessCkksTransport(service);
     let client: CkksInferenceClient | undefined;
@@ -46,15 +49,17 @@ async function run(compiled: CompiledCkksModel, samples: Float32Array[]): Promis
     const spy = {
       ...direct,
       open: async (request: unknown) => {
-        const reply = await direct.open(request as never);
+        const reply = (await direct.open(request as never)) as OpenReply;
         routing = reply.routing;
         views.push([]);
+        views.windows.push([]);
         return reply;
       },
       round: async (request: unknown) => {
-        const reply = await direct.round(request as never);
+        const reply = (await direct.round(request as never)) as RoundReply;
         const reader = client as unknown as { decryptGroups(r: Routing, o: Uint8Array[]): Float64Array };
         views.at(-1)!.push(reader.decryptGroups(routing!, reply.outputs));
+        views.windows.at(-1)!.push(reply.windowSizes);
         routing = reply.next;
         return reply;
       },
@@ -192,4 +197,76 @@ test('smudging: the output noise does not depend on the computation (equal outpu
   const [a, b] = twinModels(x, {});
   const smudged = varianceRatio(await logitNoise(a, x, 2), await logitNoise(b, x, 2));
   assert.ok(smudged.logRatio <= smudged.bound, `noise variances differ between the models: ${JSON.stringify(smudged)} (false alarm ${FALSE_ALARM})`);
+});
+
+test('routing (documented): a convolution’s routing table tells the client each output’s receptive field, not its channel', async () => {
+  // 1×6×6 input, 3 channels of 3×3 kernels: 16 positions × 3 channels of outputs.
+  const conv = new Model([1, 6, 6], [
+    new Conv2d({ outChannels: 3, inChannels: 1, kernel: [3, 3], weights: wave(27, 5), bias: wave(3, 6) }),
+    new Relu(),
+    new Flatten(),
+    new Dense({ inFeatures: 48, outFeatures: 4, weights: wave(192, 7) }),
+  ]);
+  const compiled = compileCkksModel(conv, wave(36 * 10, 8).map((v) => (v + 1) / 2), params({ stageLayout: 'routed' }));
+  const service = await CkksInferenceService.create(compiled);
+  try {
+    const client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(compiled));
+    const { routing } = service.open({ version: 1, keyId: client.keyId });
+    client.dispose();
+    // The input pixels that feed each output: the service's fold adds slot s of every input
+    // ciphertext into output s mod P, for a power of two P ≥ the group's size (any such P below the
+    // real period gives the same residues), so a client reads the table as, per output, its inputs.
+    const fields: string[] = [];
+    for (const group of routing.groups) {
+      const period = 2 ** Math.ceil(Math.log2(group.size));
+      const sets = Array.from({ length: group.size }, () => new Set<number>());
+      for (const row of group.sources) row.forEach((p, slot) => p >= 0 && sets[slot % period]!.add(p));
+      for (const set of sets) fields.push([...set].sort((a, b) => a - b).join(','));
+    }
+    assert.equal(fields.length, 48);
+    const distinct = new Set(fields);
+    assert.equal(distinct.size, 16, 'one receptive field per spatial position: the client learns positions');
+    for (const f of distinct) {
+      assert.equal(fields.filter((g) => g === f).length, 3, 'the three channels of a position share it: channels stay hidden');
+      const pixels = f.split(',').map(Number);
+      const rows = new Set(pixels.map((p) => Math.floor(p / 6)));
+      const cols = new Set(pixels.map((p) => p % 6));
+      assert.ok(pixels.length === 9 && rows.size === 3 && cols.size === 3, `a 3×3 patch: ${f}`);
+    }
+  } finally {
+    service.dispose();
+  }
+});
+
+test('average pools at the client (documented): a window’s cells share a factor, so their ratios show', async () => {
+  // 1×6×6 → 2 channels of 4×4 → ReLU → 2×2 average pool (evaluated by the client) → 4 outputs.
+  const pooled = new Model([1, 6, 6], [
+    new Conv2d({ outChannels: 2, inChannels: 1, kernel: [3, 3], weights: wave(18, 9), bias: wave(2, 10) }),
+    new Relu(),
+    new AvgPool2d({ kernel: [2, 2] }),
+    new Flatten(),
+    new Dense({ inFeatures: 8, outFeatures: 4, weights: wave(32, 11) }),
+  ]);
+  const x = wave(36, 12).map((v) => (v + 1) / 2);
+  const compiled = compileCkksModel(pooled, wave(36 * 10, 13).map((v) => (v + 1) / 2));
+  const windows = compiled.stages[0]!.activation!.windows!;
+  assert.ok(windows.length === 8 && compiled.stages[0]!.activation!.pool === 'avg');
+  const views = await run(compiled, [x]);
+  const seen = views[0]![0]!;
+  const sizes = Array.from(views.windows[0]![0]!);
+  // A window's cells as the scale-free shape the shared factor leaves: sorted, over the largest.
+  const shape = (cells: number[]): number[] => {
+    const top = Math.max(...cells.map(Math.abs));
+    return cells.map((c) => c / top).sort((a, b) => a - b);
+  };
+  const truth = applyMap(compiled.stages[0]!.map, x);
+  const trueShapes = windows.map((cells) => shape(Array.from(cells, (c) => truth[c]!)));
+  let at = 0;
+  let matched = 0;
+  for (const size of sizes) {
+    const mine = shape(Array.from(seen.subarray(at, at + size)));
+    at += size;
+    if (trueShapes.some((t) => t.every((v, i) => Math.abs(v - mine[i]!) < 1e-3))) matched++;
+  }
+  assert.equal(matched, windows.length, 'every window the client sees has the ratios of a true window');
 });

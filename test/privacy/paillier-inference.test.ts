@@ -212,6 +212,23 @@ test('no common factor: the gcd of a window’s cells is below 2^8 (a window sha
     }
   }
   assert.ok(windows >= 50);
+  // The documented leak: a window's cells share their factor, so their ratios come through (up to
+  // the noise, |e| < r/2): compare with the service's own stage outputs, window by window.
+  const perms = evaluator.permutations();
+  const blindedRounds = evaluator.packs.map((p, i) => ({ p, perm: perms[i]! })).filter(({ p }) => p.factors);
+  let kept = 0;
+  let compared = 0;
+  blindedRounds.forEach(({ p, perm }, session) => {
+    const truth = p.stageOutputs.map((c) => Number(decryptSigned(keys, c)));
+    const seen = views[session]!.rounds[0]!.values.map((x) => Number(x[0]!));
+    for (let w = 0; w < seen.length; w += 4) {
+      const [a, b] = [truth[perm[w]!]!, truth[perm[w + 1]!]!];
+      if (Math.abs(a) < 64 || Math.abs(b) < 64) continue;
+      compared++;
+      if (Math.abs(seen[w]! / seen[w + 1]! - a / b) <= 0.02 * Math.abs(a / b)) kept++;
+    }
+  });
+  assert.ok(compared >= 20 && kept === compared, `ratios inside windows: ${kept}/${compared}`);
   // Without the additive noise every such gcd is a multiple of r ≥ 2^8; with it, three or four
   // unrelated integers share a factor ≥ 256 with probability far below 1e-4.
   assert.ok(large <= windows * 0.02, `${large} of ${windows} windows have a common factor ≥ 2^8`);

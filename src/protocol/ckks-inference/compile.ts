@@ -46,9 +46,10 @@ export interface CkksProtocolParams {
  * that and picks the smallest ring at 128-bit security — three ~46-bit primes and N = 8192 for the
  * committed models (`ckks` below is only the starting ring). Smudging: every ciphertext that
  * leaves gets an encryption of zero whose noise is 2^98 times a fresh encryption's
- * (`smudging.ts`), 2^46 times the computation's noise bound, so the client's view is within
- * statistical distance 2^-40 of one that does not depend on the weights (docs/security.md);
- * decoded, that noise has a standard deviation of about 10^-5.
+ * (`smudging.ts`), 2^51 times the computation's noise on the committed models: statistical
+ * distance below 2^-40 for any model whose effective weights have Σ w² ≤ 2^25 per output
+ * (docs/security.md says what this does and does not cover); decoded, that noise has a standard
+ * deviation of about 10^-5.
  */
 export const DEFAULT_CKKS_PROTOCOL: CkksProtocolParams = {
   ckks: { polyModulusDegree: 8192, coeffModulusBits: [60, 60, 60], scaleBits: 45 },

@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { randomBits } from '../../math/random.js';
+import { randomBytes } from '../../math/random.js';
 import { addInPlace, free, mulPlain, type CkksCiphertext, type CkksContext, type CkksServiceKeys } from '../../schemes/ckks/index.js';
 
 /**
@@ -34,7 +34,9 @@ export const MAX_FLOOD_BITS = 2 * MAX_SPREAD_BITS - 2;
 
 /** Real values uniform in [−1, 1), from the CSPRNG (53 bits each). */
 function uniformReals(count: number): Float64Array {
-  return Float64Array.from({ length: count }, () => Number(randomBits(53)) / 2 ** 52 - 1);
+  const bytes = randomBytes(8 * count);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return Float64Array.from({ length: count }, (_, i) => ((view.getUint32(8 * i) & 0x1fffff) * 2 ** 32 + view.getUint32(8 * i + 4)) / 2 ** 52 - 1);
 }
 
 /**
