@@ -12,19 +12,6 @@ export default {
   commandRunner: {
     command: 'node --import tsx --test --test-reporter=dot test/privacy/paillier-inference.test.ts test/privacy/paillier-scheme.test.ts test/privacy/two-servers.test.ts',
   },
-  mutate: [
-    'src/protocol/paillier-inference/session-math.ts:35-39',
-    'src/protocol/paillier-inference/session-math.ts:53-64',
-    'src/protocol/paillier-inference/session-math.ts:88-99',
-    'src/protocol/paillier-inference/service.ts:272-272',
-    'src/protocol/paillier-inference/service.ts:280-283',
-    'src/protocol/paillier-inference/service.ts:330-340',
-    'src/protocol/paillier-inference/service.ts:358-361',
-    'src/schemes/paillier/noise.ts:58-70',
-    'src/schemes/paillier/tensor-file.ts:90-90',
-    'src/protocol/two-server/compute-server.ts:426-426',
-    'src/protocol/multikey/service-engine.ts:78-78',
-    'src/train/smlp/model.ts:40-40',
-  ],
+  mutate: base.mutate.filter((m) => !m.includes('ckks-inference')),
   jsonReporter: { fileName: 'reports/mutation/mutation-quick.json' },
 };

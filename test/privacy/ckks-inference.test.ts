@@ -14,7 +14,7 @@ import {
   CkksInferenceClient, CkksInferenceService, DEFAULT_CKKS_PROTOCOL, HEURISTIC_SMUDGING, clientActivations, compileCkksModel, inProcessCkksTransport, type CompiledCkksModel, type CkksProtocolParams,
 } from '../../src/protocol/ckks-inference/index.js';
 import type { OpenReply, RoundReply, Routing } from '../../src/protocol/ckks-inference/messages.js';
-import { FALSE_ALARM, variance } from './stats.js';
+import { FALSE_ALARM, chiSquareUniform, variance } from './stats.js';
 
 /** Deterministic pseudo-random numbers in [−1, 1) (public test data). */
 function wave(length: number, phase: number): Float32Array {
@@ -269,4 +269,28 @@ test('average pools at the client (documented): a window’s cells share a facto
     if (trueShapes.some((t) => t.every((v, i) => Math.abs(v - mine[i]!) < 1e-3))) matched++;
   }
   assert.equal(matched, windows.length, 'every window the client sees has the ratios of a true window');
+});
+
+test('blinding factors are log-uniform in [1, 2^blindBits) and fresh per session', async () => {
+  const service = await CkksInferenceService.create(real);
+  try {
+    const client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(real));
+    // The service's own draws (its private session state), for sessions opened and never run.
+    const sessions = (service as unknown as { sessions: Map<string, { factors: Float64Array[] }> }).sessions;
+    const counts = new Array<number>(16).fill(0);
+    const firsts = new Set<number>();
+    for (let k = 0; k < 20; k++) {
+      const { sessionId } = service.open({ version: 1, keyId: client.keyId });
+      const factors = sessions.get(sessionId)!.factors[0]!;
+      firsts.add(factors[0]!);
+      for (const f of factors) counts[Math.floor((Math.log2(f) / real.params.blindBits) * 16)]!++;
+      service.close(sessionId);
+    }
+    client.dispose();
+    assert.equal(counts.reduce((a, b) => a + b), 20 * HIDDEN, 'every factor in [1, 2^blindBits)');
+    assert.ok(chiSquareUniform(counts).pValue >= FALSE_ALARM, `log2(factor) counts ${counts}`);
+    assert.equal(firsts.size, 20, 'a fresh factor per session');
+  } finally {
+    service.dispose();
+  }
 });
