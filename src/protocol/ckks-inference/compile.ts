@@ -62,9 +62,9 @@ export const DEFAULT_CKKS_PROTOCOL: CkksProtocolParams = {
 
 /**
  * The smudging margin blindml used before the statistical default, for comparisons only: inputs
- * and weights at 2^45, noise 2^66 times a fresh encryption's — about 2^16 above the computation's
- * noise on the committed models, a heuristic margin with no statistical-distance guarantee.
- * Pass it (or parts of it) explicitly to `compileCkksModel`.
+ * and weights at 2^45, noise 2^66 times a fresh encryption's — only 2^14 to 2^20 above the
+ * computation's noise on the committed models, a heuristic margin with no statistical-distance
+ * guarantee. Pass it (or parts of it) explicitly to `compileCkksModel`.
  */
 export const HEURISTIC_SMUDGING: Pick<CkksProtocolParams, 'inputScaleBits' | 'weightScaleBits' | 'floodBits'> = {
   inputScaleBits: 45,
