@@ -52,6 +52,9 @@ test('tensor files: a ciphertext that is not yet obfuscated is written with fres
     assert.notEqual(randomnessOf(privateKey, c.value), randomnessOf(privateKey, computed[i]!.value), 'the file carries the computation’s own randomness');
     assert.equal(privateKey.decryptSigned(c), privateKey.decryptSigned(computed[i]!));
   });
+  // A caller that asks for no obfuscation gets the values as they are (and takes the risk).
+  const raw = decodeCiphertextTensor(encodeCiphertextTensor({ shape: [3], ciphertexts: computed, exponent: 0 }, { obfuscate: false }), { insecure: true, expectedKey: publicKey });
+  assert.deepEqual(raw.ciphertexts.map((c) => c.value), computed.map((c) => c.value));
   // Fresh encryptions are already obfuscated and are written as they are.
   const same = decodeCiphertextTensor(encodeCiphertextTensor({ shape: [3], ciphertexts: fresh, exponent: 0 }), { insecure: true, expectedKey: publicKey });
   assert.deepEqual(same.ciphertexts.map((c) => c.value), fresh.map((c) => c.value));
