@@ -1,6 +1,6 @@
-// The short mutation-testing configuration: the lines that do the hiding in Paillier inference,
-// the Paillier scheme, the two-server protocols and the Secure MLP's start, against the fast
-// privacy tests (no CKKS: its tests take most of a full run). See stryker.config.json.
+// The first half of `npm run test:mutation` (and the quick configuration on its own): the hiding
+// lines of Paillier inference, the Paillier scheme, the two-server protocols and the Secure MLP's
+// start, against the fast privacy tests; stryker.ckks.config.mjs is the CKKS half.
 import { readFileSync } from 'node:fs';
 
 const base = JSON.parse(readFileSync(new URL('./stryker.config.json', import.meta.url), 'utf8'));
