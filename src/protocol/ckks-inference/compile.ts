@@ -40,20 +40,35 @@ export interface CkksProtocolParams {
 }
 
 /**
- * The defaults. One plaintext multiplication per stage and no rescaling: inputs at 2^45, weights
- * at 2^45, product 2^90, plus the largest value (blinding 2^6 × calibrated range × headroom 8 ≈
+ * The defaults. One plaintext multiplication per stage and no rescaling: inputs at 2^86, weights
+ * at 2^40, product 2^126, plus the largest value (blinding 2^6 × calibrated range × headroom 8 ≈
  * 2^9 for normalized stages, more for logits); {@link compileCkksModel} sizes the data primes from
- * that and picks the smallest ring at 128-bit security — two ~52-bit primes and N = 8192 for the
- * committed models (`ckks` below is only the starting ring). The computation's noise is about
- * 2^65; the smudging noise added before results leave is a fresh encryption's (≈ 2^13) times
- * 2^floodBits.
+ * that and picks the smallest ring at 128-bit security — three ~46-bit primes and N = 8192 for the
+ * committed models (`ckks` below is only the starting ring). Smudging: every ciphertext that
+ * leaves gets an encryption of zero whose noise is 2^98 times a fresh encryption's
+ * (`smudging.ts`), 2^51 times the computation's noise on the committed models: statistical
+ * distance below 2^-40 for any model whose effective weights have Σ w² ≤ 2^25 per output
+ * (docs/security.md says what this does and does not cover); decoded, that noise has a standard
+ * deviation of about 10^-5.
  */
 export const DEFAULT_CKKS_PROTOCOL: CkksProtocolParams = {
   ckks: { polyModulusDegree: 8192, coeffModulusBits: [60, 60, 60], scaleBits: 45 },
-  inputScaleBits: 45,
-  weightScaleBits: 45,
+  inputScaleBits: 86,
+  weightScaleBits: 40,
   blindBits: 6,
   headroom: 8,
+  floodBits: 98,
+};
+
+/**
+ * The smudging margin blindml used before the statistical default, for comparisons only: inputs
+ * and weights at 2^45, noise 2^66 times a fresh encryption's — only 2^14 to 2^20 above the
+ * computation's noise on the committed models, a heuristic margin with no statistical-distance
+ * guarantee. Pass it (or parts of it) explicitly to `compileCkksModel`.
+ */
+export const HEURISTIC_SMUDGING: Pick<CkksProtocolParams, 'inputScaleBits' | 'weightScaleBits' | 'floodBits'> = {
+  inputScaleBits: 45,
+  weightScaleBits: 45,
   floodBits: 66,
 };
 

@@ -5,7 +5,7 @@
  *
  * @module
  */
-export { compileCkksModel, DEFAULT_CKKS_PROTOCOL, type CompiledCkksModel, type CkksProtocolParams, type CkksStage } from './compile.js';
+export { compileCkksModel, DEFAULT_CKKS_PROTOCOL, HEURISTIC_SMUDGING, type CompiledCkksModel, type CkksProtocolParams, type CkksStage } from './compile.js';
 export { CkksInferenceService, UnknownSessionError, UnknownKeysError, OutOfOrderError } from './service.js';
 export { CkksInferenceClient, type CkksTransport, type ClientActivation, type CkksPrediction, type CkksPredictionStats } from './client.js';
 export { inProcessCkksTransport, clientActivations } from './in-process.js';

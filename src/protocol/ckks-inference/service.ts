@@ -13,7 +13,7 @@
 import { BlindmlError, FormatError } from '../../errors.js';
 import { randomBits } from '../../math/random.js';
 import {
-  CkksCiphertext, CkksContext, CkksServiceKeys, addInPlace, free, mulPlain, rotate, type CkksParameters, type PlainText,
+  CkksCiphertext, CkksContext, CkksServiceKeys, addInPlace, free, rotate, type CkksParameters,
 } from '../../schemes/ckks/index.js';
 import type { CompiledCkksModel } from './compile.js';
 import { diagonalSources, diagonalSteps, type DiagonalPlan } from './diagonal.js';
@@ -22,6 +22,7 @@ import { foldSteps, nextSourceIndex, outputOrder, routeStage, type GroupLayout, 
 import { sharedCounts, sharedGroups } from './shared.js';
 import { planStage, type StagePlan } from './stage-plan.js';
 import { stageTerms, type StageDraw } from './stage-terms.js';
+import { smudgingZero } from './smudging.js';
 import { clientActivations } from './in-process.js';
 import {
   DescribeReply, KeysReply, KeysRequest, OpenReply, OpenRequest, PROTOCOL_VERSION, RoundReply, RoundRequest, parseMessage, type Routing,
@@ -92,7 +93,6 @@ export class CkksInferenceService {
   private readonly sessions = new Map<string, Session>();
   /** Loaded client keys by key id, least recently used first. */
   private readonly keys = new Map<string, CkksServiceKeys>();
-  private floodConstant: PlainText | undefined;
   /** Smudging ciphertexts made ahead of time, per key id. */
   private readonly floods = new Map<string, CkksCiphertext[]>();
   private readonly galoisSteps: number[];
@@ -515,22 +515,13 @@ export class CkksInferenceService {
   }
 
   private makeFlood(keys: CkksServiceKeys): CkksCiphertext {
-    const bits = this.model.params.floodBits;
-    const scale = 2 ** (this.model.params.inputScaleBits + this.model.params.weightScaleBits);
-    const zero = keys.encrypt(new Float64Array(0), scale / 2 ** bits);
-    // The constant 2^floodBits is the same for every key and session: encode it once.
-    this.floodConstant ??= this.context.encode(new Float64Array(this.context.slots).fill(1), 2 ** bits);
-    try {
-      return mulPlain(zero, this.floodConstant);
-    } finally {
-      zero.free();
-    }
+    const { floodBits, inputScaleBits, weightScaleBits } = this.model.params;
+    return smudgingZero(this.context, keys, 2 ** (inputScaleBits + weightScaleBits), floodBits);
   }
 
   /**
-   * Adds Enc(0)·2^floodBits: a fresh encryption of zero at scale/2^floodBits, multiplied by the
-   * constant 2^floodBits (an exact integer multiplication), so its noise is 2^floodBits times a
-   * fresh encryption's and dominates the noise the computation left.
+   * Adds an encryption of zero whose noise is 2^floodBits times a fresh encryption's and spreads
+   * over every integer (`smudging.ts`), so it dominates the noise the computation left.
    */
   private flood(acc: CkksCiphertext, keys: CkksServiceKeys): void {
     const big = this.floods.get(keys.keyId)?.pop() ?? this.makeFlood(keys);
@@ -576,8 +567,6 @@ export class CkksInferenceService {
     for (const id of [...this.floods.keys()]) this.dropFloods(id);
     for (const k of this.keys.values()) k.dispose();
     this.keys.clear();
-    free(this.floodConstant);
-    this.floodConstant = undefined;
     this.context.dispose();
   }
 }

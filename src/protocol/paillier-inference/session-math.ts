@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { randomBits, randomBytes } from '../../math/random.js';
+import { randomBelow, randomBits, randomBytes } from '../../math/random.js';
 import { SlotLayout } from '../../schemes/paillier/packing.js';
 import type { SparseLinearMap } from '../../tensor/sparse-linear.js';
 import type { CompiledPaillierModel } from './compile.js';
@@ -33,7 +33,9 @@ export function replicator(slotBits: number, k: number): bigint {
  */
 export function blindingFactor(blindBits: number, mantissaBits: number): bigint {
   const mantissa = (1n << BigInt(mantissaBits)) | randomBits(mantissaBits);
-  const shift = blindBits > 0 ? Number(randomBits(8)) % (blindBits + 1) : 0;
+  // Rejection sampling: a byte reduced modulo blindBits + 1 would favour small shifts whenever
+  // 256 is not a multiple of blindBits + 1 (e.g. 37/256 against 36/256 for blindBits = 6).
+  const shift = blindBits > 0 ? Number(randomBelow(BigInt(blindBits + 1))) : 0;
   return mantissa << BigInt(shift);
 }
 

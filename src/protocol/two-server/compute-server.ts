@@ -410,7 +410,7 @@ export class ComputeServer {
     return { spec, rows: s.cols, cols: o.rows.length, bits: s.bits, cts: tc, masks: tm };
   }
 
-  /** Packs Enc(v_i) into slots of `slotBits` bits and adds the packed masks: Enc(v_i + r_i) per slot. */
+  /** Packs Enc(v_i) into slots of `slotBits` bits, adds the packed masks and re-randomizes: Enc(v_i + r_i) per slot. */
   private async maskAndPack(cts: readonly bigint[], masks: readonly bigint[], slotBits: number): Promise<bigint[]> {
     if (cts.length === 0) return [];
     const layout = maskedLayout(this.publicKey.bits, slotBits);
@@ -421,7 +421,9 @@ export class ComputeServer {
       let m = 0n;
       const end = Math.min(cts.length, (g + 1) * layout.slots);
       for (let i = end - 1; i >= g * layout.slots; i--) m = (m << s) + masks[i]!;
-      return (c * plainFactor(m, this.publicKey)) % nSquared;
+      // Fresh noise: S2 made the randomness of the ciphertexts it returned earlier, so a packed
+      // product of them would let it link values across rounds and test guesses of S1's masks.
+      return (((c * plainFactor(m, this.publicKey)) % nSquared) * this.publicKey.noiseSource.next()) % nSquared;
     });
   }
 

@@ -35,8 +35,14 @@ export interface SmlpConfig {
   readonly batchLog2: number;
   /** Learning rate 2^−k. */
   readonly lrLog2: number;
-  /** Seed of the initial weights and of each epoch's data order. */
+  /** Seed of each epoch's data order (public: S1 picks the batches from it). */
   readonly seed: number;
+  /**
+   * A secret seed of the initial weights, known to the user only, for reproducible runs. Without
+   * it (the default) the user draws them from the CSPRNG. Never derived from `seed`: S1 knows that
+   * one, and with it the starting point.
+   */
+  readonly weightSeed?: number;
 }
 
 /**

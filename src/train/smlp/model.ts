@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { randomBits } from '../../math/random.js';
 import { SeededRandom } from '../fe/prng.js';
 import { toFixed, type SmlpConfig } from './config.js';
 
@@ -13,9 +14,30 @@ export interface FixedWeights {
   readonly w2: bigint[];
 }
 
-/** He-style initial weights from the seed, biases 0. */
+/** Standard normal numbers from the CSPRNG (Box–Muller on 53-bit uniforms). */
+class CryptoNormals {
+  private spare: number | undefined;
+
+  normal(): number {
+    if (this.spare !== undefined) {
+      const s = this.spare;
+      this.spare = undefined;
+      return s;
+    }
+    const u = (Number(randomBits(53)) + 1) / 2 ** 53; // in (0, 1]: log(u) is finite
+    const v = Number(randomBits(53)) / 2 ** 53;
+    const r = Math.sqrt(-2 * Math.log(u));
+    this.spare = r * Math.sin(2 * Math.PI * v);
+    return r * Math.cos(2 * Math.PI * v);
+  }
+}
+
+/**
+ * He-style initial weights, biases 0: from the CSPRNG, or from the user's secret `weightSeed`
+ * when one is set — never from the public batch-order seed.
+ */
 export function initialWeights(c: SmlpConfig, features: number): FixedWeights {
-  const rng = new SeededRandom(c.seed);
+  const rng = c.weightSeed === undefined ? new CryptoNormals() : new SeededRandom(c.weightSeed);
   const cols = features + 1;
   const w1: bigint[] = [];
   for (let i = 0; i < c.hidden; i++) {
