@@ -15,7 +15,7 @@ import type { AvgPool2d, Layer } from '../../nn/layers.js';
 import { linearMapOf, poolWindows, type LinearLayer } from '../../nn/linear-maps.js';
 import type { Model } from '../../nn/model.js';
 import { sizeOf, type Shape } from '../../nn/shape.js';
-import { buildSparseMap, composeMaps, termCount, type SparseLinearMap } from '../../tensor/sparse-linear.js';
+import { applyMap, buildSparseMap, composeMaps, termCount, type SparseLinearMap } from '../../tensor/sparse-linear.js';
 
 /** An elementwise activation the client applies. */
 export type Elementwise = 'relu' | 'sigmoid' | 'tanh';
@@ -42,11 +42,20 @@ export interface ActivationGroup {
   readonly homogeneous: boolean;
 }
 
+/** The source that stands for the model input (the client's encrypted input). */
+export const MODEL_INPUT = -1;
+
 /**
  * Linear maps the service evaluates one after the other (consecutive linear layers, composed when
  * that stores fewer terms), then the activation group after them (none for the last stage).
+ *
+ * The first map reads the concatenation of `sources` in order: {@link MODEL_INPUT} for the model
+ * input, k ≥ 0 for the values stage k's activation round returned. A chain reads [−1], [0], [1], …;
+ * a residual add or a concatenation reads several earlier rounds (a skip connection is extra
+ * columns of the map).
  */
 export interface Stage {
+  readonly sources: readonly number[];
   readonly linears: readonly SparseLinearMap[];
   readonly activation: ActivationGroup | null;
 }
@@ -102,7 +111,7 @@ export function planModel(model: Model, options: PlanOptions = {}): InferencePla
   let linears: SparseLinearMap[] = [];
   let group: GroupBuilder | null = null;
   const close = (activation: ActivationGroup | null, size: number): void => {
-    stages.push({ linears: linears.length ? linears : [identityMap(size)], activation });
+    stages.push({ sources: [stages.length - 1], linears: linears.length ? linears : [identityMap(size)], activation });
     linears = [];
   };
   for (let i = 0; i < end; i++) {
@@ -136,7 +145,108 @@ export function planModel(model: Model, options: PlanOptions = {}): InferencePla
   } else {
     close(null, model.inputSize);
   }
-  return { inputShape: model.inputShape, stages, outputActivation, outputSize: model.outputSize };
+  const plan = { inputShape: model.inputShape, stages, outputActivation, outputSize: model.outputSize };
+  checkPlan(plan);
+  return plan;
+}
+
+/** Values source k holds: the model input's size for {@link MODEL_INPUT}, else round k's outputs. */
+export function sourceSize(plan: InferencePlan, source: number): number {
+  return source === MODEL_INPUT ? sizeOf(plan.inputShape) : plan.stages[source]!.activation!.outputSize;
+}
+
+/**
+ * Per source (index source + 1, so the model input is index 0): the last stage that reads it, −1
+ * for none. A party keeps a source's values until that stage has run.
+ */
+export function lastReaders(stages: readonly { readonly sources: readonly number[] }[]): Int32Array {
+  const last = new Int32Array(stages.length + 1).fill(-1);
+  stages.forEach((stage, s) => {
+    for (const k of stage.sources) last[k + 1] = s;
+  });
+  return last;
+}
+
+/**
+ * Checks that every stage reads earlier activation rounds (or the input), each once, and that its
+ * first map takes exactly their values; that only the last stage lacks an activation, and every
+ * round is read by a later stage.
+ *
+ * @throws UnsupportedModelError naming the first stage that breaks a rule.
+ */
+export function checkPlan(plan: InferencePlan): void {
+  const n = plan.stages.length;
+  if (n === 0) throw new UnsupportedModelError('the plan has no stages');
+  plan.stages.forEach((stage, s) => {
+    if (stage.sources.length === 0) throw new UnsupportedModelError(`stage ${s} reads no source`);
+    if (new Set(stage.sources).size !== stage.sources.length) throw new UnsupportedModelError(`stage ${s} reads a source twice`);
+    for (const k of stage.sources) {
+      if (!Number.isInteger(k) || k < MODEL_INPUT || k >= s) throw new UnsupportedModelError(`stage ${s} reads source ${k}: only the input (−1) and earlier rounds`);
+    }
+    if ((stage.activation === null) !== (s === n - 1)) throw new UnsupportedModelError(`stage ${s}: every stage but the last ends in an activation round`);
+    if (stage.linears.length === 0) throw new UnsupportedModelError(`stage ${s} has no linear map`);
+    const cols = stage.sources.reduce((a, k) => a + sourceSize(plan, k), 0);
+    if (stage.linears[0]!.cols !== cols) throw new UnsupportedModelError(`stage ${s}: its map takes ${stage.linears[0]!.cols} values, its sources hold ${cols}`);
+    for (let m = 1; m < stage.linears.length; m++) {
+      if (stage.linears[m]!.cols !== stage.linears[m - 1]!.rows) throw new UnsupportedModelError(`stage ${s}: map ${m} does not take map ${m - 1}'s outputs`);
+    }
+    const rows = stage.linears[stage.linears.length - 1]!.rows;
+    const wanted = stage.activation ? stage.activation.inputSize : plan.outputSize;
+    if (rows !== wanted) throw new UnsupportedModelError(`stage ${s}: ${rows} outputs for ${wanted} values`);
+  });
+  const readers = lastReaders(plan.stages);
+  for (let k = 0; k < n - 1; k++) if (readers[k + 1]! < 0) throw new UnsupportedModelError(`round ${k}'s values are read by no later stage`);
+}
+
+/**
+ * A stage's input: the values of its `sources` concatenated (`returned[k]` = round k's values).
+ *
+ * @throws RangeError if a source's values are not given.
+ */
+export function gatherSources(sources: readonly number[], input: ArrayLike<number>, returned: readonly (ArrayLike<number> | null | undefined)[]): Float64Array {
+  const parts = sources.map((k) => {
+    const part = k === MODEL_INPUT ? input : returned[k];
+    if (!part) throw new RangeError(`source ${k} is not available`);
+    return part;
+  });
+  const out = new Float64Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** What {@link evaluatePlan} reports as it goes. */
+export interface PlanObserver {
+  /** After linear map m of stage s. */
+  map?(s: number, m: number, y: Float64Array): void;
+  /** After stage s's activation round. */
+  activation?(s: number, y: Float64Array): void;
+}
+
+/**
+ * Runs the plan in floating point on one input (the reference every protocol is checked against,
+ * and the calibration pass).
+ */
+export function evaluatePlan(plan: InferencePlan, input: ArrayLike<number>, observe: PlanObserver = {}): Float64Array {
+  const returned: (Float64Array | null)[] = plan.stages.map(() => null);
+  let out: Float64Array = new Float64Array(0);
+  plan.stages.forEach((stage, s) => {
+    let x: Float64Array = gatherSources(stage.sources, input, returned);
+    stage.linears.forEach((map, m) => {
+      x = applyMap(map, x);
+      observe.map?.(s, m, x);
+    });
+    if (!stage.activation) {
+      out = x;
+      return;
+    }
+    returned[s] = applyGroup(stage.activation, x);
+    observe.activation?.(s, returned[s]);
+  });
+  return out;
 }
 
 /** True if storing second∘first takes fewer terms than the two apart (e.g. conv then average pooling). */
