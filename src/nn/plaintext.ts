@@ -10,8 +10,8 @@
  * @module
  */
 import { ShapeError } from '../errors.js';
-import type { AvgPool2d, Conv2d, Dense, Layer, MaxPool2d } from './layers.js';
-import type { Model } from './model.js';
+import type { Affine, AvgPool2d, Conv2d, Dense, Layer, MaxPool2d } from './layers.js';
+import type { Model, ModelNode } from './model.js';
 import { formatShape, sizeOf, type Shape } from './shape.js';
 
 /** Options of {@link runPlaintext}. */
@@ -19,13 +19,15 @@ export interface RunOptions {
   /** Samples per chunk (default 64): bounds memory to a chunk's activations. */
   readonly chunkSize?: number;
   /**
-   * Sees every layer's output, chunk by chunk: `output` holds `count` samples (row-major, sample
-   * after sample) starting at sample `first`. Used to calibrate fixed-point scales. The array
-   * must not be modified.
+   * Sees every node's output, chunk by chunk: `output` holds `count` samples (row-major, sample
+   * after sample) starting at sample `first`; `index` is the node's position in `model.nodes`
+   * (for a chain, the layer's index). Used to calibrate fixed-point scales. The array must not
+   * be modified.
    */
   readonly onLayer?: (event: {
     readonly index: number;
     readonly layer: Layer;
+    readonly node: ModelNode;
     readonly output: Float64Array;
     readonly first: number;
     readonly count: number;
@@ -57,16 +59,37 @@ export function runPlaintext(
   const total = inputs.length / inSize;
   const outSize = model.outputSize;
   const outputs = new Float64Array(total * outSize);
+  const lastRead = lastReaders(model);
   for (let first = 0; first < total; first += chunkSize) {
     const count = Math.min(chunkSize, total - first);
-    let x: Float64Array = Float64Array.from(inputs.subarray(first * inSize, (first + count) * inSize));
-    model.layers.forEach((layer, index) => {
-      x = runLayer(layer, model.shapes[index] as Shape, x, count);
-      options.onLayer?.({ index, layer, output: x, first, count });
+    const values = new Map<string, Float64Array>([
+      [model.inputName, Float64Array.from(inputs.subarray(first * inSize, (first + count) * inSize))],
+    ]);
+    model.nodes.forEach((node, index) => {
+      const args = node.inputs.map((t) => values.get(t) as Float64Array);
+      const output = runNode(node, node.inputs.map((t) => model.shapeOf(t)), args, count);
+      values.set(node.output, output);
+      options.onLayer?.({ index, layer: node.layer, node, output, first, count });
+      // Free what no later node reads, so memory stays at the graph's widest cut.
+      for (const t of node.inputs) if (lastRead.get(t) === index && t !== model.outputName) values.delete(t);
     });
-    outputs.set(x, first * outSize);
+    outputs.set(values.get(model.outputName) as Float64Array, first * outSize);
   }
   return outputs;
+}
+
+/** For each tensor, the index of the last node reading it. */
+function lastReaders(model: Model): Map<string, number> {
+  const last = new Map<string, number>();
+  model.nodes.forEach((node, index) => node.inputs.forEach((t) => last.set(t, index)));
+  return last;
+}
+
+function runNode(node: ModelNode, shapes: readonly Shape[], args: readonly Float64Array[], n: number): Float64Array {
+  const layer = node.layer;
+  if (layer.kind === 'add') return addAll(args);
+  if (layer.kind === 'concat') return concat(args, shapes, n);
+  return runLayer(layer, shapes[0] as Shape, args[0] as Float64Array, n);
 }
 
 /**
@@ -122,7 +145,7 @@ export function accuracy(predictions: ArrayLike<number>, labels: ArrayLike<numbe
   return correct / labels.length;
 }
 
-function runLayer(layer: Layer, inShape: Shape, x: Float64Array, n: number): Float64Array {
+function runLayer(layer: Exclude<Layer, { kind: 'add' | 'concat' }>, inShape: Shape, x: Float64Array, n: number): Float64Array {
   switch (layer.kind) {
     case 'conv2d':
       return conv2d(layer, inShape, x, n);
@@ -147,43 +170,157 @@ function runLayer(layer: Layer, inShape: Shape, x: Float64Array, n: number): Flo
       return map(x, (v) => horner(layer.coefficients, v));
     case 'softmax':
       return softmax(x, inShape[inShape.length - 1] ?? 1);
+    case 'logsoftmax':
+      return map(softmax(x, inShape[inShape.length - 1] ?? 1), Math.log);
+    case 'affine':
+      return affine(layer, inShape, x);
+    case 'transpose':
+    case 'pad':
+      return gather(layer.sourceIndices(inShape), sizeOf(inShape), x, n);
+    case 'leakyrelu': {
+      const alpha = layer.alpha;
+      return map(x, (v) => (v >= 0 ? v : alpha * v));
+    }
+    case 'gelu':
+      return map(x, (v) => 0.5 * v * (1 + erf(v * Math.SQRT1_2)));
+    case 'silu':
+      return map(x, (v) => v / (1 + Math.exp(-v)));
+    case 'hardswish':
+      return map(x, (v) => v * Math.min(Math.max(v / 6 + 0.5, 0), 1));
+    case 'clip': {
+      const { min, max } = layer;
+      return map(x, (v) => Math.min(Math.max(v, min), max));
+    }
   }
+}
+
+function affine(layer: Affine, inShape: Shape, x: Float64Array): Float64Array {
+  const { scale, bias } = layer.expand(inShape);
+  const size = scale.length;
+  const out = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const j = i % size;
+    out[i] = (scale[j] as number) * (x[i] as number) + (bias[j] as number);
+  }
+  return out;
+}
+
+/** out[s, o] = x[s, source[o]], or 0 where source[o] is −1. */
+function gather(source: Int32Array, inSize: number, x: Float64Array, n: number): Float64Array {
+  const outSize = source.length;
+  const out = new Float64Array(n * outSize);
+  for (let s = 0; s < n; s++) {
+    for (let o = 0; o < outSize; o++) {
+      const src = source[o] as number;
+      if (src >= 0) out[s * outSize + o] = x[s * inSize + src] as number;
+    }
+  }
+  return out;
+}
+
+function addAll(args: readonly Float64Array[]): Float64Array {
+  const out = Float64Array.from(args[0] as Float64Array);
+  for (const a of args.slice(1)) for (let i = 0; i < out.length; i++) out[i] = (out[i] as number) + (a[i] as number);
+  return out;
+}
+
+/** Per sample, the inputs' values one after the other (concatenation along the first axis). */
+function concat(args: readonly Float64Array[], shapes: readonly Shape[], n: number): Float64Array {
+  const sizes = shapes.map(sizeOf);
+  const outSize = sizes.reduce((a, b) => a + b, 0);
+  const out = new Float64Array(n * outSize);
+  for (let s = 0; s < n; s++) {
+    let at = s * outSize;
+    args.forEach((a, k) => {
+      const size = sizes[k] as number;
+      out.set(a.subarray(s * size, (s + 1) * size), at);
+      at += size;
+    });
+  }
+  return out;
+}
+
+/**
+ * The error function in double precision: its Maclaurin series for |x| < 2.5 (at most ~45 terms,
+ * cancellation costs < 4 digits there) and a continued fraction for erfc beyond (JavaScript has
+ * no Math.erf).
+ */
+export function erf(x: number): number {
+  if (Number.isNaN(x)) return NaN;
+  const a = Math.abs(x);
+  if (a >= 6) return Math.sign(x);
+  if (a < 2.5) {
+    let term = a;
+    let sum = a;
+    for (let k = 1; Math.abs(term) > 1e-17 * Math.abs(sum); k++) {
+      term *= (-a * a) / k;
+      sum += term / (2 * k + 1);
+    }
+    return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  // erfc(a) = exp(−a²)/√π · 1/(a + 1/2/(a + 1/(a + 3/2/(a + …)))), evaluated from the tail.
+  let f = a;
+  for (let k = 60; k >= 1; k--) f = a + k / 2 / f;
+  const erfc = Math.exp(-a * a) / Math.sqrt(Math.PI) / f;
+  return Math.sign(x) * (1 - erfc);
 }
 
 function conv2d(layer: Conv2d, inShape: Shape, x: Float64Array, n: number): Float64Array {
   const [c, h, w] = inShape as [number, number, number];
   const [, oh, ow] = layer.computeOutputShape(inShape) as [number, number, number];
-  const [kh, kw] = layer.kernel;
-  const [sh, sw] = layer.stride;
-  const [padTop, padLeft] = layer.pads;
-  const K = c * kh * kw;
+  const groups = layer.group;
+  const groupC = c / groups;
+  const K = groupC * layer.kernel[0] * layer.kernel[1];
   const P = oh * ow;
   const O = layer.outChannels;
+  const groupO = O / groups;
   const inSize = c * h * w;
-  // Patch-major im2col: each output position's receptive field is one contiguous row of K.
+  const W = weightsAsF64(layer);
   const patches = new Float64Array(P * K);
   const out = new Float64Array(n * O * P);
   for (let s = 0; s < n; s++) {
-    const xBase = s * inSize;
-    for (let oy = 0; oy < oh; oy++) {
-      for (let ox = 0; ox < ow; ox++) {
-        let q = (oy * ow + ox) * K;
-        for (let ci = 0; ci < c; ci++) {
-          for (let ki = 0; ki < kh; ki++) {
-            const iy = oy * sh - padTop + ki;
-            const rowInside = iy >= 0 && iy < h;
-            const xRow = xBase + (ci * h + iy) * w;
-            for (let kj = 0; kj < kw; kj++) {
-              const ix = ox * sw - padLeft + kj;
-              patches[q++] = rowInside && ix >= 0 && ix < w ? (x[xRow + ix] as number) : 0;
-            }
+    for (let g = 0; g < groups; g++) {
+      // A group's output channels read only the group's input channels.
+      im2col(layer, x, s * inSize, [g * groupC, groupC, h, w], [oh, ow], patches);
+      const o0 = g * groupO;
+      matMulRowsInto(W.subarray(o0 * K, (o0 + groupO) * K), groupO, patches, P, K, layer.bias.subarray(o0, o0 + groupO), out, (s * O + o0) * P);
+    }
+  }
+  return out;
+}
+
+/**
+ * Patch-major im2col of channels [c0, c0 + count) of the sample at xBase: each output position's
+ * receptive field becomes one contiguous row of count·kh·kw values.
+ */
+function im2col(
+  layer: Conv2d,
+  x: Float64Array,
+  xBase: number,
+  [c0, count, h, w]: readonly [number, number, number, number],
+  [oh, ow]: readonly [number, number],
+  patches: Float64Array,
+): void {
+  const [kh, kw] = layer.kernel;
+  const [sh, sw] = layer.stride;
+  const [padTop, padLeft] = layer.pads;
+  const K = count * kh * kw;
+  for (let oy = 0; oy < oh; oy++) {
+    for (let ox = 0; ox < ow; ox++) {
+      let q = (oy * ow + ox) * K;
+      for (let ci = c0; ci < c0 + count; ci++) {
+        for (let ki = 0; ki < kh; ki++) {
+          const iy = oy * sh - padTop + ki;
+          const rowInside = iy >= 0 && iy < h;
+          const xRow = xBase + (ci * h + iy) * w;
+          for (let kj = 0; kj < kw; kj++) {
+            const ix = ox * sw - padLeft + kj;
+            patches[q++] = rowInside && ix >= 0 && ix < w ? (x[xRow + ix] as number) : 0;
           }
         }
       }
     }
-    matMulRowsInto(weightsAsF64(layer), O, patches, P, K, layer.bias, out, s * O * P);
   }
-  return out;
 }
 
 /**

@@ -35,7 +35,9 @@ export function asImageShape(shape: Shape, who: string): [number, number, number
 }
 
 /**
- * Output length of a sliding window along one axis (floor mode, as ONNX with ceil_mode 0).
+ * Output length of a sliding window along one axis: floor mode (ONNX ceil_mode 0) or ceil mode,
+ * where a last partial window counts if it starts inside the input or its leading padding (the
+ * rule of PyTorch and onnxruntime).
  *
  * @throws {ShapeError} if the window does not fit even once.
  */
@@ -46,10 +48,14 @@ export function windowCount(
   padBefore: number,
   padAfter: number,
   who: string,
+  ceil = false,
 ): number {
   const span = size + padBefore + padAfter - kernel;
   if (span < 0) {
     throw new ShapeError(`${who}: kernel ${kernel} is larger than the padded input ${size + padBefore + padAfter}`);
   }
-  return Math.floor(span / stride) + 1;
+  if (!ceil) return Math.floor(span / stride) + 1;
+  let count = Math.ceil(span / stride) + 1;
+  if ((count - 1) * stride >= size + padBefore) count--;
+  return count;
 }
