@@ -11,7 +11,7 @@ import { CkksCiphertext, CkksContext, CkksKeyring, type CkksParameters } from '.
 import {
   DescribeReply, KeysReply, OpenReply, RoundReply, parseMessage, messageBytes, type KeysRequest, type OpenRequest, type RoundRequest, type Routing,
 } from './messages.js';
-import { gatherSources, lastReaders, type Elementwise } from '../paillier-inference/plan.js';
+import { applyFns, gatherSources, lastReaders, type Elementwise } from '../paillier-inference/plan.js';
 
 /** How the client reaches the service (in-process here; any transport carrying these objects works). */
 export interface CkksTransport {
@@ -41,11 +41,6 @@ export interface CkksPredictionStats {
 export interface CkksPrediction {
   readonly logits: Float64Array;
   readonly stats: CkksPredictionStats;
-}
-
-function applyFns(fns: readonly Elementwise[], v: number): number {
-  for (const f of fns) v = f === 'relu' ? Math.max(0, v) : f === 'sigmoid' ? 1 / (1 + Math.exp(-v)) : Math.tanh(v);
-  return v;
 }
 
 /**

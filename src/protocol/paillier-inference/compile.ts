@@ -8,19 +8,21 @@
  * - A linear map's output: σ = Q, chosen so the largest weight's exponent e = round(Q·w/σ_in) has
  *   `weightBits` bits for the largest input scale (most strongly blinded input), and
  *   weightBits + blindBits + 1 bits for the smallest.
- * - Before a ReLU / max-pool round the service multiplies each value (or each window) by a fresh
+ * - Before a ReLU / LeakyReLU / max-pool round the service multiplies each value (or each window) by a fresh
  *   random r in [2^M, 2^(M+1+blindBits)) (M = blindMantissaBits) and adds noise |e| < r/2 (which
  *   keeps signs and orders); the client returns ⌊f(r·v + e)/2^shift⌋, so the next stage's
  *   inputs have per-value scales σ_j = r_j·Q/2^shift, which the service folds into that stage's
  *   exponents (no division under encryption is ever needed).
- * - Before a sigmoid / tanh round values travel unblinded with Q public; the client returns
+ * - Before a round of functions that are not positively homogeneous (sigmoid, tanh, GELU, SiLU,
+ *   HardSwish, Clip) values travel unblinded with Q public; the client returns
  *   round(f(x)·2^precisionBits).
+ * - A stage reading several rounds folds each column's own scale into its exponents.
  *
  * @module
  */
 import { maxAbsWeight, type SparseLinearMap } from '../../tensor/sparse-linear.js';
 import type { Model } from '../../nn/model.js';
-import { checkPlan, evaluatePlan, planModel, sourceSize, type InferencePlan, type Stage } from './plan.js';
+import { checkPlan, evaluatePlan, isBoundedByOne, planModel, sourceSize, type InferencePlan, type Stage } from './plan.js';
 
 /**
  * Tunable precision and privacy knobs. The defaults keep the largest logit error near 1e-3 on the
@@ -198,8 +200,10 @@ export function compilePaillierModel(
       returnedBound = sentBound / 2 ** shift + 1;
       sources.push({ min: (rMin * q) / 2 ** shift, max: (rMax * q) / 2 ** shift, bound: returnedBound });
     } else if (stage.activation) {
-      returnedBound = 2 ** p.precisionBits;
-      sources.push({ min: returnedBound, max: returnedBound, bound: returnedBound });
+      // Returned as round(f(x)·2^precisionBits): |f| ≤ 1 for sigmoid/tanh, else as calibrated.
+      const reach = isBoundedByOne(stage.activation.fns) ? 1 : Math.max(1, calibration.activationMaxAbs[s]! * p.headroom);
+      returnedBound = 2 ** p.precisionBits * reach;
+      sources.push({ min: 2 ** p.precisionBits, max: 2 ** p.precisionBits, bound: returnedBound });
     }
     widest = Math.max(widest, bitsOf(sentBound), bitsOf(returnedBound));
     largest = Math.max(largest, sentBound, returnedBound);
