@@ -11,8 +11,12 @@ import {
 } from '../../src/nn/layers.js';
 import { Model, type ModelNode } from '../../src/nn/model.js';
 import { runPlaintext } from '../../src/nn/plaintext.js';
-import { PaillierInferenceClient, PaillierInferenceService, UnsupportedModelError, compileModel, planModel, type InferencePlan } from '../../src/protocol/paillier-inference/index.js';
-import { CkksInferenceClient, CkksInferenceService, clientActivations, compileCkksModel, inProcessCkksTransport } from '../../src/protocol/ckks-inference/index.js';
+import {
+  PaillierInferenceClient, PaillierInferenceService, UnsupportedModelError, compileModel, evaluatePlan, planCalibrated, planModel, splineTerms, type InferencePlan,
+} from '../../src/protocol/paillier-inference/index.js';
+import {
+  CkksInferenceClient, CkksInferenceService, DEFAULT_CKKS_PROTOCOL, clientActivations, compileCkksModel, inProcessCkksTransport,
+} from '../../src/protocol/ckks-inference/index.js';
 import { randoms } from '../nn/onnx-helpers.js';
 import { smallKeys } from '../helpers/keys.js';
 
@@ -117,7 +121,9 @@ test('graph models plan into stages reading several rounds', () => {
   assert.equal(residual!.outputActivation, 'logsoftmax');
   assert.deepEqual(inception!.stages.map((s) => s.sources), [[-1], [-1], [-1], [0, 1, 2], [3]]);
   assert.deepEqual(inception!.stages.map((s) => s.activation?.homogeneous ?? null), [true, true, true, false, null], 'LeakyReLU is blinded, GELU is not');
-  assert.deepEqual(mobile!.stages.map((s) => s.activation?.fns ?? null), [[{ clip: [0, 6] }], ['hardswish'], ['silu'], null]);
+  // ReLU6 = ReLU(x) − ReLU(x − 6): one blinded round on twice the values.
+  assert.deepEqual(mobile!.stages.map((s) => s.activation?.fns ?? null), [['relu'], ['hardswish'], ['silu'], null]);
+  assert.equal(mobile!.stages[0]!.activation!.inputSize, 2 * 4 * 36);
   assert.equal(mobile!.outputActivation, 'softmax');
 });
 
@@ -132,6 +138,24 @@ test('a GELU before a max-pool gets its own round (max does not commute with it)
   assert.throws(() => planModel(poly), (e: unknown) => e instanceof UnsupportedModelError && /node 'layer1' \(polynomial\).*ckks-poly/.test(e.message));
   const inner = new Model([4], [new Dense({ inFeatures: 4, outFeatures: 4, weights: randoms(16, 36) }), new Softmax(), new Dense({ inFeatures: 4, outFeatures: 2, weights: randoms(8, 37) })]);
   assert.throws(() => planModel(inner), /node 'layer1' \(softmax\) is only supported as the model's output/);
+});
+
+test('splines: every round is a blinded ReLU round, and the plan stays within the fit error of the executor', () => {
+  const calibration = images(60, 40);
+  for (const model of MODELS) {
+    const plan = planCalibrated(model, calibration, { nonHomogeneous: 'spline' });
+    assert.ok(plan.stages.every((s) => s.activation === null || s.activation.homogeneous), `${model.name}: only blinded rounds`);
+    const x = images(4, 61);
+    const plain = runPlaintext(model, x);
+    for (let i = 0; i < 4; i++) {
+      const got = head(plan, evaluatePlan(plan, x.subarray(36 * i, 36 * (i + 1))));
+      got.forEach((v, j) => assert.ok(Math.abs(v - plain[3 * i + j]!) < 0.02, `${model.name} image ${i} output ${j}: ${v} vs ${plain[3 * i + j]}`));
+    }
+  }
+  const fit = splineTerms(Math.tanh, [-2, 2], 8);
+  const at = (v: number) => fit.constant + fit.coefs.reduce((a, c, i) => a + c * Math.max(0, fit.slopes[i]! * v - fit.shifts[i]!), 0);
+  for (const v of [-2, -1.5, 0, 0.5, 2]) assert.ok(Math.abs(at(v) - Math.tanh(v)) < 1e-12, 'the interpolant meets f at the knots');
+  assert.throws(() => planModel(MODELS[1]!, { nonHomogeneous: 'spline' }), /node 'gelu' \(gelu\): a spline needs the calibrated range/);
 });
 
 test('Paillier: residual, concatenated and depthwise graph models agree with the plaintext executor', async () => {
@@ -151,10 +175,12 @@ test('Paillier: residual, concatenated and depthwise graph models agree with the
   assert.equal(service.sessionCount, 0);
 });
 
-test('CKKS: residual, concatenated and depthwise graph models agree with the plaintext executor', async () => {
+test('CKKS: residual, concatenated and depthwise graph models agree with the plaintext executor (the MobileNet-style one also with splines)', async () => {
   const x = images(2, 51);
-  for (const model of MODELS) {
-    const compiled = compileCkksModel(model, images(60, 40));
+  const runs = [...MODELS.map((m) => [m, 'client'] as const), [MODELS[2]!, 'spline'] as const];
+  for (const [model, nonHomogeneous] of runs) {
+    const compiled = compileCkksModel(model, images(60, 40), { ...DEFAULT_CKKS_PROTOCOL, nonHomogeneous });
+    const tol = nonHomogeneous === 'spline' ? 0.02 : 1e-3;
     const service = await CkksInferenceService.create(compiled);
     try {
       const client = await CkksInferenceClient.connect(inProcessCkksTransport(service));
@@ -164,7 +190,7 @@ test('CKKS: residual, concatenated and depthwise graph models agree with the pla
         for (let i = 0; i < 2; i++) {
           const { logits } = await client.predict(x.subarray(36 * i, 36 * (i + 1)));
           const got = head(compiled.plan, logits);
-          got.forEach((v, j) => assert.ok(Math.abs(v - plain[3 * i + j]!) < 1e-3, `${model.name} image ${i} output ${j}: ${v} vs ${plain[3 * i + j]}`));
+          got.forEach((v, j) => assert.ok(Math.abs(v - plain[3 * i + j]!) < tol, `${model.name} (${nonHomogeneous}) image ${i} output ${j}: ${v} vs ${plain[3 * i + j]}`));
         }
       } finally {
         client.dispose();

@@ -9,7 +9,8 @@
 import type { Model } from '../../nn/model.js';
 import { sizeOf } from '../../nn/shape.js';
 import { composeMaps, type SparseLinearMap } from '../../tensor/sparse-linear.js';
-import { checkPlan, evaluatePlan, planModel, type ActivationGroup, type InferencePlan } from '../paillier-inference/plan.js';
+import { checkPlan, evaluatePlan, type ActivationGroup, type InferencePlan } from '../paillier-inference/plan.js';
+import { planCalibrated } from '../paillier-inference/graph-plan.js';
 import { MAX_COEFF_BITS_128, type CkksParameters } from '../../schemes/ckks/index.js';
 import type { StageLayoutMode } from './stage-plan.js';
 
@@ -37,6 +38,12 @@ export interface CkksProtocolParams {
    * each window (docs/security.md); false keeps the pool in the service's next linear stage.
    */
   readonly avgPoolAtClient?: boolean;
+  /**
+   * Non-homogeneous activations (sigmoid, tanh, GELU, SiLU, HardSwish): evaluated by the client on
+   * permuted values ('client', the default) or as blinded ReLU splines ('spline'); see
+   * `PlanOptions.nonHomogeneous`.
+   */
+  readonly nonHomogeneous?: 'client' | 'spline';
 }
 
 /**
@@ -88,7 +95,8 @@ function composeAll(maps: readonly SparseLinearMap[]): SparseLinearMap {
  * @throws UnsupportedModelError (from the planner) for models the interactive protocol cannot place.
  */
 export function compileCkksModel(model: Model, calibrationInputs: Float32Array | Float64Array, params: CkksProtocolParams = DEFAULT_CKKS_PROTOCOL): CompiledCkksModel {
-  return compileCkksPlan(planModel(model, { avgPoolAtClient: params.avgPoolAtClient ?? true }), calibrationInputs, params);
+  const options = { avgPoolAtClient: params.avgPoolAtClient ?? true, nonHomogeneous: params.nonHomogeneous ?? 'client' };
+  return compileCkksPlan(planCalibrated(model, calibrationInputs, options), calibrationInputs, params);
 }
 
 /**

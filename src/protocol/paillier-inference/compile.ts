@@ -22,7 +22,8 @@
  */
 import { maxAbsWeight, type SparseLinearMap } from '../../tensor/sparse-linear.js';
 import type { Model } from '../../nn/model.js';
-import { checkPlan, evaluatePlan, isBoundedByOne, planModel, sourceSize, type InferencePlan, type Stage } from './plan.js';
+import { planCalibrated } from './graph-plan.js';
+import { checkPlan, evaluatePlan, isBoundedByOne, sourceSize, type InferencePlan, type PlanOptions, type Stage } from './plan.js';
 
 /**
  * Tunable precision and privacy knobs. The defaults keep the largest logit error near 1e-3 on the
@@ -268,9 +269,15 @@ function bitsOf(x: number): number {
  * Plans, calibrates and compiles a model in one step (what a model owner runs once).
  *
  * @param calibrationInputs - samples one after another, as the model expects them.
- * @throws UnsupportedModelError if the protocol cannot place a layer.
+ * @param planOptions - how activations are placed (e.g. `nonHomogeneous: 'spline'`).
+ * @throws UnsupportedModelError if the protocol cannot place a node.
  */
-export function compileModel(model: Model, calibrationInputs: Float32Array | Float64Array, params: Partial<QuantizationParams> = {}): CompiledPaillierModel {
-  const plan = planModel(model);
+export function compileModel(
+  model: Model,
+  calibrationInputs: Float32Array | Float64Array,
+  params: Partial<QuantizationParams> = {},
+  planOptions: PlanOptions = {},
+): CompiledPaillierModel {
+  const plan = planCalibrated(model, calibrationInputs, planOptions);
   return compilePaillierModel(plan, calibrate(plan, calibrationInputs, model.inputSize), params);
 }

@@ -13,13 +13,14 @@
  *
  * @module
  */
-import { isMultiInput, type AvgPool2d, type Layer } from '../../nn/layers.js';
+import { isMultiInput, Relu, type AvgPool2d, type Layer } from '../../nn/layers.js';
 import { linearMapOf, poolWindows, type LinearLayer } from '../../nn/linear-maps.js';
 import type { Model, ModelNode } from '../../nn/model.js';
+import { runPlaintext } from '../../nn/plaintext.js';
 import { sizeOf, type Shape } from '../../nn/shape.js';
 import { buildSparseMap, composeMaps, termCount, type SparseLinearMap } from '../../tensor/sparse-linear.js';
 import {
-  checkPlan, elementwiseOf, isMonotone, isHomogeneous, MODEL_INPUT, UnsupportedModelError,
+  applyElementwise, checkPlan, elementwiseOf, isMonotone, isHomogeneous, MODEL_INPUT, UnsupportedModelError,
   type ActivationGroup, type Elementwise, type InferencePlan, type PlanOptions, type Stage,
 } from './plan.js';
 
@@ -93,6 +94,15 @@ export function planGraph(model: Model, options: PlanOptions = {}): InferencePla
     if (layer.kind === 'softmax' || layer.kind === 'logsoftmax') {
       throw new UnsupportedModelError(`node '${node.name}' (${layer.kind}) is only supported as the model's output, where the client applies it`);
     }
+    const terms = reluTerms(layer, node, options, node.inputs[0]!);
+    if (terms) {
+      const x = affineOf(node.inputs[0]!);
+      const group = new GroupBuilder(terms.slopes.length * x.size);
+      group.add(new Relu(), shapes[0]!, node);
+      const round = close({ input: appendMap(x, expansion(terms, x.size)), group });
+      values.set(node.output, affineValue({ sources: round.sources, maps: [combination(terms, x.size)], size: x.size }));
+      continue;
+    }
     if (open?.group.takes(layer)) {
       open.group.add(layer, shapes[0]!, node);
       values.set(node.output, input);
@@ -160,16 +170,111 @@ function stageMaps(affine: Affine): SparseLinearMap[] {
  */
 function applyLinear(layer: LinearLayer, inputs: readonly Affine[], shapes: readonly Shape[], sizeOfSource: (k: number) => number): Affine {
   const map = linearMapOf(layer, isMultiInput(layer as Layer) ? shapes : shapes[0]!);
-  if (inputs.length === 1) {
-    const { sources, maps } = inputs[0]!;
-    const previous = maps[maps.length - 1];
-    if (!previous) return { sources, maps: [map], size: map.rows };
-    const next = cheaperComposed(previous, map) ? [...maps.slice(0, -1), composeMaps(previous, map)] : [...maps, map];
-    return { sources, maps: next, size: map.rows };
-  }
+  if (inputs.length === 1) return appendMap(inputs[0]!, map);
   const sources = [...new Set(inputs.flatMap((a) => a.sources))].sort((a, b) => a - b);
   const stacked = stack(inputs.map((a) => overSources(a, sources, sizeOfSource)));
   return { sources, maps: [composeMaps(stacked, map)], size: map.rows };
+}
+
+/** The affine tensor followed by `map` (composed with its last map when that stores fewer terms). */
+function appendMap(a: Affine, map: SparseLinearMap): Affine {
+  const previous = a.maps[a.maps.length - 1];
+  if (!previous) return { sources: a.sources, maps: [map], size: map.rows };
+  const maps = cheaperComposed(previous, map) ? [...a.maps.slice(0, -1), composeMaps(previous, map)] : [...a.maps, map];
+  return { sources: a.sources, maps, size: map.rows };
+}
+
+/** f(x) = constant + Σ_i coefs[i]·ReLU(slopes[i]·x − shifts[i]): an activation as blinded ReLUs. */
+interface ReluTerms {
+  readonly slopes: readonly number[];
+  readonly shifts: readonly number[];
+  readonly coefs: readonly number[];
+  readonly constant: number;
+}
+
+/**
+ * The activation as a sum of ReLUs, or null if the client evaluates it (ReLU, LeakyReLU, a
+ * max-pool, or a non-homogeneous function under `nonHomogeneous: 'client'`). Clip is exact:
+ * lo + ReLU(x − lo) − ReLU(x − hi) (x = ReLU(x) − ReLU(−x) for an unbounded side).
+ *
+ * @throws UnsupportedModelError for a spline without a calibrated range for the node's input.
+ */
+function reluTerms(layer: Layer, node: ModelNode, options: PlanOptions, input: string): ReluTerms | null {
+  const fn = elementwiseOf(layer);
+  if (fn === null || isHomogeneous(fn)) return null;
+  if (typeof fn === 'object' && 'clip' in fn) {
+    const [lo, hi] = fn.clip;
+    const terms = lo === null ? { slopes: [1, -1], shifts: [0, 0], coefs: [1, -1], constant: 0 } : { slopes: [1], shifts: [lo], coefs: [1], constant: lo };
+    if (hi === null) return terms;
+    return { ...terms, slopes: [...terms.slopes, 1], shifts: [...terms.shifts, hi], coefs: [...terms.coefs, -1] };
+  }
+  if (options.nonHomogeneous !== 'spline') return null;
+  const range = options.ranges?.get(input);
+  if (!range) throw new UnsupportedModelError(`node '${node.name}' (${layer.kind}): a spline needs the calibrated range of its input`);
+  return splineTerms((v) => applyElementwise(fn, v), range, options.splineKnots ?? 16);
+}
+
+/**
+ * The piecewise-linear interpolant of f at `segments` + 1 evenly spaced points of [lo, hi]
+ * (constant f(lo) below, the last slope above): f(lo) + Σ_i (s_i − s_{i−1})·ReLU(x − t_i).
+ */
+export function splineTerms(f: (x: number) => number, [lo, hi]: readonly [number, number], segments: number): ReluTerms {
+  const width = hi > lo ? hi - lo : 1;
+  const t = Array.from({ length: segments + 1 }, (_, i) => lo + (width * i) / segments);
+  const slopes: number[] = [];
+  const shifts: number[] = [];
+  const coefs: number[] = [];
+  let previous = 0;
+  for (let i = 0; i < segments; i++) {
+    const slope = (f(t[i + 1]!) - f(t[i]!)) / (t[i + 1]! - t[i]!);
+    slopes.push(1);
+    shifts.push(t[i]!);
+    coefs.push(slope - previous);
+    previous = slope;
+  }
+  return { slopes, shifts, coefs, constant: f(lo) };
+}
+
+/** The round's pre-activations: row i·n + u = slopes[i]·x_u − shifts[i]. */
+function expansion(terms: ReluTerms, n: number): SparseLinearMap {
+  const k = terms.slopes.length;
+  const bias = Float64Array.from({ length: k * n }, (_, r) => -terms.shifts[Math.floor(r / n)]!);
+  return buildSparseMap(k * n, n, bias, (r, add) => add(r % n, terms.slopes[Math.floor(r / n)]!));
+}
+
+/** The activation from the round's ReLUs: y_u = constant + Σ_i coefs[i]·ReLU_{i·n + u}. */
+function combination(terms: ReluTerms, n: number): SparseLinearMap {
+  return buildSparseMap(n, terms.slopes.length * n, new Float64Array(n).fill(terms.constant), (u, add) => {
+    terms.coefs.forEach((c, i) => add(i * n + u, c));
+  });
+}
+
+/**
+ * Plans with calibration data at hand: the tensors' ranges are measured when splines need them.
+ *
+ * @throws UnsupportedModelError as {@link planGraph}.
+ */
+export function planCalibrated(model: Model, inputs: Float32Array | Float64Array, options: PlanOptions = {}): InferencePlan {
+  return planGraph(model, options.nonHomogeneous === 'spline' && !options.ranges ? { ...options, ranges: activationRanges(model, inputs) } : options);
+}
+
+/**
+ * The range of every tensor's values on calibration inputs (samples one after another), for
+ * spline activations.
+ */
+export function activationRanges(model: Model, inputs: Float32Array | Float64Array): Map<string, readonly [number, number]> {
+  const ranges = new Map<string, readonly [number, number]>();
+  const widen = (name: string, values: ArrayLike<number>): void => {
+    let [lo, hi] = ranges.get(name) ?? [Infinity, -Infinity];
+    for (let i = 0; i < values.length; i++) {
+      lo = Math.min(lo, values[i]!);
+      hi = Math.max(hi, values[i]!);
+    }
+    ranges.set(name, [lo, hi]);
+  };
+  widen(model.inputName, inputs);
+  runPlaintext(model, inputs, { onLayer: ({ node, output }) => widen(node.output, output) });
+  return ranges;
 }
 
 /** One map from the concatenation of `sources` to the affine tensor's values. */

@@ -171,6 +171,22 @@ export interface PlanOptions {
    * a max-pool window's do. Default false.
    */
   readonly avgPoolAtClient?: boolean;
+  /**
+   * How activations that are not positively homogeneous run (Clip is always two blinded ReLUs:
+   * lo + ReLU(x − lo) − ReLU(x − hi), exact).
+   * - 'client' (default): sigmoid, tanh, GELU, SiLU and HardSwish are evaluated by the client on
+   *   the values it sees permuted at a public scale — exact, but it learns their multiset
+   *   (docs/security.md).
+   * - 'spline': each is replaced by its piecewise-linear interpolant on {@link splineKnots}
+   *   segments of the calibrated input range (constant below it, the last slope above), a sum of
+   *   ReLUs of shifted values evaluated in a blinded ReLU round: the client learns signs only, the
+   *   fit error is the price, and the round carries one value per segment. Needs `ranges`.
+   */
+  readonly nonHomogeneous?: 'client' | 'spline';
+  /** Segments of a spline (default 16). */
+  readonly splineKnots?: number;
+  /** Per tensor name: the range of its values on calibration data ({@link activationRanges}). */
+  readonly ranges?: ReadonlyMap<string, readonly [number, number]>;
 }
 
 /**
