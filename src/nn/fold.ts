@@ -59,5 +59,6 @@ function configOf(conv: Conv2d) {
     kernel: conv.kernel,
     stride: conv.stride,
     pads: conv.pads,
+    group: conv.group,
   };
 }

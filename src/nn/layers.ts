@@ -397,6 +397,21 @@ export class Affine {
   }
 }
 
+/**
+ * The shortest form of a vector given per element of `shape`, as {@link Affine} takes it: 1 value
+ * if all are equal, one per channel if constant within each channel, else all values.
+ */
+export function compressVector(values: ArrayLike<number>, shape: Shape): Float32Array {
+  const all = Float32Array.from(values);
+  if (all.every((v) => v === all[0])) return all.slice(0, 1);
+  const channels = shape[0] ?? 1;
+  const per = sizeOf(shape) / channels;
+  for (let c = 0; c < channels; c++) {
+    for (let i = c * per; i < (c + 1) * per; i++) if (all[i] !== all[c * per]) return all;
+  }
+  return Float32Array.from({ length: channels }, (_, c) => all[c * per] as number);
+}
+
 function spread(v: Float32Array, shape: Shape, what: string): Float64Array {
   const size = sizeOf(shape);
   const channels = shape[0] ?? 1;

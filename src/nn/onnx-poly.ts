@@ -1,102 +1,69 @@
 /**
- * Recognizes an elementwise polynomial written out as ONNX arithmetic, the way PyTorch exports
- * `c2 * x * x + c1 * x + c0`, `x ** 2`, or Horner's rule: a run of Mul, Add, Sub, Div and Pow
- * nodes whose operands are the tensor the run started from (x), tensors the run computed, and
- * scalar constants. Each tensor of the run is tracked as a polynomial in x; when the run ends,
- * the importer turns the last one into a single {@link Polynomial} layer.
+ * Elementwise polynomials written out as ONNX arithmetic, the way PyTorch exports
+ * `c2 * x * x + c1 * x + c0`, `x ** 2`, `(x - mean) / std` or Horner's rule: Mul, Add, Sub, Div
+ * and Pow nodes whose operands are polynomials of one tensor x and scalar constants. The importer
+ * tracks every such tensor as a polynomial in x and only creates a layer (an affine map for
+ * degree 1, a {@link Polynomial} above) where a tensor is read by something else.
  *
- * Operands that are not scalars (per-channel constants), a division by a tensor, a non-integer
- * or negative power, or a degree above {@link MAX_POLYNOMIAL_DEGREE} are refused: they are not a
- * polynomial of one variable that blindml can evaluate. Browser-safe.
+ * A division by a tensor, a non-integer or negative power, or a degree above
+ * {@link MAX_POLYNOMIAL_DEGREE} are refused: they are not a polynomial blindml can evaluate.
+ * Browser-safe.
  *
  * @module
  */
 import { MAX_POLYNOMIAL_DEGREE } from './layers.js';
 
-/** The ONNX operators a polynomial run consists of. */
+/** The ONNX operators of polynomial arithmetic. */
 export const POLYNOMIAL_OPS: readonly string[] = ['Mul', 'Add', 'Sub', 'Div', 'Pow'];
-
-/** One operand of a node in the run: a tracked tensor or a scalar constant. */
-export type PolyOperand = { readonly tensor: string } | { readonly scalar: number };
 
 /** Power-basis coefficients, lowest first. */
 export type Coefficients = readonly number[];
 
-/** The polynomials (in the run's base tensor) of every tensor the run has computed. */
-export class PolynomialRun {
-  private readonly polys = new Map<string, Coefficients>();
+/** One operand: a polynomial of the common variable, or a scalar constant. */
+export type PolyOperand = { readonly poly: Coefficients } | { readonly scalar: number };
 
-  /**
-   * @param base the tensor the run starts from (the chain's current tensor).
-   * @param firstNode name of the run's first node, for error messages.
-   */
-  constructor(
-    readonly base: string,
-    readonly firstNode: string,
-  ) {
-    this.polys.set(base, [0, 1]);
-  }
+/**
+ * The polynomial `a op b`.
+ *
+ * @returns the trimmed coefficients, or why the node is not a step of a polynomial.
+ */
+export function combinePolynomials(op: string, a: PolyOperand, b: PolyOperand): Coefficients | string {
+  const result = combine(op, a, b);
+  if (typeof result === 'string') return result;
+  const trimmed = trim(result);
+  if (trimmed.length - 1 > MAX_POLYNOMIAL_DEGREE) return `degree ${trimmed.length - 1} (at most ${MAX_POLYNOMIAL_DEGREE})`;
+  return trimmed;
+}
 
-  /** Whether `tensor` is x or was computed by the run. */
-  tracks(tensor: string): boolean {
-    return this.polys.has(tensor);
-  }
-
-  /** The polynomial of a tracked tensor. */
-  coefficientsOf(tensor: string): Coefficients {
-    const p = this.polys.get(tensor);
-    if (p === undefined) throw new RangeError(`tensor '${tensor}' is not part of the polynomial`);
-    return p;
-  }
-
-  /**
-   * Applies one node and records its output.
-   *
-   * @returns undefined on success, or why the node is not a step of a polynomial.
-   */
-  apply(op: string, operands: readonly PolyOperand[], output: string): string | undefined {
-    if (operands.length !== 2) return `${operands.length} operands (expected 2)`;
-    const [a, b] = operands as [PolyOperand, PolyOperand];
-    const result = this.combine(op, a, b);
-    if (typeof result === 'string') return result;
-    const trimmed = trim(result);
-    if (trimmed.length - 1 > MAX_POLYNOMIAL_DEGREE) {
-      return `degree ${trimmed.length - 1} (at most ${MAX_POLYNOMIAL_DEGREE})`;
+function combine(op: string, a: PolyOperand, b: PolyOperand): Coefficients | string {
+  const pa = asPoly(a);
+  const pb = asPoly(b);
+  switch (op) {
+    case 'Add':
+      return add(pa, pb);
+    case 'Sub':
+      return add(pa, scale(pb, -1));
+    case 'Mul':
+      return multiply(pa, pb);
+    case 'Div':
+      if (!('scalar' in b)) return 'division by a tensor (only by a constant)';
+      if (b.scalar === 0) return 'division by zero';
+      return scale(pa, 1 / b.scalar);
+    case 'Pow': {
+      if (!('scalar' in b)) return 'a tensor exponent (only a constant one)';
+      const e = b.scalar;
+      if (!Number.isInteger(e) || e < 1 || e > MAX_POLYNOMIAL_DEGREE) return `exponent ${e} (only an integer 1–${MAX_POLYNOMIAL_DEGREE})`;
+      let p: Coefficients = [1];
+      for (let i = 0; i < e; i++) p = multiply(p, pa);
+      return p;
     }
-    this.polys.set(output, trimmed);
-    return undefined;
+    default:
+      return `${op} is not polynomial arithmetic`;
   }
+}
 
-  private combine(op: string, a: PolyOperand, b: PolyOperand): Coefficients | string {
-    const pa = this.asPoly(a);
-    const pb = this.asPoly(b);
-    switch (op) {
-      case 'Add':
-        return add(pa, pb);
-      case 'Sub':
-        return add(pa, scale(pb, -1));
-      case 'Mul':
-        return multiply(pa, pb);
-      case 'Div':
-        if (!('scalar' in b)) return 'division by a tensor (only by a constant)';
-        if (b.scalar === 0) return 'division by zero';
-        return scale(pa, 1 / b.scalar);
-      case 'Pow': {
-        if (!('scalar' in b)) return 'a tensor exponent (only a constant one)';
-        const e = b.scalar;
-        if (!Number.isInteger(e) || e < 1 || e > MAX_POLYNOMIAL_DEGREE) return `exponent ${e} (only an integer 1–${MAX_POLYNOMIAL_DEGREE})`;
-        let p: Coefficients = [1];
-        for (let i = 0; i < e; i++) p = multiply(p, pa);
-        return p;
-      }
-      default:
-        return `${op} is not polynomial arithmetic`;
-    }
-  }
-
-  private asPoly(o: PolyOperand): Coefficients {
-    return 'scalar' in o ? [o.scalar] : this.coefficientsOf(o.tensor);
-  }
+function asPoly(o: PolyOperand): Coefficients {
+  return 'scalar' in o ? [o.scalar] : o.poly;
 }
 
 function add(a: Coefficients, b: Coefficients): Coefficients {

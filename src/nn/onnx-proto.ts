@@ -51,6 +51,16 @@ export function toInt(v: Int64): number {
 }
 
 /**
+ * An int64 as a number. Values beyond the safe-integer range saturate: exporters write INT64_MAX
+ * and INT64_MIN as "to the end" in Slice bounds, where any larger-than-the-tensor value means the
+ * same; nowhere else does a value that large make sense.
+ */
+function saturate(v: bigint): number {
+  const max = BigInt(Number.MAX_SAFE_INTEGER);
+  return Number(v > max ? max : v < -max ? -max : v);
+}
+
+/**
  * Reads a tensor's values. Floats (FLOAT, DOUBLE) become a Float32Array; integers (INT64, INT32,
  * INT8, UINT8, BOOL) a number array.
  *
@@ -100,10 +110,10 @@ export function readTensor(t: proto.ITensorProto): ConstTensor {
     case DT.INT64: {
       if (view) {
         check(view.byteLength, 8);
-        const data = Array.from({ length: size }, (_, i) => toInt(Number(view.getBigInt64(8 * i, true))));
+        const data = Array.from({ length: size }, (_, i) => saturate(view.getBigInt64(8 * i, true)));
         return { type: 'int', dims, data };
       }
-      const values = (t.int64Data ?? []).map(toInt);
+      const values = (t.int64Data ?? []).map((v) => saturate(BigInt(typeof v === 'number' ? v : v.toString())));
       check(values.length);
       return { type: 'int', dims, data: values };
     }

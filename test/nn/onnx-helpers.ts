@@ -115,13 +115,21 @@ export function buildModel(spec: {
   return onnx.ModelProto.encode(model).finish();
 }
 
-/** Runs a model with onnxruntime-web on `count` samples; returns its first output. */
+/**
+ * Runs a model with onnxruntime-web on `count` samples; returns its first output. `optimize`
+ * false turns off onnxruntime's graph rewrites (its Pad fusion also folds a zero Pad into a
+ * following MaxPool, where the pool's own padding means −∞ instead of 0).
+ */
 export async function runOrt(
   bytes: Uint8Array,
   inputs: Float32Array,
   sampleShape: readonly number[],
+  optimize = true,
 ): Promise<Float32Array> {
-  const session = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
+  const session = await ort.InferenceSession.create(bytes, {
+    executionProviders: ['wasm'],
+    ...(optimize ? {} : { graphOptimizationLevel: 'disabled' as const }),
+  });
   try {
     const size = sampleShape.reduce((a, b) => a * b, 1);
     const feeds = {

@@ -100,7 +100,7 @@ function assertRefused(bytes: Uint8Array, node: string, detail: RegExp): void {
   });
 }
 
-test('arithmetic that is not a polynomial of one tensor is refused by node name', () => {
+test('a per-channel constant factor becomes an affine map, folded into the dense layer before it', () => {
   const perChannel = buildModel({
     sampleShape: [4],
     nodes: [
@@ -110,7 +110,14 @@ test('arithmetic that is not a polynomial of one tensor is refused by node name'
     initializers: [W, floatTensor('v', [3], [1, 2, 3])],
     output: 'y',
   });
-  assertRefused(perChannel, 'scale', /only scalars/);
+  const model = importOnnx(perChannel);
+  assert.deepEqual(model.layers.map((l) => l.kind), ['dense']);
+  const x = randoms(4, 31);
+  const plain = runPlaintext(new Model([4], [new Dense({ weights: Float32Array.from({ length: 12 }, (_, i) => W.rawData ? new Float32Array((W.rawData as Uint8Array).slice().buffer)[(i % 4) * 3 + Math.floor(i / 4)]! : 0), inFeatures: 4, outFeatures: 3 })]), x);
+  assert.ok(maxAbsDiff(runPlaintext(model, x), plain.map((v, i) => v * (i + 1))) < 1e-6);
+});
+
+test('arithmetic that is not a polynomial of one tensor is refused by node name', () => {
   assertRefused(withActivation([{ op: 'Pow', name: 'p', inputs: ['x', 'c0'], outputs: ['y'] }], [2.5]), 'p', /exponent 2.5/);
   assertRefused(withActivation([{ op: 'Pow', name: 'p', inputs: ['x', 'c0'], outputs: ['y'] }], [9]), 'p', /exponent 9/);
   assertRefused(
@@ -128,7 +135,7 @@ test('arithmetic that is not a polynomial of one tensor is refused by node name'
   assertRefused(
     withActivation([{ op: 'Mul', name: 'skip', inputs: ['x', 'mm'], outputs: ['y'] }]),
     'skip',
-    /neither the output of the previous layer nor part of a polynomial/,
+    /product of two different tensors/,
   );
   assertRefused(
     withActivation([{ op: 'Sub', name: 'zero', inputs: ['x', 'x'], outputs: ['y'] }]),
