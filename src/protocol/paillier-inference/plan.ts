@@ -8,8 +8,9 @@
  * elementwise, where f is the composition of its elementwise activations. A max-pool joins a group
  * only after non-decreasing functions (which commute with max). When f is built from ReLU and
  * LeakyReLU only it is positively homogeneous and the service may hide values behind random
- * positive factors; other functions (sigmoid, tanh, GELU, SiLU, HardSwish, Clip) see values at a
- * public scale, permuted but not blinded (docs/security.md).
+ * positive factors; other functions (sigmoid, tanh, GELU, SiLU, HardSwish) see values at a
+ * public scale, permuted but not blinded, unless the planner turns them into sums of ReLUs (Clip
+ * always, the others as splines on request; docs/security.md).
  *
  * @module
  */
