@@ -13,6 +13,7 @@ import { median } from '../bench/stats.js';
 import { availableParallelism } from 'node:os';
 import { CkksProductPool } from '../workers/ckks-products-pool.js';
 import { checkImagesFit, ensureRegistered, type InferenceJobOptions, type InferenceJobResult, comparePredictions, perSample } from './inference-job.js';
+import { checkCalibrationSize } from './calibration.js';
 
 /** Options of the CKKS job (the Paillier job's, minus keys, batch and the WebSocket transport). */
 export type CkksJobOptions = Pick<InferenceJobOptions, 'loaded' | 'data' | 'calibration' | 'onProgress' | 'modelId' | 'workers' | 'server' | 'apiKey'> & {
@@ -40,6 +41,7 @@ export function precomputeWindow(ciphertextsPerImage: number, ciphertextBytes: n
 /**
  * Runs the interactive CKKS protocol on every image (latency mode: one image per session).
  *
+ * @throws ShapeError if the calibration data is not a whole number of model inputs.
  * @throws whatever the protocol throws (FormatError, KeyMismatchError, InvalidCiphertextError...).
  */
 export async function runCkksInferenceJob(options: CkksJobOptions): Promise<InferenceJobResult> {
@@ -62,6 +64,7 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
       if (options.apiKey) await ensureRegistered(options.server, options.apiKey, loaded, modelId);
       transport = new HttpCkksTransport(options.server, modelId);
     } else {
+      checkCalibrationSize(loaded.model, options.calibration);
       compiled = compileCkksModel(loaded.model, options.calibration);
       const threads = options.workers ?? availableParallelism();
       pool = threads > 0 ? new CkksProductPool({ threads }) : undefined;

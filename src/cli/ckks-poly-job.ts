@@ -11,6 +11,7 @@ import { CkksPolyWorkerPool } from '../workers/ckks-poly-pool.js';
 import { argmaxRows, runPlaintext } from '../nn/plaintext.js';
 import { CkksPolyClient, CkksPolyService, compilePolyNetwork, type CompiledPolyNetwork, type PolyCompileOptions } from '../protocol/ckks-poly/index.js';
 import { checkImagesFit, type InferenceJobResult, type LoadedModel, comparePredictions, perSample } from './inference-job.js';
+import { checkCalibrationSize } from './calibration.js';
 
 export interface CkksPolyJobOptions {
   loaded: LoadedModel;
@@ -49,12 +50,14 @@ export interface CkksPolyJobResult extends InferenceJobResult {
 /**
  * Runs ckks-poly on every image.
  *
+ * @throws ShapeError if the calibration data is not a whole number of model inputs.
  * @throws UnsupportedModelError for a model that is not a polynomial network; ParameterError when
  *   its values fit no 128-bit ring; FormatError when the images do not fit the model.
  */
 export async function runCkksPolyJob(options: CkksPolyJobOptions): Promise<CkksPolyJobResult> {
   const { loaded, data } = options;
   checkImagesFit(loaded.model, data);
+  if (options.net === undefined) checkCalibrationSize(loaded.model, options.calibration);
   const net = options.net ?? compilePolyNetwork(loaded.model, options.calibration, options.compile);
   const plainLogits = runPlaintext(loaded.model, data.images);
   const outSize = loaded.model.outputSize;

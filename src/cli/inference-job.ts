@@ -23,6 +23,7 @@ import { INFERENCE_KEY_PRIMES, PaillierInferenceClient, type Transport } from '.
 import { PaillierInferenceService } from '../protocol/paillier-inference/service.js';
 import { generateKeyPair } from '../schemes/paillier/keys.js';
 import { PaillierWorkerPool } from '../workers/paillier-pool.js';
+import { checkCalibrationSize } from './calibration.js';
 
 /** The models shipped with blindml, by file name. */
 export function bundledModelPath(name: string): string {
@@ -177,6 +178,7 @@ export async function ensureRegistered(server: string, apiKey: string, loaded: L
 /**
  * Runs the protocol on every image and compares with the plaintext executor.
  *
+ * @throws ShapeError if the calibration data is not a whole number of model inputs.
  * @throws whatever the protocol throws (ServiceError, OverflowError, TransportError...).
  */
 export async function runInferenceJob(options: InferenceJobOptions): Promise<InferenceJobResult> {
@@ -185,6 +187,7 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
   const inputSize = loaded.model.inputSize;
   const plainLogits = runPlaintext(loaded.model, data.images);
   const plain = Array.from(argmaxRows(plainLogits, loaded.model.outputSize));
+  checkCalibrationSize(loaded.model, options.calibration);
   const compiled = compileModel(loaded.model, options.calibration, options.quantization ?? {});
   const threads = options.workers ?? availableParallelism();
   const pool = threads > 0 ? new PaillierWorkerPool({ threads }) : undefined;

@@ -457,21 +457,8 @@ export class Transpose {
    * @throws {ShapeError} as {@link computeOutputShape}.
    */
   sourceIndices(input: Shape): Int32Array {
-    const output = this.computeOutputShape(input);
     const inStrides = strides(input);
-    const outStrides = strides(output);
-    const out = new Int32Array(sizeOf(output));
-    for (let o = 0; o < out.length; o++) {
-      let rest = o;
-      let src = 0;
-      output.forEach((_, axis) => {
-        const coord = Math.floor(rest / (outStrides[axis] as number));
-        rest -= coord * (outStrides[axis] as number);
-        src += coord * (inStrides[this.perm[axis] as number] as number);
-      });
-      out[o] = src;
-    }
-    return out;
+    return sourceIndexMap(this.computeOutputShape(input), (axis, coord) => coord * (inStrides[this.perm[axis] as number] as number));
   }
 }
 
@@ -506,23 +493,37 @@ export class Pad {
    * @throws {ShapeError} as {@link computeOutputShape}.
    */
   sourceIndices(input: Shape): Int32Array {
-    const output = this.computeOutputShape(input);
     const inStrides = strides(input);
-    const outStrides = strides(output);
-    const out = new Int32Array(sizeOf(output));
-    for (let o = 0; o < out.length; o++) {
-      let rest = o;
-      let src = 0;
-      for (let axis = 0; axis < output.length && src >= 0; axis++) {
-        const coord = Math.floor(rest / (outStrides[axis] as number));
-        rest -= coord * (outStrides[axis] as number);
-        const inCoord = coord - (this.pads[axis] as number);
-        src = inCoord < 0 || inCoord >= (input[axis] as number) ? -1 : src + inCoord * (inStrides[axis] as number);
-      }
-      out[o] = src;
-    }
-    return out;
+    return sourceIndexMap(this.computeOutputShape(input), (axis, coord) => {
+      const inCoord = coord - (this.pads[axis] as number);
+      return inCoord < 0 || inCoord >= (input[axis] as number) ? -1 : inCoord * (inStrides[axis] as number);
+    });
   }
+}
+
+/**
+ * For each index of a tensor of shape `output` (row-major), the sum over its axes of
+ * `part(axis, coordinate)`, or −1 as soon as one part is −1.
+ */
+function sourceIndexMap(output: Shape, part: (axis: number, coord: number) => number): Int32Array {
+  const outStrides = strides(output);
+  const out = new Int32Array(sizeOf(output));
+  for (let o = 0; o < out.length; o++) {
+    let rest = o;
+    let src = 0;
+    for (let axis = 0; axis < output.length; axis++) {
+      const coord = Math.floor(rest / (outStrides[axis] as number));
+      rest -= coord * (outStrides[axis] as number);
+      const p = part(axis, coord);
+      if (p < 0) {
+        src = -1;
+        break;
+      }
+      src += p;
+    }
+    out[o] = src;
+  }
+  return out;
 }
 
 function strides(shape: Shape): number[] {

@@ -18,6 +18,21 @@ export const FOLDABLE_OPS: readonly string[] = [
   'Reshape', 'Transpose', 'Add', 'Sub', 'Mul', 'Div', 'Neg', 'Range', 'Expand', 'Flatten', 'Shape',
 ];
 
+/**
+ * Most values one folded tensor may have. Shape arithmetic needs a handful; weights transposed in
+ * the graph need their own size. The bound keeps a hostile file (ConstantOfShape of [1e9], say)
+ * from exhausting memory at import.
+ */
+export const MAX_FOLDED_VALUES = 1 << 24;
+
+/** @throws {FormatError} if a tensor of `dims` would be larger than {@link MAX_FOLDED_VALUES}. */
+function checkSize(dims: readonly number[], op: string): void {
+  const n = dims.reduce((p, d) => p * Math.max(d, 0), 1);
+  if (!(n <= MAX_FOLDED_VALUES)) {
+    throw new FormatError(`ONNX: ${op} on constants would make a tensor of [${dims.join(', ')}] (at most ${MAX_FOLDED_VALUES} values)`);
+  }
+}
+
 /** What a folded node reads: its constant inputs (undefined where absent) and attributes. */
 export interface FoldInput {
   readonly op: string;
@@ -144,6 +159,7 @@ function cast(x: ConstTensor, to: number): ConstTensor {
 function gather(x: ConstTensor, idx: ConstTensor, axisAttr: number): ConstTensor {
   const rank = x.dims.length;
   const axis = normalizeAxis(axisAttr, rank);
+  checkSize([...x.dims.slice(0, axis), ...idx.dims, ...x.dims.slice(axis + 1)], 'Gather');
   const n = x.dims[axis] as number;
   const outer = product(x.dims.slice(0, axis));
   const inner = product(x.dims.slice(axis + 1));
@@ -192,6 +208,7 @@ function concat(parts: readonly ConstTensor[], axisAttr: number): ConstTensor {
 }
 
 function fill(dims: readonly number[], value: ConstTensor): ConstTensor {
+  checkSize(dims, 'ConstantOfShape or Expand');
   return make(value.type, dims, new Array<number>(product(dims)).fill(Number(value.data[0] ?? 0)));
 }
 
@@ -295,6 +312,7 @@ export function broadcastTo(t: ConstTensor, dims: readonly number[]): number[] {
 function binary(op: string, a: ConstTensor, b: ConstTensor): ConstTensor {
   const dims = broadcastDims(a.dims, b.dims);
   if (dims === undefined) throw new FormatError(`ONNX: ${op} of shapes [${a.dims.join(', ')}] and [${b.dims.join(', ')}]`);
+  checkSize(dims, op);
   const x = broadcastTo(a, dims);
   const y = broadcastTo(b, dims);
   const ints = a.type === 'int' && b.type === 'int';
@@ -318,5 +336,6 @@ function range(inputs: readonly (ConstTensor | undefined)[]): ConstTensor | stri
   const [start, limit, delta] = inputs.map((t) => (t === undefined ? undefined : Number(t.data[0])));
   if (start === undefined || limit === undefined || delta === undefined || delta === 0) return 'Range needs start, limit and a non-zero delta';
   const count = Math.max(Math.ceil((limit - start) / delta), 0);
+  checkSize([count], 'Range');
   return make(inputs[0]!.type, [count], Array.from({ length: count }, (_, i) => start + i * delta));
 }

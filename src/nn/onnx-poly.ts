@@ -13,9 +13,6 @@
  */
 import { MAX_POLYNOMIAL_DEGREE } from './layers.js';
 
-/** The ONNX operators of polynomial arithmetic. */
-export const POLYNOMIAL_OPS: readonly string[] = ['Mul', 'Add', 'Sub', 'Div', 'Pow'];
-
 /** Power-basis coefficients, lowest first. */
 export type Coefficients = readonly number[];
 

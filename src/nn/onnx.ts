@@ -56,7 +56,7 @@ import {
 import { Model, type ModelNode } from './model.js';
 import { broadcastTo, FOLDABLE_OPS, foldConstant, numbersOf, resolveShape } from './onnx-const.js';
 import { optimizeGraph } from './onnx-optimize.js';
-import { combinePolynomials, POLYNOMIAL_OPS, type Coefficients, type PolyOperand } from './onnx-poly.js';
+import { combinePolynomials, type Coefficients, type PolyOperand } from './onnx-poly.js';
 import { Attributes, decodeModel, onnx, readTensor, toInt, type ConstTensor, type proto } from './onnx-proto.js';
 import { formatShape, sizeOf, type Shape } from './shape.js';
 
@@ -188,7 +188,7 @@ class GraphBuilder {
   private readonly materialized = new Map<string, string>();
 
   constructor(
-    private readonly inputName: string,
+    inputName: string,
     inputShape: Shape,
     private readonly constants: Constants,
     private readonly opset: number,

@@ -171,7 +171,7 @@ function runLayer(layer: Exclude<Layer, { kind: 'add' | 'concat' }>, inShape: Sh
     case 'softmax':
       return softmax(x, inShape[inShape.length - 1] ?? 1);
     case 'logsoftmax':
-      return map(softmax(x, inShape[inShape.length - 1] ?? 1), Math.log);
+      return logSoftmax(x, inShape[inShape.length - 1] ?? 1);
     case 'affine':
       return affine(layer, inShape, x);
     case 'transpose':
@@ -476,6 +476,20 @@ function horner(c: readonly number[], v: number): number {
   let acc = 0;
   for (let i = c.length - 1; i >= 0; i--) acc = acc * v + (c[i] as number);
   return acc;
+}
+
+/** x − max − log Σ exp(x − max) per row: no log of an underflowed probability. */
+function logSoftmax(x: Float64Array, width: number): Float64Array {
+  const out = new Float64Array(x.length);
+  for (let r = 0; r < x.length; r += width) {
+    let max = -Infinity;
+    for (let i = r; i < r + width; i++) max = Math.max(max, x[i] as number);
+    let sum = 0;
+    for (let i = r; i < r + width; i++) sum += Math.exp((x[i] as number) - max);
+    const shift = max + Math.log(sum);
+    for (let i = r; i < r + width; i++) out[i] = (x[i] as number) - shift;
+  }
+  return out;
 }
 
 function softmax(x: Float64Array, width: number): Float64Array {

@@ -110,7 +110,7 @@ test('the executor runs a graph: residual add and concatenation', () => {
 
 /** linearMapOf(layer) applied to each sample must equal the executor on that layer. */
 function checkMap(layer: LinearLayer, shapes: readonly Shape[], seed: number): void {
-  const nodes: ModelNode[] = shapes.map((s, k) =>
+  const nodes: ModelNode[] = shapes.map((_, k) =>
     // Each input k is an affine image of the model input, so the inputs differ.
     node(`in${k}`, new Affine({ scale: Float32Array.of(k + 1), bias: Float32Array.of(k / 3) }), ['x']),
   );
@@ -171,6 +171,9 @@ test('the new activations compute their functions', () => {
   close(run(new Clip(0, 6)), [0, 0, 0, 1, 4]);
   const logits = run(new LogSoftmax());
   close([logits.reduce((a, v) => a + Math.exp(v), 0)], [1]);
+  // Far below the maximum, log-probabilities stay finite (log of softmax would be −∞).
+  const far = Array.from(runPlaintext(new Model([2], [new LogSoftmax()]), Float64Array.of(0, 1000)));
+  close(far, [-1000, 0]);
   assert.throws(() => new Clip(1, 0), RangeError);
   assert.throws(() => new Conv2d({ weights: new Float32Array(8), outChannels: 4, inChannels: 3, kernel: [1, 1], group: 2 }), RangeError);
   assert.throws(() => new Transpose([0, 0]), RangeError);

@@ -245,3 +245,21 @@ test('a zero Pad before MaxPool, batch norm after ReLU and x*x polynomials in a 
   // onnxruntime's own graph rewrites would fold the zero Pad into the MaxPool's −∞ padding.
   await assertParity(t, bytes, randoms(4 * 50, 43, 2), [2, 5, 5], false);
 });
+
+test('ReduceMean with keepdims, Squeeze and Unsqueeze of data match onnxruntime-web', async (t) => {
+  const bytes = buildModel({
+    sampleShape: [3, 4, 4],
+    initializers: [intTensor('hw', [2], [2, 3]), intTensor('last', [1], [2])],
+    nodes: [
+      { op: 'ReduceMean', inputs: ['input'], outputs: ['m'], attrs: { axes: { ints: [-2, -1] } } },
+      { op: 'Squeeze', inputs: ['m', 'hw'], outputs: ['s'] },
+      { op: 'Unsqueeze', inputs: ['s', 'last'], outputs: ['u'] },
+      { op: 'Flatten', inputs: ['u'], outputs: ['f'] },
+      { op: 'Softmax', inputs: ['f'], outputs: ['out'] },
+    ],
+    output: 'out',
+  });
+  const model = importOnnx(bytes);
+  assert.deepEqual(model.layers.map((l) => l.kind), ['globalavgpool2d', 'flatten', 'reshape', 'flatten', 'softmax']);
+  await assertParity(t, bytes, randoms(3 * 48, 44, 2), [3, 4, 4]);
+});

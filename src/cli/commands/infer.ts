@@ -6,7 +6,9 @@
 import { Option, type Command } from 'commander';
 import { readLabeledImages, type LabeledImages } from '../../data/files.js';
 import { loadFashionMnistSample } from '../../data/fashion-mnist.js';
-import { bundledModelPath, loadModel, runInferenceJob, type InferenceJobResult } from '../inference-job.js';
+import { COMMITTED_CALIBRATION_IMAGES } from '../calibration.js';
+import { bundledModelPath, checkImagesFit, loadModel, runInferenceJob, type InferenceJobResult, type LoadedModel } from '../inference-job.js';
+import { calibrationFor, committedCalibration, readCalibrationFile } from '../calibration.js';
 import { UsageError } from '../usage-error.js';
 import { runCkksPolyJob } from '../ckks-poly-job.js';
 import { runCkksInferenceJob } from '../ckks-job.js';
@@ -17,6 +19,7 @@ interface InferOptions {
   model: string;
   images?: string;
   labels?: string;
+  calibration?: string;
   limit: number;
   skip: number;
   scheme: string;
@@ -36,26 +39,33 @@ interface InferOptions {
   precompute: boolean;
 }
 
-/** The committed sample's last 100 images calibrate; evaluation uses the first ones. */
-const CALIBRATION_IMAGES = 100;
-
-function loadData(options: InferOptions): { data: LabeledImages; calibration: Float32Array } {
+function loadData(options: InferOptions): LabeledImages {
   if ((options.images === undefined) !== (options.labels === undefined)) {
     throw new UsageError('--images and --labels go together');
   }
-  const sample = loadFashionMnistSample();
-  const size = sample.shape[0] * sample.shape[1] * sample.shape[2];
-  const calibration = sample.images.subarray((sample.count - CALIBRATION_IMAGES) * size);
   if (options.images && options.labels) {
     const data = readLabeledImages(options.images, options.labels, { limit: options.limit, skip: options.skip });
     if (data.count === 0) throw new UsageError(`--skip ${options.skip} leaves no images in ${options.images}`);
-    return { data, calibration };
+    return data;
   }
   if (options.skip > 0) throw new UsageError('--skip applies to --images/--labels files');
-  if (options.limit > sample.count - CALIBRATION_IMAGES) {
-    throw new UsageError(`the committed sample has ${sample.count - CALIBRATION_IMAGES} evaluation images; pass --images/--labels for more`);
+  // The committed sample's last images calibrate by default; evaluation uses the first ones.
+  const available = loadFashionMnistSample().count - COMMITTED_CALIBRATION_IMAGES;
+  if (options.limit > available) {
+    throw new UsageError(`the committed sample has ${available} evaluation images; pass --images/--labels for more`);
   }
-  return { data: loadFashionMnistSample({ limit: options.limit }), calibration };
+  return loadFashionMnistSample({ limit: options.limit });
+}
+
+/**
+ * The model's calibration inputs: --calibration, or the committed images when they fit the model.
+ *
+ * @throws FormatError if the images do not fit the model (checked first, to name the real problem).
+ * @throws ShapeError if the calibration data does not have the model's input shape (it is never cut to fit).
+ */
+function loadCalibration(options: InferOptions, loaded: LoadedModel, data: LabeledImages): Float32Array {
+  checkImagesFit(loaded.model, data);
+  return calibrationFor(loaded.model, options.calibration ? readCalibrationFile(options.calibration) : committedCalibration());
 }
 
 function schemeLabel(r: InferenceJobResult): string {
@@ -81,6 +91,7 @@ export function registerInferCommand(program: Command): void {
     .option('--model <file>', 'ONNX model', bundledModelPath('fashion-small.onnx'))
     .option('--images <file>', 'IDX images (.idx3-ubyte, optionally .gz); default: the committed Fashion-MNIST sample')
     .option('--labels <file>', 'IDX labels (.idx1-ubyte, optionally .gz)')
+    .option('--calibration <file>', "IDX images of the model's input shape (N × C × H × W, or N × H × W for one channel; unsigned bytes, optionally .gz) that size the in-process service's fixed-point scales or CKKS primes; default: the committed Fashion-MNIST calibration images")
     .option('--limit <n>', 'number of images', positiveInt, 10)
     .option('--skip <n>', 'with --images: start after the first n images', nonNegativeInt, 0)
     .addOption(new Option('--scheme <scheme>', 'cryptosystem: paillier, or ckks (interactive, 128-bit lattice parameters), or ckks-poly (polynomial networks, one round, N/2 images per ciphertext)').choices(['paillier', 'ckks', 'ckks-poly']).default('paillier'))
@@ -100,11 +111,13 @@ export function registerInferCommand(program: Command): void {
     .action(async (options: InferOptions) => {
       if (options.keyBits < 2048 && !options.insecure) throw new UsageError(`--key-bits ${options.keyBits} is insecure; use 2048 or more, or add --insecure`);
       if (!options.precompute && options.scheme !== 'ckks') throw new UsageError('--no-precompute applies to --scheme ckks');
-      const { data, calibration } = loadData(options);
+      const data = loadData(options);
+      if (options.scheme === 'ckks-poly' && options.server) throw new UsageError('--scheme ckks-poly runs with an in-process service; --server is for --scheme paillier and ckks');
+      const loaded = loadModel(options.model);
+      const calibration = loadCalibration(options, loaded, data);
       const bar = progressBar(data.count, 'encrypted inference');
       if (options.scheme === 'ckks-poly') {
-        if (options.server) throw new UsageError('--scheme ckks-poly runs with an in-process service; --server is for --scheme paillier and ckks');
-        const poly = await runCkksPolyJob({ loaded: loadModel(options.model), data, calibration, batch: options.batch, ...(options.workers !== undefined ? { workers: options.workers } : {}), onProgress: (done) => bar.update(done) }).finally(() => bar.finish());
+        const poly = await runCkksPolyJob({ loaded, data, calibration, batch: options.batch, ...(options.workers !== undefined ? { workers: options.workers } : {}), onProgress: (done) => bar.update(done) }).finally(() => bar.finish());
         process.stdout.write(options.json ? `${JSON.stringify(poly)}\n` : `${formatInferenceSummary(poly)}\n`);
         return;
       }
@@ -112,7 +125,7 @@ export function registerInferCommand(program: Command): void {
         if (options.batch > 1) throw new UsageError('--scheme ckks is latency mode (one image per session); drop --batch');
         const apiKey = options.apiKey ?? process.env['BLINDML_API_KEY'];
         const ckks = await runCkksInferenceJob({
-          loaded: loadModel(options.model),
+          loaded,
           data,
           calibration,
           ...(options.workers !== undefined ? { workers: options.workers } : {}),
@@ -126,7 +139,7 @@ export function registerInferCommand(program: Command): void {
         return;
       }
       const result = await runInferenceJob({
-        loaded: loadModel(options.model),
+        loaded,
         data,
         calibration,
         keyBits: options.keyBits,
