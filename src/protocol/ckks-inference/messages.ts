@@ -36,7 +36,7 @@ export const DescribeReply = z.object({
    * What each stage reads (public architecture): −1 for the model input, k for round k's values;
    * the client uploads their concatenation, routed. Absent: a chain ([−1], [0], [1], …).
    */
-  sources: z.array(z.array(z.number().int().min(-1)).min(1).max(64)).optional(),
+  sources: z.array(z.array(z.number().int().min(-1)).min(1).max(4096)).optional(),
 });
 export type DescribeReply = z.infer<typeof DescribeReply>;
 
