@@ -11,7 +11,7 @@ import { CkksCiphertext, CkksContext, CkksKeyring, type CkksParameters } from '.
 import {
   DescribeReply, KeysReply, OpenReply, RoundReply, parseMessage, messageBytes, type KeysRequest, type OpenRequest, type RoundRequest, type Routing,
 } from './messages.js';
-import type { Elementwise } from '../paillier-inference/plan.js';
+import { applyFns, gatherSources, lastReaders, type Elementwise } from '../paillier-inference/plan.js';
 
 /** How the client reaches the service (in-process here; any transport carrying these objects works). */
 export interface CkksTransport {
@@ -43,9 +43,19 @@ export interface CkksPrediction {
   readonly stats: CkksPredictionStats;
 }
 
-function applyFns(fns: readonly Elementwise[], v: number): number {
-  for (const f of fns) v = f === 'relu' ? Math.max(0, v) : f === 'sigmoid' ? 1 / (1 + Math.exp(-v)) : Math.tanh(v);
-  return v;
+/**
+ * Each stage's sources as the service described them (a chain when it did not), checked: every
+ * stage reads the input or earlier rounds, each once.
+ *
+ * @throws FormatError for sources that do not fit the stages.
+ */
+function stageSources(info: DescribeReply): number[][] {
+  const sources = info.sources ?? Array.from({ length: info.stages }, (_, s) => [s - 1]);
+  if (sources.length !== info.stages) throw new FormatError(`sources for ${sources.length} stages, the model has ${info.stages}`);
+  sources.forEach((list, s) => {
+    if (new Set(list).size !== list.length || list.some((k) => k >= s)) throw new FormatError(`stage ${s} reads sources ${list.join(', ')}: only the input (−1) and earlier rounds, each once`);
+  });
+  return sources;
 }
 
 /** The client for one service and model. Call {@link dispose} when done. */
@@ -56,6 +66,8 @@ export class CkksInferenceClient {
     private readonly context: CkksContext,
     private readonly keyring: CkksKeyring,
     private readonly activations: readonly ClientActivation[],
+    /** Per stage: what it reads (−1 the input, k round k's values), validated. */
+    private readonly sources: readonly (readonly number[])[],
     /** Bytes of the public and Galois keys, uploaded once per client. */
     readonly keyBytes: number,
   ) {}
@@ -127,6 +139,7 @@ export class CkksInferenceClient {
     activations ??= info.activations;
     if (!activations) throw new FormatError('the service did not describe the activation rounds; pass them to connect()');
     if (activations.length !== info.stages - 1) throw new FormatError(`the model has ${info.stages - 1} activation rounds, the client was given ${activations.length}`);
+    const sources = stageSources(info);
     const context = await CkksContext.create(info.params);
     const keyring = CkksKeyring.generate(context);
     try {
@@ -134,7 +147,7 @@ export class CkksInferenceClient {
       const request: KeysRequest = { version: 1, publicKey: bundle.publicKey, galoisKeys: bundle.galoisKeys ?? new Uint8Array(0) };
       const reply = parseMessage(KeysReply, await transport.registerKeys(request), 'keys reply');
       if (reply.keyId !== keyring.keyId) throw new FormatError('the service registered the keys under another id');
-      return new CkksInferenceClient(transport, info, context, keyring, activations, messageBytes(request));
+      return new CkksInferenceClient(transport, info, context, keyring, activations, sources, messageBytes(request));
     } catch (e) {
       keyring.dispose();
       context.dispose();
@@ -164,9 +177,13 @@ export class CkksInferenceClient {
     const opened = parseMessage(OpenReply, await timed(() => this.transport.open(openReq)), 'open reply');
     stats.bytesDown += messageBytes(opened);
     let routing: Routing = opened.routing;
-    let vector: ArrayLike<number> = input;
+    // Per round: the values it returned, kept until the last stage that reads them has been sent.
+    const kept: (Float64Array | null)[] = [];
+    const readers = lastReaders(this.sources.map((list) => ({ sources: list })));
     for (let stage = 0; stage < this.info.stages; stage++) {
       t0 = performance.now();
+      const vector = gatherSources(this.sources[stage]!, input, kept);
+      for (const k of this.sources[stage]!) if (readers[k + 1] === stage) kept[k] = null;
       const inputs = this.encryptRouted(routing, vector);
       const request: RoundRequest = { version: 1, sessionId: opened.sessionId, stage, inputs };
       stats.clientMs += performance.now() - t0;
@@ -180,7 +197,7 @@ export class CkksInferenceClient {
         stats.clientMs += performance.now() - t0;
         return { logits: values, stats };
       }
-      vector = this.activate(this.activations[stage]!, values, reply.windowSizes);
+      kept[stage] = this.activate(this.activations[stage]!, values, reply.windowSizes);
       if (!reply.next) throw new FormatError('the service sent no routing for the next stage');
       routing = reply.next;
       stats.clientMs += performance.now() - t0;

@@ -8,8 +8,9 @@
  */
 import type { Model } from '../../nn/model.js';
 import { sizeOf } from '../../nn/shape.js';
-import { applyMap, composeMaps, type SparseLinearMap } from '../../tensor/sparse-linear.js';
-import { applyGroup, planModel, type ActivationGroup, type InferencePlan } from '../paillier-inference/plan.js';
+import { composeMaps, type SparseLinearMap } from '../../tensor/sparse-linear.js';
+import { checkPlan, evaluatePlan, type ActivationGroup, type InferencePlan } from '../paillier-inference/plan.js';
+import { planCalibrated } from '../paillier-inference/graph-plan.js';
 import { MAX_COEFF_BITS_128, type CkksParameters } from '../../schemes/ckks/index.js';
 import type { StageLayoutMode } from './stage-plan.js';
 
@@ -37,6 +38,12 @@ export interface CkksProtocolParams {
    * each window (docs/security.md); false keeps the pool in the service's next linear stage.
    */
   readonly avgPoolAtClient?: boolean;
+  /**
+   * Non-homogeneous activations (sigmoid, tanh, GELU, SiLU, HardSwish): evaluated by the client on
+   * permuted values ('client', the default) or as blinded ReLU splines ('spline'); see
+   * `PlanOptions.nonHomogeneous`.
+   */
+  readonly nonHomogeneous?: 'client' | 'spline';
 }
 
 /**
@@ -103,17 +110,27 @@ function composeAll(maps: readonly SparseLinearMap[]): SparseLinearMap {
  * @throws UnsupportedModelError (from the planner) for models the interactive protocol cannot place.
  */
 export function compileCkksModel(model: Model, calibrationInputs: Float32Array | Float64Array, params: CkksProtocolParams = DEFAULT_CKKS_PROTOCOL): CompiledCkksModel {
-  const plan = planModel(model, { avgPoolAtClient: params.avgPoolAtClient ?? true });
+  const options = { avgPoolAtClient: params.avgPoolAtClient ?? true, nonHomogeneous: params.nonHomogeneous ?? 'client' };
+  return compileCkksPlan(planCalibrated(model, calibrationInputs, options), calibrationInputs, params);
+}
+
+/**
+ * Composes and calibrates a plan (stages may read several earlier rounds; see `Stage.sources`).
+ *
+ * @param calibrationInputs - samples one after another, each the plan's input size long.
+ * @throws UnsupportedModelError for a plan whose stages do not fit together (`checkPlan`).
+ */
+export function compileCkksPlan(plan: InferencePlan, calibrationInputs: Float32Array | Float64Array, params: CkksProtocolParams = DEFAULT_CKKS_PROTOCOL): CompiledCkksModel {
+  checkPlan(plan);
   const inputSize = sizeOf(plan.inputShape);
   const maps = plan.stages.map((s) => composeAll(s.linears));
   const maxAbs = maps.map(() => 0);
   const samples = Math.floor(calibrationInputs.length / inputSize);
   for (let k = 0; k < samples; k++) {
-    let x: ArrayLike<number> = calibrationInputs.subarray(k * inputSize, (k + 1) * inputSize);
-    plan.stages.forEach((stage, s) => {
-      const y = applyMap(maps[s]!, x);
-      for (const v of y) maxAbs[s] = Math.max(maxAbs[s]!, Math.abs(v));
-      x = stage.activation ? applyGroup(stage.activation, y) : y;
+    evaluatePlan(plan, calibrationInputs.subarray(k * inputSize, (k + 1) * inputSize), {
+      map: (s, m, y) => {
+        if (m === plan.stages[s]!.linears.length - 1) for (const v of y) maxAbs[s] = Math.max(maxAbs[s]!, Math.abs(v));
+      },
     });
   }
   const stages = plan.stages.map((stage, s): CkksStage => {

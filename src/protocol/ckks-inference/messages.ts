@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { FormatError } from '../../errors.js';
+import { elementwiseSchema } from '../paillier-inference/messages.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -29,8 +30,13 @@ export const DescribeReply = z.object({
    * only the service's address and a model id.
    */
   activations: z
-    .array(z.object({ fns: z.array(z.enum(['relu', 'sigmoid', 'tanh'])), pool: z.enum(['max', 'avg']).nullable() }))
+    .array(z.object({ fns: z.array(elementwiseSchema).max(16), pool: z.enum(['max', 'avg']).nullable() }))
     .optional(),
+  /**
+   * What each stage reads (public architecture): −1 for the model input, k for round k's values;
+   * the client uploads their concatenation, routed. Absent: a chain ([−1], [0], [1], …).
+   */
+  sources: z.array(z.array(z.number().int().min(-1)).min(1).max(4096)).optional(),
 });
 export type DescribeReply = z.infer<typeof DescribeReply>;
 

@@ -24,6 +24,7 @@ import { planStage, type StagePlan } from './stage-plan.js';
 import { stageTerms, type StageDraw } from './stage-terms.js';
 import { smudgingZero } from './smudging.js';
 import { clientActivations } from './in-process.js';
+import { MODEL_INPUT, sourceSize } from '../paillier-inference/plan.js';
 import {
   DescribeReply, KeysReply, KeysRequest, OpenReply, OpenRequest, PROTOCOL_VERSION, RoundReply, RoundRequest, parseMessage, type Routing,
 } from './messages.js';
@@ -61,7 +62,10 @@ interface Draw {
   readonly layouts: StageLayout[];
   /** Per stage, per output position: the blinding factor (1 when unblinded). */
   readonly factors: Float64Array[];
-  /** Per stage, per index of the client's post-activation vector: the factor that value carries. */
+  /**
+   * Per stage, per index of the client's post-activation vector: the factor that value carries
+   * (its blinding factor times the stage's normalization σ).
+   */
   readonly carried: Float64Array[];
   /** Per stage: where each map column sits in the client's vector. */
   readonly sourceOf: ((column: number) => number)[];
@@ -117,7 +121,7 @@ export class CkksInferenceService {
     model.stages.forEach((stage, s) => {
       const { rowAt } = outputOrder(stage.map.rows, stage.activation, false);
       const groups = routeStage(stage.map, rowAt, slots, () => 0);
-      const cols = s === 0 ? model.inputSize : model.stages[s - 1]!.activation!.outputSize;
+      const cols = model.plan.stages[s]!.sources.reduce((a, k) => a + sourceSize(model.plan, k), 0);
       const plan = planStage(stage.map, groups, rowAt, cols, slots, model.params.stageLayout);
       this.plans.push(plan);
       if (plan.kind === 'diagonal') {
@@ -166,6 +170,7 @@ export class CkksInferenceService {
       inputCiphertexts: this.counts.input,
       outputCiphertexts: this.counts.output,
       activations: clientActivations(this.model).map((a) => ({ fns: [...a.fns], pool: a.pool })),
+      sources: this.model.plan.stages.map((st) => [...st.sources]),
     };
   }
 
@@ -243,12 +248,14 @@ export class CkksInferenceService {
     const factors: Float64Array[] = [];
     const carried: Float64Array[] = [];
     const sources: ((column: number) => number)[] = [];
-    let sourceOf = (j: number): number => j;
+    // Per round: where each of its outputs sits in the client's vector of that round.
+    const rounds: ((j: number) => number)[] = [];
     stages.forEach((stage, s) => {
       const isLast = s === stages.length - 1;
       const order = outputOrder(stage.map.rows, stage.activation, !isLast);
       const plan = this.plans[s]!;
       const slots = this.context.slots;
+      const sourceOf = this.clientIndex(s, rounds);
       const groups =
         plan.kind === 'diagonal' ? [inOrder(plan.plan, slots)]
         : plan.kind === 'shared' ? sharedGroups(plan.plan, stage.map, order.rowAt, slots, sourceOf)
@@ -258,10 +265,33 @@ export class CkksInferenceService {
       layouts.push(layout);
       const { perPosition, perClientValue } = this.drawFactors(layout, stage.blinded, params.blindBits);
       factors.push(perPosition);
-      carried.push(perClientValue);
-      if (stage.activation) sourceOf = nextSourceIndex(layout, stage.activation);
+      carried.push(Float64Array.from(perClientValue, (f) => f * stage.sigma));
+      if (stage.activation) rounds[s] = nextSourceIndex(layout, stage.activation);
     });
     return { layouts, factors, carried, sourceOf: sources, prepared: stages.map(() => null) };
+  }
+
+  /**
+   * Where column j of stage s's map sits in the vector the client uploads for it: its sources'
+   * vectors concatenated in the plan's order (the model input as given, each round's values in
+   * that round's order), so a source's block starts where its columns start.
+   */
+  private clientIndex(s: number, rounds: readonly ((j: number) => number)[]): (column: number) => number {
+    const { plan } = this.model;
+    const sources = plan.stages[s]!.sources;
+    const within = sources.map((k) => (k === MODEL_INPUT ? (j: number) => j : rounds[k]!));
+    if (sources.length === 1) return within[0]!;
+    const starts: number[] = [];
+    let at = 0;
+    for (const k of sources) {
+      starts.push(at);
+      at += sourceSize(plan, k);
+    }
+    return (j) => {
+      let i = starts.length - 1;
+      while (j < starts[i]!) i--;
+      return starts[i]! + within[i]!(j - starts[i]!);
+    };
   }
 
   /** One factor per position; a max-pool window's cells share theirs (max commutes only with a common factor). */
@@ -330,13 +360,25 @@ export class CkksInferenceService {
   }
 
   private stageDraw(draw: Draw, s: number): StageDraw {
-    return {
-      layout: draw.layouts[s]!,
-      factor: draw.factors[s]!,
-      unblind: s === 0 ? null : draw.carried[s - 1]!,
-      sourceOf: draw.sourceOf[s]!,
-      prevSigma: s === 0 ? 1 : this.model.stages[s - 1]!.sigma,
-    };
+    return { layout: draw.layouts[s]!, factor: draw.factors[s]!, unblind: this.unblinding(draw, s), sourceOf: draw.sourceOf[s]! };
+  }
+
+  /**
+   * The factor each value of the client's vector for stage s carries: per source, that round's
+   * (the model input carries none), so each source's factors are removed from its own columns
+   * only; null when the stage reads the model input alone.
+   */
+  private unblinding(draw: Draw, s: number): Float64Array | null {
+    const { plan } = this.model;
+    const sources = plan.stages[s]!.sources;
+    if (sources.length === 1) return sources[0] === MODEL_INPUT ? null : draw.carried[sources[0]!]!;
+    const out = new Float64Array(sources.reduce((a, k) => a + sourceSize(plan, k), 0)).fill(1);
+    let at = 0;
+    for (const k of sources) {
+      if (k !== MODEL_INPUT) out.set(draw.carried[k]!, at);
+      at += sourceSize(plan, k);
+    }
+    return out;
   }
 
   /** From the stage's sums to the ciphertexts that go back: per layout, rotations, bias, smudging. */

@@ -23,12 +23,13 @@ export interface StageDraw {
   readonly layout: StageLayout;
   /** Blinding factor per output position. */
   readonly factor: Float64Array;
-  /** Per value of the client's vector: the factor it carries (null for the first stage). */
+  /**
+   * Per value of the client's vector: the factor it carries — its round's blinding factor times
+   * that stage's normalization σ, 1 for model input values (null when every value is model input).
+   */
   readonly unblind: Float64Array | null;
   /** Where map column j sits in the client's vector. */
   readonly sourceOf: (column: number) => number;
-  /** The previous stage's normalization σ (1 for the first stage). */
-  readonly prevSigma: number;
 }
 
 /** The stage's products and the number of output ciphertexts (partial sums) they feed. */
@@ -45,7 +46,7 @@ export function stageTerms(stage: CkksStage, plan: StagePlan, draw: StageDraw, s
 
 /** Routed: one product per input ciphertext, its plaintext routing each slot's weight. */
 function routedTerms(stage: CkksStage, draw: StageDraw, slots: number): ProductTerm[] {
-  const { layout, factor, unblind, prevSigma } = draw;
+  const { layout, factor, unblind } = draw;
   const terms: ProductTerm[] = [];
   let input = 0;
   layout.groups.forEach((group, o) => {
@@ -56,7 +57,7 @@ function routedTerms(stage: CkksStage, draw: StageDraw, slots: number): ProductT
         const k = termsAt[slot]!;
         if (k < 0) continue;
         const p = group.start + (slot % group.period);
-        values[slot] = (stage.map.weights[k]! * stage.sigma * factor[p]! * (unblind ? 1 / unblind[sources[slot]!]! : 1)) / prevSigma;
+        values[slot] = stage.map.weights[k]! * stage.sigma * factor[p]! * (unblind ? 1 / unblind[sources[slot]!]! : 1);
       }
       terms.push({ input: input++, output: o, values });
     });
@@ -69,7 +70,7 @@ function routedTerms(stage: CkksStage, draw: StageDraw, slots: number): ProductT
  * whose slots carry the weight of that input's term for the row the slot computes.
  */
 function sharedTerms(stage: CkksStage, plan: SharedPlan, draw: StageDraw, slots: number): ProductTerm[] {
-  const { layout, factor, unblind, prevSigma } = draw;
+  const { layout, factor, unblind } = draw;
   const terms: ProductTerm[] = [];
   const inverse = new Float64Array(slots);
   let input = 0;
@@ -77,7 +78,7 @@ function sharedTerms(stage: CkksStage, plan: SharedPlan, draw: StageDraw, slots:
     const outputs = group.outputs!;
     // Per output ciphertext and slot: the row's index in the term-major weights, and the factor its weights carry.
     const rowAt = outputs.map((positions) => Int32Array.from(positions, (p) => (p < 0 ? -1 : plan.rowIndex[layout.rowAt[p]!]!)));
-    const scaleAt = outputs.map((positions) => Float64Array.from(positions, (p) => (p < 0 ? 0 : (stage.sigma * factor[p]!) / prevSigma)));
+    const scaleAt = outputs.map((positions) => Float64Array.from(positions, (p) => (p < 0 ? 0 : stage.sigma * factor[p]!)));
     group.sources.forEach((sources, t) => {
       for (let slot = 0; slot < slots; slot++) {
         const src = sources[slot]!;
@@ -121,11 +122,11 @@ function diagonalTerms(stage: CkksStage, plan: DiagonalPlan, draw: StageDraw, sl
 /** M′ for one session and dense stage: rows in output order, every factor folded in. */
 function sessionMatrix(stage: CkksStage, plan: DiagonalPlan, draw: StageDraw): Float64Array {
   const { map, sigma } = stage;
-  const { layout, factor, unblind, sourceOf, prevSigma } = draw;
+  const { layout, factor, unblind, sourceOf } = draw;
   const dense = new Float64Array(plan.rows * plan.cols);
   for (let r = 0; r < plan.rows; r++) {
     const row = layout.rowAt[r]!;
-    const scale = (sigma * factor[r]!) / prevSigma;
+    const scale = sigma * factor[r]!;
     for (let k = map.offsets[row]!; k < map.offsets[row + 1]!; k++) {
       const j = sourceOf(map.indices[k]!);
       dense[r * plan.cols + j] = dense[r * plan.cols + j]! + (map.weights[k]! * scale) / (unblind ? unblind[j]! : 1);

@@ -36,12 +36,19 @@ export interface PolyPlan {
 /**
  * Builds the plan.
  *
- * @throws UnsupportedModelError for a nonlinear layer other than a polynomial (a trailing softmax
+ * @throws UnsupportedModelError for a graph that is not a chain (residual adds, concatenations:
+ *   the interactive protocols take those), a nonlinear layer other than a polynomial (a trailing softmax
  *   or sigmoid is left to the client), a polynomial of degree above {@link MAX_SERVICE_DEGREE},
  *   two activations without a linear layer between them, or a model that does not start and end
  *   with a linear layer.
  */
 export function planPolyNetwork(model: Model): PolyPlan {
+  if (!model.isChain) {
+    const branch = model.nodes.find((n, i) => n.inputs.length > 1 || n.inputs[0] !== (i === 0 ? model.inputName : model.nodes[i - 1]!.output));
+    throw new UnsupportedModelError(
+      `node '${branch?.name ?? model.outputName}' (${branch?.layer.kind ?? 'output'}) makes the model a graph: ckks-poly evaluates chains of layers only; use --scheme ckks or --scheme paillier`,
+    );
+  }
   const layers = model.layers.map((layer, i) => ({ layer, shape: model.shapes[i]!, index: i })).filter(({ layer }) => layer.category !== 'layout');
   let outputActivation: PolyPlan['outputActivation'] = null;
   const last = layers[layers.length - 1]?.layer;

@@ -11,6 +11,7 @@ import { generateKeyPair, type PaillierKeyPair } from '../../schemes/paillier/ke
 import { DjnNoise, NoisePool } from '../../schemes/paillier/noise.js';
 import { SlotLayout } from '../../schemes/paillier/packing.js';
 import { decodeMessage, encodeMessage, message, ProtocolError, type ActivationSpec, type Message, type MessageOf, type SessionInfo } from './messages.js';
+import { applyFns } from './plan.js';
 
 /** Carries encoded messages to a service and brings back its replies. */
 export interface Transport {
@@ -226,7 +227,7 @@ export class PaillierInferenceClient {
       for (let k = 0; k < samples; k++) {
         let m = values[cursor]![k]!;
         for (let c = 1; c < size; c++) if (values[cursor + c]![k]! > m) m = values[cursor + c]![k]!;
-        perSample.push(applyFns(spec, m));
+        perSample.push(applyRound(spec, m));
       }
       cursor += size;
       out.push(publicKey.encryptRaw(info.batch > 1 ? layout.pack(perSample) : perSample[0]!));
@@ -271,16 +272,18 @@ function quantize(x: number, scale: number): bigint {
   return BigInt(Math.round(x * scale));
 }
 
-function applyFns(spec: ActivationSpec, v: bigint): bigint {
+function applyRound(spec: ActivationSpec, v: bigint): bigint {
   if (spec.scale === null || spec.returnScale === null) {
-    // Homogeneous (ReLU only): exact on the blinded integers, then the agreed shift, rounding to
-    // nearest (a floor would bias every value by −1/2, and the next layer sums hundreds of them).
-    if (v <= 0n) return 0n;
-    return spec.shift === 0 ? v : (v + (1n << BigInt(spec.shift - 1))) >> BigInt(spec.shift);
+    // Homogeneous: f(r·x) = r·f(x), applied to the blinded integer, then the agreed shift, rounding
+    // to nearest (a floor would bias every value by −1/2, and the next layer sums hundreds of them).
+    // ReLU alone is exact on the integers; LeakyReLU's slope goes through a double (2^-53 relative).
+    if (spec.fns.every((fn) => fn === 'relu')) {
+      if (v <= 0n) return 0n;
+      return spec.shift === 0 ? v : (v + (1n << BigInt(spec.shift - 1))) >> BigInt(spec.shift);
+    }
+    return BigInt(Math.round(applyFns(spec.fns, Number(v)) / 2 ** spec.shift));
   }
-  let x = Number(v) / spec.scale;
-  for (const fn of spec.fns) x = fn === 'relu' ? Math.max(0, x) : fn === 'sigmoid' ? 1 / (1 + Math.exp(-x)) : Math.tanh(x);
-  return BigInt(Math.round(x * spec.returnScale!));
+  return BigInt(Math.round(applyFns(spec.fns, Number(v) / spec.scale) * spec.returnScale!));
 }
 
 function argmax(v: Float64Array): number {

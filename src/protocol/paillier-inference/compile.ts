@@ -8,19 +8,22 @@
  * - A linear map's output: σ = Q, chosen so the largest weight's exponent e = round(Q·w/σ_in) has
  *   `weightBits` bits for the largest input scale (most strongly blinded input), and
  *   weightBits + blindBits + 1 bits for the smallest.
- * - Before a ReLU / max-pool round the service multiplies each value (or each window) by a fresh
+ * - Before a ReLU / LeakyReLU / max-pool round the service multiplies each value (or each window) by a fresh
  *   random r in [2^M, 2^(M+1+blindBits)) (M = blindMantissaBits) and adds noise |e| < r/2 (which
  *   keeps signs and orders); the client returns ⌊f(r·v + e)/2^shift⌋, so the next stage's
  *   inputs have per-value scales σ_j = r_j·Q/2^shift, which the service folds into that stage's
  *   exponents (no division under encryption is ever needed).
- * - Before a sigmoid / tanh round values travel unblinded with Q public; the client returns
+ * - Before a round of functions that are not positively homogeneous (sigmoid, tanh, GELU, SiLU,
+ *   HardSwish, Clip) values travel unblinded with Q public; the client returns
  *   round(f(x)·2^precisionBits).
+ * - A stage reading several rounds folds each column's own scale into its exponents.
  *
  * @module
  */
-import { applyMap, maxAbsWeight, type SparseLinearMap } from '../../tensor/sparse-linear.js';
+import { maxAbsWeight, type SparseLinearMap } from '../../tensor/sparse-linear.js';
 import type { Model } from '../../nn/model.js';
-import { applyGroup, planModel, type InferencePlan } from './plan.js';
+import { planCalibrated } from './graph-plan.js';
+import { checkPlan, evaluatePlan, isBoundedByOne, sourceSize, type InferencePlan, type PlanOptions, type Stage } from './plan.js';
 
 /**
  * Tunable precision and privacy knobs. The defaults keep the largest logit error near 1e-3 on the
@@ -125,16 +128,9 @@ export function calibrate(plan: InferencePlan, inputs: Float32Array | Float64Arr
   const mapMaxAbs = plan.stages.map((s) => s.linears.map(() => 0));
   const activationMaxAbs = plan.stages.map(() => 0);
   for (let k = 0; k < samples; k++) {
-    let x: ArrayLike<number> = inputs.subarray(k * inputSize, (k + 1) * inputSize);
-    plan.stages.forEach((stage, s) => {
-      stage.linears.forEach((map, m) => {
-        x = applyMap(map, x);
-        mapMaxAbs[s]![m] = Math.max(mapMaxAbs[s]![m]!, maxAbs(x));
-      });
-      if (stage.activation) {
-        x = applyGroup(stage.activation, x);
-        activationMaxAbs[s] = Math.max(activationMaxAbs[s]!, maxAbs(x));
-      }
+    evaluatePlan(plan, inputs.subarray(k * inputSize, (k + 1) * inputSize), {
+      map: (s, m, y) => (mapMaxAbs[s]![m] = Math.max(mapMaxAbs[s]![m]!, maxAbs(y))),
+      activation: (s, y) => (activationMaxAbs[s] = Math.max(activationMaxAbs[s]!, maxAbs(y))),
     });
   }
   const byteInputs = inputs.every((v) => Math.abs(Math.round(v * 255) - v * 255) < 1e-4);
@@ -167,28 +163,31 @@ export function compilePaillierModel(
   if (p.blindMantissaBits < 4 || p.blindMantissaBits + 1 + p.blindBits > 30) throw new RangeError('blindMantissaBits must be at least 4, and factors below 2^30');
   const rMin = 2 ** p.blindMantissaBits;
   const rMax = 2 ** (p.blindMantissaBits + 1 + p.blindBits);
+  checkPlan(plan);
   const stages: StageScales[] = [];
-  // The input scale of the next map: min and max over the values it may receive.
-  let scaleMin = p.inputScale;
-  let spreadBits = 0; // log2 of (largest / smallest) input scale of the next map
-  let inputBound = p.inputScale * Math.max(calibration.inputMaxAbs, 1) * p.headroom;
+  // Per source (index source + 1): the scales its integers carry and a bound on them.
+  const inputBound = p.inputScale * Math.max(calibration.inputMaxAbs, 1) * p.headroom;
+  const sources: SourceScales[] = [{ min: p.inputScale, max: p.inputScale, bound: inputBound }];
   let widest = bitsOf(inputBound);
   let largest = inputBound;
   plan.stages.forEach((stage, s) => {
     const maps: MapScales[] = [];
+    const read = stage.sources.map((k) => sources[k + 1]!);
+    // The next map's inputs: scales between scaleMin and scaleMax, |integer| ≤ bound.
+    let scaleMin = Math.min(...read.map((r) => r.min));
+    let bound = Math.max(...read.map((r) => r.bound));
     stage.linears.forEach((map: SparseLinearMap, m) => {
-      const w = Math.max(maxAbsWeight(map), 1e-30);
       const bits = uniformRows(map) ? p.uniformWeightBits : p.weightBits;
-      const q = (2 ** (bits + spreadBits) * scaleMin) / w;
+      const reach = m === 0 ? firstMapReach(plan, stage, map, read) : scaleMin / Math.max(maxAbsWeight(map), 1e-30);
+      const q = 2 ** bits * reach;
       const a = Math.max(calibration.mapMaxAbs[s]![m]!, 1e-12) * p.headroom;
       // Rounding each exponent moves each term by at most half an input integer.
-      const outputBound = q * a + 0.5 * widestRow(map) * inputBound;
+      const outputBound = q * a + 0.5 * widestRow(map) * bound;
       maps.push({ q, inputScaleMin: scaleMin, outputBound });
       widest = Math.max(widest, bitsOf(outputBound));
       largest = Math.max(largest, outputBound);
       scaleMin = q;
-      spreadBits = 0;
-      inputBound = outputBound;
+      bound = outputBound;
     });
     const q = maps[maps.length - 1]!.q;
     const out = maps[maps.length - 1]!.outputBound;
@@ -200,18 +199,49 @@ export function compilePaillierModel(
       const a = Math.max(calibration.activationMaxAbs[s]!, 1e-12) * p.headroom;
       shift = Math.max(0, Math.floor(Math.log2(rMin * q * a)) - p.precisionBits);
       returnedBound = sentBound / 2 ** shift + 1;
-      scaleMin = (rMin * q) / 2 ** shift;
-      spreadBits = p.blindBits + 1;
+      sources.push({ min: (rMin * q) / 2 ** shift, max: (rMax * q) / 2 ** shift, bound: returnedBound });
     } else if (stage.activation) {
-      returnedBound = 2 ** p.precisionBits;
-      scaleMin = 2 ** p.precisionBits;
+      // Returned as round(f(x)·2^precisionBits): |f| ≤ 1 for sigmoid/tanh, else as calibrated.
+      const reach = isBoundedByOne(stage.activation.fns) ? 1 : Math.max(1, calibration.activationMaxAbs[s]! * p.headroom);
+      returnedBound = 2 ** p.precisionBits * reach;
+      sources.push({ min: 2 ** p.precisionBits, max: 2 ** p.precisionBits, bound: returnedBound });
     }
-    inputBound = returnedBound;
     widest = Math.max(widest, bitsOf(sentBound), bitsOf(returnedBound));
     largest = Math.max(largest, sentBound, returnedBound);
     stages.push({ maps, shift, sentBound, returnedBound });
   });
   return { plan, params: p, stages, calibration, valueBound: Math.ceil(largest), valueBits: widest + 1 };
+}
+
+/** The scales one source's integers carry (min ≠ max when blinding factors differ per value) and a bound on them. */
+interface SourceScales {
+  readonly min: number;
+  readonly max: number;
+  readonly bound: number;
+}
+
+/**
+ * q / 2^bits for a stage's first map: the largest weight in each source's columns gets `bits`
+ * bits at that source's largest scale (e = q·w/σ), so no source's terms lose precision to
+ * another's scale; exponents reach bits + log2(max/min) bits for that source's smallest scale. A
+ * chain has one source: q = 2^bits·σ_max/max|w|.
+ */
+function firstMapReach(plan: InferencePlan, stage: Stage, map: SparseLinearMap, read: readonly SourceScales[]): number {
+  const ends: number[] = [];
+  let at = 0;
+  for (const k of stage.sources) ends.push((at += sourceSize(plan, k)));
+  const weights = new Float64Array(ends.length);
+  for (let t = 0; t < map.indices.length; t++) {
+    const col = map.indices[t]!;
+    let i = 0;
+    while (col >= ends[i]!) i++;
+    weights[i] = Math.max(weights[i]!, Math.abs(map.weights[t]!));
+  }
+  let reach = 0;
+  weights.forEach((w, i) => {
+    if (w > 0) reach = Math.max(reach, read[i]!.max / w);
+  });
+  return reach > 0 ? reach : Math.max(...read.map((r) => r.max)) / 1e-30;
 }
 
 /** True if every row's weights are all equal (average pooling), to within rounding. */
@@ -239,9 +269,15 @@ function bitsOf(x: number): number {
  * Plans, calibrates and compiles a model in one step (what a model owner runs once).
  *
  * @param calibrationInputs - samples one after another, as the model expects them.
- * @throws UnsupportedModelError if the protocol cannot place a layer.
+ * @param planOptions - how activations are placed (e.g. `nonHomogeneous: 'spline'`).
+ * @throws UnsupportedModelError if the protocol cannot place a node.
  */
-export function compileModel(model: Model, calibrationInputs: Float32Array | Float64Array, params: Partial<QuantizationParams> = {}): CompiledPaillierModel {
-  const plan = planModel(model);
+export function compileModel(
+  model: Model,
+  calibrationInputs: Float32Array | Float64Array,
+  params: Partial<QuantizationParams> = {},
+  planOptions: PlanOptions = {},
+): CompiledPaillierModel {
+  const plan = planCalibrated(model, calibrationInputs, planOptions);
   return compilePaillierModel(plan, calibrate(plan, calibrationInputs, model.inputSize), params);
 }

@@ -4,6 +4,7 @@
  * @module
  */
 export * from './plan.js';
+export { activationRanges, planCalibrated, splineTerms } from './graph-plan.js';
 export * from './compile.js';
 export * from './messages.js';
 export * from './service.js';

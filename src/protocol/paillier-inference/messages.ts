@@ -24,6 +24,13 @@ export class ProtocolError extends BlindmlError {
   }
 }
 
+/** An elementwise activation on the wire (see `Elementwise` in plan.ts). */
+export const elementwiseSchema = z.union([
+  z.enum(['relu', 'sigmoid', 'tanh', 'gelu', 'silu', 'hardswish']),
+  z.object({ leakyrelu: z.number() }).strict(),
+  z.object({ clip: z.tuple([z.number().nullable(), z.number().nullable()]).readonly() }).strict(),
+]);
+
 const base64url = z.string().regex(/^[A-Za-z0-9_-]+$/).max(4096);
 const count = z.number().int().nonnegative().max(1e8);
 
@@ -39,13 +46,13 @@ export const sessionInfoSchema = z.object({
   rounds: count,
   outputSize: z.number().int().positive(),
   outputScale: z.number().positive(),
-  outputActivation: z.enum(['softmax', 'sigmoid', 'tanh']).nullable(),
+  outputActivation: z.enum(['softmax', 'logsoftmax', 'sigmoid', 'tanh']).nullable(),
 });
 export type SessionInfo = z.infer<typeof sessionInfoSchema>;
 
 /** Which function the client applies in one round, on units given in (permuted) order. */
 export const activationSpecSchema = z.object({
-  fns: z.array(z.enum(['relu', 'sigmoid', 'tanh'])).max(16),
+  fns: z.array(elementwiseSchema).max(16),
   /** Values per unit (a max-pool window), if not all 1. */
   unitSizes: z.array(z.number().int().positive().max(1024)).max(1e7).nullable(),
   units: count,

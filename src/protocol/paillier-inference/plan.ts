@@ -1,31 +1,115 @@
 /**
- * Compiles a model of the IR into the plan the interactive Paillier protocol follows: a list of
- * stages, each a linear map the service evaluates on ciphertexts (consecutive linear layers
- * composed into one) followed by an activation group the client evaluates in one round.
+ * The plan the interactive protocols follow (Paillier, and CKKS which reuses it): a list of
+ * stages, each linear maps the service evaluates on ciphertexts followed by an activation group
+ * the client evaluates in one round; a stage reads the model input or earlier rounds
+ * (`Stage.sources`). `planModel` (`graph-plan.ts`) builds it from any model graph.
  *
- * An activation group is `f(max over a window)` or `f(x)` elementwise, where f is the composition
- * of its elementwise activations. Every supported activation is non-decreasing, so it commutes with
- * max; when f is built from ReLU only it is positively homogeneous and the service may hide values
- * behind random positive factors.
+ * An activation group is `f(max over a window)`, the mean of f over a window, or `f(x)`
+ * elementwise, where f is the composition of its elementwise activations. A max-pool joins a group
+ * only after non-decreasing functions (which commute with max). When f is built from ReLU and
+ * LeakyReLU only it is positively homogeneous and the service may hide values behind random
+ * positive factors; other functions (sigmoid, tanh, GELU, SiLU, HardSwish) see values at a
+ * public scale, permuted but not blinded, unless the planner turns them into sums of ReLUs (Clip
+ * always, the others as splines on request; docs/security.md).
  *
  * @module
  */
 import { BlindmlError } from '../../errors.js';
-import type { AvgPool2d, Layer } from '../../nn/layers.js';
-import { linearMapOf, poolWindows, type LinearLayer } from '../../nn/linear-maps.js';
+import type { Layer } from '../../nn/layers.js';
 import type { Model } from '../../nn/model.js';
+import { erf } from '../../nn/plaintext.js';
 import { sizeOf, type Shape } from '../../nn/shape.js';
-import { buildSparseMap, composeMaps, termCount, type SparseLinearMap } from '../../tensor/sparse-linear.js';
+import { applyMap, type SparseLinearMap } from '../../tensor/sparse-linear.js';
+import { planGraph } from './graph-plan.js';
 
-/** An elementwise activation the client applies. */
-export type Elementwise = 'relu' | 'sigmoid' | 'tanh';
+/**
+ * An elementwise activation the client applies: a name, or LeakyReLU with its slope below zero,
+ * or Clip with its bounds (null: unbounded on that side).
+ */
+export type Elementwise =
+  | 'relu'
+  | 'sigmoid'
+  | 'tanh'
+  | 'gelu'
+  | 'silu'
+  | 'hardswish'
+  | { readonly leakyrelu: number }
+  | { readonly clip: readonly [number | null, number | null] };
+
+/** The round function of an IR activation layer, or null if the layer is not elementwise (or not one a round evaluates). */
+export function elementwiseOf(layer: Layer): Elementwise | null {
+  switch (layer.kind) {
+    case 'relu':
+    case 'sigmoid':
+    case 'tanh':
+    case 'gelu':
+    case 'silu':
+    case 'hardswish':
+      return layer.kind;
+    case 'leakyrelu':
+      return { leakyrelu: layer.alpha };
+    case 'clip':
+      // Clip(0, ∞) is ReLU (and may be blinded as one).
+      if (layer.min === 0 && layer.max === Infinity) return 'relu';
+      return { clip: [Number.isFinite(layer.min) ? layer.min : null, Number.isFinite(layer.max) ? layer.max : null] };
+    default:
+      return null;
+  }
+}
+
+/** f(r·x) = r·f(x) for every r > 0: ReLU and LeakyReLU. */
+export function isHomogeneous(fn: Elementwise): boolean {
+  return fn === 'relu' || (typeof fn === 'object' && 'leakyrelu' in fn);
+}
+
+/** Non-decreasing, so f(max x) = max f(x): everything but GELU, SiLU, HardSwish and a negative-slope LeakyReLU. */
+export function isMonotone(fn: Elementwise): boolean {
+  if (typeof fn === 'object') return 'clip' in fn || fn.leakyrelu >= 0;
+  return fn !== 'gelu' && fn !== 'silu' && fn !== 'hardswish';
+}
+
+/** Applies one elementwise function to a real value (the clients' computation, and the reference). */
+export function applyElementwise(fn: Elementwise, v: number): number {
+  if (typeof fn === 'object') {
+    if ('leakyrelu' in fn) return v >= 0 ? v : fn.leakyrelu * v;
+    const [lo, hi] = fn.clip;
+    return Math.min(Math.max(v, lo ?? -Infinity), hi ?? Infinity);
+  }
+  switch (fn) {
+    case 'relu':
+      return v > 0 ? v : 0;
+    case 'sigmoid':
+      return 1 / (1 + Math.exp(-v));
+    case 'tanh':
+      return Math.tanh(v);
+    case 'gelu':
+      return 0.5 * v * (1 + erf(v * Math.SQRT1_2));
+    case 'silu':
+      return v / (1 + Math.exp(-v));
+    case 'hardswish':
+      return v * Math.min(Math.max(v / 6 + 0.5, 0), 1);
+  }
+}
+
+/** The composition of `fns`, applied to a real value. */
+export function applyFns(fns: readonly Elementwise[], v: number): number {
+  for (const fn of fns) v = applyElementwise(fn, v);
+  return v;
+}
+
+/** True if |f(x)| ≤ 1 for every x: the composition ends in sigmoid or tanh, followed by ReLUs at most. */
+export function isBoundedByOne(fns: readonly Elementwise[]): boolean {
+  let bounded = false;
+  for (const fn of fns) bounded = fn === 'sigmoid' || fn === 'tanh' || (bounded && fn === 'relu');
+  return bounded;
+}
 
 /**
  * One client round: out_w = f(max of window w), out_w = mean of f over window w, or f(x_j), with f
  * the composition of `fns`.
  */
 export interface ActivationGroup {
-  /** Elementwise functions, applied in order (max-pool commutes with all of them). */
+  /** Elementwise functions, applied in order (a max-pool's window max commutes with all of them). */
   readonly fns: readonly Elementwise[];
   /** For pooling: the input cells of each output window (padded cells excluded). */
   readonly windows: readonly Int32Array[] | null;
@@ -42,11 +126,20 @@ export interface ActivationGroup {
   readonly homogeneous: boolean;
 }
 
+/** The source that stands for the model input (the client's encrypted input). */
+export const MODEL_INPUT = -1;
+
 /**
  * Linear maps the service evaluates one after the other (consecutive linear layers, composed when
  * that stores fewer terms), then the activation group after them (none for the last stage).
+ *
+ * The first map reads the concatenation of `sources` in order: {@link MODEL_INPUT} for the model
+ * input, k ≥ 0 for the values stage k's activation round returned. A chain reads [−1], [0], [1], …;
+ * a residual add or a concatenation reads several earlier rounds (a skip connection is extra
+ * columns of the map).
  */
 export interface Stage {
+  readonly sources: readonly number[];
   readonly linears: readonly SparseLinearMap[];
   readonly activation: ActivationGroup | null;
 }
@@ -55,8 +148,11 @@ export interface Stage {
 export interface InferencePlan {
   readonly inputShape: Shape;
   readonly stages: readonly Stage[];
-  /** A final softmax, sigmoid or tanh, applied by the client to the decrypted outputs. */
-  readonly outputActivation: 'softmax' | 'sigmoid' | 'tanh' | null;
+  /**
+   * A final softmax, log-softmax, sigmoid or tanh, left to the client after decryption (the
+   * protocols return the logits before it; softmax and log-softmax keep the argmax).
+   */
+  readonly outputActivation: 'softmax' | 'logsoftmax' | 'sigmoid' | 'tanh' | null;
   readonly outputSize: number;
 }
 
@@ -76,129 +172,135 @@ export interface PlanOptions {
    * a max-pool window's do. Default false.
    */
   readonly avgPoolAtClient?: boolean;
+  /**
+   * How activations that are not positively homogeneous run (Clip is always two blinded ReLUs:
+   * lo + ReLU(x − lo) − ReLU(x − hi), exact).
+   * - 'client' (default): sigmoid, tanh, GELU, SiLU and HardSwish are evaluated by the client on
+   *   the values it sees permuted at a public scale — exact, but it learns their multiset
+   *   (docs/security.md).
+   * - 'spline': each is replaced by its piecewise-linear interpolant on {@link splineKnots}
+   *   segments of the calibrated input range (constant below it, the last slope above), a sum of
+   *   ReLUs of shifted values evaluated in a blinded ReLU round: the client learns signs only, the
+   *   fit error is the price, and the round carries one value per segment. Needs `ranges`.
+   */
+  readonly nonHomogeneous?: 'client' | 'spline';
+  /** Segments of a spline (default 16). */
+  readonly splineKnots?: number;
+  /** Per tensor name: the range of its values on calibration data ({@link activationRanges}). */
+  readonly ranges?: ReadonlyMap<string, readonly [number, number]>;
 }
 
 /**
- * Builds the plan.
+ * Builds the plan for a model graph (a chain is one): see `graph-plan.ts`.
  *
- * @throws UnsupportedModelError for softmax anywhere but last, or two pools in one activation
- *   group.
+ * @throws UnsupportedModelError naming the node the protocols cannot place.
  */
 export function planModel(model: Model, options: PlanOptions = {}): InferencePlan {
-  const { layers, shapes } = model;
-  let end = layers.length;
-  while (end > 0 && layers[end - 1]!.category === 'layout') end--;
-  const lastLayer = layers[end - 1];
-  const lastLinear = layers.reduce((at, l, i) => (l.category === 'linear' ? i : at), -1);
-  let outputActivation: InferencePlan['outputActivation'] = null;
-  if (lastLayer && end - 1 > lastLinear && (lastLayer.kind === 'softmax' || lastLayer.kind === 'sigmoid' || lastLayer.kind === 'tanh')) {
-    const between = layers.slice(lastLinear + 1, end - 1).filter((l) => l.category !== 'layout');
-    if (between.length === 0) {
-      outputActivation = lastLayer.kind;
-      end--;
+  return planGraph(model, options);
+}
+
+/** Values source k holds: the model input's size for {@link MODEL_INPUT}, else round k's outputs. */
+export function sourceSize(plan: InferencePlan, source: number): number {
+  return source === MODEL_INPUT ? sizeOf(plan.inputShape) : plan.stages[source]!.activation!.outputSize;
+}
+
+/**
+ * Per source (index source + 1, so the model input is index 0): the last stage that reads it, −1
+ * for none. A party keeps a source's values until that stage has run.
+ */
+export function lastReaders(stages: readonly { readonly sources: readonly number[] }[]): Int32Array {
+  const last = new Int32Array(stages.length + 1).fill(-1);
+  stages.forEach((stage, s) => {
+    for (const k of stage.sources) last[k + 1] = s;
+  });
+  return last;
+}
+
+/**
+ * Checks that every stage reads earlier activation rounds (or the input), each once, and that its
+ * first map takes exactly their values; that only the last stage lacks an activation, and every
+ * round is read by a later stage.
+ *
+ * @throws UnsupportedModelError naming the first stage that breaks a rule.
+ */
+export function checkPlan(plan: InferencePlan): void {
+  const n = plan.stages.length;
+  if (n === 0) throw new UnsupportedModelError('the plan has no stages');
+  plan.stages.forEach((stage, s) => {
+    if (stage.sources.length === 0) throw new UnsupportedModelError(`stage ${s} reads no source`);
+    if (new Set(stage.sources).size !== stage.sources.length) throw new UnsupportedModelError(`stage ${s} reads a source twice`);
+    for (const k of stage.sources) {
+      if (!Number.isInteger(k) || k < MODEL_INPUT || k >= s) throw new UnsupportedModelError(`stage ${s} reads source ${k}: only the input (−1) and earlier rounds`);
     }
-  }
-  const stages: Stage[] = [];
-  let linears: SparseLinearMap[] = [];
-  let group: GroupBuilder | null = null;
-  const close = (activation: ActivationGroup | null, size: number): void => {
-    stages.push({ linears: linears.length ? linears : [identityMap(size)], activation });
-    linears = [];
-  };
-  for (let i = 0; i < end; i++) {
-    const layer = layers[i]!;
-    const shape = shapes[i]!;
-    if (layer.category === 'layout') continue;
-    if (layer.category === 'linear') {
-      if (group && options.avgPoolAtClient && layer.kind === 'avgpool2d' && group.takesAvgPool(layer)) {
-        group.add(layer, shape, i);
-        continue;
-      }
-      if (group) {
-        close(group.build(), group.inputSize);
-        group = null;
-      }
-      const map = linearMapOf(layer as LinearLayer, shape);
-      const previous = linears[linears.length - 1];
-      if (previous && cheaperComposed(previous, map)) linears[linears.length - 1] = composeMaps(previous, map);
-      else linears.push(map);
-      continue;
+    if ((stage.activation === null) !== (s === n - 1)) throw new UnsupportedModelError(`stage ${s}: every stage but the last ends in an activation round`);
+    if (stage.linears.length === 0) throw new UnsupportedModelError(`stage ${s} has no linear map`);
+    const cols = stage.sources.reduce((a, k) => a + sourceSize(plan, k), 0);
+    if (stage.linears[0]!.cols !== cols) throw new UnsupportedModelError(`stage ${s}: its map takes ${stage.linears[0]!.cols} values, its sources hold ${cols}`);
+    for (let m = 1; m < stage.linears.length; m++) {
+      if (stage.linears[m]!.cols !== stage.linears[m - 1]!.rows) throw new UnsupportedModelError(`stage ${s}: map ${m} does not take map ${m - 1}'s outputs`);
     }
-    if (layer.kind === 'softmax') throw new UnsupportedModelError(`softmax at layer ${i} is only supported as the model's last layer`);
-    group ??= new GroupBuilder(sizeOf(shape));
-    group.add(layer, shape, i);
-  }
-  if (group) {
-    // The model ends in client-side activations (e.g. ReLU): a final identity stage returns them.
-    const built = group.build();
-    close(built, built.inputSize);
-    close(null, built.outputSize);
-  } else {
-    close(null, model.inputSize);
-  }
-  return { inputShape: model.inputShape, stages, outputActivation, outputSize: model.outputSize };
+    const rows = stage.linears[stage.linears.length - 1]!.rows;
+    const wanted = stage.activation ? stage.activation.inputSize : plan.outputSize;
+    if (rows !== wanted) throw new UnsupportedModelError(`stage ${s}: ${rows} outputs for ${wanted} values`);
+  });
+  const readers = lastReaders(plan.stages);
+  for (let k = 0; k < n - 1; k++) if (readers[k + 1]! < 0) throw new UnsupportedModelError(`round ${k}'s values are read by no later stage`);
 }
 
-/** True if storing second∘first takes fewer terms than the two apart (e.g. conv then average pooling). */
-function cheaperComposed(first: SparseLinearMap, second: SparseLinearMap): boolean {
-  const perRow = (termCount(second) / Math.max(1, second.rows)) * (termCount(first) / Math.max(1, first.rows));
-  return second.rows * Math.min(first.cols, perRow) <= termCount(first) + termCount(second);
+/**
+ * A stage's input: the values of its `sources` concatenated (`returned[k]` = round k's values).
+ *
+ * @throws RangeError if a source's values are not given.
+ */
+export function gatherSources(sources: readonly number[], input: ArrayLike<number>, returned: readonly (ArrayLike<number> | null | undefined)[]): Float64Array {
+  const parts = sources.map((k) => {
+    const part = k === MODEL_INPUT ? input : returned[k];
+    if (!part) throw new RangeError(`source ${k} is not available`);
+    return part;
+  });
+  const out = new Float64Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
-function identityMap(size: number): SparseLinearMap {
-  return buildSparseMap(size, size, new Float64Array(size), (r, add) => add(r, 1));
+/** What {@link evaluatePlan} reports as it goes. */
+export interface PlanObserver {
+  /** After linear map m of stage s. */
+  map?(s: number, m: number, y: Float64Array): void;
+  /** After stage s's activation round. */
+  activation?(s: number, y: Float64Array): void;
 }
 
-class GroupBuilder {
-  private readonly fns: Elementwise[] = [];
-  private windows: Int32Array[] | null = null;
-  private pool: 'max' | 'avg' | null = null;
-  private size: number;
-
-  constructor(readonly inputSize: number) {
-    this.size = inputSize;
-  }
-
-  /** True if the client can take this average pool after the group's functions (see PlanOptions). */
-  takesAvgPool(layer: AvgPool2d): boolean {
-    const [kh, kw] = layer.kernel;
-    const [sh, sw] = layer.stride;
-    return this.windows === null && this.fns.length > 0 && layer.pads.every((p) => p === 0) && sh >= kh && sw >= kw;
-  }
-
-  add(layer: Layer, shape: Shape, index: number): void {
-    if (layer.kind === 'relu' || layer.kind === 'sigmoid' || layer.kind === 'tanh') {
-      this.fns.push(layer.kind);
+/**
+ * Runs the plan in floating point on one input (the reference every protocol is checked against,
+ * and the calibration pass).
+ */
+export function evaluatePlan(plan: InferencePlan, input: ArrayLike<number>, observe: PlanObserver = {}): Float64Array {
+  const returned: (Float64Array | null)[] = plan.stages.map(() => null);
+  let out: Float64Array = new Float64Array(0);
+  plan.stages.forEach((stage, s) => {
+    let x: Float64Array = gatherSources(stage.sources, input, returned);
+    stage.linears.forEach((map, m) => {
+      x = applyMap(map, x);
+      observe.map?.(s, m, x);
+    });
+    if (!stage.activation) {
+      out = x;
       return;
     }
-    if (layer.kind === 'maxpool2d' || layer.kind === 'avgpool2d') {
-      if (this.windows) throw new UnsupportedModelError(`layer ${index}: two pools without a linear layer between them`);
-      this.windows = poolWindows(layer, shape, layer.computeOutputShape(shape));
-      this.pool = layer.kind === 'maxpool2d' ? 'max' : 'avg';
-      this.size = this.windows.length;
-      return;
-    }
-    throw new UnsupportedModelError(`layer ${index} (${layer.kind}) cannot be evaluated by the client`);
-  }
-
-  build(): ActivationGroup {
-    return {
-      fns: [...this.fns],
-      windows: this.windows,
-      pool: this.pool,
-      inputSize: this.inputSize,
-      outputSize: this.size,
-      homogeneous: this.fns.every((f) => f === 'relu'),
-    };
-  }
+    returned[s] = applyGroup(stage.activation, x);
+    observe.activation?.(s, returned[s]);
+  });
+  return out;
 }
 
 /** Applies the group's function to real values (the client's computation, and the reference). */
 export function applyGroup(group: ActivationGroup, x: ArrayLike<number>): Float64Array {
-  const f = (v: number): number => {
-    for (const fn of group.fns) v = fn === 'relu' ? Math.max(0, v) : fn === 'sigmoid' ? 1 / (1 + Math.exp(-v)) : Math.tanh(v);
-    return v;
-  };
+  const f = (v: number): number => applyFns(group.fns, v);
   const out = new Float64Array(group.outputSize);
   if (!group.windows) {
     for (let j = 0; j < out.length; j++) out[j] = f(x[j]!);

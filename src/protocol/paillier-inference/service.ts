@@ -17,7 +17,8 @@ import { SlotLayout } from '../../schemes/paillier/packing.js';
 import { localRowEvaluator, type RowEvaluator } from '../../tensor/paillier-sparse.js';
 import type { CompiledPaillierModel } from './compile.js';
 import { decodeMessage, encodeMessage, message, ProtocolError, type ActivationSpec, type Message, type MessageOf, type SessionInfo } from './messages.js';
-import { blindingFactor, integerBias, integerExponents, packedBlindingNoise, randomPermutation, replicator, valueLayout } from './session-math.js';
+import { lastReaders, MODEL_INPUT, sourceSize } from './plan.js';
+import { blindingFactor, integerBias, integerExponents, joinScales, packedBlindingNoise, randomPermutation, replicator, valueLayout, type ScaledSource } from './session-math.js';
 
 /** Options of {@link PaillierInferenceService}. */
 export interface ServiceOptions {
@@ -54,8 +55,12 @@ interface Session {
   stage: number;
   /** What the session waits for; 'busy' while a request is being computed (a second one is refused). */
   expecting: 'input' | 'activated' | 'busy';
-  inputs: bigint[];
-  scales: Float64Array | number;
+  /**
+   * Per source (index source + 1: the client's input, then each round's returned values in the
+   * plan's unit order with their scales, blinding folded in), kept until the last stage that reads
+   * it has run.
+   */
+  held: (ScaledSource<bigint> | null)[];
   pending: PendingRound | null;
   lastSeen: number;
 }
@@ -166,8 +171,7 @@ export class PaillierInferenceService {
       width: 2 * Math.ceil(key.bits / 8),
       stage: 0,
       expecting: 'input',
-      inputs: [],
-      scales: model.params.inputScale,
+      held: [],
       pending: null,
       lastSeen: Date.now(),
     };
@@ -224,8 +228,8 @@ export class PaillierInferenceService {
   private async input(msg: MessageOf<'input'>): Promise<Message> {
     const s = this.session(msg.sessionId, 'input');
     if (msg.samples > s.batch) throw new ProtocolError('ERR_BAD_MESSAGE', `at most ${s.batch} samples per session`);
-    this.checkCiphertexts(s, msg.ciphertexts, s.model.plan.stages[0]!.linears[0]!.cols);
-    s.inputs = msg.ciphertexts;
+    this.checkCiphertexts(s, msg.ciphertexts, sourceSize(s.model.plan, MODEL_INPUT));
+    s.held[0] = { values: msg.ciphertexts, scales: s.model.params.inputScale };
     s.ones = replicator(s.layout.slotBits, msg.samples);
     s.samples = msg.samples;
     s.expecting = 'busy';
@@ -239,15 +243,13 @@ export class PaillierInferenceService {
     const prev = s.model.stages[s.stage - 1]!;
     const group = s.model.plan.stages[s.stage - 1]!.activation!;
     this.checkCiphertexts(s, msg.ciphertexts, group.outputSize);
-    const inputs = new Array<bigint>(group.outputSize);
+    const values = new Array<bigint>(group.outputSize);
     const q = prev.maps[prev.maps.length - 1]!.q;
-    const scales = new Float64Array(group.outputSize);
-    order.forEach((unit, k) => {
-      inputs[unit] = msg.ciphertexts[k]!;
-      scales[unit] = group.homogeneous ? (factors[unit]! * q) / 2 ** prev.shift : 2 ** s.model.params.precisionBits;
-    });
-    s.inputs = inputs;
-    s.scales = scales;
+    order.forEach((unit, k) => (values[unit] = msg.ciphertexts[k]!));
+    // A blinded unit's integer is ≈ r·q/2^shift times its value: that is its scale, which the stages
+    // reading this round fold into their exponents for its columns. Unblinded rounds share one scale.
+    const scales = group.homogeneous ? Float64Array.from(factors, (r) => (r * q) / 2 ** prev.shift) : 2 ** s.model.params.precisionBits;
+    s.held[s.stage] = { values, scales };
     s.pending = null;
     s.expecting = 'busy';
     return this.runStage(s);
@@ -257,8 +259,11 @@ export class PaillierInferenceService {
   private async runStage(s: Session): Promise<Message> {
     const stage = s.model.plan.stages[s.stage]!;
     const scales = s.model.stages[s.stage]!;
-    let values = s.inputs;
-    let sigma = s.scales;
+    const read = stage.sources.map((k) => s.held[k + 1]!);
+    let values = read.flatMap((h) => Array.from(h.values));
+    let sigma = joinScales(read);
+    const readers = lastReaders(s.model.plan.stages);
+    for (const k of stage.sources) if (readers[k + 1] === s.stage) s.held[k + 1] = null;
     for (let m = 0; m < stage.linears.length; m++) {
       const map = stage.linears[m]!;
       const { q } = scales.maps[m]!;
@@ -266,7 +271,6 @@ export class PaillierInferenceService {
       values = await this.evaluator.evaluate(s.key, values, rows, map.rows);
       sigma = q;
     }
-    s.inputs = [];
     s.lastSeen = Date.now();
     if (!stage.activation) {
       const packed = await this.packForTransport(s, values, null, scales.maps[scales.maps.length - 1]!.outputBound);

@@ -116,3 +116,26 @@ export function integerExponents(map: SparseLinearMap, q: number, sigma: Float64
 export function integerBias(map: SparseLinearMap, q: number, ones: bigint): bigint[] {
   return Array.from(map.bias, (b) => BigInt(Math.round(b * q)) * ones);
 }
+
+/** The values one source of a stage holds and the scale of each (one number when they share one). */
+export interface ScaledSource<T> {
+  readonly values: ArrayLike<T>;
+  readonly scales: Float64Array | number;
+}
+
+/**
+ * A stage's input scales: its sources' scales concatenated in order, one number when every source
+ * has the same single scale (a chain's input, or rounds returned at a public scale).
+ */
+export function joinScales<T>(parts: readonly ScaledSource<T>[]): Float64Array | number {
+  const first = parts[0]!.scales;
+  if (typeof first === 'number' && parts.every((p) => p.scales === first)) return first;
+  const out = new Float64Array(parts.reduce((a, p) => a + p.values.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    if (typeof p.scales === 'number') out.fill(p.scales, at, at + p.values.length);
+    else out.set(p.scales, at);
+    at += p.values.length;
+  }
+  return out;
+}

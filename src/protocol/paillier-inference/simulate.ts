@@ -10,9 +10,9 @@
  *
  * @module
  */
-import { applyGroup, type ActivationGroup } from './plan.js';
+import { applyGroup, lastReaders, MODEL_INPUT, sourceSize, type ActivationGroup } from './plan.js';
 import type { CompiledPaillierModel } from './compile.js';
-import { blindingFactor, blindingNoise, integerExponents } from './session-math.js';
+import { blindingFactor, blindingNoise, integerExponents, joinScales } from './session-math.js';
 
 /** What {@link simulateProtocol} reports. */
 export interface SimulationResult {
@@ -33,22 +33,33 @@ export interface SimulationResult {
  * @throws RangeError if `inputs` is not a whole number of samples.
  */
 export function simulateProtocol(model: CompiledPaillierModel, inputs: Float32Array | Float64Array, batch = 1): SimulationResult {
-  const inputSize = model.plan.stages[0]!.linears[0]!.cols;
+  const inputSize = sourceSize(model.plan, MODEL_INPUT);
   if (inputs.length === 0 || inputs.length % inputSize !== 0) throw new RangeError(`simulateProtocol: samples have ${inputSize} values`);
   const samples = inputs.length / inputSize;
   const maxAbs = model.plan.stages.map((s) => ({ maps: s.linears.map(() => 0), sent: 0, returned: 0 }));
   const outputSize = model.plan.outputSize;
   const logits = new Float64Array(samples * outputSize);
+  const readers = lastReaders(model.plan.stages);
   for (let first = 0; first < samples; first += batch) {
     const group = Math.min(batch, samples - first);
     const scale = model.params.inputScale;
-    // xs[k] = the integers of sample first + k
-    let xs: Float64Array[] = Array.from({ length: group }, (_, k) =>
-      Float64Array.from(inputs.subarray((first + k) * inputSize, (first + k + 1) * inputSize), (v) => Math.round(v * scale)),
-    );
-    let sigma: Float64Array | number = scale;
+    // Per source (index source + 1): each sample's integers, and their scales.
+    const held: (Held | null)[] = [
+      {
+        xs: Array.from({ length: group }, (_, k) =>
+          Float64Array.from(inputs.subarray((first + k) * inputSize, (first + k + 1) * inputSize), (v) => Math.round(v * scale)),
+        ),
+        scales: scale,
+      },
+    ];
     model.plan.stages.forEach((stage, s) => {
       const scales = model.stages[s]!;
+      const read = stage.sources.map((k) => held[k + 1]!);
+      let xs = Array.from({ length: group }, (_, k) => concat(read.map((h) => h.xs[k]!)));
+      let sigma = joinScales(read.map((h) => ({ values: h.xs[0]!, scales: h.scales })));
+      stage.sources.forEach((k) => {
+        if (readers[k + 1] === s) held[k + 1] = null;
+      });
       stage.linears.forEach((map, m) => {
         const { q } = scales.maps[m]!;
         const e = integerExponents(map, q, sigma);
@@ -65,20 +76,35 @@ export function simulateProtocol(model: CompiledPaillierModel, inputs: Float32Ar
         });
         sigma = q;
       });
-      if (stage.activation) {
-        const q = scales.maps[scales.maps.length - 1]!.q;
-        const round = activationRound(model, stage.activation, xs, q, scales.shift);
-        maxAbs[s]!.sent = Math.max(maxAbs[s]!.sent, round.sentMax);
-        for (const v of round.values) maxAbs[s]!.returned = Math.max(maxAbs[s]!.returned, largest(v));
-        xs = round.values;
-        sigma = round.scales;
+      const q = scales.maps[scales.maps.length - 1]!.q;
+      if (!stage.activation) {
+        xs.forEach((x, k) => logits.set(x.map((v) => v / q), (first + k) * outputSize));
+        return;
       }
+      const round = activationRound(model, stage.activation, xs, q, scales.shift);
+      maxAbs[s]!.sent = Math.max(maxAbs[s]!.sent, round.sentMax);
+      for (const v of round.values) maxAbs[s]!.returned = Math.max(maxAbs[s]!.returned, largest(v));
+      held[s + 1] = { xs: round.values, scales: round.scales };
     });
-    const last = model.stages[model.stages.length - 1]!;
-    const q = last.maps[last.maps.length - 1]!.q;
-    xs.forEach((x, k) => logits.set(x.map((v) => v / q), (first + k) * outputSize));
   }
   return { logits, maxAbs };
+}
+
+/** A source's integers per sample and their scales. */
+interface Held {
+  readonly xs: Float64Array[];
+  readonly scales: Float64Array | number;
+}
+
+function concat(parts: readonly Float64Array[]): Float64Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Float64Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 /** One client round as the service blinds it (one factor per unit for all samples) and the client evaluates it. */
