@@ -22,7 +22,6 @@
  *
  * @module
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -30,6 +29,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { registerModel } from '../src/client/index.js';
+import { spawnServe, type ServeProcess } from './serve-process.js';
 import { loadFashionMnistSample } from '../src/data/fashion-mnist.js';
 import { argmaxRows, importOnnx, runPlaintext } from '../src/nn/index.js';
 import { bigIntToBase64Url } from '../src/math/bigint.js';
@@ -64,30 +64,12 @@ const dir = mkdtempSync(join(tmpdir(), 'blindml-bench-load-'));
 const API_KEY = 'bench-owner-key';
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
-interface Server {
-  proc: ChildProcess;
-  url: string;
-  exited: Promise<number | null>;
-}
+type Server = ServeProcess;
 
-async function startServer(db: string): Promise<Server> {
-  const proc = spawn(
-    process.execPath,
-    ['--import', 'tsx', join(root, 'src/cli/run.ts'), 'serve', '--port', '0', '--db', db, '--api-key', API_KEY, '--log-level', 'warn',
-      '--idle-timeout', String(idleS), '--max-sessions-per-client', String(PER_CLIENT), '--opens-per-minute', '100000', '--max-memory-mb', String(maxMemoryMb)],
-    { stdio: ['ignore', 'ignore', 'pipe'], cwd: root },
-  );
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    let err = '';
-    proc.stderr!.on('data', (d: Buffer) => {
-      err += d.toString();
-      const m = /serving \d+ model\(s\) at (http:\/\/[^\s]+)/.exec(err);
-      if (m) resolve(m[1]!);
-    });
-    void exited.then((code) => reject(new Error(`server exited (${code}): ${err}`)));
-  });
-  return { proc, url, exited };
+function startServer(db: string): Promise<Server> {
+  return spawnServe(root, [
+    '--db', db, '--api-key', API_KEY, '--idle-timeout', String(idleS), '--max-sessions-per-client', String(PER_CLIENT), '--opens-per-minute', '100000', '--max-memory-mb', String(maxMemoryMb),
+  ]);
 }
 
 async function stopServer(s: Server): Promise<void> {

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +32,7 @@ import { encodeMessage, message } from '../src/protocol/paillier-inference/messa
 import { planModel } from '../src/protocol/paillier-inference/plan.js';
 import { generateKeyPair } from '../src/schemes/paillier/keys.js';
 import { PaillierWorkerPool } from '../src/workers/paillier-pool.js';
+import { spawnServe, type ServeProcess } from './serve-process.js';
 import { measureThroughput, throughputTable, type ThroughputRow } from './service-throughput.js';
 
 const { values: args } = parseArgs({
@@ -60,31 +61,13 @@ const sample = loadFashionMnistSample({ limit: sessions });
 const plain = argmaxRows(runPlaintext(importOnnx(onnx), sample.images), 10);
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
-interface Server {
-  proc: ChildProcess;
-  url: string;
-  exited: Promise<number | null>;
-}
+type Server = ServeProcess;
 
-async function startServer(): Promise<Server> {
-  const proc = spawn(
-    process.execPath,
-    ['--import', 'tsx', join(root, 'src/cli/run.ts'), 'serve', '--port', '0', '--db', db, '--api-key', API_KEY, '--log-level', 'warn',
-      '--idle-timeout', String(idleS), '--max-sessions-per-client', String(sessions + 8), '--opens-per-minute', '100000', '--max-frame-mb', String(MAX_FRAME_MB),
-      ...(insecure ? ['--insecure'] : [])],
-    { stdio: ['ignore', 'ignore', 'pipe'], cwd: root },
-  );
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    let err = '';
-    proc.stderr!.on('data', (d: Buffer) => {
-      err += d.toString();
-      const m = /serving \d+ model\(s\) at (http:\/\/[^\s]+)/.exec(err);
-      if (m) resolve(m[1]!);
-    });
-    void exited.then((code) => reject(new Error(`server exited (${code}): ${err}`)));
-  });
-  return { proc, url, exited };
+function startServer(): Promise<Server> {
+  return spawnServe(root, [
+    '--db', db, '--api-key', API_KEY, '--idle-timeout', String(idleS), '--max-sessions-per-client', String(sessions + 8), '--opens-per-minute', '100000', '--max-frame-mb', String(MAX_FRAME_MB),
+    ...(insecure ? ['--insecure'] : []),
+  ]);
 }
 
 function rssMiB(pid: number): number {

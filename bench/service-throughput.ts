@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { spawn } from 'node:child_process';
+import { spawnServe } from './serve-process.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -227,17 +227,7 @@ export function throughputTable(rows: readonly ThroughputRow[]): string {
 /** Starts `blindml serve` in its own process on a fresh database; resolves with its URL and a stop function. */
 async function serveProcess(root: string, apiKey: string, insecure: boolean): Promise<{ url: string; stop: () => Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'blindml-throughput-'));
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/cli/run.ts'), 'serve', '--port', '0', '--db', join(dir, 'r.db'), '--api-key', apiKey, '--log-level', 'warn', ...(insecure ? ['--insecure'] : [])], { stdio: ['ignore', 'ignore', 'pipe'], cwd: root });
-  const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
-  const url = await new Promise<string>((resolve, reject) => {
-    let err = '';
-    proc.stderr!.on('data', (d: Buffer) => {
-      err += d.toString();
-      const m = /serving \d+ model\(s\) at (http:\/\/[^\s]+)/.exec(err);
-      if (m) resolve(m[1]!);
-    });
-    void exited.then(() => reject(new Error(`the server exited: ${err}`)));
-  });
+  const { proc, url, exited } = await spawnServe(root, ['--db', join(dir, 'r.db'), '--api-key', apiKey, ...(insecure ? ['--insecure'] : [])]);
   return {
     url,
     stop: async () => {
