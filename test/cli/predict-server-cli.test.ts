@@ -1,5 +1,5 @@
 // `blindml predict --server` as a model owner and a user run it: label a model, upload it, predict
-// on a PNG through the running service under Paillier and CKKS; a wrong API key is named as such.
+// on a PNG through the running service under Paillier, CKKS and ckks-poly; a wrong API key is named as such.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { PNG } from 'pngjs';
 import { loadFashionMnistSample } from '../../src/data/fashion-mnist.js';
 import { runCliProcess } from '../helpers/cli.js';
+import { tinyPolyOnnx } from '../helpers/poly-model.js';
 
 const RUN_TS = fileURLToPath(new URL('../../src/cli/run.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -68,7 +69,14 @@ test('a labelled model uploaded by its owner predicts through the service, with 
     assert.deepEqual(out.predictions.map((p) => [p.input, p.className, p.label]), [['boot.png', 'boot', 9]]);
     assert.equal(out.predictions[0]!.plaintextLabel, 9);
   }
-  const poly = runCliProcess(['predict', image, '--server', url, '--scheme', 'ckks-poly']);
-  assert.equal(poly.code, 2);
-  assert.match(poly.stderr, /--scheme ckks-poly runs with an in-process service/);
+  // ckks-poly: the polynomial network is registered by its owner's key on first use, then one batch job.
+  const polyModel = join(dir, 'poly.onnx');
+  writeFileSync(polyModel, tinyPolyOnnx());
+  const poly = runCliProcess(['predict', image, '--model', polyModel, '--server', url, '--scheme', 'ckks-poly', '--api-key', KEY, '--json']);
+  assert.equal(poly.code, 0, poly.stderr);
+  const polyOut = JSON.parse(poly.stdout) as { scheme: string; predictions: Array<{ input: string; label: number; plaintextLabel: number; probabilities: number[] }> };
+  assert.equal(polyOut.scheme, 'ckks-poly');
+  assert.equal(polyOut.predictions.length, 1);
+  assert.equal(polyOut.predictions[0]!.label, polyOut.predictions[0]!.plaintextLabel);
+  assert.equal(polyOut.predictions[0]!.probabilities.length, 10);
 });

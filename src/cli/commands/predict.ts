@@ -133,7 +133,7 @@ async function runScheme(options: PredictOptions, loaded: LoadedModel, inputs: r
   const remote = { ...(options.server ? { server: options.server } : {}), ...(options.modelId ? { modelId: options.modelId } : {}), ...(options.server && apiKey ? { apiKey } : {}) };
   let result: InferenceJobResult;
   if (options.scheme === 'ckks-poly') {
-    result = await runCkksPolyJob({ ...common, batch: options.batchSize });
+    result = await runCkksPolyJob({ ...common, ...remote, batch: options.batchSize });
   } else if (options.scheme === 'ckks') {
     result = await runCkksInferenceJob({ ...common, ...remote });
   } else {
@@ -163,7 +163,7 @@ export function registerPredictCommand(program: Command): void {
     .option('--key-bits <bits>', 'paillier: modulus size', positiveInt, 2048)
     .option('--insecure', 'paillier: allow keys below 2048 bits (tests only)')
     .addOption(threadsOption())
-    .option('--server <url>', 'use a running service (paillier and ckks) instead of an in-process one')
+    .option('--server <url>', 'use a running service instead of an in-process one (ckks-poly: its batch jobs)')
     .option('--model-id <id>', 'with --server: model id on the server (default: the model file content id)')
     .option('--api-key <key>', 'with --server: register --model first if the service lacks it (owner key; default $BLINDML_API_KEY)')
     .addOption(new Option('--transport <kind>', 'with --server and paillier: WebSocket session or one HTTP POST per message').choices(['websocket', 'http']).default('websocket'))
@@ -172,7 +172,6 @@ export function registerPredictCommand(program: Command): void {
       if (options.scheme !== 'paillier' && command.getOptionValueSource('keyBits') === 'cli') {
         throw new UsageError('--key-bits sizes Paillier keys; CKKS parameters are fixed at 128-bit security');
       }
-      if (options.scheme === 'ckks-poly' && options.server) throw new UsageError('--scheme ckks-poly runs with an in-process service; --server serves --scheme paillier and ckks');
       if (options.scheme === 'ckks' && options.batchSize > 1) throw new UsageError('--scheme ckks encrypts one input per session; drop --batch-size');
       if (options.keyBits < 2048 && !options.insecure) throw new UsageError(`--key-bits ${options.keyBits} is insecure; use 2048 or more, or add --insecure`);
       const loaded = loadModel(options.model ?? bundledModelPath(SCHEME_DEFAULT_MODELS[options.scheme]));
