@@ -12,7 +12,7 @@ import { buildModelFile, isModelFile, readModelFile, type ModelFile, type Scheme
 import { progressBar, progressEnabled } from '../progress.js';
 import { writeAtomically } from '../write-atomically.js';
 import { packageVersion } from '../version.js';
-import { calibrationFor, knownClassNames } from './predict.js';
+import { knownClassNames, predictCalibration } from './predict.js';
 import { readModelFile as readBytes } from './model.js';
 
 const count = (n: number) => n.toLocaleString('en-US');
@@ -75,7 +75,7 @@ function compileFile(file: string, options: CompileOptions): Uint8Array {
     return buildModelFile({
       onnx: loaded.onnx,
       name: basename(file).replace(/\.(onnx|blindml)$/, ''),
-      calibration: calibrationFor(loaded, options.calibration, norm),
+      calibration: predictCalibration(loaded, options.calibration, norm),
       ...withNames(knownClassNames(loaded, options.labels)),
       normalize: options.normalize,
       createdBy: `blindml ${packageVersion()}`,

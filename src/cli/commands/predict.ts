@@ -9,7 +9,7 @@
 import { basename, dirname, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { FormatError } from '../../errors.js';
-import { FASHION_MNIST_CLASSES, loadFashionMnistSample } from '../../data/fashion-mnist.js';
+import { FASHION_MNIST_CLASSES } from '../../data/fashion-mnist.js';
 import { readInputs } from '../../data/input-files.js';
 import { parseNormalization, type NamedInput, type Normalization } from '../../data/inputs.js';
 import { readModelLabels } from '../../data/onnx-labels.js';
@@ -17,13 +17,11 @@ import { labelsArgument } from './model.js';
 import { formatShape } from '../../nn/shape.js';
 import { runCkksInferenceJob } from '../ckks-job.js';
 import { runCkksPolyJob } from '../ckks-poly-job.js';
+import { committedCalibration } from '../calibration.js';
 import { bundledModelPath, loadModel, runInferenceJob, type InferenceJobResult, type LoadedModel } from '../inference-job.js';
 import { deprecatedAlias, nonNegativeInt, positiveInt, SCHEME_DEFAULT_MODELS, threadsOption } from '../options.js';
 import { progressBar, progressEnabled, type Progress } from '../progress.js';
 import { UsageError } from '../usage-error.js';
-
-/** The committed sample's last images calibrate when the model takes 1×28×28 inputs. */
-const SAMPLE_CALIBRATION_IMAGES = 100;
 
 interface PredictOptions {
   model?: string;
@@ -92,18 +90,18 @@ function isBundledFashionModel(path: string): boolean {
  *
  * @throws UsageError when neither fits the model.
  */
-export function calibrationFor(loaded: LoadedModel, files: readonly string[] | undefined, norm: Normalization): Float32Array {
+export function predictCalibration(loaded: LoadedModel, files: readonly string[] | undefined, norm: Normalization): Float32Array {
   const shape = loaded.model.inputShape;
   if (files && files.length > 0) return concat(readInputs(files, shape, norm));
   if (loaded.calibration) return loaded.calibration;
-  const sample = loadFashionMnistSample();
-  if (formatShape(sample.shape) !== formatShape(shape)) {
+  const committed = committedCalibration();
+  if (formatShape(committed.shape) !== formatShape(shape)) {
     throw new UsageError(
-      `the model takes ${shape.join('×')} inputs and the committed calibration images are ${sample.shape.join('×')}: ` +
+      `the model takes ${shape.join('×')} inputs and the committed calibration images are ${committed.shape.join('×')}: ` +
         'pass --calibration FILE... (typical inputs of the model, in any format predict reads)',
     );
   }
-  return sample.images.subarray((sample.count - SAMPLE_CALIBRATION_IMAGES) * loaded.model.inputSize);
+  return committed.values;
 }
 
 function concat(inputs: readonly NamedInput[]): Float32Array {
@@ -179,7 +177,7 @@ export function registerPredictCommand(program: Command): void {
       const norm = parseNormalization(options.normalize ?? loaded.normalize ?? 'unit');
       const names = classNames(loaded, options.labels);
       const inputs = readInputs(inputPaths, loaded.model.inputShape, norm);
-      const calibration = calibrationFor(loaded, options.calibration, norm);
+      const calibration = predictCalibration(loaded, options.calibration, norm);
       const bar = progressBar(inputs.length, 'predict', progressEnabled(options.json));
       const { result, logits } = await runScheme(options, loaded, inputs, calibration, bar).finally(() => bar.finish());
       const predictions = inputs.map((input, i): Prediction => {
