@@ -211,9 +211,11 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   let draining = false;
 
   /** Open sessions of every scheme, and the memory budget (for /healthz and /metrics). */
+  // ckks-poly sessions hold keys between jobs; its jobs are counted apart (they run or hold results).
   const serviceLoad = () => ({
-    sessions: tracked.size + ckks.openSessions(),
-    sessionsByScheme: { paillier: tracked.size, ckks: ckks.openSessions() },
+    sessions: tracked.size + ckks.openSessions() + poly.sessions(),
+    sessionsByScheme: { paillier: tracked.size, ckks: ckks.openSessions(), 'ckks-poly': poly.sessions() },
+    jobs: { 'ckks-poly': poly.jobs() },
     warming: { paillier: registry.warming, ckks: ckks.compiling() },
     memory: { budgetBytes: budget.maxBytes, heldBytes: budget.bytes(), rssBytes: process.memoryUsage.rss() },
   });

@@ -12,7 +12,7 @@ const BUDGET_KINDS: readonly BudgetKind[] = ['paillier-key', 'ckks-keys', 'ckks-
 /** The service's metrics on a registry of their own (several servers may share a process). */
 export interface ServiceMetrics {
   readonly registry: Registry;
-  /** scheme: paillier | ckks */
+  /** scheme: paillier | ckks | ckks-poly */
   readonly sessionsActive: Gauge<'scheme'>;
   readonly sessionsOpened: Counter<'transport'>;
   /** outcome: completed | failed | aborted | expired */
@@ -32,7 +32,7 @@ export interface ServiceMetrics {
 }
 
 /** Creates the metrics; `sessions()`, `models()` and the budget are read at scrape time. */
-export function createMetrics(read: { sessions: () => Record<'paillier' | 'ckks', number>; models: () => number; budget: MemoryBudget }): ServiceMetrics {
+export function createMetrics(read: { sessions: () => Record<'paillier' | 'ckks' | 'ckks-poly', number>; models: () => number; budget: MemoryBudget }): ServiceMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'blindml_' });
   const registers = [registry];

@@ -67,7 +67,7 @@ async function until(check: () => boolean, ms = 10_000): Promise<void> {
   }
 }
 
-const health = async () => (await (await fetch(`${server.url}/healthz`)).json()) as { sessions: number; sessionsByScheme: { paillier: number; ckks: number } };
+const health = async () => (await (await fetch(`${server.url}/healthz`)).json()) as { sessions: number; sessionsByScheme: { paillier: number; ckks: number; 'ckks-poly': number } };
 
 test('CKKS sessions are limited per address, counted in /healthz and /metrics, never evicted by another address, and expire when abandoned', async () => {
   const attacker = new AddressTransport('10.0.0.1');
@@ -80,7 +80,7 @@ test('CKKS sessions are limited per address, counted in /healthz and /metrics, n
     for (let i = 0; i < 2; i++) await attacker.open({ version: 1, keyId: bad.keyId });
     await assert.rejects(attacker.open({ version: 1, keyId: bad.keyId }), (e: unknown) => e instanceof ServiceError && e.code === 'ERR_TOO_MANY_SESSIONS');
     const h = await health();
-    assert.deepEqual(h.sessionsByScheme, { paillier: 0, ckks: 3 });
+    assert.deepEqual(h.sessionsByScheme, { paillier: 0, ckks: 3, 'ckks-poly': 0 });
     assert.equal(h.sessions, 3);
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     assert.match(metrics, /blindml_sessions_active\{scheme="ckks"\} 3/);

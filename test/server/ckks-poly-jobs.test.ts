@@ -85,6 +85,11 @@ test('a polynomial network is registered (ckks-poly only) and predicted through 
     assert.equal(stats.batches, 1, 'five images are one job');
     assert.ok(stats.bytesSent > 784 * 1024, 'one ciphertext per pixel went up');
     assert.equal(server.registry.get(modelId)!.record.rounds, 0);
+    // The session holding this client's keys is counted with every other scheme's.
+    const health = (await (await fetch(`${server.url}/healthz`)).json()) as { sessions: number; sessionsByScheme: Record<string, number> };
+    assert.ok(health.sessionsByScheme['ckks-poly']! >= 1, JSON.stringify(health));
+    assert.ok(health.sessions >= health.sessionsByScheme['ckks-poly']!);
+    assert.match(await (await fetch(`${server.url}/metrics`)).text(), /blindml_sessions_active\{scheme="ckks-poly"\} [1-9]/);
   } finally {
     client.dispose();
   }
