@@ -6,7 +6,7 @@
  */
 import { argmaxRows, runPlaintext } from '../nn/plaintext.js';
 import {
-  CkksInferenceClient, CkksInferenceService, compileCkksModel, inProcessCkksTransport, type CkksTransport, type CompiledCkksModel,
+  CkksInferenceClient, CkksInferenceService, compileCkksModel, DEFAULT_CKKS_PROTOCOL, inProcessCkksTransport, type CkksTransport, type CompiledCkksModel,
 } from '../protocol/ckks-inference/index.js';
 import { HttpCkksTransport } from '../client/ckks-http-transport.js';
 import { WebSocketCkksTransport } from '../client/ckks-ws-transport.js';
@@ -17,7 +17,7 @@ import { checkImagesFit, ensureRegistered, type InferenceJobOptions, type Infere
 import { checkCalibrationSize } from './calibration.js';
 
 /** Options of the CKKS job (the Paillier job's, minus keys and batch; `transport` defaults to HTTP). */
-export type CkksJobOptions = Pick<InferenceJobOptions, 'loaded' | 'data' | 'calibration' | 'onProgress' | 'onPhase' | 'onPrediction' | 'modelId' | 'workers' | 'server' | 'apiKey' | 'transport'> & {
+export type CkksJobOptions = Pick<InferenceJobOptions, 'loaded' | 'data' | 'calibration' | 'onProgress' | 'onPhase' | 'onPrediction' | 'nonHomogeneous' | 'modelId' | 'workers' | 'server' | 'apiKey' | 'transport'> & {
   /**
    * Do the input-independent work before each image (default true): the client's encryptions of
    * zero, and in process the service's smudging ciphertexts and its prepared session (every
@@ -69,7 +69,7 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
     } else {
       checkCalibrationSize(loaded.model, options.calibration);
       options.onPhase?.('compiling the model for CKKS');
-      compiled = compileCkksModel(loaded.model, options.calibration);
+      compiled = compileCkksModel(loaded.model, options.calibration, options.nonHomogeneous ? { ...DEFAULT_CKKS_PROTOCOL, nonHomogeneous: options.nonHomogeneous } : DEFAULT_CKKS_PROTOCOL);
       const threads = options.workers ?? availableParallelism();
       pool = threads > 0 ? new CkksProductPool({ threads }) : undefined;
       service = await CkksInferenceService.create(compiled, pool ? { evaluator: pool } : {});

@@ -95,6 +95,12 @@ export interface InferenceJobOptions {
   batch: number;
   /** Precision knobs for compiling the model (in-process service); defaults otherwise. */
   quantization?: Partial<QuantizationParams>;
+  /**
+   * In process: how non-homogeneous activations (GELU, SiLU, HardSwish, sigmoid, tanh) run —
+   * 'client' (default: the client evaluates them on shuffled values it sees in the clear) or
+   * 'spline' (blinded ReLU splines over the calibrated range; docs/security.md).
+   */
+  nonHomogeneous?: 'client' | 'spline';
   /** Worker threads for the in-process service and the client's precomputation (0 = none). */
   workers?: number;
   /** Remote service base URL; in-process when absent. */
@@ -209,7 +215,7 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
   const plain = Array.from(argmaxRows(plainLogits, loaded.model.outputSize));
   checkCalibrationSize(loaded.model, options.calibration);
   options.onPhase?.('compiling the model for Paillier');
-  const compiled = compileModel(loaded.model, options.calibration, options.quantization ?? {});
+  const compiled = compileModel(loaded.model, options.calibration, options.quantization ?? {}, options.nonHomogeneous ? { nonHomogeneous: options.nonHomogeneous } : {});
   const threads = options.workers ?? availableParallelism();
   const pool = threads > 0 ? new PaillierWorkerPool({ threads }) : undefined;
   let service: PaillierInferenceService | undefined;

@@ -49,3 +49,17 @@ function camel(flag: string): string {
 export function threadsOption(defaultHelp = 'all cores'): Option {
   return new Option('--threads <n>', `worker threads (0 = none, all work on the main thread; default: ${defaultHelp})`).argParser(nonNegativeInt);
 }
+
+/**
+ * The `--activations` option: how GELU, SiLU, HardSwish, sigmoid and tanh run in the interactive
+ * protocols compiled in process (the service's own compilation decides with `--server`).
+ */
+export function activationsOption(): Option {
+  return new Option(
+    '--activations <mode>',
+    'GELU, SiLU, HardSwish, sigmoid, tanh: client = the client evaluates them exactly on shuffled values it sees in the clear; ' +
+      'spline = blinded ReLU splines over the calibrated range (hides the values, small fit error; docs/security.md). In process only',
+  )
+    .choices(['client', 'spline'])
+    .default('client');
+}

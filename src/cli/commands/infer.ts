@@ -12,9 +12,10 @@ import { UsageError } from '../usage-error.js';
 import { runCkksPolyJob } from '../ckks-poly-job.js';
 import { runCkksInferenceJob } from '../ckks-job.js';
 import { progressBar, progressEnabled } from '../progress.js';
-import { deprecatedAlias, nonNegativeInt, positiveInt, SCHEME_DEFAULT_MODELS, threadsOption } from '../options.js';
+import { activationsOption, deprecatedAlias, nonNegativeInt, positiveInt, SCHEME_DEFAULT_MODELS, threadsOption } from '../options.js';
 
 interface InferOptions {
+  activations: 'client' | 'spline';
   model?: string;
   images?: string;
   labels?: string;
@@ -103,6 +104,7 @@ export function registerInferCommand(program: Command): void {
     .option('--model-id <id>', 'model id on the server (default: the model file content id)')
     .option('--api-key <key>', 'with --server: register --model first if the service lacks it (owner key; default $BLINDML_API_KEY)')
     .addOption(new Option('--transport <kind>', 'with --server and --scheme paillier or ckks: one WebSocket connection or one HTTP POST per message (--scheme ckks-poly uploads each batch as a job over HTTP)').choices(['websocket', 'http']).default('websocket'))
+    .addOption(activationsOption())
     .addOption(threadsOption('all cores; ckks-poly with --server: batches in flight'))
     .option('--insecure', 'allow keys below 2048 bits (tests only)')
     .option('--precision-bits <n>', 'paillier, in-process: bits the client keeps per activation (default 18; fewer = narrower slots)', positiveInt)
@@ -149,6 +151,7 @@ export function registerInferCommand(program: Command): void {
           ...(options.modelId ? { modelId: options.modelId } : {}),
           ...(options.server && apiKey ? { apiKey } : {}),
           transport: options.transport,
+          nonHomogeneous: options.activations,
           precompute: options.precompute,
           ...progress,
         }).finally(() => bar.finish());
@@ -168,6 +171,7 @@ export function registerInferCommand(program: Command): void {
         ...(options.modelId ? { modelId: options.modelId } : {}),
         ...(options.server && (options.apiKey ?? process.env['BLINDML_API_KEY']) ? { apiKey: options.apiKey ?? process.env['BLINDML_API_KEY']! } : {}),
         transport: options.transport,
+        nonHomogeneous: options.activations,
         quantization: {
           ...(options.precisionBits !== undefined ? { precisionBits: options.precisionBits } : {}),
           ...(options.weightBits !== undefined ? { weightBits: options.weightBits } : {}),

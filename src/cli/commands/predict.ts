@@ -19,11 +19,12 @@ import { runCkksInferenceJob } from '../ckks-job.js';
 import { runCkksPolyJob } from '../ckks-poly-job.js';
 import { committedCalibration } from '../calibration.js';
 import { bundledModelPath, loadModel, runInferenceJob, type InferenceJobResult, type LoadedModel } from '../inference-job.js';
-import { deprecatedAlias, nonNegativeInt, positiveInt, SCHEME_DEFAULT_MODELS, threadsOption } from '../options.js';
+import { activationsOption, deprecatedAlias, nonNegativeInt, positiveInt, SCHEME_DEFAULT_MODELS, threadsOption } from '../options.js';
 import { progressBar, progressEnabled, type Progress } from '../progress.js';
 import { UsageError } from '../usage-error.js';
 
 interface PredictOptions {
+  activations: 'client' | 'spline';
   model?: string;
   scheme: 'paillier' | 'ckks' | 'ckks-poly';
   normalize?: string;
@@ -127,15 +128,16 @@ async function runScheme(options: PredictOptions, loaded: LoadedModel, inputs: r
     onPhase: (phase: string) => bar.phase(phase),
     onPrediction: (i: number, l: ArrayLike<number>) => (logits[i] = Array.from(l)),
   };
+  const interactive = { ...common, nonHomogeneous: options.activations };
   const apiKey = options.apiKey ?? process.env['BLINDML_API_KEY'];
   const remote = { ...(options.server ? { server: options.server } : {}), ...(options.modelId ? { modelId: options.modelId } : {}), ...(options.server && apiKey ? { apiKey } : {}) };
   let result: InferenceJobResult;
   if (options.scheme === 'ckks-poly') {
     result = await runCkksPolyJob({ ...common, ...remote, batch: options.batchSize });
   } else if (options.scheme === 'ckks') {
-    result = await runCkksInferenceJob({ ...common, ...remote });
+    result = await runCkksInferenceJob({ ...interactive, ...remote });
   } else {
-    result = await runInferenceJob({ ...common, ...remote, keyBits: options.keyBits, insecure: options.insecure ?? false, batch: options.batchSize, transport: options.transport });
+    result = await runInferenceJob({ ...interactive, ...remote, keyBits: options.keyBits, insecure: options.insecure ?? false, batch: options.batchSize, transport: options.transport });
   }
   return { result, logits };
 }
@@ -160,6 +162,7 @@ export function registerPredictCommand(program: Command): void {
     .option('--batch-size <n>', 'paillier: inputs per ciphertext (1 = one session per input); ckks-poly: inputs per request (1 = a full ciphertext, N/2)', positiveInt, 1)
     .option('--key-bits <bits>', 'paillier: modulus size', positiveInt, 2048)
     .option('--insecure', 'paillier: allow keys below 2048 bits (tests only)')
+    .addOption(activationsOption())
     .addOption(threadsOption())
     .option('--server <url>', 'use a running service instead of an in-process one (ckks-poly: its batch jobs)')
     .option('--model-id <id>', 'with --server: model id on the server (default: the model file content id)')
