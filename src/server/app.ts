@@ -412,7 +412,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   // Capped, before reading, by the largest message a client of the registered models can send.
   // While stored models are still compiling their plans are unknown: the configured cap holds.
   const paillierCap = (): number =>
-    registry.warming > 0 ? maxFrame : paillierBodyLimit(registry.list().flatMap((m) => registry.get(m.id)?.compiled ?? []), maxFrame);
+    registry.warming > 0 ? maxFrame : paillierBodyLimit(registry.list().flatMap((m) => registry.get(m.id)?.compiled ?? []), maxFrame, bounds.maxBits);
   app.post('/v1/paillier', { bodyLimit: maxFrame, logLevel: 'warn', preParsing: async (req, reply, payload) => capBody(req, reply, payload, paillierCap()) }, async (req, reply) => {
     if (!Buffer.isBuffer(req.body)) return reply.code(415).send({ error: 'ERR_BAD_REQUEST', message: 'send application/octet-stream' });
     const started = performance.now();

@@ -51,24 +51,29 @@ export function ckksBodyLimit(step: string, describe: DescribeReply, configured:
 }
 
 /**
- * The widest client modulus the Paillier `open` message admits (4,096 base64url characters),
- * which bounds the width of every ciphertext a client sends (2 · its byte length).
+ * The widest client modulus the Paillier `open` message's schema admits (4,096 base64url
+ * characters), for callers that do not bound key sizes themselves.
  */
-const MAX_PAILLIER_MODULUS_BYTES = (4096 * 6) / 8;
+const MAX_SCHEMA_MODULUS_BITS = 4096 * 6;
 /** Room for a Paillier message's JSON header (the `open` message, with its modulus, is the largest). */
 const PAILLIER_HEADER_BYTES = 64 * 1024;
 
 /**
  * The largest Paillier message a client can legitimately send to a service holding these models,
  * at most `configured` (`--max-frame-mb`): a header and, per ciphertext the client sends in one
- * message (a model's inputs, or one activation round's results), the widest ciphertext.
+ * message (a model's inputs, or one activation round's results), the widest ciphertext a client
+ * key the service accepts can make (`maxKeyBits`, `--max-key-bits`).
  */
-export function paillierBodyLimit(models: Iterable<{ readonly plan: { readonly stages: readonly { readonly linears: readonly { readonly cols: number }[]; readonly activation: { readonly outputSize: number } | null }[] } }>, configured: number): number {
+export function paillierBodyLimit(
+  models: Iterable<{ readonly plan: { readonly stages: readonly { readonly linears: readonly { readonly cols: number }[]; readonly activation: { readonly outputSize: number } | null }[] } }>,
+  configured: number,
+  maxKeyBits = MAX_SCHEMA_MODULUS_BITS,
+): number {
   let most = 0;
   for (const m of models) {
     for (const stage of m.plan.stages) most = Math.max(most, stage.linears[0]?.cols ?? 0, stage.activation?.outputSize ?? 0);
   }
-  return Math.min(configured, PAILLIER_HEADER_BYTES + most * 2 * MAX_PAILLIER_MODULUS_BYTES);
+  return Math.min(configured, PAILLIER_HEADER_BYTES + most * 2 * Math.ceil(maxKeyBits / 8));
 }
 
 /** Counts bytes through and fails with {@link BodyTooLargeError} past `limit`. */

@@ -164,7 +164,9 @@ test('CKKS bodies are capped by what the step needs, before they are read', asyn
 });
 
 test('Paillier bodies are capped by the largest message a client of the registered models sends', async () => {
-  const cap = paillierBodyLimit([server.registry.get(modelId)!.compiled!], 32 * 2 ** 20);
+  // The server accepts client keys up to 4,096 bits (the default --max-key-bits).
+  const cap = paillierBodyLimit([server.registry.get(modelId)!.compiled!], 32 * 2 ** 20, 4096);
+  assert.ok(cap < paillierBodyLimit([server.registry.get(modelId)!.compiled!], 32 * 2 ** 20), 'the key bound tightens the cap');
   assert.ok(cap < 32 * 2 ** 20, `fashion-small's cap (${cap} bytes) is below the frame limit`);
   assert.equal((await bigUpload(`${server.url}/v1/paillier`, cap + 1)).status, 413);
   const res = await fetch(`${server.url}/v1/paillier`, { method: 'POST', body: new Uint8Array(cap), headers: { 'content-type': 'application/octet-stream' } });
