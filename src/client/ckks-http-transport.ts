@@ -5,43 +5,27 @@
  *
  * @module
  */
-import type { CkksTransport } from '../protocol/ckks-inference/client.js';
-import type { KeysRequest, OpenRequest, RoundRequest } from '../protocol/ckks-inference/messages.js';
-import { decodeCkksMessage, encodeCkksMessage } from '../protocol/ckks-inference/wire.js';
+import { decodeCkksMessage } from '../protocol/ckks-inference/wire.js';
 import { ServiceError } from '../protocol/paillier-inference/client.js';
+import { CkksStepTransport, type CkksStep } from './ckks-steps.js';
 import { TransportError, parseRefusal, postBytes } from './http-transport.js';
 
 /** Reaches a blindml server's CKKS endpoints for one model. */
-export class HttpCkksTransport implements CkksTransport {
+export class HttpCkksTransport extends CkksStepTransport {
   private readonly base: string;
   /** Bytes sent and received so far, bodies only. */
   readonly traffic = { sent: 0, received: 0 };
 
   constructor(baseUrl: string, modelId: string) {
+    super();
     this.base = `${baseUrl.replace(/\/+$/, '')}/v1/ckks/${encodeURIComponent(modelId)}`;
-  }
-
-  describe(): Promise<unknown> {
-    return this.post('describe', new Uint8Array(0));
-  }
-
-  registerKeys(request: KeysRequest): Promise<unknown> {
-    return this.post('keys', encodeCkksMessage(request));
-  }
-
-  open(request: OpenRequest): Promise<unknown> {
-    return this.post('open', encodeCkksMessage(request));
-  }
-
-  round(request: RoundRequest): Promise<unknown> {
-    return this.post('round', encodeCkksMessage(request));
   }
 
   /**
    * @throws TransportError when the service is unreachable or answers with an HTTP error that is
    *   not a protocol refusal; ServiceError (the service's code and message) when it refuses.
    */
-  private async post(step: string, body: Uint8Array): Promise<unknown> {
+  protected async send(step: CkksStep, body: Uint8Array): Promise<unknown> {
     const url = `${this.base}/${step}`;
     const res = await postBytes(url, body);
     this.traffic.sent += body.length;

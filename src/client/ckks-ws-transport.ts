@@ -6,19 +6,18 @@
  *
  * @module
  */
-import type { CkksTransport } from '../protocol/ckks-inference/client.js';
-import type { KeysRequest, OpenRequest, RoundRequest } from '../protocol/ckks-inference/messages.js';
-import { decodeCkksMessage, encodeCkksMessage } from '../protocol/ckks-inference/wire.js';
+import { decodeCkksMessage } from '../protocol/ckks-inference/wire.js';
 import { ChunkAssembly, decodeChunk, encodeChunks } from '../protocol/chunks.js';
 import { ServiceError } from '../protocol/paillier-inference/client.js';
+import { CkksStepTransport, type CkksStep } from './ckks-steps.js';
 import { TransportError, parseRefusal } from './http-transport.js';
-import { defaultWebSocket, webSocketUrl, type WebSocketConstructor, type WebSocketLike } from './websocket-transport.js';
+import { defaultWebSocket, openWebSocket, webSocketUrl, type WebSocketConstructor, type WebSocketLike } from './websocket-transport.js';
 
 /** Payload bytes per frame sent by default (1 MiB: under the frame limit a service is likely to set). */
 const CHUNK_BYTES = 2 ** 20;
 
 /** Reaches a blindml server's CKKS steps for one model over one WebSocket. Call {@link close} when done. */
-export class WebSocketCkksTransport implements CkksTransport {
+export class WebSocketCkksTransport extends CkksStepTransport {
   /** Bytes sent and received so far, messages only. */
   readonly traffic = { sent: 0, received: 0 };
   private nextId = 1;
@@ -31,6 +30,7 @@ export class WebSocketCkksTransport implements CkksTransport {
     private readonly modelId: string,
     private readonly chunkBytes: number,
   ) {
+    super();
     socket.onmessage = (ev) => this.receive(ev.data);
     socket.onclose = (ev) => this.fail(new TransportError(`the connection closed (${ev.code}${String(ev.reason) ? `: ${String(ev.reason)}` : ''})`));
     socket.onerror = () => undefined;
@@ -47,30 +47,7 @@ export class WebSocketCkksTransport implements CkksTransport {
     if (!Number.isSafeInteger(chunkBytes) || chunkBytes < 1024) throw new RangeError(`chunkBytes must be an integer of at least 1024, got ${chunkBytes}`);
     const Ctor = options.WebSocket ?? (await defaultWebSocket());
     const url = webSocketUrl(baseUrl).replace(/\/v1\/ws$/, '/v1/ckks/ws');
-    const socket = new Ctor(url);
-    socket.binaryType = 'arraybuffer';
-    await new Promise<void>((resolve, reject) => {
-      socket.onopen = () => resolve();
-      socket.onerror = () => reject(new TransportError(`cannot open a WebSocket to ${url}`));
-      socket.onclose = (ev) => reject(new TransportError(`cannot open a WebSocket to ${url} (${ev.code})`));
-    });
-    return new WebSocketCkksTransport(socket, modelId, chunkBytes);
-  }
-
-  describe(): Promise<unknown> {
-    return this.call('describe', new Uint8Array(0));
-  }
-
-  registerKeys(request: KeysRequest): Promise<unknown> {
-    return this.call('keys', encodeCkksMessage(request));
-  }
-
-  open(request: OpenRequest): Promise<unknown> {
-    return this.call('open', encodeCkksMessage(request));
-  }
-
-  round(request: RoundRequest): Promise<unknown> {
-    return this.call('round', encodeCkksMessage(request));
+    return new WebSocketCkksTransport(await openWebSocket(Ctor, url), modelId, chunkBytes);
   }
 
   /** Closes the connection. */
@@ -82,7 +59,7 @@ export class WebSocketCkksTransport implements CkksTransport {
    * @throws ServiceError (the service's code and message) when it refuses; TransportError when the
    *   connection fails or the service answers something else than the protocol.
    */
-  private async call(step: string, body: Uint8Array): Promise<unknown> {
+  protected async send(step: CkksStep, body: Uint8Array): Promise<unknown> {
     if (this.closedError) throw this.closedError;
     const id = this.nextId++;
     const reply = new Promise<{ status: number; body: Uint8Array }>((resolve, reject) => this.waiting.set(id, { resolve, reject }));

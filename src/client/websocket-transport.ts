@@ -69,14 +69,7 @@ export class WebSocketTransport implements Transport {
   static async connect(baseUrl: string, options: { WebSocket?: WebSocketConstructor } = {}): Promise<WebSocketTransport> {
     const Ctor = options.WebSocket ?? (await defaultWebSocket());
     const url = webSocketUrl(baseUrl);
-    const socket = new Ctor(url);
-    socket.binaryType = 'arraybuffer';
-    await new Promise<void>((resolve, reject) => {
-      socket.onopen = () => resolve();
-      socket.onerror = () => reject(new TransportError(`cannot open a WebSocket to ${url}`));
-      socket.onclose = (ev) => reject(new TransportError(`cannot open a WebSocket to ${url} (${ev.code})`));
-    });
-    return new WebSocketTransport(socket);
+    return new WebSocketTransport(await openWebSocket(Ctor, url));
   }
 
   /** @throws TransportError once the connection is closed. */
@@ -97,4 +90,20 @@ export class WebSocketTransport implements Transport {
   close(): void {
     if (!this.closedError) this.socket.close(1000, 'done');
   }
+}
+
+/**
+ * Opens a binary WebSocket and resolves once it is open (the caller then installs its own handlers).
+ *
+ * @throws TransportError if the connection fails or closes before it opens.
+ */
+export async function openWebSocket(Ctor: WebSocketConstructor, url: string): Promise<WebSocketLike> {
+  const socket = new Ctor(url);
+  socket.binaryType = 'arraybuffer';
+  await new Promise<void>((resolve, reject) => {
+    socket.onopen = () => resolve();
+    socket.onerror = () => reject(new TransportError(`cannot open a WebSocket to ${url}`));
+    socket.onclose = (ev) => reject(new TransportError(`cannot open a WebSocket to ${url} (${ev.code})`));
+  });
+  return socket;
 }

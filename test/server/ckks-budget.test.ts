@@ -5,12 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadFashionMnistSample } from '../../src/data/fashion-mnist.js';
 import { importOnnx, runPlaintext } from '../../src/nn/index.js';
-import { CkksInferenceClient, CkksInferenceService, UnknownKeysError, compileCkksModel, type CkksTransport } from '../../src/protocol/ckks-inference/index.js';
+import { CkksInferenceClient, CkksInferenceService, UnknownKeysError, compileCkksModel } from '../../src/protocol/ckks-inference/index.js';
 import { CkksContext, CkksKeyring } from '../../src/schemes/ckks/index.js';
 import { MemoryBudget } from '../../src/server/budget.js';
 import { CkksAccounts } from '../../src/server/ckks-accounts.js';
-import type { KeysRequest, OpenRequest, RoundRequest } from '../../src/protocol/ckks-inference/messages.js';
-import { decodeCkksMessage, encodeCkksMessage } from '../../src/protocol/ckks-inference/wire.js';
+import { decodeCkksMessage } from '../../src/protocol/ckks-inference/wire.js';
+import { CkksStepTransport, type CkksStep } from '../../src/client/ckks-steps.js';
 import { ServiceError } from '../../src/protocol/paillier-inference/index.js';
 import { startServer, type BlindmlServer } from '../../src/server/app.js';
 import { ckksKeyBytes } from '../../src/server/budget.js';
@@ -35,21 +35,11 @@ after(async () => {
 });
 
 /** A CKKS transport that reaches the server as a client at `address` (Fastify's inject). */
-class AddressTransport implements CkksTransport {
-  constructor(private readonly address: string) {}
-  describe(): Promise<unknown> {
-    return this.post('describe', new Uint8Array(0));
+class AddressTransport extends CkksStepTransport {
+  constructor(private readonly address: string) {
+    super();
   }
-  registerKeys(request: KeysRequest): Promise<unknown> {
-    return this.post('keys', encodeCkksMessage(request));
-  }
-  open(request: OpenRequest): Promise<unknown> {
-    return this.post('open', encodeCkksMessage(request));
-  }
-  round(request: RoundRequest): Promise<unknown> {
-    return this.post('round', encodeCkksMessage(request));
-  }
-  async post(step: string, body: Uint8Array): Promise<unknown> {
+  protected async send(step: CkksStep, body: Uint8Array): Promise<unknown> {
     const res = await server.app.inject({ method: 'POST', url: `/v1/ckks/${modelId}/${step}`, payload: Buffer.from(body), headers: { 'content-type': 'application/octet-stream' }, remoteAddress: this.address });
     if (res.statusCode !== 200) {
       const { error, message } = res.json() as { error: string; message: string };
