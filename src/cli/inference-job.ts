@@ -24,7 +24,7 @@ import { PaillierInferenceService } from '../protocol/paillier-inference/service
 import { generateKeyPair } from '../schemes/paillier/keys.js';
 import { PaillierWorkerPool } from '../workers/paillier-pool.js';
 import { checkCalibrationSize } from './calibration.js';
-import { isModelFile, readModelFile } from './model-file.js';
+import { calibrationIdx, isModelFile, readModelFile } from './model-file.js';
 
 /** The models shipped with blindml, by file name. */
 export function bundledModelPath(name: string): string {
@@ -44,7 +44,10 @@ export interface LoadedModel {
   path: string;
   /** The ONNX bytes (from the file itself, or embedded in a `.blindml` file). */
   onnx: Uint8Array;
-  /** A `.blindml` file's calibration inputs. */
+  /**
+   * Calibration inputs that travel with the model: a `.blindml` file's, or those given with
+   * `--calibration` (uploaded with the model when a run registers it on a service).
+   */
   calibration?: Float32Array;
   /** A `.blindml` file's `--normalize` for 8-bit inputs. */
   normalize?: string;
@@ -191,13 +194,17 @@ export function perSample(
 }
 
 /**
- * Registers the model file on the server unless a model with `modelId` is there already.
+ * Registers the model file on the server unless a model with `modelId` is there already, with the
+ * model's own calibration inputs when it has some (else the service calibrates on its default).
  *
  * @throws FormatError when the server registers it under another id; whatever the owner calls throw.
  */
 export async function ensureRegistered(server: string, apiKey: string, loaded: LoadedModel, modelId: string): Promise<void> {
   if (await getModel(server, modelId)) return;
-  const { model } = await registerModel(server, apiKey, loaded.onnx, { name: loaded.path.replace(/^.*[\\/]/, '').replace(/\.(onnx|blindml)$/, '') });
+  const { model } = await registerModel(server, apiKey, loaded.onnx, {
+    name: loaded.path.replace(/^.*[\\/]/, '').replace(/\.(onnx|blindml)$/, ''),
+    ...(loaded.calibration ? { calibration: calibrationIdx(loaded.model, loaded.calibration) } : {}),
+  });
   if (model.id !== modelId) throw new FormatError(`the service registered the model as ${model.id}, not ${modelId}: pass --model-id ${model.id} or leave it out`);
 }
 

@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { FormatError } from '../errors.js';
 import { readModelLabels, withModelLabels } from '../data/onnx-labels.js';
-import { encodeIdx } from '../data/idx.js';
+import { encodeIdx, encodeIdxFloat32 } from '../data/idx.js';
 import { importOnnx } from '../nn/onnx.js';
 import type { Model } from '../nn/model.js';
 import { compileModel } from '../protocol/paillier-inference/compile.js';
@@ -129,10 +129,16 @@ export function summarizeSchemes(model: Model, calibration: Float32Array): Recor
   };
 }
 
+/** The values as bytes when every one is k/255 (8-bit data such as images), else undefined. */
+function asBytes(values: Float32Array): Uint8Array | undefined {
+  const bytes = Uint8Array.from(values, (v) => Math.round(v * 255));
+  return bytes.every((b, i) => Math.abs(b / 255 - values[i]!) < 1e-6) ? bytes : undefined;
+}
+
 /** Calibration inputs as bytes when every value is k/255 (images), else as float32. */
 function encodeCalibration(values: Float32Array): { encoding: 'uint8' | 'float32'; data: string } {
-  const bytes = Uint8Array.from(values, (v) => Math.round(v * 255));
-  if (bytes.every((b, i) => Math.abs(b / 255 - values[i]!) < 1e-6)) return { encoding: 'uint8', data: Buffer.from(bytes).toString('base64') };
+  const bytes = asBytes(values);
+  if (bytes) return { encoding: 'uint8', data: Buffer.from(bytes).toString('base64') };
   return { encoding: 'float32', data: Buffer.from(values.buffer, values.byteOffset, values.byteLength).toString('base64') };
 }
 
@@ -229,17 +235,22 @@ export function readModelFile(bytes: Uint8Array, path: string): ModelFile {
 }
 
 /**
- * What `models add` uploads for a model file: ONNX bytes as they are, or a `.blindml` file's
- * embedded model with its calibration inputs as an IDX file (the service's calibration format).
+ * What `models add` (and `serve --model`) give the service for a model file: ONNX bytes as they
+ * are, or a `.blindml` file's embedded model (class names in its metadata) with its calibration
+ * inputs as an IDX file (unsigned bytes for 8-bit data, else float32). The service compiles the
+ * model itself from these; the file's own scheme summaries are for the reader.
  *
- * @throws FormatError for a `.blindml` file whose calibration is not 8-bit (the service reads bytes).
+ * @throws FormatError for a damaged `.blindml` file (see {@link readModelFile}).
  */
 export function uploadParts(bytes: Uint8Array, path: string): { onnx: Uint8Array; calibration?: Uint8Array } {
   if (!isModelFile(bytes)) return { onnx: bytes };
   const file = readModelFile(bytes, path);
-  if (file.calibrationEncoding !== 'uint8') {
-    throw new FormatError(`${path}: its calibration inputs are not 8-bit; the service calibrates on 8-bit IDX data (upload the .onnx with --calibration)`);
-  }
-  const count = file.calibration.length / file.model.inputSize;
-  return { onnx: file.onnx, calibration: encodeIdx([count, ...file.model.inputShape], Uint8Array.from(file.calibration, (v) => Math.round(v * 255))) };
+  return { onnx: file.onnx, calibration: calibrationIdx(file.model, file.calibration) };
+}
+
+/** Calibration inputs as the service takes them: IDX bytes when every value is k/255, else float32 IDX. */
+export function calibrationIdx(model: Model, calibration: Float32Array): Uint8Array {
+  const dims = [calibration.length / model.inputSize, ...model.inputShape];
+  const bytes = asBytes(calibration);
+  return bytes ? encodeIdx(dims, bytes) : encodeIdxFloat32(dims, calibration);
 }

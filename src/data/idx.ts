@@ -3,8 +3,9 @@
  * decompression and file access live in `./files.ts`.
  *
  * Layout: two zero bytes, a dtype byte, a dimension count byte, one big-endian uint32 per
- * dimension, then the values in row-major order. Only dtype 0x08 (unsigned byte) is accepted,
- * which is what every MNIST-format image and label file uses.
+ * dimension, then the values in row-major order. {@link parseIdx} accepts dtype 0x08 (unsigned
+ * byte), what every MNIST-format image and label file uses; {@link parseIdxNumbers} also accepts
+ * 0x0D (big-endian float32), which carries calibration inputs of models that do not read pixels.
  *
  * @module
  */
@@ -12,6 +13,8 @@ import { FormatError } from '../errors.js';
 
 /** The dtype byte of unsigned 8-bit values. */
 export const IDX_UBYTE = 0x08;
+/** The dtype byte of 32-bit floats (big-endian, as the IDX format stores every multi-byte type). */
+export const IDX_FLOAT32 = 0x0d;
 
 const HEADER_BYTES = 4;
 const DTYPE_NAMES: Readonly<Record<number, string>> = {
@@ -49,6 +52,37 @@ export function isGzip(bytes: Uint8Array): boolean {
  *   not unsigned byte, or the length does not match the header (truncated or trailing bytes).
  */
 export function parseIdx(bytes: Uint8Array): IdxTensor {
+  const { dims, data } = parseWith(bytes, [IDX_UBYTE]);
+  return { dims, data };
+}
+
+/** Values of an IDX file of unsigned bytes or float32, with where they came from. */
+export interface IdxNumbers {
+  readonly dims: readonly number[];
+  readonly values: Float32Array;
+  /** True for unsigned bytes (8-bit data such as pixels), false for float32. */
+  readonly bytes: boolean;
+}
+
+/**
+ * Parses an uncompressed IDX file of unsigned bytes or big-endian float32 values.
+ *
+ * @throws {FormatError} as {@link parseIdx} does (another dtype, a bad header or length), or for a
+ *   float that is not finite.
+ */
+export function parseIdxNumbers(bytes: Uint8Array): IdxNumbers {
+  const { dims, data, dtype } = parseWith(bytes, [IDX_UBYTE, IDX_FLOAT32]);
+  if (dtype === IDX_UBYTE) return { dims, values: Float32Array.from(data), bytes: true };
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const values = new Float32Array(data.length / 4);
+  for (let i = 0; i < values.length; i++) {
+    values[i] = view.getFloat32(4 * i, false);
+    if (!Number.isFinite(values[i]!)) throw new FormatError(`IDX: value ${i} is ${values[i]}`);
+  }
+  return { dims, values, bytes: false };
+}
+
+function parseWith(bytes: Uint8Array, accepted: readonly number[]): IdxTensor & { dtype: number } {
   if (isGzip(bytes)) {
     throw new FormatError('IDX: the bytes are gzip-compressed; decompress them first');
   }
@@ -61,12 +95,12 @@ export function parseIdx(bytes: Uint8Array): IdxTensor {
       `IDX: bad magic number 0x${hex(bytes.subarray(0, 4))} (expected 0x0000 then dtype and rank)`,
     );
   }
-  if (dtype !== IDX_UBYTE) {
+  if (!accepted.includes(dtype)) {
     const name = DTYPE_NAMES[dtype];
     throw new FormatError(
       name === undefined
         ? `IDX: unknown dtype 0x${dtype.toString(16).padStart(2, '0')}`
-        : `IDX: dtype ${name} is not supported (only unsigned byte)`,
+        : `IDX: dtype ${name} is not supported (only ${accepted.map((d) => DTYPE_NAMES[d]).join(' or ')})`,
     );
   }
   if (ndims === 0) {
@@ -78,7 +112,7 @@ export function parseIdx(bytes: Uint8Array): IdxTensor {
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const dims: number[] = [];
-  let size = 1;
+  let size = dtype === IDX_FLOAT32 ? 4 : 1;
   for (let i = 0; i < ndims; i++) {
     const d = view.getUint32(HEADER_BYTES + 4 * i, false);
     dims.push(d);
@@ -91,7 +125,7 @@ export function parseIdx(bytes: Uint8Array): IdxTensor {
       `IDX: ${what}: dims [${dims.join(', ')}] need ${size} bytes of data, found ${actual}`,
     );
   }
-  return { dims, data: bytes.subarray(dataStart) };
+  return { dims, data: bytes.subarray(dataStart), dtype };
 }
 
 /**
@@ -101,6 +135,22 @@ export function parseIdx(bytes: Uint8Array): IdxTensor {
  *   `data.length`.
  */
 export function encodeIdx(dims: readonly number[], data: Uint8Array): Uint8Array {
+  return encodeWith(dims, data, IDX_UBYTE, data.length);
+}
+
+/**
+ * Serializes values as an uncompressed float32 IDX file (big-endian).
+ *
+ * @throws {RangeError} as {@link encodeIdx} does.
+ */
+export function encodeIdxFloat32(dims: readonly number[], values: ArrayLike<number>): Uint8Array {
+  const data = new Uint8Array(4 * values.length);
+  const view = new DataView(data.buffer);
+  for (let i = 0; i < values.length; i++) view.setFloat32(4 * i, values[i]!, false);
+  return encodeWith(dims, data, IDX_FLOAT32, values.length);
+}
+
+function encodeWith(dims: readonly number[], data: Uint8Array, dtype: number, count: number): Uint8Array {
   if (dims.length === 0 || dims.length > 255) {
     throw new RangeError(`encodeIdx: rank must be 1..255, got ${dims.length}`);
   }
@@ -111,11 +161,11 @@ export function encodeIdx(dims: readonly number[], data: Uint8Array): Uint8Array
     }
     size *= d;
   }
-  if (size !== data.length) {
-    throw new RangeError(`encodeIdx: dims [${dims.join(', ')}] need ${size} values, got ${data.length}`);
+  if (size !== count) {
+    throw new RangeError(`encodeIdx: dims [${dims.join(', ')}] need ${size} values, got ${count}`);
   }
-  const out = new Uint8Array(HEADER_BYTES + 4 * dims.length + size);
-  out[2] = IDX_UBYTE;
+  const out = new Uint8Array(HEADER_BYTES + 4 * dims.length + data.length);
+  out[2] = dtype;
   out[3] = dims.length;
   const view = new DataView(out.buffer);
   dims.forEach((d, i) => view.setUint32(HEADER_BYTES + 4 * i, d, false));

@@ -1,6 +1,6 @@
 /**
  * Class names kept in an ONNX model's `metadata_props` under the key `labels` (a JSON array of
- * strings). Read and written on the serialized bytes, field by field at the top level, so that every
+ * strings), and a feature model's input standardisation under `blindml.standardize`. Read and written on the serialized bytes, field by field at the top level, so that every
  * other byte of the model stays as the exporter wrote it (decoding and re-encoding would drop fields
  * the protobuf schema here does not know). Browser-safe.
  *
@@ -10,6 +10,18 @@ import { FormatError } from '../errors.js';
 
 /** The metadata key blindml reads class names from. */
 export const LABELS_KEY = 'labels';
+
+/**
+ * The metadata key of a feature model's input standardisation, `{"mean": [...], "std": [...]}`
+ * (one number per input value): the model takes (x − mean) / std of raw features x.
+ */
+export const STANDARDIZE_KEY = 'blindml.standardize';
+
+/** Per-value standardisation of a model's inputs: x ↦ (x − mean[i]) / std[i]. */
+export interface InputStandardization {
+  readonly mean: readonly number[];
+  readonly std: readonly number[];
+}
 
 /** ModelProto field 14: `repeated StringStringEntryProto metadata_props` (key = 1, value = 2). */
 const METADATA_FIELD = 14;
@@ -94,6 +106,35 @@ export function readModelLabels(model: Uint8Array): string[] | undefined {
     throw new FormatError(`ONNX: metadata '${LABELS_KEY}' must be a JSON array of strings, got ${JSON.stringify(found.value.slice(0, 80))}`);
   }
   return parsed as string[];
+}
+
+/**
+ * The input standardisation a model states ({@link STANDARDIZE_KEY}), or undefined when it states none.
+ *
+ * @throws {FormatError} when the entry is not `{"mean": [...], "std": [...]}` of `size` finite
+ *   numbers each, standard deviations positive.
+ */
+export function readInputStandardization(model: Uint8Array, size: number): InputStandardization | undefined {
+  const found = metadataEntries(model).filter((e) => e.key === STANDARDIZE_KEY).pop();
+  if (found?.value === undefined) return undefined;
+  let parsed: { mean?: unknown; std?: unknown } | undefined;
+  try {
+    parsed = JSON.parse(found.value) as typeof parsed;
+  } catch {
+    parsed = undefined;
+  }
+  const numbers = (v: unknown): v is number[] => Array.isArray(v) && v.length === size && v.every((x) => typeof x === 'number' && Number.isFinite(x));
+  if (!parsed || !numbers(parsed.mean) || !numbers(parsed.std) || parsed.std.some((x) => x <= 0)) {
+    throw new FormatError(`ONNX: metadata '${STANDARDIZE_KEY}' must be {"mean": [...], "std": [...]} with ${size} finite numbers each, standard deviations positive`);
+  }
+  return { mean: parsed.mean, std: parsed.std };
+}
+
+/** Applies a standardisation to inputs laid one after another, in place. */
+export function standardizeInputs(values: Float32Array, s: InputStandardization): Float32Array {
+  const size = s.mean.length;
+  for (let i = 0; i < values.length; i++) values[i] = (values[i]! - s.mean[i % size]!) / s.std[i % size]!;
+  return values;
 }
 
 /**

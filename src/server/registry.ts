@@ -13,7 +13,7 @@ import { dirname, join, resolve } from 'node:path';
 import { Piscina } from 'piscina';
 import Database from 'better-sqlite3';
 import { FormatError } from '../errors.js';
-import { parseIdx, pixelsToFloat32 } from '../data/idx.js';
+import { parseIdxNumbers } from '../data/idx.js';
 import { maybeGunzip } from '../data/files.js';
 import { loadFashionMnistSample } from '../data/fashion-mnist.js';
 import { importOnnx } from '../nn/onnx.js';
@@ -105,25 +105,25 @@ export function apiKeyMatches(offered: string, storedHash: string): boolean {
 }
 
 /**
- * Calibration inputs from an uploaded IDX file of N inputs (gzip or not, unsigned bytes → [0, 1]),
- * e.g. N×28×28 or N×3×32×32.
+ * Calibration inputs from an uploaded IDX file of N inputs (gzip or not): unsigned bytes → [0, 1]
+ * (images, e.g. N×28×28 or N×3×32×32), or float32 values as they are (e.g. N×30 feature rows).
  *
- * @throws RegistryError (400) if the file is not IDX images of the model's input size.
+ * @throws RegistryError (400) if the file is not IDX inputs of the model's input size.
  */
 export function calibrationFromIdx(bytes: Uint8Array, model: Model): Float32Array {
   let tensor;
   try {
-    tensor = parseIdx(maybeGunzip(bytes));
+    tensor = parseIdxNumbers(maybeGunzip(bytes));
   } catch (err) {
     throw new RegistryError(400, `calibration file: ${err instanceof Error ? err.message : String(err)}`);
   }
   const [count = 0, ...rest] = tensor.dims;
   const size = rest.reduce((a, b) => a * b, 1);
   if (tensor.dims.length < 2 || size !== model.inputSize) {
-    throw new RegistryError(400, `calibration file: expected N × ${model.inputSize} values (IDX, unsigned bytes), got [${tensor.dims.join(', ')}]`);
+    throw new RegistryError(400, `calibration file: expected N × ${model.inputSize} values (IDX, unsigned bytes or float32), got [${tensor.dims.join(', ')}]`);
   }
   if (count < 1) throw new RegistryError(400, 'calibration file has no images');
-  return pixelsToFloat32(tensor.data);
+  return tensor.bytes ? tensor.values.map((v) => v / 255) : tensor.values;
 }
 
 /** The committed Fashion-MNIST tail, when the model takes 1×28×28 (or 784) inputs. */

@@ -1,12 +1,16 @@
 /**
  * Trained models as ONNX chains (`blindml train --export`): each scheme's weights rewritten as
- * dense layers and activations that take what a user has — pixels in [0, 1], or raw feature values
- * — with the training run's input standardisation and target scaling folded into the first and last
- * dense layers, so the file needs nothing beside it.
+ * dense layers and activations. Image models take pixels in [0, 1]. Models on feature vectors take
+ * the standardised features the training used, and state the standardisation in the metadata
+ * entry {@link STANDARDIZE_KEY} (`blindml predict` applies it to raw rows on the client, before
+ * encrypting: folded into the first layer, raw features from 0.001 to 4,000 would share one
+ * fixed-point scale and the small ones would lose their digits); a target scaling is folded into
+ * the last layer, so outputs are in the target's own units.
  *
  * @module
  */
 import type { ExportLayer, ExportSpec } from '../nn/onnx-export.js';
+import { LABELS_KEY, STANDARDIZE_KEY } from '../data/onnx-labels.js';
 import type { Mlp } from './fe/mlp.js';
 import type { QuantConfig } from './fe/quantize.js';
 import { quantizeWeights } from './fe/quantize.js';
@@ -20,22 +24,9 @@ export interface Standardization {
   readonly std: ArrayLike<number>;
 }
 
-/**
- * Folds standardisation into a dense layer: W·((x − μ)/σ) + b = (W/σ)·x + (b − W·(μ/σ)).
- * `weights` is row-major, `outputs` rows of `mean.length` values.
- */
-function foldStandardization(weights: ArrayLike<number>, bias: ArrayLike<number>, outputs: number, s: Standardization): { weights: Float64Array; bias: Float64Array } {
-  const inputs = s.mean.length;
-  const w = new Float64Array(outputs * inputs);
-  const b = Float64Array.from(bias);
-  for (let o = 0; o < outputs; o++) {
-    for (let i = 0; i < inputs; i++) {
-      const scaled = weights[o * inputs + i]! / s.std[i]!;
-      w[o * inputs + i] = scaled;
-      b[o] = b[o]! - scaled * s.mean[i]!;
-    }
-  }
-  return { weights: w, bias: b };
+/** The metadata entry that states a standardisation. */
+function standardizationEntry(s: Standardization): Record<string, string> {
+  return { [STANDARDIZE_KEY]: JSON.stringify({ mean: Array.from(s.mean), std: Array.from(s.std) }) };
 }
 
 /**
@@ -70,7 +61,7 @@ export function feMlpExport(model: Mlp, quant: QuantConfig, inputShape: readonly
 
 /**
  * The Secure MLP (`train --scheme smlp`) from the weights the user decrypted with its own key.
- * Inputs are raw feature values (the user's standardisation is folded in; the training run also
+ * Inputs are the user's standardised features (stated in the metadata; the training run also
  * clips standardised values to ±15, which the file does not); outputs are two logits, −ŷ and ŷ,
  * so the larger one is the class (0 malignant, 1 benign) the training code predicts from ŷ's sign.
  */
@@ -84,11 +75,10 @@ export function smlpExport(weights: SmlpPlainWeights, c: SmlpConfig, s: Standard
     for (let j = 0; j < features; j++) w1[i * features + j] = weights.w1[i * cols + j]! / unit;
     b1[i] = weights.w1[i * cols + features]! / unit;
   }
-  const first = foldStandardization(w1, b1, c.hidden, s);
   const w2 = weights.w2.slice(0, c.hidden).map((v) => v / unit);
   const b2 = weights.w2[c.hidden]! / unit;
   const layers: ExportLayer[] = [
-    { kind: 'dense', ...first, inputs: features, outputs: c.hidden },
+    { kind: 'dense', weights: w1, bias: b1, inputs: features, outputs: c.hidden },
     { kind: 'relu' },
     { kind: 'dense', weights: [...w2.map((v) => -v), ...w2], bias: [-b2, b2], inputs: c.hidden, outputs: 2 },
   ];
@@ -97,23 +87,23 @@ export function smlpExport(weights: SmlpPlainWeights, c: SmlpConfig, s: Standard
     name: `secure-mlp-${features}-${c.hidden}-1`,
     description:
       `Secure MLP ${features}-${c.hidden}-1 (ReLU) trained by blindml on Paillier-encrypted data with two servers (train --scheme smlp), ` +
-      'weights decrypted by the data owner with its own key; inputs are raw feature values, outputs are logits for class 0 (malignant) and 1 (benign).',
+      `weights decrypted by the data owner with its own key; inputs are feature values standardised as the metadata '${STANDARDIZE_KEY}' states ` +
+      '((x − mean) / std per feature), outputs are logits for class 0 (malignant) and 1 (benign).',
     layers,
-    metadata: { 'blindml.scheme': 'smlp' },
+    metadata: { 'blindml.scheme': 'smlp', [LABELS_KEY]: JSON.stringify(['malignant', 'benign']), ...standardizationEntry(s) },
   };
 }
 
 /**
  * The multi-key regression network (`train --scheme multikey`, MSCryptoNet 10-8-1 with the
- * degree-2 activation): inputs are raw feature values, the output is the target in its own units
- * (feature standardisation folded into the first layer, the target's into the last).
+ * degree-2 activation): inputs are standardised features (stated in the metadata), the output is
+ * the target in its own units (the target's scaling folded into the last layer).
  */
 export function multikeyExport(
   weights: { readonly W1: ArrayLike<number>; readonly b1: ArrayLike<number>; readonly W2: ArrayLike<number>; readonly b2: ArrayLike<number> },
   config: MultikeyMlpConfig,
   s: Standardization & { readonly targetMean: number; readonly targetStd: number },
 ): ExportSpec {
-  const first = foldStandardization(weights.W1, weights.b1, config.hidden, s);
   const w2 = Array.from(weights.W2, (v) => v * s.targetStd);
   const b2 = weights.b2[0]! * s.targetStd + s.targetMean;
   return {
@@ -121,12 +111,12 @@ export function multikeyExport(
     name: `multikey-mlp-${config.inputs}-${config.hidden}-1`,
     description:
       `Regression network ${config.inputs}-${config.hidden}-1 with the activation ${ACTIVATION.c2}·z² + ${ACTIVATION.c1}·z + ${ACTIVATION.c0}, ` +
-      'trained by blindml from providers with their own keys (train --scheme multikey); inputs are raw feature values, the output is the target.',
+      `trained by blindml from providers with their own keys (train --scheme multikey); inputs are feature values standardised as the metadata '${STANDARDIZE_KEY}' states, the output is the target.`,
     layers: [
-      { kind: 'dense', ...first, inputs: config.inputs, outputs: config.hidden },
+      { kind: 'dense', weights: weights.W1, bias: weights.b1, inputs: config.inputs, outputs: config.hidden },
       { kind: 'polynomial', coefficients: [ACTIVATION.c0, ACTIVATION.c1, ACTIVATION.c2] },
       { kind: 'dense', weights: w2, bias: [b2], inputs: config.hidden, outputs: 1 },
     ],
-    metadata: { 'blindml.scheme': 'multikey' },
+    metadata: { 'blindml.scheme': 'multikey', ...standardizationEntry(s) },
   };
 }

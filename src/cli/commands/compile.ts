@@ -12,7 +12,7 @@ import { buildModelFile, isModelFile, readModelFile, type ModelFile, type Scheme
 import { progressBar, progressEnabled } from '../progress.js';
 import { writeAtomically } from '../write-atomically.js';
 import { packageVersion } from '../version.js';
-import { knownClassNames, predictCalibration } from './predict.js';
+import { defaultNormalize, knownClassNames, predictCalibration } from './predict.js';
 import { readModelFile as readBytes } from './model.js';
 
 const count = (n: number) => n.toLocaleString('en-US');
@@ -60,15 +60,16 @@ const withNames = (names: readonly string[] | undefined) => (names ? { className
 interface CompileOptions {
   output?: string;
   calibration?: string[];
-  normalize: string;
+  normalize?: string;
   labels?: string;
   json?: boolean;
 }
 
 /** Compiles an ONNX (or re-compiles a .blindml) model into `.blindml` bytes. */
 function compileFile(file: string, options: CompileOptions): Uint8Array {
-  const norm = parseNormalization(options.normalize);
   const loaded = loadModel(file);
+  const normalize = options.normalize ?? loaded.normalize ?? defaultNormalize(loaded.model.inputShape);
+  const norm = parseNormalization(normalize);
   const bar = progressBar(0, 'compile', progressEnabled(options.json));
   try {
     bar.phase('calibrating and compiling for paillier, ckks and ckks-poly');
@@ -77,7 +78,7 @@ function compileFile(file: string, options: CompileOptions): Uint8Array {
       name: basename(file).replace(/\.(onnx|blindml)$/, ''),
       calibration: predictCalibration(loaded, options.calibration, norm),
       ...withNames(knownClassNames(loaded, options.labels)),
-      normalize: options.normalize,
+      normalize,
       createdBy: `blindml ${packageVersion()}`,
     });
   } finally {
@@ -92,7 +93,7 @@ export function registerCompileCommands(program: Command): void {
     .argument('<model>', 'an .onnx file')
     .option('-o, --output <file>', 'where to write (default: the model name with .blindml)')
     .option('--calibration <files...>', 'typical inputs that size the fixed-point scales, in any format predict reads (default: the committed Fashion-MNIST images, for 1×28×28 models); they are stored in the file')
-    .option('--normalize <mode>', 'how 8-bit calibration data becomes model inputs, and what predict should use (see predict --help)', 'unit')
+    .option('--normalize <mode>', 'how 8-bit calibration data becomes model inputs, and what predict should use (see predict --help; default unit for image models, none for feature vectors)')
     .option('--labels <names>', 'class names, comma-separated or a file with one per line (default: the model\'s own)')
     .option('--json', 'print the contents (without the model and calibration bytes) as JSON')
     .action((file: string, options: CompileOptions) => {
@@ -110,7 +111,7 @@ export function registerCompileCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action((file: string, options: { calibration?: string[]; json?: boolean }) => {
       const raw = readBytes(file);
-      const bytes = isModelFile(raw) ? raw : compileFile(file, { normalize: 'unit', ...options });
+      const bytes = isModelFile(raw) ? raw : compileFile(file, options);
       const parsed = readModelFile(bytes, file);
       process.stdout.write(options.json ? `${JSON.stringify(jsonOf(file, parsed))}\n` : `${describeModelFile(file, parsed)}\n`);
     });

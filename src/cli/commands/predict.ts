@@ -12,9 +12,10 @@ import { FormatError } from '../../errors.js';
 import { FASHION_MNIST_CLASSES } from '../../data/fashion-mnist.js';
 import { readInputs } from '../../data/input-files.js';
 import { parseNormalization, type NamedInput, type Normalization } from '../../data/inputs.js';
-import { readModelLabels } from '../../data/onnx-labels.js';
+import { readInputStandardization, readModelLabels, standardizeInputs } from '../../data/onnx-labels.js';
 import { labelsArgument } from './model.js';
 import { formatShape } from '../../nn/shape.js';
+import { runPlaintext } from '../../nn/plaintext.js';
 import { runCkksInferenceJob } from '../ckks-job.js';
 import { runCkksPolyJob } from '../ckks-poly-job.js';
 import { committedCalibration } from '../calibration.js';
@@ -41,7 +42,7 @@ interface PredictOptions {
   json?: boolean;
 }
 
-/** One input's result. */
+/** One input's result from a classifier. */
 export interface Prediction {
   input: string;
   label: number;
@@ -51,6 +52,22 @@ export interface Prediction {
   probabilities: number[];
   /** What the plaintext model predicts on the same input (a check that nothing went wrong). */
   plaintextLabel: number;
+}
+
+/** One input's result from a regression model (one output): the value, not a class. */
+export interface ValuePrediction {
+  input: string;
+  value: number;
+  /** The plaintext model's value on the same input. */
+  plaintextValue: number;
+}
+
+/**
+ * How 8-bit data becomes inputs unless told: `unit` (v/255) for image models (channels × height ×
+ * width), `none` (values as given) for models on feature vectors, whose rows are not pixels.
+ */
+export function defaultNormalize(inputShape: readonly number[]): string {
+  return inputShape.length === 3 ? 'unit' : 'none';
 }
 
 /** Softmax of logits, computed stably (max subtracted). */
@@ -86,6 +103,19 @@ function isBundledFashionModel(path: string): boolean {
 }
 
 /**
+ * A user's files as model inputs: read and converted to the model's shape (`readInputs`), then
+ * standardised when the model states a standardisation of its features (`blindml.standardize`).
+ *
+ * @throws as `readInputs`; FormatError for a malformed standardisation entry.
+ */
+export function readModelInputs(loaded: LoadedModel, paths: readonly string[], norm: Normalization): NamedInput[] {
+  const inputs = readInputs(paths, loaded.model.inputShape, norm);
+  const standardization = readInputStandardization(loaded.onnx, loaded.model.inputSize);
+  if (standardization) for (const input of inputs) standardizeInputs(input.values, standardization);
+  return inputs;
+}
+
+/**
  * Calibration inputs: `--calibration` files read like the inputs, else a `.blindml` file's own,
  * else the committed Fashion-MNIST sample when the model takes 1×28×28 inputs.
  *
@@ -93,7 +123,7 @@ function isBundledFashionModel(path: string): boolean {
  */
 export function predictCalibration(loaded: LoadedModel, files: readonly string[] | undefined, norm: Normalization): Float32Array {
   const shape = loaded.model.inputShape;
-  if (files && files.length > 0) return concat(readInputs(files, shape, norm));
+  if (files && files.length > 0) return concat(readModelInputs(loaded, files, norm));
   if (loaded.calibration) return loaded.calibration;
   const committed = committedCalibration();
   if (formatShape(committed.shape) !== formatShape(shape)) {
@@ -114,10 +144,10 @@ function concat(inputs: readonly NamedInput[]): Float32Array {
 
 /** Runs the chosen scheme's job on the inputs, collecting each input's decrypted logits. */
 async function runScheme(options: PredictOptions, loaded: LoadedModel, inputs: readonly NamedInput[], calibration: Float32Array, bar: Progress): Promise<{ result: InferenceJobResult; logits: ArrayLike<number>[] }> {
-  const shape = loaded.model.inputShape;
-  if (shape.length !== 3) throw new UsageError(`predict takes models with channels×height×width inputs; this one takes ${formatShape(shape)}`);
-  // No labels are known: the jobs' accuracy fields are not reported.
-  const data = { count: inputs.length, shape: shape as [number, number, number], images: concat(inputs), labels: new Uint8Array(inputs.length) };
+  // No labels are known: the jobs' accuracy fields are not reported. The jobs only compare the
+  // shape with the model's, so a feature vector's one axis passes as it is.
+  const shape = loaded.model.inputShape as unknown as readonly [number, number, number];
+  const data = { count: inputs.length, shape, images: concat(inputs), labels: new Uint8Array(inputs.length) };
   const logits: ArrayLike<number>[] = [];
   const common = {
     loaded,
@@ -142,6 +172,15 @@ async function runScheme(options: PredictOptions, loaded: LoadedModel, inputs: r
   return { result, logits };
 }
 
+/** The text output of a regression model: one line per input (name, value). */
+export function formatValues(predictions: readonly ValuePrediction[]): string {
+  const width = Math.max(...predictions.map((p) => p.input.length));
+  return predictions.map((p) => `${p.input.padEnd(width)}  ${formatValue(p.value)}`).join('\n');
+}
+
+/** Six significant digits, without an exponent for everyday magnitudes. */
+const formatValue = (v: number): string => (Math.abs(v) >= 1e-3 && Math.abs(v) < 1e9 ? String(Number(v.toPrecision(6))) : v.toExponential(5));
+
 /** The text output: one line per input (name, class, probability), names padded to one column. */
 export function formatPredictions(predictions: readonly Prediction[]): string {
   const width = Math.max(...predictions.map((p) => p.input.length));
@@ -156,7 +195,7 @@ export function registerPredictCommand(program: Command): void {
     .argument('<inputs...>', 'files or directories of images; .npy, .csv and IDX files hold one input per item')
     .option('--model <file>', 'ONNX or .blindml model (default: models/fashion-small.onnx; models/fashion-poly.onnx with --scheme ckks-poly)')
     .addOption(new Option('--scheme <scheme>', 'paillier (interactive), ckks (interactive, lattice) or ckks-poly (polynomial networks, one round)').choices(['paillier', 'ckks', 'ckks-poly']).default('paillier'))
-    .option('--normalize <mode>', '8-bit data (images, IDX, uint8 .npy, CSV of whole numbers 0–255) becomes model inputs by: unit = v/255, invert = 1 − v/255 (dark objects on a light background), none = 0–255, MEAN/STD = (v/255 − mean)/std per channel (e.g. 0.5/0.5); other numbers are used as given (default: unit, or what a .blindml model states)')
+    .option('--normalize <mode>', '8-bit data (images, IDX, uint8 .npy, CSV of whole numbers 0–255) becomes model inputs by: unit = v/255, invert = 1 − v/255 (dark objects on a light background), none = 0–255, MEAN/STD = (v/255 − mean)/std per channel (e.g. 0.5/0.5); other numbers are used as given (default: what a .blindml model states, else unit for image models and none for models on feature vectors)')
     .option('--labels <names>', "class names, comma-separated or a file with one per line (default: the model's 'labels' metadata)")
     .option('--calibration <files...>', 'inputs that size the fixed-point scales, read like the inputs (default: the committed Fashion-MNIST images, for 1×28×28 models)')
     .option('--batch-size <n>', 'paillier: inputs per ciphertext (1 = one session per input); ckks-poly: inputs per request (1 = a full ciphertext, N/2)', positiveInt, 1)
@@ -177,12 +216,19 @@ export function registerPredictCommand(program: Command): void {
       if (options.keyBits < 2048 && !options.insecure) throw new UsageError(`--key-bits ${options.keyBits} is insecure; use 2048 or more, or add --insecure`);
       const loaded = loadModel(options.model ?? bundledModelPath(SCHEME_DEFAULT_MODELS[options.scheme]));
       // A .blindml file states the normalization its model expects.
-      const norm = parseNormalization(options.normalize ?? loaded.normalize ?? 'unit');
-      const names = classNames(loaded, options.labels);
-      const inputs = readInputs(inputPaths, loaded.model.inputShape, norm);
+      const norm = parseNormalization(options.normalize ?? loaded.normalize ?? defaultNormalize(loaded.model.inputShape));
+      const regression = loaded.model.outputSize === 1;
+      const names = regression ? [] : classNames(loaded, options.labels);
+      const inputs = readModelInputs(loaded, inputPaths, norm);
       const calibration = predictCalibration(loaded, options.calibration, norm);
+      // Given calibration inputs travel with the model when a run registers it on a service.
+      const withCalibration = options.calibration ? { ...loaded, calibration } : loaded;
       const bar = progressBar(inputs.length, 'predict', progressEnabled(options.json));
-      const { result, logits } = await runScheme(options, loaded, inputs, calibration, bar).finally(() => bar.finish());
+      const { result, logits } = await runScheme(options, withCalibration, inputs, calibration, bar).finally(() => bar.finish());
+      if (regression) {
+        reportValues(options, loaded, result, inputs, logits);
+        return;
+      }
       const predictions = inputs.map((input, i): Prediction => {
         const l = Array.from(logits[i]!);
         const probabilities = softmax(l);
@@ -196,10 +242,25 @@ export function registerPredictCommand(program: Command): void {
       }
       process.stdout.write(`${formatPredictions(predictions)}\n`);
       const disagree = predictions.filter((p) => p.label !== p.plaintextLabel).length;
-      process.stderr.write(
-        `${inputs.length} input(s), ${options.scheme}, ${result.msPerSample.toFixed(0)} ms and ${(result.bytesPerSample / 1024).toFixed(0)} KiB per input online; ` +
-          `${disagree === 0 ? 'every prediction matches the plaintext model' : `${disagree} differ from the plaintext model`}\n`,
-      );
+      process.stderr.write(`${costLine(options, result, inputs.length)}; ${disagree === 0 ? 'every prediction matches the plaintext model' : `${disagree} differ from the plaintext model`}\n`);
     });
   deprecatedAlias(command, 'workers', 'threads', nonNegativeInt);
+}
+
+function costLine(options: PredictOptions, result: InferenceJobResult, count: number): string {
+  return `${count} input(s), ${options.scheme}, ${result.msPerSample.toFixed(0)} ms and ${(result.bytesPerSample / 1024).toFixed(0)} KiB per input online`;
+}
+
+/** Prints a regression model's values (one output per input), each beside the plaintext model's in JSON. */
+function reportValues(options: PredictOptions, loaded: LoadedModel, result: InferenceJobResult, inputs: readonly NamedInput[], logits: readonly ArrayLike<number>[]): void {
+  const plain = runPlaintext(loaded.model, concat(inputs));
+  const predictions = inputs.map((input, i): ValuePrediction => ({ input: input.name, value: logits[i]![0]!, plaintextValue: plain[i]! }));
+  const maxError = Math.max(...predictions.map((p) => Math.abs(p.value - p.plaintextValue)));
+  if (options.json) {
+    const { scheme, modelId, msPerSample, bytesPerSample, rounds, offlineMsPerSample } = result;
+    process.stdout.write(`${JSON.stringify({ model: loaded.path, modelId, scheme, predictions, maxDifference: maxError, msPerInput: msPerSample, precomputationMsPerInput: offlineMsPerSample, bytesPerInput: bytesPerSample, rounds })}\n`);
+    return;
+  }
+  process.stdout.write(`${formatValues(predictions)}\n`);
+  process.stderr.write(`${costLine(options, result, inputs.length)}; the values differ from the plaintext model's by at most ${formatValue(maxError)}\n`);
 }
