@@ -163,7 +163,10 @@ export function buildModelFile(options: {
   readonly normalize: string;
   readonly createdBy: string;
 }): Uint8Array {
-  const onnx = options.classNames ? withModelLabels(options.onnx, options.classNames) : options.onnx;
+  // Rewritten only when the names change, so a labelled model keeps its bytes (and its id on a service).
+  const own = readModelLabels(options.onnx);
+  const same = own !== undefined && options.classNames !== undefined && JSON.stringify(own) === JSON.stringify(options.classNames);
+  const onnx = options.classNames && !same ? withModelLabels(options.onnx, options.classNames) : options.onnx;
   const model = importOnnx(onnx);
   const size = model.inputSize;
   if (options.calibration.length === 0 || options.calibration.length % size !== 0) {

@@ -13,6 +13,8 @@ export interface PublicModelInfo {
   inputShape: number[];
   outputSize: number;
   rounds: number;
+  /** Class names from the model's `labels` metadata, when it has them. */
+  classNames?: string[];
 }
 
 /** What the owner sees (with the API key). */

@@ -109,6 +109,17 @@ export function readModelLabels(model: Uint8Array): string[] | undefined {
 }
 
 /**
+ * {@link readModelLabels}, checked against the model's number of outputs.
+ *
+ * @throws {FormatError} as readModelLabels, or when the count differs from `outputs`.
+ */
+export function checkedModelLabels(model: Uint8Array, outputs: number): string[] | undefined {
+  const names = readModelLabels(model);
+  if (names && names.length !== outputs) throw new FormatError(`the model's '${LABELS_KEY}' metadata holds ${names.length} class names for ${outputs} outputs`);
+  return names;
+}
+
+/**
  * The input standardisation a model states ({@link STANDARDIZE_KEY}), or undefined when it states none.
  *
  * @throws {FormatError} when the entry is not `{"mean": [...], "std": [...]}` of `size` finite

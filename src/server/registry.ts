@@ -14,6 +14,7 @@ import { Piscina } from 'piscina';
 import Database from 'better-sqlite3';
 import { FormatError } from '../errors.js';
 import { parseIdxNumbers } from '../data/idx.js';
+import { checkedModelLabels } from '../data/onnx-labels.js';
 import { maybeGunzip } from '../data/files.js';
 import { loadFashionMnistSample } from '../data/fashion-mnist.js';
 import { importOnnx } from '../nn/onnx.js';
@@ -42,6 +43,8 @@ export interface ModelRecord {
   /** 'sample' (the committed Fashion-MNIST tail) or 'upload'. */
   readonly calibration: 'sample' | 'upload';
   readonly calibrationSamples: number;
+  /** Class names from the model's `labels` metadata (read from the ONNX bytes at compile time). */
+  readonly classNames?: readonly string[];
 }
 
 /** A registered model ready to serve. */
@@ -148,6 +151,7 @@ export interface CompiledUpload {
   readonly inputShape: readonly number[];
   readonly outputSize: number;
   readonly calibrationSamples: number;
+  readonly classNames?: readonly string[];
 }
 
 /**
@@ -166,7 +170,8 @@ export function compileUpload(request: CompileRequest): CompiledUpload {
     // A polynomial network is served by ckks-poly only: its squares are the service's, not the client's.
     if (!isPolynomialNetwork(model)) throw new RegistryError(400, `the inference protocol cannot run this model: ${err instanceof Error ? err.message : String(err)}`);
   }
-  return { compiled, inputShape: [...model.inputShape], outputSize: model.outputSize, calibrationSamples: calibration.length / model.inputSize };
+  const classNames = checkedModelLabels(request.onnx, model.outputSize);
+  return { compiled, inputShape: [...model.inputShape], outputSize: model.outputSize, calibrationSamples: calibration.length / model.inputSize, ...(classNames ? { classNames } : {}) };
 }
 
 /** The Paillier compilation, with the checks that the service can serve it correctly. */
@@ -273,7 +278,7 @@ export class ModelRegistry {
         // Removed while compiling: nothing to register.
         if (!this.pending.delete(id)) continue;
         if (done) {
-          const model = { record: toRecord(row), compiled: done.compiled };
+          const model = { record: { ...toRecord(row), ...(done.classNames ? { classNames: done.classNames } : {}) }, compiled: done.compiled };
           this.models.set(id, model);
           ready(model);
         }
@@ -375,6 +380,7 @@ export class ModelRegistry {
       createdAt: new Date().toISOString(),
       calibration: options.calibration ? 'upload' : 'sample',
       calibrationSamples: done.calibrationSamples,
+      ...(done.classNames ? { classNames: done.classNames } : {}),
     };
     writeAtomic(this.file(id, 'onnx'), onnx);
     if (options.calibration) writeAtomic(this.file(id, 'calibration'), options.calibration);

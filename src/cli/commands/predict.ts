@@ -16,6 +16,7 @@ import { readInputStandardization, readModelLabels, standardizeInputs } from '..
 import { labelsArgument } from './model.js';
 import { formatShape } from '../../nn/shape.js';
 import { runPlaintext } from '../../nn/plaintext.js';
+import { getModel } from '../../client/owner.js';
 import { runCkksInferenceJob } from '../ckks-job.js';
 import { runCkksPolyJob } from '../ckks-poly-job.js';
 import { committedCalibration } from '../calibration.js';
@@ -218,9 +219,9 @@ export function registerPredictCommand(program: Command): void {
       // A .blindml file states the normalization its model expects.
       const norm = parseNormalization(options.normalize ?? loaded.normalize ?? defaultNormalize(loaded.model.inputShape));
       const regression = loaded.model.outputSize === 1;
-      const names = regression ? [] : classNames(loaded, options.labels);
+      let names = regression ? [] : classNames(loaded, options.labels);
       const inputs = readModelInputs(loaded, inputPaths, norm);
-      const calibration = predictCalibration(loaded, options.calibration, norm);
+      const calibration = remoteOrLocalCalibration(options, loaded, inputs, norm);
       // Given calibration inputs travel with the model when a run registers it on a service.
       const withCalibration = options.calibration ? { ...loaded, calibration } : loaded;
       const bar = progressBar(inputs.length, 'predict', progressEnabled(options.json));
@@ -229,6 +230,7 @@ export function registerPredictCommand(program: Command): void {
         reportValues(options, loaded, result, inputs, logits);
         return;
       }
+      if (options.server && options.labels === undefined) names = (await serverClassNames(options.server, result.modelId, names.length)) ?? names;
       const predictions = inputs.map((input, i): Prediction => {
         const l = Array.from(logits[i]!);
         const probabilities = softmax(l);
@@ -245,6 +247,27 @@ export function registerPredictCommand(program: Command): void {
       process.stderr.write(`${costLine(options, result, inputs.length)}; ${disagree === 0 ? 'every prediction matches the plaintext model' : `${disagree} differ from the plaintext model`}\n`);
     });
   deprecatedAlias(command, 'workers', 'threads', nonNegativeInt);
+}
+
+/**
+ * {@link predictCalibration}; with `--server` and none available, the inputs themselves: the
+ * service calibrates the model it runs, and the client compiles it only to count the values it
+ * will encrypt (nothing derived from them leaves the client).
+ */
+function remoteOrLocalCalibration(options: PredictOptions, loaded: LoadedModel, inputs: readonly NamedInput[], norm: Normalization): Float32Array {
+  try {
+    return predictCalibration(loaded, options.calibration, norm);
+  } catch (err) {
+    if (!(err instanceof UsageError) || !options.server) throw err;
+    return concat(inputs);
+  }
+}
+
+/** The class names the service keeps for a model (from its metadata), when it has them. */
+async function serverClassNames(server: string, modelId: string, outputs: number): Promise<string[] | undefined> {
+  const names = (await getModel(server, modelId))?.classNames;
+  if (names && names.length !== outputs) throw new FormatError(`the service's model ${modelId} has ${names.length} class names, the local model ${outputs} outputs: is --model the model the service runs?`);
+  return names;
 }
 
 function costLine(options: PredictOptions, result: InferenceJobResult, count: number): string {

@@ -39,6 +39,7 @@ interface ServeOptions {
   maxKeyBits: number;
   insecure?: boolean;
   logLevel: string;
+  model: string[];
 }
 
 export function registerServeCommands(program: Command): void {
@@ -67,12 +68,15 @@ export function registerServeCommands(program: Command): void {
     .option('--max-key-bits <n>', 'largest client Paillier modulus accepted, bits', positiveInt, 4096)
     .option('--insecure', 'accept client keys below 2048 bits (tests only)')
     .option('--log-level <level>', 'pino log level (fatal, error, warn, info, debug, silent)', 'info')
+    .option('--model <file>', 'register an .onnx or .blindml model at start, as `models add` would (a .blindml file brings its class names and calibration inputs; the service compiles the model itself); repeat for more', (v: string, all: string[]) => [...all, v], [] as string[])
     .action(async (o: ServeOptions) => {
       // Every option is checked before the registry is opened (which creates the database).
       if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
       const tls = o.tlsCert && o.tlsKey ? { cert: readOptionFile('--tls-cert', o.tlsCert), key: readOptionFile('--tls-key', o.tlsKey) } : undefined;
       const apiKey = ownerKey(o, (line) => process.stderr.write(`${line}\n`));
       assertDbPath(o.db);
+      // Model files are read and verified before anything starts.
+      const preload = o.model.map((file) => ({ file, ...uploadParts(readModelFile(file), file) }));
       await assertPortFree(o.host, o.port);
       const server = await startServer({
         port: o.port,
@@ -98,6 +102,16 @@ export function registerServeCommands(program: Command): void {
       if (server.generatedApiKey) {
         // Shown once: only its hash is stored.
         process.stderr.write(`\nblindml: owner API key (shown once; only its SHA-256 is stored in ${o.db}):\n\n  ${server.generatedApiKey}\n\n`);
+      }
+      try {
+        for (const m of preload) {
+          const { model, created } = await server.registry.add(m.onnx, { name: modelName(m.file), ...(m.calibration ? { calibration: m.calibration } : {}) });
+          if (model.compiled) server.service.register(model.record.id, model.compiled);
+          process.stderr.write(`blindml: model ${model.record.id} (${model.record.name}) ${created ? 'registered' : 'already registered'} from ${m.file}\n`);
+        }
+      } catch (err) {
+        await server.close(0);
+        throw err;
       }
       const warming = server.registry.warming;
       process.stderr.write(`blindml: serving ${server.registry.list().length} model(s) at ${server.url} (${warming ? `${warming} still loading; ` : ''}demo page ${server.url}/, owner page ${server.url}/owner)\n`);
@@ -125,20 +139,20 @@ export function registerServeCommands(program: Command): void {
   const row = (m: ModelInfo) => `${m.id}  ${m.name.padEnd(24)} ${`[${m.inputShape.join('×')}] → ${m.outputSize}`.padEnd(20)} ${m.rounds} rounds${m.createdAt ? `  ${m.createdAt}` : ''}`;
   models
     .command('add')
-    .description('upload an ONNX model; the service compiles it (calibrating on the committed Fashion-MNIST sample unless --calibration)')
+    .description('upload a model; the service compiles it itself (calibrating on a .blindml file\'s inputs, --calibration, or the committed Fashion-MNIST sample) and keeps its class names')
     .argument('<file>', 'an .onnx or .blindml file (a .blindml file brings its calibration inputs)')
     .requiredOption('--server <url>', 'service base URL')
     .option('--api-key-file <file>', 'file holding the owner API key (default: $BLINDML_API_KEY)')
     .option('--api-key <key>', 'owner API key (visible in ps: prefer --api-key-file)')
     .option('--name <name>', 'display name (default: the file name)')
-    .option('--calibration <file>', 'IDX file of calibration inputs (N × input size, unsigned bytes, gzip or not)')
+    .option('--calibration <file>', 'IDX file of calibration inputs (N × input size, unsigned bytes or float32, gzip or not; `blindml compile --calibration` takes CSV, .npy or images)')
     .option('--labels <names>', "class names stored in the model's 'labels' metadata: comma-separated or a file with one per line")
     .option('--json', 'print the record as JSON')
     .action(async (file: string, o: { server: string; apiKey?: string; apiKeyFile?: string; name?: string; calibration?: string; labels?: string; json?: boolean }) => {
       const parts = uploadParts(readModelFile(file), file);
       const calibration = o.calibration ? readFileSync(o.calibration) : parts.calibration;
       const { model, created } = await registerModel(o.server, keyOf(o), o.labels ? withModelLabels(parts.onnx, labelsArgument(o.labels)) : parts.onnx, {
-        name: o.name ?? basename(file).replace(/\.(onnx|blindml)$/, ''),
+        name: o.name ?? modelName(file),
         ...(calibration ? { calibration } : {}),
       });
       process.stdout.write(o.json ? `${JSON.stringify({ ...model, created })}\n` : `${created ? 'registered' : 'already registered'}: ${row(model)}\n`);
@@ -166,3 +180,6 @@ export function registerServeCommands(program: Command): void {
       process.stdout.write(`removed ${id}\n`);
     });
 }
+
+/** A model's display name from its file name. */
+const modelName = (file: string): string => basename(file).replace(/\.(onnx|blindml)$/, '');
