@@ -1,6 +1,6 @@
 /**
  * Node-only reading of a user's inputs from files: PNG and JPEG images (pngjs, jpeg-js), a directory
- * of them, NumPy `.npy` arrays, CSV rows and IDX tensors of any rank (gzip or not). The conversion to
+ * of them, NumPy `.npy` arrays, CSV rows and IDX tensors of any rank (bytes or float32, gzip or not). The conversion to
  * the model's input shape is `./inputs.ts`.
  *
  * @module
@@ -10,7 +10,7 @@ import { basename, extname, join } from 'node:path';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { DataNotFoundError, FormatError } from '../errors.js';
-import { parseIdx } from './idx.js';
+import { parseIdxNumbers } from './idx.js';
 import { maybeGunzip } from './files.js';
 import {
   arrayToInputs, imageToInput, parseCsv, parseNpy, type NamedInput, type Normalization, type NumericArray, type RasterImage,
@@ -81,8 +81,8 @@ function readArray(raw: Uint8Array, ext: string): NumericArray {
   if (ext === '.npy' || bytes[0] === 0x93) return parseNpy(bytes);
   if (ext === '.csv') return parseCsv(new TextDecoder().decode(bytes));
   if (bytes[0] === 0 && bytes[1] === 0) {
-    const idx = parseIdx(bytes);
-    return { shape: idx.dims, data: Float32Array.from(idx.data), bytes: true };
+    const idx = parseIdxNumbers(bytes);
+    return { shape: idx.dims, data: idx.values, bytes: idx.bytes };
   }
   throw new FormatError(`unknown input kind (expected ${INPUT_EXTENSIONS.join(', ')})`);
 }

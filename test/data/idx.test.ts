@@ -12,6 +12,8 @@ import {
   isGzip,
   parseIdx,
   pixelsToFloat32,
+  encodeIdxFloat32,
+  parseIdxNumbers,
 } from '../../src/data/idx.js';
 import { maybeGunzip, readIdxFile, readLabeledImages } from '../../src/data/files.js';
 
@@ -102,4 +104,22 @@ test('files: corrupt gzip, mismatched counts and missing files are typed errors 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('float32 IDX: encodeIdxFloat32 and parseIdxNumbers round-trip (big-endian); bytes read as bytes; non-finite values refused', () => {
+  const values = Float32Array.of(0.001, -4254.5, 3.25, 1e-7, 0, 17);
+  const bytes = encodeIdxFloat32([2, 3], values);
+  assert.deepEqual(Array.from(bytes.subarray(0, 4)), [0, 0, 0x0d, 2]);
+  assert.deepEqual(Array.from(bytes.subarray(12, 16)), Array.from(new Uint8Array(Float32Array.of(0.001).buffer)).reverse());
+  const parsed = parseIdxNumbers(bytes);
+  assert.deepEqual(parsed.dims, [2, 3]);
+  assert.deepEqual(parsed.values, values);
+  assert.equal(parsed.bytes, false);
+  const ubyte = parseIdxNumbers(tiny);
+  assert.equal(ubyte.bytes, true);
+  assert.deepEqual(Array.from(ubyte.values), Array.from(parseIdx(tiny).data));
+  assert.throws(() => parseIdxNumbers(encodeIdxFloat32([1], [Number.NaN])), /value 0 is NaN/);
+  assert.throws(() => parseIdxNumbers(bytes.subarray(0, bytes.length - 2)), /truncated.*need 24 bytes of data, found 22/);
+  assert.throws(() => parseIdx(bytes), /float32 is not supported \(only unsigned byte\)/);
+  assert.throws(() => encodeIdxFloat32([4], values), RangeError);
 });
