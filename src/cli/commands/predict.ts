@@ -16,7 +16,7 @@ import { readInputStandardization, readModelLabels, standardizeInputs } from '..
 import { labelsArgument } from './model.js';
 import { formatShape } from '../../nn/shape.js';
 import { runPlaintext } from '../../nn/plaintext.js';
-import { getModel } from '../../client/owner.js';
+import { getModel, type PublicModelInfo } from '../../client/owner.js';
 import { runCkksInferenceJob } from '../ckks-job.js';
 import { runCkksPolyJob } from '../ckks-poly-job.js';
 import { committedCalibration } from '../calibration.js';
@@ -216,6 +216,7 @@ export function registerPredictCommand(program: Command): void {
       if (options.scheme === 'ckks' && options.batchSize > 1) throw new UsageError('--scheme ckks encrypts one input per session; drop --batch-size');
       if (options.keyBits < 2048 && !options.insecure) throw new UsageError(`--key-bits ${options.keyBits} is insecure; use 2048 or more, or add --insecure`);
       const loaded = loadModel(options.model ?? bundledModelPath(SCHEME_DEFAULT_MODELS[options.scheme]));
+      const served = options.server ? await servedModel(options.server, options.modelId ?? loaded.id, loaded, options.model === undefined) : undefined;
       // A .blindml file states the normalization its model expects.
       const norm = parseNormalization(options.normalize ?? loaded.normalize ?? defaultNormalize(loaded.model.inputShape));
       const regression = loaded.model.outputSize === 1;
@@ -230,7 +231,7 @@ export function registerPredictCommand(program: Command): void {
         reportValues(options, loaded, result, inputs, logits);
         return;
       }
-      if (options.server && options.labels === undefined) names = (await serverClassNames(options.server, result.modelId, names.length)) ?? names;
+      if (served?.classNames && options.labels === undefined) names = served.classNames;
       const predictions = inputs.map((input, i): Prediction => {
         const l = Array.from(logits[i]!);
         const probabilities = softmax(l);
@@ -263,11 +264,24 @@ function remoteOrLocalCalibration(options: PredictOptions, loaded: LoadedModel, 
   }
 }
 
-/** The class names the service keeps for a model (from its metadata), when it has them. */
-async function serverClassNames(server: string, modelId: string, outputs: number): Promise<string[] | undefined> {
-  const names = (await getModel(server, modelId))?.classNames;
-  if (names && names.length !== outputs) throw new FormatError(`the service's model ${modelId} has ${names.length} class names, the local model ${outputs} outputs: is --model the model the service runs?`);
-  return names;
+/**
+ * The service's public record of the model a run will use (undefined when the service lacks it and
+ * the run may register it), checked against the local model, which gives the input shape and the
+ * plaintext check.
+ *
+ * @throws UsageError when the service's model takes other inputs or has other outputs than the local one.
+ */
+async function servedModel(server: string, modelId: string, loaded: LoadedModel, bundled: boolean): Promise<PublicModelInfo | undefined> {
+  const record = await getModel(server, modelId);
+  if (!record) return undefined;
+  const names = record.classNames;
+  if (formatShape(record.inputShape) !== formatShape(loaded.model.inputShape) || record.outputSize !== loaded.model.outputSize || (names && names.length !== record.outputSize)) {
+    throw new UsageError(
+      `the service's model ${modelId} takes ${record.inputShape.join('×')} inputs to ${record.outputSize} outputs, the local model ${loaded.model.inputShape.join('×')} to ${loaded.model.outputSize}: ` +
+        `${bundled ? 'pass' : 'check'} --model FILE (the model the service runs: it is read locally for the input shape and the plaintext check)`,
+    );
+  }
+  return record;
 }
 
 function costLine(options: PredictOptions, result: InferenceJobResult, count: number): string {
