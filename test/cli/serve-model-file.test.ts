@@ -62,6 +62,7 @@ let serveLog = '';
 before(async () => {
   writeFileSync(join(dir, 'classifier.onnx'), classifier);
   writeFileSync(join(dir, 'regression.onnx'), regression);
+  writeFileSync(join(dir, 'unlabelled.onnx'), exportOnnx(spec(2, false)));
   writeFileSync(join(dir, 'calibration.csv'), csv(rows(40, 3)));
   writeFileSync(join(dir, 'rows.csv'), csv(inputs));
   for (const name of ['classifier', 'regression']) {
@@ -110,7 +111,6 @@ test('predict --server on raw CSV rows: the service\'s class names, the plaintex
   const expected = plain(classifier, inputs);
   // A local copy without class names: the names printed are the service's.
   const unlabelled = join(dir, 'unlabelled.onnx');
-  writeFileSync(unlabelled, exportOnnx(spec(2, false)));
   const id = runCliProcess(['inspect', join(dir, 'classifier.blindml'), '--json']);
   const modelId = (JSON.parse(id.stdout) as { onnxSha256: string }).onnxSha256.slice(0, 16);
   // Without --model the bundled image model is not the service's: said before anything runs.
@@ -129,6 +129,16 @@ test('predict --server on raw CSV rows: the service\'s class names, the plaintex
       assert.ok(Math.abs(p.logits[0]! - expected[2 * i]!) < 1e-3, `${scheme} row ${i}: ${p.logits[0]} vs ${expected[2 * i]}`);
     });
   }
+});
+
+test('predict --api-key registers a model the service lacks, with the --calibration rows (float32 IDX)', async () => {
+  const model = join(dir, 'unlabelled.onnx');
+  const r = runCliProcess(['predict', join(dir, 'rows.csv'), '--model', model, '--calibration', join(dir, 'calibration.csv'), '--server', url, '--api-key', KEY, '--key-bits', '1024', '--insecure', '--threads', '0', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { modelId: string; predictions: { label: number; plaintextLabel: number }[] };
+  out.predictions.forEach((p) => assert.equal(p.label, p.plaintextLabel));
+  const owner = (await (await fetch(`${url}/v1/models/${out.modelId}`, { headers: { authorization: `Bearer ${KEY}` } })).json()) as { calibration: string; calibrationSamples: number; classNames?: string[] };
+  assert.deepEqual([owner.calibration, owner.calibrationSamples, owner.classNames], ['upload', 40, undefined]);
 });
 
 test('predict on a regression model prints values, in process and through the service', () => {
