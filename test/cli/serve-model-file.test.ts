@@ -113,10 +113,13 @@ test('predict --server on raw CSV rows: the service\'s class names, the plaintex
   const unlabelled = join(dir, 'unlabelled.onnx');
   const id = runCliProcess(['inspect', join(dir, 'classifier.blindml'), '--json']);
   const modelId = (JSON.parse(id.stdout) as { onnxSha256: string }).onnxSha256.slice(0, 16);
-  // Without --model the bundled image model is not the service's: said before anything runs.
-  const bundled = runCliProcess(['predict', join(dir, 'rows.csv'), '--model-id', modelId, '--server', url]);
-  assert.equal(bundled.code, 2);
-  assert.match(bundled.stderr, /the service's model [0-9a-f]{16} takes 4 inputs to 2 outputs, the local model 1×28×28 to 10: pass --model FILE/);
+  // Another model than the service's: said before anything runs.
+  const other = runCliProcess(['predict', join(dir, 'rows.csv'), '--model', 'models/fashion-small.onnx', '--model-id', modelId, '--server', url]);
+  assert.equal(other.code, 2);
+  assert.match(other.stderr, /the service's model [0-9a-f]{16} takes 4 inputs to 2 outputs, the local model 1×28×28 to 10: check --model FILE/);
+  const none = runCliProcess(['predict', join(dir, 'rows.csv'), '--model-id', modelId, '--server', url]);
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /--model-id [0-9a-f]{16}: predict also reads the model locally, for its input shape and the plaintext check: pass --model FILE/);
   for (const scheme of ['paillier', 'ckks']) {
     const r = runCliProcess(['predict', join(dir, 'rows.csv'), '--model', unlabelled, '--model-id', modelId, '--server', url, '--scheme', scheme, '--threads', '0', '--json', ...(scheme === 'paillier' ? ['--key-bits', '1024', '--insecure'] : [])]);
     assert.equal(r.code, 0, r.stderr);

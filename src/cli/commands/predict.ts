@@ -216,7 +216,11 @@ export function registerPredictCommand(program: Command): void {
       if (options.scheme === 'ckks' && options.batchSize > 1) throw new UsageError('--scheme ckks encrypts one input per session; drop --batch-size');
       if (options.keyBits < 2048 && !options.insecure) throw new UsageError(`--key-bits ${options.keyBits} is insecure; use 2048 or more, or add --insecure`);
       const loaded = loadModel(options.model ?? bundledModelPath(SCHEME_DEFAULT_MODELS[options.scheme]));
-      const served = options.server ? await servedModel(options.server, options.modelId ?? loaded.id, loaded, options.model === undefined) : undefined;
+      if (options.server && options.model === undefined && options.modelId !== undefined && options.modelId !== loaded.id) {
+        // Without --model the bundled model would be the plaintext check of another model.
+        throw new UsageError(`--model-id ${options.modelId}: predict also reads the model locally, for its input shape and the plaintext check: pass --model FILE, the model the service runs`);
+      }
+      const served = options.server ? await servedModel(options.server, options.modelId ?? loaded.id, loaded) : undefined;
       // A .blindml file states the normalization its model expects.
       const norm = parseNormalization(options.normalize ?? loaded.normalize ?? defaultNormalize(loaded.model.inputShape));
       const regression = loaded.model.outputSize === 1;
@@ -271,14 +275,14 @@ function remoteOrLocalCalibration(options: PredictOptions, loaded: LoadedModel, 
  *
  * @throws UsageError when the service's model takes other inputs or has other outputs than the local one.
  */
-async function servedModel(server: string, modelId: string, loaded: LoadedModel, bundled: boolean): Promise<PublicModelInfo | undefined> {
+async function servedModel(server: string, modelId: string, loaded: LoadedModel): Promise<PublicModelInfo | undefined> {
   const record = await getModel(server, modelId);
   if (!record) return undefined;
   const names = record.classNames;
   if (formatShape(record.inputShape) !== formatShape(loaded.model.inputShape) || record.outputSize !== loaded.model.outputSize || (names && names.length !== record.outputSize)) {
     throw new UsageError(
       `the service's model ${modelId} takes ${record.inputShape.join('×')} inputs to ${record.outputSize} outputs, the local model ${loaded.model.inputShape.join('×')} to ${loaded.model.outputSize}: ` +
-        `${bundled ? 'pass' : 'check'} --model FILE (the model the service runs: it is read locally for the input shape and the plaintext check)`,
+        'check --model FILE (the model the service runs: it is read locally for the input shape and the plaintext check)',
     );
   }
   return record;
