@@ -327,7 +327,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   const auth = new OwnerAuth(keyHash, options.authBackoff, (ip, code) => log.warn({ ip, code }, 'owner request refused'));
   const ownerOnly = { onRequest: auth.hook('required') };
   const ownerOptional = { onRequest: auth.hook('optional') };
-  const publicRecord = (m: ModelRecord) => ({ id: m.id, name: m.name, inputShape: m.inputShape, outputSize: m.outputSize, rounds: m.rounds, ...(m.classNames ? { classNames: m.classNames } : {}) });
+  const publicRecord = (m: ModelRecord) => ({ id: m.id, name: m.name, inputShape: m.inputShape, outputSize: m.outputSize, rounds: m.rounds, ...(m.classNames ? { classNames: m.classNames } : {}), ...(m.standardization ? { standardization: m.standardization } : {}) });
 
   // --- content types -------------------------------------------------------------------------
   const maxCkksBody = options.maxCkksBodyBytes ?? 256 * 2 ** 20;

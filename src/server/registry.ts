@@ -14,7 +14,7 @@ import { Piscina } from 'piscina';
 import Database from 'better-sqlite3';
 import { FormatError } from '../errors.js';
 import { parseIdxNumbers } from '../data/idx.js';
-import { checkedModelLabels } from '../data/onnx-labels.js';
+import { checkedModelLabels, readInputStandardization, type InputStandardization } from '../data/onnx-labels.js';
 import { maybeGunzip } from '../data/files.js';
 import { loadFashionMnistSample } from '../data/fashion-mnist.js';
 import { importOnnx } from '../nn/onnx.js';
@@ -45,6 +45,8 @@ export interface ModelRecord {
   readonly calibrationSamples: number;
   /** Class names from the model's `labels` metadata (read from the ONNX bytes at compile time). */
   readonly classNames?: readonly string[];
+  /** The input standardisation the model's metadata states (feature models), read likewise. */
+  readonly standardization?: InputStandardization;
 }
 
 /** A registered model ready to serve. */
@@ -152,6 +154,7 @@ export interface CompiledUpload {
   readonly outputSize: number;
   readonly calibrationSamples: number;
   readonly classNames?: readonly string[];
+  readonly standardization?: InputStandardization;
 }
 
 /**
@@ -171,7 +174,8 @@ export function compileUpload(request: CompileRequest): CompiledUpload {
     if (!isPolynomialNetwork(model)) throw new RegistryError(400, `the inference protocol cannot run this model: ${err instanceof Error ? err.message : String(err)}`);
   }
   const classNames = checkedModelLabels(request.onnx, model.outputSize);
-  return { compiled, inputShape: [...model.inputShape], outputSize: model.outputSize, calibrationSamples: calibration.length / model.inputSize, ...(classNames ? { classNames } : {}) };
+  const standardization = readInputStandardization(request.onnx, model.inputSize);
+  return { compiled, inputShape: [...model.inputShape], outputSize: model.outputSize, calibrationSamples: calibration.length / model.inputSize, ...(classNames ? { classNames } : {}), ...(standardization ? { standardization } : {}) };
 }
 
 /** The Paillier compilation, with the checks that the service can serve it correctly. */
@@ -278,7 +282,7 @@ export class ModelRegistry {
         // Removed while compiling: nothing to register.
         if (!this.pending.delete(id)) continue;
         if (done) {
-          const model = { record: { ...toRecord(row), ...(done.classNames ? { classNames: done.classNames } : {}) }, compiled: done.compiled };
+          const model = { record: { ...toRecord(row), ...fromMetadata(done) }, compiled: done.compiled };
           this.models.set(id, model);
           ready(model);
         }
@@ -380,7 +384,7 @@ export class ModelRegistry {
       createdAt: new Date().toISOString(),
       calibration: options.calibration ? 'upload' : 'sample',
       calibrationSamples: done.calibrationSamples,
-      ...(done.classNames ? { classNames: done.classNames } : {}),
+      ...fromMetadata(done),
     };
     writeAtomic(this.file(id, 'onnx'), onnx);
     if (options.calibration) writeAtomic(this.file(id, 'calibration'), options.calibration);
@@ -429,6 +433,11 @@ export class ModelRegistry {
     this.db.close();
     if (this.dir.includes('.blindml-memory-') && existsSync(this.dir)) rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** The record fields read from the model's metadata at compile time (not stored in the database). */
+function fromMetadata(done: CompiledUpload): Pick<ModelRecord, 'classNames' | 'standardization'> {
+  return { ...(done.classNames ? { classNames: done.classNames } : {}), ...(done.standardization ? { standardization: done.standardization } : {}) };
 }
 
 function writeAtomic(path: string, bytes: Uint8Array): void {

@@ -99,8 +99,9 @@ test('serve --model registers .blindml files with their calibration; the public 
   const list = (await (await fetch(`${url}/v1/models`)).json()) as { models: { id: string; name: string; inputShape: number[]; classNames?: string[] }[] };
   const record = list.models.find((m) => m.name === 'classifier')!;
   assert.deepEqual(record.inputShape, [4]);
-  const one = (await (await fetch(`${url}/v1/models/${record.id}`)).json()) as { classNames?: string[] };
+  const one = (await (await fetch(`${url}/v1/models/${record.id}`)).json()) as { classNames?: string[]; standardization?: unknown };
   assert.deepEqual(one.classNames, ['no', 'yes']);
+  assert.deepEqual(one.standardization, { mean: MEAN, std: STD });
   assert.equal(list.models.find((m) => m.name === 'regression')!.classNames, undefined);
   // The owner's view: the float calibration rows travelled with the file.
   const owner = (await (await fetch(`${url}/v1/models/${record.id}`, { headers: { authorization: `Bearer ${KEY}` } })).json()) as { calibration: string; calibrationSamples: number };
@@ -117,9 +118,19 @@ test('predict --server on raw CSV rows: the service\'s class names, the plaintex
   const other = runCliProcess(['predict', join(dir, 'rows.csv'), '--model', 'models/fashion-small.onnx', '--model-id', modelId, '--server', url]);
   assert.equal(other.code, 2);
   assert.match(other.stderr, /the service's model [0-9a-f]{16} takes 4 inputs to 2 outputs, the local model 1×28×28 to 10: check --model FILE/);
-  const none = runCliProcess(['predict', join(dir, 'rows.csv'), '--model-id', modelId, '--server', url]);
-  assert.equal(none.code, 2);
-  assert.match(none.stderr, /--model-id [0-9a-f]{16}: predict also reads the model locally, for its input shape and the plaintext check: pass --model FILE/);
+  // A user without the model: its shape, standardisation and class names from the service's record.
+  const none = runCliProcess(['predict', join(dir, 'rows.csv'), '--model-id', modelId, '--server', url, '--key-bits', '1024', '--insecure', '--json']);
+  assert.equal(none.code, 0, none.stderr);
+  const remote = JSON.parse(none.stdout) as { classNames: string[]; predictions: { label: number; plaintextLabel?: number; logits: number[] }[] };
+  assert.deepEqual(remote.classNames, ['no', 'yes']);
+  remote.predictions.forEach((p, i) => {
+    assert.equal(p.plaintextLabel, undefined);
+    assert.ok(Math.abs(p.logits[0]! - expected[2 * i]!) < 1e-3, `row ${i} without the model: ${p.logits[0]} vs ${expected[2 * i]}`);
+  });
+  const text = runCliProcess(['predict', join(dir, 'rows.csv'), '--model-id', modelId, '--server', url, '--scheme', 'ckks']);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /^rows\.csv\[0\]  (no |yes) /);
+  assert.match(text.stderr, /6 input\(s\), ckks, .*; no plaintext check \(the model is not here: pass --model FILE for one\)/);
   for (const scheme of ['paillier', 'ckks']) {
     const r = runCliProcess(['predict', join(dir, 'rows.csv'), '--model', unlabelled, '--model-id', modelId, '--server', url, '--scheme', scheme, '--threads', '0', '--json', ...(scheme === 'paillier' ? ['--key-bits', '1024', '--insecure'] : [])]);
     assert.equal(r.code, 0, r.stderr);

@@ -17,6 +17,7 @@ import { labelsArgument } from './model.js';
 import { formatShape } from '../../nn/shape.js';
 import { runPlaintext } from '../../nn/plaintext.js';
 import { getModel, type PublicModelInfo } from '../../client/owner.js';
+import { runRemoteOnly, servedRecord, standardizeAsServed } from '../remote-predict.js';
 import { runCkksInferenceJob } from '../ckks-job.js';
 import { runCkksPolyJob } from '../ckks-poly-job.js';
 import { committedCalibration } from '../calibration.js';
@@ -51,16 +52,16 @@ export interface Prediction {
   probability: number;
   logits: number[];
   probabilities: number[];
-  /** What the plaintext model predicts on the same input (a check that nothing went wrong). */
-  plaintextLabel: number;
+  /** What the plaintext model predicts on the same input (a check that nothing went wrong); absent without a local model. */
+  plaintextLabel?: number;
 }
 
 /** One input's result from a regression model (one output): the value, not a class. */
 export interface ValuePrediction {
   input: string;
   value: number;
-  /** The plaintext model's value on the same input. */
-  plaintextValue: number;
+  /** The plaintext model's value on the same input; absent without a local model. */
+  plaintextValue?: number;
 }
 
 /**
@@ -205,7 +206,7 @@ export function registerPredictCommand(program: Command): void {
     .addOption(activationsOption())
     .addOption(threadsOption())
     .option('--server <url>', 'use a running service instead of an in-process one (ckks-poly: its batch jobs)')
-    .option('--model-id <id>', 'with --server: model id on the server (default: the model file content id)')
+    .option('--model-id <id>', 'with --server: model id on the server (default: the model file content id); without --model, the inputs are read as the service describes the model, and nothing checks the results against a local plaintext model')
     .option('--api-key <key>', 'with --server: register --model first if the service lacks it (owner key; default $BLINDML_API_KEY)')
     .addOption(new Option('--transport <kind>', 'with --server and paillier: WebSocket session or one HTTP POST per message').choices(['websocket', 'http']).default('websocket'))
     .option('--json', 'print one JSON object on stdout: per input its label, class name, logits and probabilities')
@@ -215,11 +216,11 @@ export function registerPredictCommand(program: Command): void {
       }
       if (options.scheme === 'ckks' && options.batchSize > 1) throw new UsageError('--scheme ckks encrypts one input per session; drop --batch-size');
       if (options.keyBits < 2048 && !options.insecure) throw new UsageError(`--key-bits ${options.keyBits} is insecure; use 2048 or more, or add --insecure`);
-      const loaded = loadModel(options.model ?? bundledModelPath(SCHEME_DEFAULT_MODELS[options.scheme]));
-      if (options.server && options.model === undefined && options.modelId !== undefined && options.modelId !== loaded.id) {
-        // Without --model the bundled model would be the plaintext check of another model.
-        throw new UsageError(`--model-id ${options.modelId}: predict also reads the model locally, for its input shape and the plaintext check: pass --model FILE, the model the service runs`);
+      if (options.server && options.modelId !== undefined && options.model === undefined) {
+        await predictWithoutModel(inputPaths, options, options.server, options.modelId);
+        return;
       }
+      const loaded = loadModel(options.model ?? bundledModelPath(SCHEME_DEFAULT_MODELS[options.scheme]));
       const served = options.server ? await servedModel(options.server, options.modelId ?? loaded.id, loaded) : undefined;
       // A .blindml file states the normalization its model expects.
       const norm = parseNormalization(options.normalize ?? loaded.normalize ?? defaultNormalize(loaded.model.inputShape));
@@ -236,12 +237,7 @@ export function registerPredictCommand(program: Command): void {
         return;
       }
       if (served?.classNames && options.labels === undefined) names = served.classNames;
-      const predictions = inputs.map((input, i): Prediction => {
-        const l = Array.from(logits[i]!);
-        const probabilities = softmax(l);
-        const label = probabilities.indexOf(Math.max(...probabilities));
-        return { input: input.name, label, className: names[label]!, probability: probabilities[label]!, logits: l, probabilities, plaintextLabel: result.plaintextPredictions[i]! };
-      });
+      const predictions = inputs.map((input, i): Prediction => ({ ...classify(input.name, logits[i]!, names), plaintextLabel: result.plaintextPredictions[i]! }));
       if (options.json) {
         const { scheme, modelId, msPerSample, bytesPerSample, rounds, offlineMsPerSample } = result;
         process.stdout.write(`${JSON.stringify({ model: loaded.path, modelId, scheme, classNames: names, predictions, msPerInput: msPerSample, precomputationMsPerInput: offlineMsPerSample, bytesPerInput: bytesPerSample, rounds })}\n`);
@@ -252,6 +248,39 @@ export function registerPredictCommand(program: Command): void {
       process.stderr.write(`${costLine(options, result, inputs.length)}; ${disagree === 0 ? 'every prediction matches the plaintext model' : `${disagree} differ from the plaintext model`}\n`);
     });
   deprecatedAlias(command, 'workers', 'threads', nonNegativeInt);
+}
+
+/** One input's class, its probability and every output, from its decrypted logits. */
+function classify(input: string, logits: ArrayLike<number>, names: readonly string[]): Prediction {
+  const l = Array.from(logits);
+  const probabilities = softmax(l);
+  const label = probabilities.indexOf(Math.max(...probabilities));
+  return { input, label, className: names[label]!, probability: probabilities[label]!, logits: l, probabilities };
+}
+
+/**
+ * `predict --server URL --model-id ID` without `--model`: the inputs are read as the service's
+ * public record describes the model, and the client SDK runs the protocol; nothing checks the
+ * results against a plaintext model, and the summary says so.
+ */
+async function predictWithoutModel(paths: readonly string[], options: PredictOptions, server: string, modelId: string): Promise<void> {
+  const remote = { server, modelId, scheme: options.scheme, transport: options.transport, keyBits: options.keyBits, insecure: options.insecure ?? false };
+  const record = await servedRecord(remote);
+  const inputs = readInputs(paths, record.inputShape, parseNormalization(options.normalize ?? defaultNormalize(record.inputShape)));
+  standardizeAsServed(inputs, record);
+  const names = options.labels !== undefined ? labelsArgument(options.labels) : record.classNames ?? Array.from({ length: record.outputSize }, (_, i) => `class ${i}`);
+  if (record.outputSize > 1 && names.length !== record.outputSize) throw new FormatError(`${names.length} class names for a model with ${record.outputSize} outputs`);
+  const bar = progressBar(inputs.length, 'predict', progressEnabled(options.json));
+  const run = await runRemoteOnly(remote, inputs, (done) => bar.update(done), (phase) => bar.phase(phase)).finally(() => bar.finish());
+  const regression = record.outputSize === 1;
+  const predictions = inputs.map((input, i) => (regression ? { input: input.name, value: run.logits[i]![0]! } : classify(input.name, run.logits[i]!, names)));
+  const cost = { msPerInput: run.msPerInput, bytesPerInput: run.bytesPerInput, rounds: run.rounds };
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify({ modelId, scheme: options.scheme, ...(regression ? {} : { classNames: names }), predictions, ...cost })}\n`);
+    return;
+  }
+  process.stdout.write(`${regression ? formatValues(predictions as ValuePrediction[]) : formatPredictions(predictions as Prediction[])}\n`);
+  process.stderr.write(`${inputs.length} input(s), ${options.scheme}, ${run.msPerInput.toFixed(0)} ms and ${(run.bytesPerInput / 1024).toFixed(0)} KiB per input online; no plaintext check (the model is not here: pass --model FILE for one)\n`);
 }
 
 /**
@@ -295,7 +324,7 @@ function costLine(options: PredictOptions, result: InferenceJobResult, count: nu
 /** Prints a regression model's values (one output per input), each beside the plaintext model's in JSON. */
 function reportValues(options: PredictOptions, loaded: LoadedModel, result: InferenceJobResult, inputs: readonly NamedInput[], logits: readonly ArrayLike<number>[]): void {
   const plain = runPlaintext(loaded.model, concat(inputs));
-  const predictions = inputs.map((input, i): ValuePrediction => ({ input: input.name, value: logits[i]![0]!, plaintextValue: plain[i]! }));
+  const predictions = inputs.map((input, i) => ({ input: input.name, value: logits[i]![0]!, plaintextValue: plain[i]! }));
   const maxError = Math.max(...predictions.map((p) => Math.abs(p.value - p.plaintextValue)));
   if (options.json) {
     const { scheme, modelId, msPerSample, bytesPerSample, rounds, offlineMsPerSample } = result;
