@@ -217,6 +217,7 @@ export function registerPredictCommand(program: Command): void {
       if (options.scheme === 'ckks' && options.batchSize > 1) throw new UsageError('--scheme ckks encrypts one input per session; drop --batch-size');
       if (options.keyBits < 2048 && !options.insecure) throw new UsageError(`--key-bits ${options.keyBits} is insecure; use 2048 or more, or add --insecure`);
       if (options.server && options.modelId !== undefined && options.model === undefined) {
+        if (options.batchSize > 1) throw new UsageError('--batch-size needs --model FILE (without the model, one session per input)');
         await predictWithoutModel(inputPaths, options, options.server, options.modelId);
         return;
       }
