@@ -132,10 +132,9 @@ export function registerCkksPolyRoutes(app: FastifyInstance, options: PolyFrontO
   function compiledFor(modelId: string): Promise<Compiled> | undefined {
     const known = compiled.get(modelId);
     if (known) return known;
-    const files = registry.storedFiles(modelId);
-    if (!files) return undefined;
-    const source = importUpload(files);
-    const made = Promise.resolve().then(() => {
+    if (!registry.get(modelId)) return undefined;
+    const made = registry.storedFiles(modelId).then((files) => {
+      const source = importUpload(files);
       const net = compilePolyNetwork(source.model, source.calibration);
       service.register(modelId, net, source.model.inputShape);
       log.info({ model: modelId, ring: net.params.polyModulusDegree }, 'model compiled for ckks-poly');
