@@ -47,7 +47,7 @@ import { registerCkksWebSocket } from './ckks-ws-routes.js';
 import { createMetrics, type ServiceMetrics } from './metrics.js';
 import { serviceBudget, type MemoryBudget } from './budget.js';
 import { PaillierKeyAccounts } from './paillier-keys.js';
-import { generateApiKey, hashApiKey, ModelRegistry, RegistryError, type ModelRecord } from './registry.js';
+import { generateApiKey, hashApiKey, ModelRegistry, RegistryError, RegistryStoreError, type ModelRecord } from './registry.js';
 import { registerReadiness } from './readiness.js';
 import { OwnerAuth, type AuthBackoff } from './auth.js';
 import { loggerOptions } from './logging.js';
@@ -386,7 +386,8 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
         req.log.info({ model: model.record.id, created, bytes: onnx.length }, 'model registered');
         return reply.code(created ? 201 : 200).send({ model: model.record, created });
       } catch (err) {
-        if (err instanceof RegistryError || err instanceof BlindmlError) {
+        // The store failing is the service's trouble (503 from the error handler), not the upload's.
+        if ((err instanceof RegistryError || err instanceof BlindmlError) && !(err instanceof RegistryStoreError)) {
           return reply.code(err instanceof RegistryError ? err.status : 400).send({ error: err.code, message: err.message });
         }
         throw err;

@@ -11,7 +11,7 @@ import { decodeMessage, encodeMessage, message } from '../../src/protocol/pailli
 import { startServer, type BlindmlServer, type ServerOptions } from '../../src/server/app.js';
 import { registerReadiness } from '../../src/server/readiness.js';
 import { RegistryStoreError } from '../../src/server/registry.js';
-import { connect, registerModel, removeModel } from '../../src/client/index.js';
+import { connect, registerModel, removeModel, ServiceRequestError } from '../../src/client/index.js';
 import { modelIdOf } from '../../src/cli/inference-job.js';
 import { smallKeys } from '../helpers/keys.js';
 import { postgresUnavailable, startPostgres, type TestPostgres } from '../helpers/postgres.js';
@@ -91,6 +91,12 @@ describe('two services on one PostgreSQL registry', { skip: pgSkip, timeout: 180
     assert.equal(res.status, 503);
     assert.deepEqual(await res.json(), { status: 'not-ready', reason: 'registry-unreachable' });
     assert.equal(await status(`${a.url}/healthz`), 200);
+    // An upload that cannot be stored is the service's trouble (503), with no database details.
+    await assert.rejects(registerModel(a.url, key, onnx), (e: unknown) => {
+      assert.ok(e instanceof ServiceRequestError && e.status === 503, String(e));
+      assert.ok(!e.message.includes('postgres'), e.message);
+      return true;
+    });
   });
 });
 

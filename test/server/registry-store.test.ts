@@ -244,6 +244,22 @@ describe('two registries on one PostgreSQL database', { skip: pgSkip, timeout: 1
     assert.equal(ka, kb);
   });
 
+  test('a registry whose listening connection is cut re-opens it and catches up', async () => {
+    const db = await stores[1]!.fresh();
+    const a = await open(db, { resyncMs: 3_600_000 });
+    const b = await open(db, { resyncMs: 3_600_000 });
+    follow(a);
+    const onB = follow(b);
+    const cut = await sql(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN blindml_models'");
+    assert.equal(cut.rowCount, 2, 'both listeners cut');
+    const onnx = tinyMlp(70);
+    const learned = onB.loaded(modelIdOf(onnx));
+    await a.add(onnx, { inline: true });
+    // Announced while B may not listen yet: B re-opens, then compares its models with the table.
+    await learned;
+    assert.ok(b.get(modelIdOf(onnx))?.compiled);
+  });
+
   test('the periodic resync catches changes no notification announced; migrations run once for replicas starting together', async () => {
     const db = await stores[1]!.fresh();
     const [a, b] = await Promise.all([open(db, { resyncMs: 100 }), open(db, { resyncMs: 100 })]);

@@ -44,6 +44,9 @@ export interface StoreChange {
 
 /** The registry store is unreachable or unusable (one line, its address redacted). */
 export class RegistryStoreError extends BlindmlError {
+  /** What a request that needed the store answers (the details go to the log, not the client). */
+  readonly statusCode = 503;
+
   constructor(message: string, options?: { cause?: unknown }) {
     super('ERR_REGISTRY_STORE', message.replace(/\s+/g, ' ').trim(), options);
   }
