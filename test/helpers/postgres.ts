@@ -95,23 +95,39 @@ function postmasterPid(pidFile: string): number | undefined {
   }
 }
 
-/** A test process that ends without stop() leaves no server or directory behind. */
+/**
+ * A test process that ends without stop() leaves no server or directory behind: on exit, and on
+ * SIGINT/SIGTERM (a runner's timeout), after which the signal is raised again.
+ */
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const s of running) {
-      const pid = postmasterPid(s.pidFile);
-      if (pid) {
-        try {
-          process.kill(pid, 'SIGQUIT');
-        } catch {
-          // Already gone.
-        }
+  process.on('exit', cleanUp);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      cleanUp();
+      process.kill(process.pid, signal);
+    });
+  }
+}
+
+function cleanUp(): void {
+  for (const s of running) {
+    const pid = postmasterPid(s.pidFile);
+    if (pid) {
+      try {
+        process.kill(pid, 'SIGQUIT');
+      } catch {
+        // Already gone.
       }
-      rmSync(s.dir, { recursive: true, force: true });
     }
-  });
+    try {
+      rmSync(s.dir, { recursive: true, force: true, maxRetries: 3 });
+    } catch {
+      // The server still writing as it dies: a temp directory stays behind, nothing runs.
+    }
+  }
+  running.clear();
 }
 
 async function waitReady(port: number, child: ChildProcess, logFile: string, deadlineMs = 60_000): Promise<void> {
