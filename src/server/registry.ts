@@ -23,7 +23,7 @@ import { checkCompiled, checkWeights, ModelCheckError } from './model-checks.js'
 import { planPolyNetwork } from '../protocol/ckks-poly/plan.js';
 import { modelIdOf } from '../cli/inference-job.js';
 import { siblingModuleUrl } from '../workers/pool-support.js';
-import { isPostgresUrl, type ModelFiles, type ModelRecord, type ModelStore, type StoreChange } from './store/model-store.js';
+import { isPostgresUrl, RegistryStoreError, type ModelFiles, type ModelRecord, type ModelStore, type StoreChange } from './store/model-store.js';
 import { SqliteModelStore } from './store/sqlite-store.js';
 import { PostgresModelStore } from './store/postgres-store.js';
 
@@ -296,14 +296,16 @@ export class ModelRegistry {
       }
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
-      if (current() && !this.closed) {
+      // A shared store out of reach is no fault of the model: the next resync brings it back.
+      const outage = err instanceof RegistryStoreError && this.store.shared;
+      if (current() && !this.closed && !outage) {
         this.pending.delete(id);
         this.skipped.push({ id, reason });
         this.unloadable.add(id);
         this.handlers?.failed?.(id, reason);
       }
     }
-    // No files (removed meanwhile) or closing: nothing to register.
+    // No files (removed meanwhile), the store out of reach, or closing: nothing to register (yet).
     if (current()) this.pending.delete(id);
     this.settled(id);
   }

@@ -260,6 +260,25 @@ describe('two registries on one PostgreSQL database', { skip: pgSkip, timeout: 1
     assert.ok(b.get(modelIdOf(onnx))?.compiled);
   });
 
+  test('a model that cannot be read during an outage is not given up: it loads once the store answers', async () => {
+    const db = await stores[1]!.fresh();
+    const a = await open(db, { resyncMs: 3_600_000 });
+    follow(a);
+    const onnx = tinyMlp(80);
+    const id = modelIdOf(onnx);
+    await a.add(onnx, { inline: true });
+    // The rows answer, the model bytes do not (as if the database failed between the two).
+    await sql(db, 'ALTER TABLE model_files RENAME TO model_files_away');
+    const b = await open(db, { resyncMs: 100 });
+    const onB = follow(b);
+    await onB.ready;
+    assert.deepEqual([onB.failed, b.skipped, b.get(id)], [[], [], undefined], 'not skipped for good');
+    const learned = onB.loaded(id);
+    await sql(db, 'ALTER TABLE model_files_away RENAME TO model_files');
+    await learned;
+    assert.ok(b.get(id)?.compiled);
+  });
+
   test('the periodic resync catches changes no notification announced; migrations run once for replicas starting together', async () => {
     const db = await stores[1]!.fresh();
     const [a, b] = await Promise.all([open(db, { resyncMs: 100 }), open(db, { resyncMs: 100 })]);
