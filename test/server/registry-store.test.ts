@@ -316,6 +316,10 @@ describe('an unreachable or malformed PostgreSQL URL', () => {
     });
   });
 
+  test('a server without that database is named as such', { skip: pgSkip }, async () => {
+    await assert.rejects(ModelRegistry.open(server!.urlOf('nosuch')), (e: unknown) => e instanceof RegistryStoreError && /^cannot use the registry database postgres:\/\/postgres@127\.0\.0\.1:\d+\/nosuch: database "nosuch" does not exist$/.test(e.message));
+  });
+
   test('blindml serve says so in one line and exits non-zero; a malformed URL is a usage error', async () => {
     const down = await runCli(['serve', '--port', '0', '--db', 'postgres://owner:s3cret-pass@127.0.0.1:1/blindml', '--log-level', 'silent']);
     assert.equal(down.code, 1);

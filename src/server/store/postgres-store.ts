@@ -105,7 +105,8 @@ export class PostgresModelStore implements ModelStore {
     } catch {
       throw new RegistryStoreError(`the registry URL ${location} is not a valid URL`);
     }
-    const config: pg.ClientConfig = { connectionString: url, connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000, application_name: 'blindml' };
+    // TCP keepalive: a listening connection silently cut (a network partition) is noticed and re-opened.
+    const config: pg.ClientConfig = { connectionString: url, connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000, application_name: 'blindml', keepAlive: true, keepAliveInitialDelayMillis: 10_000 };
     const pool = new pg.Pool({ ...config, max: options.maxConnections ?? 4, idleTimeoutMillis: 30_000 });
     // An idle connection that breaks is dropped by the pool; the next query reports the outage.
     pool.on('error', () => undefined);
@@ -114,18 +115,18 @@ export class PostgresModelStore implements ModelStore {
       await store.migrate();
     } catch (err) {
       await pool.end().catch(() => undefined);
-      if (err instanceof RegistryStoreError) throw err;
-      const why = reason(err, password);
-      const unreachable = /^(ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|ECONNRESET|EAI_AGAIN)$/.test((err as { code?: string }).code ?? '') || /timeout/i.test(why);
-      throw new RegistryStoreError(`cannot ${unreachable ? 'reach' : 'use'} the registry database ${location}: ${why}`, { cause: err });
+      // A refusal of ours (a newer schema) as it is; the driver's error said as what it means here.
+      const driver = err instanceof RegistryStoreError ? err.cause : err;
+      if (driver === undefined) throw err;
+      const why = reason(driver, password);
+      const unreachable = /^(ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|ECONNRESET|EAI_AGAIN)$/.test((driver as { code?: string }).code ?? '') || /timeout/i.test(why);
+      throw new RegistryStoreError(`cannot ${unreachable ? 'reach' : 'use'} the registry database ${location}: ${why}`, { cause: driver });
     }
     return store;
   }
 
   private async migrate(): Promise<void> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    await this.transaction('BEGIN', async (client) => {
       await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
       await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())');
       const applied = (await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version);
@@ -133,13 +134,7 @@ export class PostgresModelStore implements ModelStore {
         await client.query(m.sql);
         await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
       }
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   /** Runs one statement; driver errors become one-line RegistryStoreErrors. */
@@ -182,6 +177,7 @@ export class PostgresModelStore implements ModelStore {
       return result;
     } catch (err) {
       await client?.query('ROLLBACK').catch(() => undefined);
+      if (err instanceof RegistryStoreError) throw err;
       throw new RegistryStoreError(`the registry database ${this.location} failed: ${reason(err, this.password)}`, { cause: err });
     } finally {
       client?.release();
