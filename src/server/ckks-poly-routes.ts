@@ -24,7 +24,7 @@ import { BlindmlError } from '../errors.js';
 import { ProtocolError } from '../protocol/ckks-poly/messages.js';
 import { CkksPolyService, compilePolyNetwork, decodePolyMessage, encodePolyMessage, polyInfoOf, type CompiledPolyNetwork, type PolyInfo } from '../protocol/ckks-poly/index.js';
 import { CkksPolyWorkerPool } from '../workers/ckks-poly-pool.js';
-import { importUpload, type ModelRegistry } from './registry.js';
+import { importUpload, RegistryError, type ModelRegistry } from './registry.js';
 import type { ServiceMetrics } from './metrics.js';
 
 /** Limits of the ckks-poly front; every one has a default fit for one small machine. */
@@ -141,7 +141,8 @@ export function registerCkksPolyRoutes(app: FastifyInstance, options: PolyFrontO
       return { net, info: polyInfoOf(net, source.model.inputShape) };
     });
     compiled.set(modelId, made);
-    made.catch(() => undefined);
+    // A compile failure stays (it would fail again); a store out of reach is tried again next time.
+    made.catch((err: unknown) => void (err instanceof RegistryError && err.status === 503 && compiled.delete(modelId)));
     return made;
   }
 

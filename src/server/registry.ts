@@ -44,8 +44,9 @@ export class RegistryError extends FormatError {
   constructor(
     readonly status: number,
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
@@ -390,11 +391,18 @@ export class ModelRegistry {
   /**
    * A loaded model's files as the owner uploaded them (what a compile thread needs).
    *
-   * @throws RegistryError (404) for an id not loaded (or removed meanwhile); whatever reading
-   *   the store throws.
+   * @throws RegistryError: 404 for an id not loaded (or removed meanwhile); 503 when the store is
+   *   out of reach (its address and error only in `cause`: the message may reach a client);
+   *   whatever reading a SQLite registry's files throws.
    */
   async storedFiles(id: string): Promise<CompileRequest> {
-    const files = this.models.has(id) ? await this.store.files(id) : undefined;
+    let files: CompileRequest | undefined;
+    try {
+      files = this.models.has(id) ? await this.store.files(id) : undefined;
+    } catch (err) {
+      if (err instanceof RegistryStoreError) throw new RegistryError(503, 'the model store is out of reach; retry later', { cause: err });
+      throw err;
+    }
     if (!files) throw new RegistryError(404, `no model with id ${id}`);
     return files;
   }

@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { loadFashionMnistSample } from '../../src/data/fashion-mnist.js';
 import { encodeIdx } from '../../src/data/idx.js';
-import { ModelRegistry, RegistryStoreError, type RegisteredModel } from '../../src/server/registry.js';
+import { ModelRegistry, RegistryError, RegistryStoreError, type RegisteredModel } from '../../src/server/registry.js';
 import { modelIdOf } from '../../src/cli/inference-job.js';
 import { runCli } from '../helpers/cli.js';
 import { postgresUnavailable, startPostgres, type TestPostgres } from '../helpers/postgres.js';
@@ -269,6 +269,8 @@ describe('two registries on one PostgreSQL database', { skip: pgSkip, timeout: 1
     await a.add(onnx, { inline: true });
     // The rows answer, the model bytes do not (as if the database failed between the two).
     await sql(db, 'ALTER TABLE model_files RENAME TO model_files_away');
+    // What a route hands a client says nothing of the database.
+    await assert.rejects(a.storedFiles(id), (e: unknown) => e instanceof RegistryError && e.status === 503 && !/postgres|model_files/.test(e.message));
     const b = await open(db, { resyncMs: 100 });
     const onB = follow(b);
     await onB.ready;
