@@ -175,7 +175,6 @@ async function compileOnWorker(pool: Piscina, request: CompileRequest): Promise<
   return reply.value;
 }
 
-
 /** Options of {@link ModelRegistry.open}. */
 export interface RegistryOptions {
   /**

@@ -204,14 +204,18 @@ export async function startPostgres(options: { database?: string } = {}): Promis
   const stop = (): Promise<void> =>
     (stopped ??= (async () => {
       const exited = child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => child.once('exit', () => r()));
-      const pid = postmasterPid(entry.pidFile);
+      const signal = (sig: NodeJS.Signals) => {
+        const pid = postmasterPid(entry.pidFile);
+        try {
+          if (pid) process.kill(pid, sig);
+          else child.kill(sig);
+        } catch {
+          // Gone already.
+        }
+      };
       // SIGINT: fast shutdown (running sessions are ended); the postmaster, not runuser, gets it.
-      if (pid) process.kill(pid, 'SIGINT');
-      else child.kill('SIGINT');
-      const timer = setTimeout(() => {
-        const p = postmasterPid(entry.pidFile);
-        if (p) process.kill(p, 'SIGQUIT');
-      }, 10_000);
+      signal('SIGINT');
+      const timer = setTimeout(() => signal('SIGQUIT'), 10_000);
       await exited;
       clearTimeout(timer);
       running.delete(entry);
