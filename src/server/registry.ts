@@ -27,7 +27,7 @@ import { isPostgresUrl, RegistryStoreError, type ModelFiles, type ModelRecord, t
 import { SqliteModelStore } from './store/sqlite-store.js';
 import { PostgresModelStore } from './store/postgres-store.js';
 
-export { RegistryStoreError, redactDbUrl, isPostgresUrl, type ModelRecord } from './store/model-store.js';
+export { RegistryStoreError, type ModelRecord } from './store/model-store.js';
 
 /** How many of the committed sample's last images calibrate a 1×28×28 model by default. */
 export const DEFAULT_CALIBRATION_IMAGES = 100;
