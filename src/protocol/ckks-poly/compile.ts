@@ -118,7 +118,7 @@ export class ParameterError extends BlindmlError {
  *
  * @throws UnsupportedModelError for a model ckks-poly cannot evaluate (see {@link planPolyNetwork}).
  * @throws ParameterError naming the node when the network is too deep, or its values too large,
- *   for any ring up to N = 32768 at 128-bit security.
+ *   for any ring up to N = 32768 at 128-bit security (or diverge on the calibration inputs).
  * @throws RangeError for bad options or calibration data of the wrong length.
  */
 export function compilePolyNetwork(model: Model, calibration: Float32Array | Float64Array, options: PolyCompileOptions = {}): CompiledPolyNetwork {
@@ -205,6 +205,9 @@ function quantize(plan: PolyPlan, calibration: Float32Array | Float64Array, weig
     const last = stage.activation === null;
     const { weights, g, bias } = roundStage(stage, columns, kMax, last, s);
     const run = runStage(weights, bias, columns, count);
+    if (!Number.isFinite(run.max)) {
+      throw new ParameterError(`node '${stage.node}': its values overflow double precision on the calibration inputs (the network diverges there)`);
+    }
     const liftedMax = Math.max(0, ...reads.map((r, j) => (lift[j] === null ? 0 : r.max * lift[j]!)));
     const square = run.values.map((v) => v * v);
     // Set by the first stage to reach the level; its peers share it (their outputs get added together).
