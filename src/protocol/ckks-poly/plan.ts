@@ -21,6 +21,7 @@ import { linearMapOf, type LinearLayer } from '../../nn/linear-maps.js';
 import type { Model, ModelNode } from '../../nn/model.js';
 import { runPlaintext } from '../../nn/plaintext.js';
 import { buildSparseMap, composeMaps, termCount, type SparseLinearMap } from '../../tensor/sparse-linear.js';
+import { identityMap, overSources, stack } from '../paillier-inference/graph-plan.js';
 import { MODEL_INPUT, UnsupportedModelError } from '../paillier-inference/plan.js';
 
 export { MODEL_INPUT, UnsupportedModelError };
@@ -158,7 +159,7 @@ function applyLinear(node: ModelNode, inputs: readonly AffineTensor[], shapes: r
     throw new UnsupportedModelError(`node '${node.name}' (${layer.kind}): composed with the linear layers before it, the map is much denser than both (put an activation between them)`);
   }
   const sources = [...new Set(inputs.flatMap((a) => a.sources))].sort((a, b) => a - b);
-  const stacked = stack(inputs.map((a) => overSources(a, sources, sizeOfSource)));
+  const stacked = stack(inputs.map((a) => overSources({ sources: a.sources, maps: a.map ? [a.map] : [], size: a.size }, sources, sizeOfSource)));
   return { sources, map: composeMaps(stacked, map), size: map.rows };
 }
 
@@ -172,35 +173,4 @@ function affineOf(p: Polynomial, size: number): SparseLinearMap {
 function denserByFar(first: SparseLinearMap, second: SparseLinearMap): boolean {
   const perRow = (termCount(second) / Math.max(1, second.rows)) * (termCount(first) / Math.max(1, first.rows));
   return second.rows * Math.min(first.cols, perRow) > 4 * (termCount(first) + termCount(second));
-}
-
-/** One map from the concatenation of `sources` to the tensor's values. */
-function overSources(a: AffineTensor, sources: readonly number[], sizeOfSource: (k: number) => number): SparseLinearMap {
-  const start = new Map<number, number>();
-  let total = 0;
-  for (const k of sources) {
-    start.set(k, total);
-    total += sizeOfSource(k);
-  }
-  // Column j of a's own concatenation → column of the union.
-  const column: number[] = [];
-  for (const k of a.sources) for (let i = 0; i < sizeOfSource(k); i++) column.push(start.get(k)! + i);
-  const own = a.map ?? identityMap(a.size);
-  return buildSparseMap(own.rows, total, own.bias, (r, add) => {
-    for (let t = own.offsets[r]!; t < own.offsets[r + 1]!; t++) add(column[own.indices[t]!]!, own.weights[t]!);
-  });
-}
-
-/** The maps' rows one after the other (same columns). */
-function stack(maps: readonly SparseLinearMap[]): SparseLinearMap {
-  const owner: [SparseLinearMap, number][] = [];
-  for (const m of maps) for (let r = 0; r < m.rows; r++) owner.push([m, r]);
-  return buildSparseMap(owner.length, maps[0]!.cols, owner.map(([m, r]) => m.bias[r]!), (i, add) => {
-    const [m, r] = owner[i]!;
-    for (let t = m.offsets[r]!; t < m.offsets[r + 1]!; t++) add(m.indices[t]!, m.weights[t]!);
-  });
-}
-
-function identityMap(size: number): SparseLinearMap {
-  return buildSparseMap(size, size, new Float64Array(size), (r, add) => add(r, 1));
 }
