@@ -156,7 +156,7 @@ describe('ckks-poly on graph models', () => {
     assert.ok(mix.lift[0]! <= 1 / 4, `the input, up to 8, is brought down to the level's magnitudes (× ${mix.lift[0]})`);
   });
 
-  test('a graph too deep for N = 32768 at 128-bit security is refused, naming the activation where the bound runs out', () => {
+  test('a graph too deep for N = 32768 at 128-bit security, or diverging, is refused naming the activation', () => {
     const nodes: ModelNode[] = [];
     let x = 'x';
     for (let i = 0; i < 24; i++) {
@@ -170,5 +170,13 @@ describe('ckks-poly on graph models', () => {
     assert.equal(planPolyNetwork(deep).stages.length, 25);
     assert.throws(() => compilePolyNetwork(deep, Float32Array.from(randoms(40, 3))), (e: unknown) =>
       e instanceof ParameterError && /too deep — node 'p\d+' is square \d+ of 24 on the longest path/.test(e.message) && /--scheme ckks/.test(e.message));
+    // Larger weights: the polynomials feed each other ever larger values until they overflow.
+    const layers: Layer[] = [];
+    for (let i = 0; i < 16; i++) {
+      layers.push(new Dense({ inFeatures: 8, outFeatures: 8, weights: awayFromZero(randoms(64, i + 1, 0.5)), bias: randoms(8, 50 + i, 0.1) }), new Polynomial(P));
+    }
+    layers.push(new Dense({ inFeatures: 8, outFeatures: 2, weights: randoms(16, 99) }));
+    assert.throws(() => compilePolyNetwork(new Model([8], layers), randoms(800, 3).map((v) => v + 0.5)), (e: unknown) =>
+      e instanceof ParameterError && /node 'layer\d+': its values overflow double precision on the calibration inputs/.test(e.message));
   });
 });

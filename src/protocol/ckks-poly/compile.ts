@@ -205,9 +205,9 @@ function quantize(plan: PolyPlan, calibration: Float32Array | Float64Array, weig
     const last = stage.activation === null;
     const { weights, g, bias } = roundStage(stage, columns, kMax, last, s);
     const run = runStage(weights, bias, columns, count);
-    if (!Number.isFinite(run.max)) {
-      throw new ParameterError(`node '${stage.node}': its values overflow double precision on the calibration inputs (the network diverges there)`);
-    }
+    const overflow = (): ParameterError =>
+      new ParameterError(`node '${stage.node}': its values overflow double precision on the calibration inputs (the network diverges there)`);
+    if (!Number.isFinite(run.max)) throw overflow();
     const liftedMax = Math.max(0, ...reads.map((r, j) => (lift[j] === null ? 0 : r.max * lift[j]!)));
     const square = run.values.map((v) => v * v);
     // Set by the first stage to reach the level; its peers share it (their outputs get added together).
@@ -221,10 +221,13 @@ function quantize(plan: PolyPlan, calibration: Float32Array | Float64Array, weig
     }
     const [a0 = 0, a1 = 0, a2 = 0] = stage.activation!;
     const squares = square.map((v) => v / 2 ** shift);
+    const factors = g.map((gr) => a2 * gr * gr * 2 ** shift);
+    // Decrypted values stay near 1; the real values they stand for are what grows.
+    if (!factors.every(Number.isFinite) || !squares.every(Number.isFinite)) throw overflow();
     sources.push({
       values: squares,
       size: stage.map.rows,
-      factors: g.map((gr) => a2 * gr * gr * 2 ** shift),
+      factors,
       gamma: new Float64Array(stage.map.rows).fill(a0 - (a1 * a1) / (4 * a2)),
       depth: level + 1,
       max: maxAbs(squares),
@@ -460,7 +463,7 @@ function primeBits(levels: readonly LevelInfo[], t0: number, target: number, hea
     const below = rescales.slice(l + 1).reduce((x, y) => x + y, 0);
     first = Math.max(first, Math.ceil(a[l]! + 1 - below - rescales[l]!), Math.ceil(2 * a[l]! - rescales[l]! + 1 - below));
   }
-  if (first > 60) return `the logits need ${first} bits, more than one 60-bit prime`;
+  if (first > 60) return `the logits need ${first} bits, more than one 60-bit prime (compile with fewer weightBits)`;
   // SEAL drops the prime just before the special one first: the first rescale's prime goes last.
   const data = [first, ...rescales.reverse()];
   return { bits: [...data, Math.max(...data)], scaleBits };
