@@ -17,7 +17,7 @@ import type { Model } from '../../src/nn/model.js';
 ort.env.wasm.numThreads = 1;
 
 const ZOO = new URL('./', import.meta.url);
-const MODELS = ['resnet-style', 'mobilenet-style', 'inception-style', 'keras-style', 'lenet5'] as const;
+const MODELS = ['resnet-style', 'mobilenet-style', 'inception-style', 'keras-style', 'lenet5', 'poly-residual'] as const;
 
 interface Row {
   model: string;

@@ -9,8 +9,8 @@
 import { availableParallelism } from 'node:os';
 import type { LabeledImages } from '../data/files.js';
 import { CkksPolyWorkerPool } from '../workers/ckks-poly-pool.js';
-import { argmaxRows, runPlaintext } from '../nn/plaintext.js';
-import { CkksPolyClient, CkksPolyService, compilePolyNetwork, type CompiledPolyNetwork, type PolyCompileOptions } from '../protocol/ckks-poly/index.js';
+import { argmaxRows } from '../nn/plaintext.js';
+import { CkksPolyClient, CkksPolyService, compilePolyNetwork, polyLogits, type CompiledPolyNetwork, type PolyCompileOptions } from '../protocol/ckks-poly/index.js';
 import { HttpPolyTransport } from '../client/ckks-poly-transport.js';
 import { checkImagesFit, ensureRegistered, type InferenceJobResult, type LoadedModel, comparePredictions, perSample } from './inference-job.js';
 import { checkCalibrationSize } from './calibration.js';
@@ -76,7 +76,8 @@ export async function runCkksPolyJob(options: CkksPolyJobOptions): Promise<CkksP
     options.onPhase?.('compiling the polynomial network');
   }
   const net = options.server ? undefined : (options.net ?? compilePolyNetwork(loaded.model, options.calibration, options.compile));
-  const plainLogits = runPlaintext(loaded.model, data.images);
+  // The service returns the logits before a softmax or log-softmax head: compare with those.
+  const plainLogits = polyLogits(loaded.model, data.images);
   const outSize = loaded.model.outputSize;
   const plain = Array.from(argmaxRows(plainLogits, outSize));
   const threads = options.workers ?? availableParallelism();

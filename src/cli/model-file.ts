@@ -124,7 +124,7 @@ export function summarizeSchemes(model: Model, calibration: Float32Array): Recor
     }),
     'ckks-poly': attempt(() => {
       const c = compilePolyNetwork(model, calibration);
-      return { supported: true, rounds: [], details: { depth: c.stages.length - 1, weightBits: c.weightBits, inputScaleBits: Math.log2(c.inputScale), polyModulusDegree: c.params.polyModulusDegree, coeffModulusBits: c.params.coeffModulusBits } };
+      return { supported: true, rounds: [], details: { depth: c.depth, lifts: c.lifts, weightBits: c.weightBits, inputScaleBits: Math.log2(c.inputScale), polyModulusDegree: c.params.polyModulusDegree, coeffModulusBits: c.params.coeffModulusBits } };
     }),
   };
 }

@@ -13,7 +13,7 @@ test('ckks-poly refuses a ReLU model in one line that says what to do', async ()
   const r = await runCli(['infer', '--scheme', 'ckks-poly', '--model', 'models/fashion-small.onnx', '--limit', '1']);
   assert.equal(r.code, 1);
   assert.equal(r.lines.length, 1, r.stderr);
-  assert.match(r.lines[0]!, /^blindml: layer \d+ \(relu\) cannot be evaluated on CKKS ciphertexts without the client: replace it by a polynomial/);
+  assert.match(r.lines[0]!, /^blindml: node '[^']+' \(relu\) cannot be evaluated on CKKS ciphertexts without the client: replace it by a degree-2 polynomial/);
 });
 
 test('--scheme ckks-poly --json prints the common fields, the ring and the throughput', () => {

@@ -139,7 +139,7 @@ test('a GELU before a max-pool gets its own round (max does not commute with it)
   assert.throws(() => planModel(poly), (e: unknown) => e instanceof UnsupportedModelError && /node 'layer1' \(polynomial\).*ckks-poly/.test(e.message));
   const inner = new Model([4], [new Dense({ inFeatures: 4, outFeatures: 4, weights: randoms(16, 36) }), new Softmax(), new Dense({ inFeatures: 4, outFeatures: 2, weights: randoms(8, 37) })]);
   assert.throws(() => planModel(inner), /node 'layer1' \(softmax\) is only supported as the model's output/);
-  assert.throws(() => planPolyNetwork(MODELS[0]!), /node 'add' \(add\) makes the model a graph: ckks-poly evaluates chains/);
+  assert.throws(() => planPolyNetwork(MODELS[0]!), /node 'relu1' \(relu\) cannot be evaluated on CKKS ciphertexts without the client/);
 });
 
 test('splines: every round is a blinded ReLU round, and the plan stays within the fit error of the executor', () => {

@@ -1,6 +1,7 @@
 /**
  * The service's computation: a compiled polynomial network on CKKS ciphertexts whose slots are
- * images. Each stage visits its input ciphertexts once (column by column): it forms the input's
+ * images. Each stage visits its input ciphertexts once (column by column; those of a source at a
+ * shallower level are first brought down to the stage's, see `compile.ts`): it forms the input's
  * doublings 2^j·x and adds or subtracts them into the accumulators of the rows that use the input,
  * one addition per non-zero signed digit of the integer weight. Then each row gets its bias
  * (one plaintext addition) and, between stages, is squared, relinearized and rescaled. (CryptoNets
@@ -30,17 +31,24 @@ import {
   squareUnrelinearized,
   subInPlace,
   free,
+  mulPlain,
   type CkksCiphertext,
   type CkksServiceKeys,
+  type PlainText,
 } from '../../schemes/ckks/index.js';
 import { nafDigits, maxDoubling, type CompiledPolyNetwork, type IntegerStage } from './compile.js';
+import { MODEL_INPUT } from './plan.js';
 
 /** Progress of an evaluation: stage index and rows finished. */
 export type EvaluateProgress = (stage: number, done: number, rows: number) => void;
 
+/** Column c of a stage: a ciphertext, and whether the stage owns it (frees it after use). */
+type ColumnReader = (c: number) => { readonly ct: CkksCiphertext; readonly owned: boolean };
+
 /**
- * Evaluates the network. `input(c)` returns input ciphertext c (each is requested once, in
- * order; the evaluator frees it after use, so it may be loaded lazily from bytes).
+ * Evaluates the network. `input(c)` returns input ciphertext c, a fresh one at each call: it is
+ * requested in order by every stage that reads the model input (once per column with a non-zero
+ * weight), and the evaluator frees it after use, so it may be loaded lazily from bytes.
  *
  * @returns the output ciphertexts, one per logit, read at a scale that makes them decrypt to the
  *   logits themselves.
@@ -53,24 +61,105 @@ export function evaluatePolyNetwork(
   input: (c: number) => CkksCiphertext,
   onProgress?: EvaluateProgress,
 ): CkksCiphertext[] {
-  let next: (c: number) => CkksCiphertext = input;
-  let owned: CkksCiphertext[] = [];
+  // A stage's outputs live until the last stage that reads them (a shortcut keeps them longer).
+  const lastReader = new Map<number, number>();
+  net.stages.forEach((stage, s) => stage.sources.forEach((k) => lastReader.set(k, s)));
+  const outputs: (CkksCiphertext[] | undefined)[] = [];
   try {
     net.stages.forEach((stage, s) => {
-      const outputs = runStage(stage, keys, next, (done) => onProgress?.(s, done, stage.rows));
-      freeAll(owned);
-      owned = outputs;
-      next = (c) => outputs[c]!;
+      const plains = new Map<number, PlainText>();
+      try {
+        outputs[s] = runStage(stage, keys, columnReader(net, stage, outputs, input, plains), (done) => onProgress?.(s, done, stage.rows));
+      } finally {
+        for (const p of plains.values()) free(p);
+      }
+      for (const k of stage.sources) {
+        if (k !== MODEL_INPUT && lastReader.get(k) === s) {
+          freeAll(outputs[k]!);
+          outputs[k] = undefined;
+        }
+      }
     });
-    for (const ct of owned) reinterpretScaleInPlace(ct, ct.scale / net.outputFactor);
-    return owned;
+    const result = outputs[net.stages.length - 1]!;
+    for (const ct of result) reinterpretScaleInPlace(ct, ct.scale / net.outputFactor);
+    return result;
   } catch (e) {
-    freeAll(owned);
+    for (const o of outputs) if (o) freeAll(o);
     throw e;
   }
 }
 
-function runStage(stage: IntegerStage, keys: CkksServiceKeys, input: (c: number) => CkksCiphertext, progress: (done: number) => void): CkksCiphertext[] {
+/**
+ * Reads the stage's columns from the model input or earlier stages' outputs, bringing those of a
+ * shallower source down to the stage's level. `plains` caches one plaintext per lifted source
+ * (the caller frees them).
+ */
+function columnReader(
+  net: CompiledPolyNetwork,
+  stage: IntegerStage,
+  outputs: readonly (CkksCiphertext[] | undefined)[],
+  input: (c: number) => CkksCiphertext,
+  plains: Map<number, PlainText>,
+): ColumnReader {
+  const first: number[] = [];
+  let at = 0;
+  for (const k of stage.sources) {
+    first.push(at);
+    at += k === MODEL_INPUT ? net.plan.inputSize : net.stages[k]!.rows;
+  }
+  // The scale of the stage's level: that of a source already there (one always is when lifts are needed).
+  const deep = stage.sources.findIndex((k, j) => stage.lift[j] === null && k !== MODEL_INPUT);
+  const levelScale = deep >= 0 ? outputs[stage.sources[deep]!]![0]!.scale : 0;
+  return (c) => {
+    let j = 0;
+    while (j + 1 < first.length && first[j + 1]! <= c) j++;
+    const k = stage.sources[j]!;
+    const i = c - first[j]!;
+    const raw = k === MODEL_INPUT ? input(i) : outputs[k]![i]!;
+    const C = stage.lift[j];
+    if (C === null || C === undefined) return { ct: raw, owned: k === MODEL_INPUT };
+    try {
+      return { ct: lift(raw, stage.level, C, levelScale, plains, j), owned: true };
+    } finally {
+      if (k === MODEL_INPUT) raw.free();
+    }
+  };
+}
+
+/**
+ * x × C, brought down to `level` at exactly `scale`: modulus-switched to the level above, times
+ * C encoded at scale·q/x.scale (q the prime the rescale drops), rescaled. Decrypts to C × x.
+ *
+ * @throws InvalidCiphertextError from the operations.
+ */
+function lift(x: CkksCiphertext, level: number, C: number, scale: number, plains: Map<number, PlainText>, key: number): CkksCiphertext {
+  const context = x.context;
+  const above = context.topLevel - level + 1;
+  const moved = clone(x);
+  try {
+    modSwitchInPlace(moved, above);
+    let plain = plains.get(key);
+    if (!plain) {
+      const q = Number(context.dataPrimes[above - 1]!);
+      plain = context.encode(new Float64Array(context.slots).fill(C), (scale * q) / moved.scale, above);
+      plains.set(key, plain);
+    }
+    const product = mulPlain(moved, plain);
+    try {
+      rescaleInPlace(product);
+      // The scale is right up to rounding of the division above; make it exact so additions accept it.
+      reinterpretScaleInPlace(product, scale);
+      return product;
+    } catch (e) {
+      product.free();
+      throw e;
+    }
+  } finally {
+    moved.free();
+  }
+}
+
+function runStage(stage: IntegerStage, keys: CkksServiceKeys, column: ColumnReader, progress: (done: number) => void): CkksCiphertext[] {
   const acc: (CkksCiphertext | undefined)[] = new Array(stage.rows);
   const outputs: CkksCiphertext[] = [];
   let like: CkksCiphertext | undefined;
@@ -78,9 +167,9 @@ function runStage(stage: IntegerStage, keys: CkksServiceKeys, input: (c: number)
   const scratch: CkksCiphertext[] = [];
   try {
     for (let c = 0; c < stage.cols; c++) {
-      const x = input(c);
+      if (stage.colOffsets[c] === stage.colOffsets[c + 1]) continue;
+      const { ct: x, owned } = column(c);
       try {
-        if (stage.colOffsets[c] === stage.colOffsets[c + 1]) continue;
         like ??= clone(x);
         const top = maxDoubling(stage, c);
         while (scratch.length < top) scratch.push(emptyLike(x));
@@ -97,8 +186,8 @@ function runStage(stage: IntegerStage, keys: CkksServiceKeys, input: (c: number)
           }
         }
       } finally {
-        // The loader handed x over; it is not needed past its column.
-        x.free();
+        // Not needed past its column.
+        if (owned) x.free();
       }
     }
     for (let r = 0; r < stage.rows; r++) {
@@ -115,6 +204,8 @@ function runStage(stage: IntegerStage, keys: CkksServiceKeys, input: (c: number)
             // key-switching noise is no longer divided by the dropped prime either.
             relinearizeInPlace(sq, keys);
             rescaleInPlace(sq);
+            // Exact: a power of two times a double.
+            if (stage.shift !== 0) reinterpretScaleInPlace(sq, sq.scale * 2 ** stage.shift);
           } catch (e) {
             sq.free();
             throw e;

@@ -4,8 +4,8 @@
  *
  * @module
  */
-export { planPolyNetwork, MAX_SERVICE_DEGREE, UnsupportedModelError, type PolyPlan, type PolyStage } from './plan.js';
-export { compilePolyNetwork, ParameterError, type CompiledPolyNetwork, type IntegerStage, type PolyCompileOptions } from './compile.js';
+export { planPolyNetwork, polyLogits, MAX_SERVICE_DEGREE, UnsupportedModelError, type PolyPlan, type PolyStage, type PolyOutputActivation } from './plan.js';
+export { compilePolyNetwork, runInteger, ParameterError, type CompiledPolyNetwork, type IntegerStage, type PolyCompileOptions } from './compile.js';
 export { evaluatePolyNetwork } from './evaluate.js';
 export { CkksPolyService, polyInfoOf, evaluateRequest, type PolyServiceOptions, type PolyEvaluator } from './service.js';
 export { CkksPolyClient, type PolyTransport, type PolyPrediction } from './client.js';

@@ -38,7 +38,7 @@ export const polyInfoSchema = z.object({
   inputSize: z.number().int().positive().max(1 << 20),
   inputShape: z.array(z.number().int().positive()).max(8),
   outputSize: z.number().int().positive().max(1 << 16),
-  outputActivation: z.enum(['softmax', 'sigmoid']).nullable(),
+  outputActivation: z.enum(['softmax', 'logsoftmax', 'sigmoid']).nullable(),
   /** Multiplicative depth: the number of squares on the way (one rescale each). */
   depth: z.number().int().nonnegative().max(64),
 });

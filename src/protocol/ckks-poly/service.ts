@@ -75,7 +75,7 @@ export function polyInfoOf(net: CompiledPolyNetwork, inputShape: readonly number
     inputShape: [...inputShape],
     outputSize: net.plan.outputSize,
     outputActivation: net.plan.outputActivation,
-    depth: net.stages.filter((s) => s.square).length,
+    depth: net.depth,
   };
 }
 

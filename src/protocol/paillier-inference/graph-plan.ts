@@ -277,8 +277,8 @@ export function activationRanges(model: Model, inputs: Float32Array | Float64Arr
   return ranges;
 }
 
-/** One map from the concatenation of `sources` to the affine tensor's values. */
-function overSources(a: Affine, sources: readonly number[], sizeOfSource: (k: number) => number): SparseLinearMap {
+/** One map from the concatenation of `sources` to the affine tensor's values (ckks-poly's planner shares it). */
+export function overSources(a: Affine, sources: readonly number[], sizeOfSource: (k: number) => number): SparseLinearMap {
   const total = sources.reduce((n, k) => n + sizeOfSource(k), 0);
   const start = new Map<number, number>();
   let at = 0;
@@ -297,7 +297,7 @@ function overSources(a: Affine, sources: readonly number[], sizeOfSource: (k: nu
 }
 
 /** The maps' rows one after the other (same columns). */
-function stack(maps: readonly SparseLinearMap[]): SparseLinearMap {
+export function stack(maps: readonly SparseLinearMap[]): SparseLinearMap {
   const rows = maps.reduce((n, m) => n + m.rows, 0);
   const bias = new Float64Array(rows);
   const owner: [SparseLinearMap, number][] = [];
@@ -315,7 +315,7 @@ function cheaperComposed(first: SparseLinearMap, second: SparseLinearMap): boole
   return second.rows * Math.min(first.cols, perRow) <= termCount(first) + termCount(second);
 }
 
-function identityMap(size: number): SparseLinearMap {
+export function identityMap(size: number): SparseLinearMap {
   return buildSparseMap(size, size, new Float64Array(size), (r, add) => add(r, 1));
 }
 
