@@ -1,0 +1,119 @@
+/**
+ * Worker-thread entry for {@link CkksSessionPool} (loaded by piscina): the interactive CKKS
+ * service of every model this thread serves, with the client keys, open sessions, prepared
+ * sessions and smudging ciphertexts it holds. SEAL objects never leave the thread: requests come in
+ * and replies go out as wire-format bytes (`protocol/ckks-inference/wire.ts`), moved, not copied.
+ *
+ * @module
+ */
+import { deserialize } from 'node:v8';
+import { Piscina, transferableSymbol, valueSymbol } from 'piscina';
+import { BlindmlError } from '../errors.js';
+import { CkksInferenceService, type CompiledCkksModel } from '../protocol/ckks-inference/index.js';
+import { decodeCkksMessage, encodeCkksMessage } from '../protocol/ckks-inference/wire.js';
+import type { SessionReply, SessionTask } from './ckks-session-pool.js';
+
+const services = new Map<string, CkksInferenceService>();
+
+class NotLoadedError extends BlindmlError {
+  constructor(model: string) {
+    super('ERR_MODEL_NOT_LOADED', `model ${model} is not loaded on this thread`);
+  }
+}
+
+function serviceOf(model: string): CkksInferenceService {
+  const s = services.get(model);
+  if (!s) throw new NotLoadedError(model);
+  return s;
+}
+
+/** A reply whose bytes move to the main thread instead of being copied (piscina's Transferable). */
+class Moved {
+  constructor(
+    private readonly reply: SessionReply,
+    private readonly bytes: Uint8Array,
+  ) {}
+  get [transferableSymbol](): object {
+    return [this.bytes.buffer];
+  }
+  get [valueSymbol](): object {
+    return this.reply;
+  }
+}
+
+function moved(reply: SessionReply, bytes: Uint8Array): unknown {
+  return Piscina.move(new Moved(reply, bytes));
+}
+
+/** Bytes of a request, decoded in place (they were moved here). */
+function decoded(body: Uint8Array): unknown {
+  return decodeCkksMessage(body, { copy: false });
+}
+
+async function run(task: SessionTask): Promise<unknown> {
+  switch (task.op) {
+    case 'load': {
+      if (!services.has(task.model)) {
+        const compiled = deserialize(task.compiled) as CompiledCkksModel;
+        services.set(task.model, await CkksInferenceService.create(compiled));
+      }
+      return { ok: true, value: { describe: serviceOf(task.model).describe() } };
+    }
+    case 'keys': {
+      const { keyId } = serviceOf(task.model).registerKeys(decoded(task.body));
+      const body = encodeCkksMessage({ version: 1, keyId });
+      return moved({ ok: true, value: { body, keyId } }, body);
+    }
+    case 'open': {
+      const out = serviceOf(task.model).open(decoded(task.body), { prepared: task.prepared });
+      const body = encodeCkksMessage(out);
+      return moved({ ok: true, value: { body, sessionId: out.sessionId } }, body);
+    }
+    case 'round': {
+      const service = serviceOf(task.model);
+      const request = decoded(task.body);
+      // Read before the last round closes the session (the idle work after it needs the keys).
+      const keyId = service.sessionKeyId(request);
+      const out = await service.round(request);
+      const body = encodeCkksMessage(out);
+      return moved({ ok: true, value: { body, done: out.next === undefined, ...(keyId ? { keyId } : {}) } }, body);
+    }
+    case 'precompute':
+      serviceOf(task.model).precompute(task.keyId, 1);
+      return { ok: true, value: null };
+    case 'prepare': {
+      const service = serviceOf(task.model);
+      const before = service.preparedBytes;
+      await service.prepare(1);
+      return { ok: true, value: { bytes: service.preparedBytes - before } };
+    }
+    case 'drop-keys':
+      services.get(task.model)?.dropKeys(task.keyId);
+      return { ok: true, value: null };
+    case 'close':
+      services.get(task.model)?.close(task.sessionId);
+      return { ok: true, value: null };
+    case 'discard-prepared':
+      services.get(task.model)?.discardPrepared(task.count);
+      return { ok: true, value: null };
+    case 'stats': {
+      const s = services.get(task.model);
+      return { ok: true, value: { keys: s?.loadedKeys ?? 0, sessions: s?.openSessions ?? 0, prepared: s?.preparedSessions ?? 0 } };
+    }
+    case 'forget':
+      services.get(task.model)?.dispose();
+      services.delete(task.model);
+      return { ok: true, value: null };
+  }
+}
+
+/** One task; a typed error comes back as its code and message, anything else as ERR_INTERNAL. */
+export default async function handle(task: SessionTask): Promise<unknown> {
+  try {
+    return await run(task);
+  } catch (e) {
+    const known = e instanceof BlindmlError;
+    const reply: SessionReply = { ok: false, code: known ? e.code : 'ERR_INTERNAL', message: known ? e.message.slice(0, 2000) : e instanceof Error ? e.message.slice(0, 500) : 'internal error' };
+    return reply;
+  }
+}
