@@ -6,7 +6,8 @@
  * (from its stored ONNX and calibration files, on a compile thread) and kept. Everything SEAL does
  * runs on the session threads (`workers/ckks-session-pool.ts`), never on the event loop: loading
  * a client's keys, opening a session, the rounds, and the idle work between sessions (the next
- * session prepared, smudging ciphertexts for the client's keys made ahead of time). A client's
+ * session prepared, smudging ciphertexts for the client's keys made ahead of time); a large round's
+ * products and a prepared session's encoding go on from there to the product threads. A client's
  * keys and sessions stay on the thread that loaded the keys; the event loop reads only each
  * request's header (the key id, the session id, the key sizes), routes the bytes, and keeps the
  * accounts (`ckks-accounts.ts`). Errors come back as HTTP 4xx with `{ error, message }`; a bad
@@ -19,6 +20,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { BlindmlError } from '../errors.js';
 import type { DescribeReply } from '../protocol/ckks-inference/messages.js';
 import { decodeCkksMessage, encodeCkksMessage } from '../protocol/ckks-inference/wire.js';
+import { CkksProductPool } from '../workers/ckks-products-pool.js';
 import { CkksSessionPool } from '../workers/ckks-session-pool.js';
 import type { ModelRegistry } from './registry.js';
 import type { MemoryBudget } from './budget.js';
@@ -36,7 +38,7 @@ export interface CkksFrontOptions {
   readonly registry: ModelRegistry;
   readonly metrics: ServiceMetrics;
   readonly log: FastifyBaseLogger;
-  /** Session threads the CKKS clients' keys and sessions live on (0 counts as 1). */
+  /** Session threads the CKKS clients' keys and sessions live on (0 counts as 1), and product threads (0: none). */
   readonly threads: number;
   /** Largest request body (a round of the reference CNN uploads about 80 MiB). */
   readonly maxBodyBytes: number;
@@ -76,8 +78,11 @@ const STATUS: Record<string, number> = {
 /** Registers the routes on `app`. */
 export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptions): CkksFront {
   const { registry, metrics, log } = options;
+  // Large rounds' products and prepared sessions' encoding spread over every core, from whichever session thread.
+  const products = options.threads > 0 ? new CkksProductPool({ threads: options.threads }) : undefined;
   const pool = new CkksSessionPool({
     threads: Math.max(1, options.threads),
+    ...(products ? { products } : {}),
     onLost: (thread) => {
       log.warn({ thread }, 'a CKKS session thread stopped; its keys and sessions are gone');
       accounts.threadLost(thread);
@@ -101,6 +106,7 @@ export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptio
       // On the compile thread, then on a session thread: the event loop keeps answering everyone else.
       const compiled = await compiler.compile(files).finally(() => compiling.delete(modelId));
       const described = await pool.addModel(modelId, compiled);
+      await products?.prepare({ ...described.params, coeffModulusBits: [...described.params.coeffModulusBits] });
       log.info({ model: modelId, ring: described.params.polyModulusDegree }, 'model compiled for CKKS');
       return described;
     })();
@@ -246,6 +252,7 @@ export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptio
       services.clear();
       await compiler.destroy();
       await pool.destroy();
+      await products?.destroy();
     },
   };
 }

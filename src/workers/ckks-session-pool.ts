@@ -16,13 +16,18 @@
  *
  * @module
  */
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { BlindmlError } from '../errors.js';
 import type { DescribeReply } from '../protocol/ckks-inference/messages.js';
+import type { ProductEvaluator } from '../protocol/ckks-inference/products.js';
+import { serveProducts } from './ckks-product-relay.js';
+import { ownsBuffer } from './ckks-products-pool.js';
 import { siblingModuleUrl } from './pool-support.js';
 
 /** What a session thread is asked to do (`model` is the caller's id of a loaded model). */
 export type SessionTask =
+  | { readonly op: 'attach'; readonly model: ''; readonly port: MessagePort }
   | { readonly op: 'load'; readonly model: string; readonly compiled: Uint8Array }
   | { readonly op: 'keys' | 'round'; readonly model: string; readonly body: Uint8Array }
   | { readonly op: 'open'; readonly model: string; readonly body: Uint8Array; readonly prepared: boolean }
@@ -51,11 +56,8 @@ interface Slot {
   /** Models loaded on the thread now: their describe replies. */
   readonly loaded: Map<string, Promise<DescribeReply>>;
   pending: number;
-}
-
-/** True if the view is the whole of an ordinary (transferable) buffer. */
-function ownsBuffer(b: Uint8Array): boolean {
-  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && !(b.buffer instanceof SharedArrayBuffer);
+  /** The main thread's end of the thread's product relay, once attached. */
+  relay?: MessagePort;
 }
 
 /** The interactive CKKS service over `threads` session threads. Call {@link destroy} when done. */
@@ -67,10 +69,13 @@ export class CkksSessionPool {
   private destroying = false;
 
   /**
+   * @param options.products - where large rounds' products and prepared sessions' encoding run
+   *   (a `CkksProductPool`), reached through a relay on this thread; without it each session
+   *   thread does them itself.
    * @param options.onLost - told the index of a thread that died (its keys and sessions are gone).
    * @throws RangeError if threads is not a positive integer.
    */
-  constructor(options: { readonly threads: number; readonly onLost?: (thread: number) => void }) {
+  constructor(private readonly options: { readonly threads: number; readonly products?: ProductEvaluator; readonly onLost?: (thread: number) => void }) {
     if (!Number.isSafeInteger(options.threads) || options.threads < 1) throw new RangeError('CkksSessionPool: threads must be >= 1');
     this.threads = options.threads;
     this.slots = Array.from({ length: options.threads }, (_, i) => {
@@ -79,6 +84,8 @@ export class CkksSessionPool {
       piscina.on('workerDestroy', () => {
         if (this.destroying) return;
         slot.loaded.clear();
+        slot.relay?.close();
+        delete slot.relay;
         options.onLost?.(i);
       });
       return slot;
@@ -172,6 +179,7 @@ export class CkksSessionPool {
   async destroy(): Promise<void> {
     this.destroying = true;
     await Promise.all(this.slots.map((s) => s.piscina.destroy()));
+    for (const s of this.slots) s.relay?.close();
   }
 
   /** Loads the model on the thread if it is not there yet. */
@@ -181,6 +189,13 @@ export class CkksSessionPool {
     if (known) return known;
     const compiled = this.models.get(model);
     if (!compiled) return Promise.reject(new BlindmlError('ERR_UNKNOWN_MODEL', `no model with id ${model}`));
+    if (this.options.products && !slot.relay) {
+      // The thread's services are made with the relay: it goes first (tasks run in order).
+      const { port1, port2 } = new MessageChannel();
+      serveProducts(port1, this.options.products);
+      slot.relay = port1;
+      void this.send(thread, { op: 'attach', model: '', port: port2 }, [port2]).catch(() => undefined);
+    }
     const loading = this.send(thread, { op: 'load', model, compiled }).then((v) => (v as { describe: DescribeReply }).describe);
     slot.loaded.set(model, loading);
     loading.catch(() => slot.loaded.get(model) === loading && slot.loaded.delete(model));
@@ -212,7 +227,7 @@ export class CkksSessionPool {
     void this.send(thread, task).catch(() => undefined);
   }
 
-  private async send(thread: number, task: SessionTask, transferList?: ArrayBuffer[]): Promise<unknown> {
+  private async send(thread: number, task: SessionTask, transferList?: (ArrayBuffer | MessagePort)[]): Promise<unknown> {
     const slot = this.slots[thread]!;
     slot.pending++;
     let reply: SessionReply;

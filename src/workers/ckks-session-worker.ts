@@ -12,8 +12,11 @@ import { BlindmlError } from '../errors.js';
 import { CkksInferenceService, type CompiledCkksModel } from '../protocol/ckks-inference/index.js';
 import { decodeCkksMessage, encodeCkksMessage } from '../protocol/ckks-inference/wire.js';
 import type { SessionReply, SessionTask } from './ckks-session-pool.js';
+import { RelayedProducts } from './ckks-product-relay.js';
 
 const services = new Map<string, CkksInferenceService>();
+/** Where large rounds' products go (the main thread's product pool), once attached. */
+let relay: RelayedProducts | undefined;
 
 class NotLoadedError extends BlindmlError {
   constructor(model: string) {
@@ -52,10 +55,13 @@ function decoded(body: Uint8Array): unknown {
 
 async function run(task: SessionTask): Promise<unknown> {
   switch (task.op) {
+    case 'attach':
+      relay = new RelayedProducts(task.port);
+      return { ok: true, value: null };
     case 'load': {
       if (!services.has(task.model)) {
         const compiled = deserialize(task.compiled) as CompiledCkksModel;
-        services.set(task.model, await CkksInferenceService.create(compiled));
+        services.set(task.model, await CkksInferenceService.create(compiled, relay ? { evaluator: relay } : {}));
       }
       return { ok: true, value: { describe: serviceOf(task.model).describe() } };
     }

@@ -12,6 +12,7 @@ import { MemoryBudget } from '../../src/server/budget.js';
 import { CkksAccounts } from '../../src/server/ckks-accounts.js';
 import { decodeCkksMessage, encodeCkksMessage } from '../../src/protocol/ckks-inference/wire.js';
 import { CkksSessionPool, CkksThreadLostError } from '../../src/workers/ckks-session-pool.js';
+import { CkksProductPool } from '../../src/workers/ckks-products-pool.js';
 import { BlindmlError } from '../../src/errors.js';
 import { CkksStepTransport, type CkksStep } from '../../src/client/ckks-steps.js';
 import { ServiceError } from '../../src/protocol/paillier-inference/index.js';
@@ -105,7 +106,9 @@ test('CKKS keys larger than the model\'s parameters allow are refused before SEA
 
 test('what the budget lets go of leaves the session thread: prepared sessions, and keys no session uses', async () => {
   const compiled = serialize(compileCkksModel(importOnnx(onnx), sample.images));
-  const pool = new CkksSessionPool({ threads: 1 });
+  // Its prepared session is encoded on a product thread, through the session thread's relay.
+  const products = new CkksProductPool({ threads: 1 });
+  const pool = new CkksSessionPool({ threads: 1, products });
   const d = await pool.addModel('m', compiled);
   const context = await CkksContext.create({ ...d.params, coeffModulusBits: [...d.params.coeffModulusBits] });
   const keyring = CkksKeyring.generate(context);
@@ -139,6 +142,7 @@ test('what the budget lets go of leaves the session thread: prepared sessions, a
     keyring.dispose();
     context.dispose();
     await pool.destroy();
+    await products.destroy();
   }
 });
 
