@@ -230,12 +230,13 @@ export class CkksAccounts {
   }
 
   /**
-   * Prepares sessions of a model on a thread ahead of time while the budget has room for them
-   * (admitted at the size the model's prepared sessions have; the first one once its size is known).
+   * Prepares sessions of a model on a thread ahead of time while the model has fewer than `target`
+   * on all threads together and the budget has room for them (admitted at the size the model's
+   * prepared sessions have; the first one once its size is known).
    */
   async prepare(modelId: string, thread: number, target: number, live: () => boolean): Promise<void> {
     const key = `${modelId}:${thread}`;
-    while ((this.ready.get(key)?.length ?? 0) < target && live()) {
+    while (this.preparedOf(modelId) < target && live()) {
       const entry = `ckks-prepared:${modelId}:${++this.serial}`;
       const admit = (bytes: number) => this.budget.admit(entry, { kind: 'ckks-prepared', owner: '', bytes, release: () => this.discarded(key, entry, thread, modelId) });
       const known = this.preparedSize.get(modelId);
@@ -256,6 +257,13 @@ export class CkksAccounts {
       if (!this.ready.has(key)) this.ready.set(key, []);
       this.ready.get(key)!.push(entry);
     }
+  }
+
+  /** Prepared sessions of a model, all threads. */
+  private preparedOf(modelId: string): number {
+    let n = 0;
+    for (const [key, list] of this.ready) if (key.startsWith(`${modelId}:`)) n += list.length;
+    return n;
   }
 
   /** A thread died: everything it held is gone, and its entries go too. */

@@ -90,7 +90,9 @@ export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptio
   });
   /** Each model's describe reply, once compiled and loaded on a session thread. */
   const services = new Map<string, Promise<DescribeReply>>();
+  /** `modelId:thread` pairs doing idle work now, and models preparing sessions now. */
   const refilling = new Set<string>();
+  const preparing = new Set<string>();
   const accounts = new CkksAccounts(options.budget, pool, { perClientSessions: options.maxSessionsPerClient, keysIdleMs: options.keysIdleMs });
   const compiler = new CkksCompiler();
   /** Models being compiled for CKKS now. */
@@ -128,7 +130,11 @@ export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptio
         // One smudging ciphertext per task (each a public-key encryption, tens of ms): a client's
         // request for this thread waits for one at most, not for dozens.
         for (let i = 0; keyId && i < described.outputCiphertexts; i++) await pool.precompute(thread, modelId, keyId);
-        await accounts.prepare(modelId, thread, options.preparedSessions, () => services.get(modelId) !== undefined);
+        // One thread at a time prepares a model's sessions (the target counts all threads).
+        if (!preparing.has(modelId)) {
+          preparing.add(modelId);
+          await accounts.prepare(modelId, thread, options.preparedSessions, () => services.get(modelId) !== undefined).finally(() => preparing.delete(modelId));
+        }
       } catch (err) {
         // Keys evicted meanwhile, or the model removed: the next session just does the work online.
         log.debug({ model: modelId, reason: err instanceof Error ? err.message.slice(0, 100) : 'unknown' }, 'CKKS idle work skipped');

@@ -92,11 +92,6 @@ export class CkksSessionPool {
     });
   }
 
-  /** Tasks sent to thread `thread` and not yet answered. */
-  pending(thread: number): number {
-    return this.slots[thread]!.pending;
-  }
-
   /**
    * Adds a compiled model (its `v8.serialize` bytes, ideally in a SharedArrayBuffer) and loads it
    * on one thread.

@@ -7,12 +7,12 @@
  * @module
  */
 import { deserialize } from 'node:v8';
-import { Piscina, transferableSymbol, valueSymbol } from 'piscina';
 import { BlindmlError } from '../errors.js';
 import { CkksInferenceService, type CompiledCkksModel } from '../protocol/ckks-inference/index.js';
 import { decodeCkksMessage, encodeCkksMessage } from '../protocol/ckks-inference/wire.js';
 import type { SessionReply, SessionTask } from './ckks-session-pool.js';
 import { RelayedProducts } from './ckks-product-relay.js';
+import { moveReply } from './pool-support.js';
 
 const services = new Map<string, CkksInferenceService>();
 /** Where large rounds' products go (the main thread's product pool), once attached. */
@@ -30,22 +30,8 @@ function serviceOf(model: string): CkksInferenceService {
   return s;
 }
 
-/** A reply whose bytes move to the main thread instead of being copied (piscina's Transferable). */
-class Moved {
-  constructor(
-    private readonly reply: SessionReply,
-    private readonly bytes: Uint8Array,
-  ) {}
-  get [transferableSymbol](): object {
-    return [this.bytes.buffer];
-  }
-  get [valueSymbol](): object {
-    return this.reply;
-  }
-}
-
 function moved(reply: SessionReply, bytes: Uint8Array): unknown {
-  return Piscina.move(new Moved(reply, bytes));
+  return moveReply(reply, [bytes]);
 }
 
 /** Bytes of a request, decoded in place (they were moved here). */
