@@ -221,6 +221,8 @@ export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptio
             throw err;
           });
           metrics.rounds.inc();
+          // Idle is the time the service waits for the client: the round's own time does not count.
+          accounts.touched(modelId, sessionId);
           if (done.done) {
             accounts.ended(modelId, sessionId);
             metrics.sessionsEnded.inc({ outcome: 'completed' });

@@ -6,9 +6,10 @@
  * (`protocol/ckks-inference/wire.ts`), moved rather than copied; a compiled model travels once, as
  * `v8.serialize` bytes in a SharedArrayBuffer every thread reads.
  *
- * Each thread is a piscina pool of one thread, so the tasks for one thread run one at a time in
- * the order they were sent (the callers rely on that: a discard sent after an open applies after
- * it). A thread that dies takes its clients' keys and sessions with it: the requests in flight on
+ * Each thread is a piscina pool of one thread. Its tasks start in the order they were sent and
+ * overlap only where they wait (for a load, or for products on the product threads), the way
+ * requests overlapped when the service ran on the event loop: a discard sent after an open applies
+ * after it, and a client's round does not wait for a prepared session to be encoded. A thread that dies takes its clients' keys and sessions with it: the requests in flight on
  * it fail with {@link CkksThreadLostError}, `onLost` is told so its accounts can go, and piscina
  * starts a fresh thread in its place (which loads models again as they are asked for).
  *
@@ -56,6 +57,8 @@ interface Slot {
   /** Models loaded on the thread now: their describe replies. */
   readonly loaded: Map<string, Promise<DescribeReply>>;
   pending: number;
+  /** Tasks sent and not yet answered (the pool is destroyed only once they are). */
+  readonly inFlight: Set<Promise<unknown>>;
   /** The main thread's end of the thread's product relay, once attached. */
   relay?: MessagePort;
 }
@@ -79,8 +82,10 @@ export class CkksSessionPool {
     if (!Number.isSafeInteger(options.threads) || options.threads < 1) throw new RangeError('CkksSessionPool: threads must be >= 1');
     this.threads = options.threads;
     this.slots = Array.from({ length: options.threads }, (_, i) => {
-      const piscina = new Piscina({ filename: siblingModuleUrl(import.meta.url, 'ckks-session-worker'), minThreads: 1, maxThreads: 1, idleTimeout: 60_000 });
-      const slot: Slot = { piscina, loaded: new Map(), pending: 0 };
+      // Tasks overlap where they wait (a prepared session's encoding, a round's products on the
+      // product threads), so idle work never holds a client's request back for long.
+      const piscina = new Piscina({ filename: siblingModuleUrl(import.meta.url, 'ckks-session-worker'), minThreads: 1, maxThreads: 1, idleTimeout: 60_000, concurrentTasksPerWorker: 16 });
+      const slot: Slot = { piscina, loaded: new Map(), pending: 0, inFlight: new Set() };
       piscina.on('workerDestroy', () => {
         if (this.destroying) return;
         slot.loaded.clear();
@@ -173,6 +178,8 @@ export class CkksSessionPool {
 
   async destroy(): Promise<void> {
     this.destroying = true;
+    // Destroying piscina under a running task makes its late answer an uncaught error.
+    await Promise.allSettled(this.slots.flatMap((s) => [...s.inFlight]));
     await Promise.all(this.slots.map((s) => s.piscina.destroy()));
     for (const s of this.slots) s.relay?.close();
   }
@@ -227,7 +234,9 @@ export class CkksSessionPool {
     slot.pending++;
     let reply: SessionReply;
     try {
-      reply = (await slot.piscina.run(task, transferList ? { transferList } : {})) as SessionReply;
+      const running = slot.piscina.run(task, transferList ? { transferList } : {});
+      slot.inFlight.add(running);
+      reply = (await running.finally(() => slot.inFlight.delete(running))) as SessionReply;
     } catch {
       // The handler answers every error: a rejection is the thread dying (or the pool closing).
       throw new CkksThreadLostError();

@@ -14,7 +14,8 @@ import type { SessionReply, SessionTask } from './ckks-session-pool.js';
 import { RelayedProducts } from './ckks-product-relay.js';
 import { moveReply } from './pool-support.js';
 
-const services = new Map<string, CkksInferenceService>();
+/** Each model's service (being made, or made). */
+const services = new Map<string, Promise<CkksInferenceService>>();
 /** Where large rounds' products go (the main thread's product pool), once attached. */
 let relay: RelayedProducts | undefined;
 
@@ -22,12 +23,6 @@ class NotLoadedError extends BlindmlError {
   constructor(model: string) {
     super('ERR_MODEL_NOT_LOADED', `model ${model} is not loaded on this thread`);
   }
-}
-
-function serviceOf(model: string): CkksInferenceService {
-  const s = services.get(model);
-  if (!s) throw new NotLoadedError(model);
-  return s;
 }
 
 function moved(reply: SessionReply, bytes: Uint8Array): unknown {
@@ -40,61 +35,64 @@ function decoded(body: Uint8Array): unknown {
 }
 
 async function run(task: SessionTask): Promise<unknown> {
-  switch (task.op) {
-    case 'attach':
-      relay = new RelayedProducts(task.port);
-      return { ok: true, value: null };
-    case 'load': {
-      if (!services.has(task.model)) {
-        const compiled = deserialize(task.compiled) as CompiledCkksModel;
-        services.set(task.model, await CkksInferenceService.create(compiled, relay ? { evaluator: relay } : {}));
-      }
-      return { ok: true, value: { describe: serviceOf(task.model).describe() } };
+  if (task.op === 'attach') {
+    relay = new RelayedProducts(task.port);
+    return { ok: true, value: null };
+  }
+  if (task.op === 'load') {
+    if (!services.has(task.model)) {
+      const compiled = deserialize(task.compiled) as CompiledCkksModel;
+      const made = CkksInferenceService.create(compiled, relay ? { evaluator: relay } : {});
+      services.set(task.model, made);
+      made.catch(() => services.get(task.model) === made && services.delete(task.model));
     }
+    return { ok: true, value: { describe: (await services.get(task.model)!).describe() } };
+  }
+  // Every other task waits for its model the same way, so they go on in the order they started
+  // (a discard sent after an open applies after it).
+  const loaded = await services.get(task.model)?.catch(() => undefined);
+  const service = (): CkksInferenceService => {
+    if (!loaded) throw new NotLoadedError(task.model);
+    return loaded;
+  };
+  switch (task.op) {
     case 'keys': {
-      const { keyId } = serviceOf(task.model).registerKeys(decoded(task.body));
+      const { keyId } = service().registerKeys(decoded(task.body));
       const body = encodeCkksMessage({ version: 1, keyId });
       return moved({ ok: true, value: { body, keyId } }, body);
     }
     case 'open': {
-      const out = serviceOf(task.model).open(decoded(task.body), { prepared: task.prepared });
+      const out = service().open(decoded(task.body), { prepared: task.prepared });
       const body = encodeCkksMessage(out);
       return moved({ ok: true, value: { body, sessionId: out.sessionId } }, body);
     }
     case 'round': {
-      const service = serviceOf(task.model);
       const request = decoded(task.body);
       // Read before the last round closes the session (the idle work after it needs the keys).
-      const keyId = service.sessionKeyId(request);
-      const out = await service.round(request);
+      const keyId = service().sessionKeyId(request);
+      const out = await service().round(request);
       const body = encodeCkksMessage(out);
       return moved({ ok: true, value: { body, done: out.next === undefined, ...(keyId ? { keyId } : {}) } }, body);
     }
     case 'precompute':
-      serviceOf(task.model).precompute(task.keyId, 1);
+      service().precompute(task.keyId, 1);
       return { ok: true, value: null };
-    case 'prepare': {
-      const service = serviceOf(task.model);
-      const before = service.preparedBytes;
-      await service.prepare(1);
-      return { ok: true, value: { bytes: service.preparedBytes - before } };
-    }
+    case 'prepare':
+      return { ok: true, value: { bytes: await service().prepare(1) } };
     case 'drop-keys':
-      services.get(task.model)?.dropKeys(task.keyId);
+      loaded?.dropKeys(task.keyId);
       return { ok: true, value: null };
     case 'close':
-      services.get(task.model)?.close(task.sessionId);
+      loaded?.close(task.sessionId);
       return { ok: true, value: null };
     case 'discard-prepared':
-      services.get(task.model)?.discardPrepared(task.count);
+      loaded?.discardPrepared(task.count);
       return { ok: true, value: null };
-    case 'stats': {
-      const s = services.get(task.model);
-      return { ok: true, value: { keys: s?.loadedKeys ?? 0, sessions: s?.openSessions ?? 0, prepared: s?.preparedSessions ?? 0 } };
-    }
+    case 'stats':
+      return { ok: true, value: { keys: loaded?.loadedKeys ?? 0, sessions: loaded?.openSessions ?? 0, prepared: loaded?.preparedSessions ?? 0 } };
     case 'forget':
-      services.get(task.model)?.dispose();
       services.delete(task.model);
+      loaded?.dispose();
       return { ok: true, value: null };
   }
 }

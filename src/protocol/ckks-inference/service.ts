@@ -520,17 +520,22 @@ export class CkksInferenceService {
    * a prepared session, and its rounds only load those plaintexts instead of building and encoding
    * them. Prepared sessions hold no key and are not tied to a client. Each holds one serialized
    * plaintext per product (about 128 KiB at N = 8192; {@link preparedBytes} says how much in all).
+   *
+   * @returns the bytes the new sessions' plaintexts take.
    */
-  async prepare(count = 1): Promise<void> {
+  async prepare(count = 1): Promise<number> {
+    let bytes = 0;
     for (let i = 0; i < count; i++) {
       const draw = this.drawSession();
       for (let s = 0; s < this.model.stages.length; s++) {
         const { terms, outputs } = stageTerms(this.model.stages[s]!, this.plans[s]!, this.stageDraw(draw, s), this.context.slots);
         const encoded = await this.encodeAll(terms.map((t) => t.values!));
+        for (const e of encoded) bytes += e.byteLength;
         draw.prepared[s] = { terms: terms.map((t, k) => ({ input: t.input, output: t.output, encoded: encoded[k]! })), outputs };
       }
       this.ready.push(draw);
     }
+    return bytes;
   }
 
   /** Prepared sessions not yet opened. */
