@@ -13,7 +13,8 @@
 import type { MessagePort } from 'node:worker_threads';
 import { BlindmlError } from '../errors.js';
 import type { EncodeRequest, ProductEvaluator, ProductTask } from '../protocol/ckks-inference/products.js';
-import { movableTask, movableValues, ownsBuffer } from './ckks-products-pool.js';
+import { movableTask, movableValues } from './ckks-products-pool.js';
+import { ownsBuffer } from './pool-support.js';
 
 type RelayRequest = { readonly id: number } & ({ readonly products: ProductTask } | { readonly encode: EncodeRequest });
 type RelayReply = { readonly id: number } & ({ readonly value: Uint8Array[][] | Uint8Array[] } | { readonly error: { readonly code: string; readonly message: string } });

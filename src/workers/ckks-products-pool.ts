@@ -11,18 +11,13 @@ import type { Piscina } from 'piscina';
 import { BlindmlError, FormatError, InvalidCiphertextError, KeyMismatchError } from '../errors.js';
 import type { EncodeRequest, ProductEvaluator, ProductTask, ProductTerm } from '../protocol/ckks-inference/products.js';
 import type { CkksParameters } from '../schemes/ckks/index.js';
-import { allSettledOrThrow, fixedPool } from './pool-support.js';
+import { allSettledOrThrow, fixedPool, ownsBuffer } from './pool-support.js';
 
 /** What a worker answers: the partial sums, or the error a bad input caused. */
 export type ProductReply = { readonly outputs: Uint8Array[] } | { readonly error: { readonly code: string; readonly message: string } };
 
 /** What a worker answers to an encoding request. */
 export type EncodeReply = { readonly plaintexts: Uint8Array[] } | { readonly error: { readonly code: string; readonly message: string } };
-
-/** True if the view is the whole of an ordinary (transferable) buffer. */
-export function ownsBuffer(b: ArrayBufferView): boolean {
-  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && !(b.buffer instanceof SharedArrayBuffer);
-}
 
 const ERRORS: Record<string, new (message: string) => BlindmlError> = {
   ERR_FORMAT: FormatError,
@@ -64,11 +59,7 @@ export function splitTask(task: ProductTask, parts: number): ProductTask[] {
  * is, any other is copied. The caller must not use what moves again.
  */
 export function movableTask(task: ProductTask, moved = new Set<ArrayBufferLike>()): { task: ProductTask; transferList: ArrayBuffer[] } {
-  const own = <T extends Uint8Array | Float64Array>(b: T): T => {
-    if (!ownsBuffer(b) || moved.has(b.buffer)) return b.slice() as T;
-    moved.add(b.buffer);
-    return b;
-  };
+  const own = ownedBy(moved);
   const inputs = task.inputs.map(own);
   const terms = task.terms.map((t) => (t.values ? { ...t, values: own(t.values) } : { ...t, encoded: own(t.encoded!) }));
   const transferList = [...new Set([...inputs, ...terms.map((t) => (t.values ?? t.encoded)!)].map((b) => b.buffer as ArrayBuffer))];
@@ -77,13 +68,17 @@ export function movableTask(task: ProductTask, moved = new Set<ArrayBufferLike>(
 
 /** The values, each in a buffer of its own, and those buffers (as {@link movableTask}). */
 export function movableValues(values: readonly Float64Array[]): { values: Float64Array[]; transferList: ArrayBuffer[] } {
-  const moved = new Set<ArrayBufferLike>();
-  const out = values.map((v) => {
-    if (!ownsBuffer(v) || moved.has(v.buffer)) return v.slice();
-    moved.add(v.buffer);
-    return v;
-  });
+  const out = values.map(ownedBy(new Set()));
   return { values: out, transferList: out.map((v) => v.buffer as ArrayBuffer) };
+}
+
+/** The view itself the first time its buffer (wholly its own) is seen, else a copy. */
+function ownedBy(moved: Set<ArrayBufferLike>): <T extends Uint8Array | Float64Array>(b: T) => T {
+  return (b) => {
+    if (!ownsBuffer(b) || moved.has(b.buffer)) return b.slice() as typeof b;
+    moved.add(b.buffer);
+    return b;
+  };
 }
 
 /** A {@link ProductEvaluator} over worker threads. Call {@link destroy} when done. */

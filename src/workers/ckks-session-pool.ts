@@ -23,8 +23,7 @@ import { BlindmlError } from '../errors.js';
 import type { DescribeReply } from '../protocol/ckks-inference/messages.js';
 import type { ProductEvaluator } from '../protocol/ckks-inference/products.js';
 import { serveProducts } from './ckks-product-relay.js';
-import { ownsBuffer } from './ckks-products-pool.js';
-import { siblingModuleUrl } from './pool-support.js';
+import { ownsBuffer, siblingModuleUrl } from './pool-support.js';
 
 /** What a session thread is asked to do (`model` is the caller's id of a loaded model). */
 export type SessionTask =

@@ -40,6 +40,11 @@ export async function allSettledOrThrow<T>(tasks: readonly Promise<T>[]): Promis
   return results.map((r) => (r as PromiseFulfilledResult<T>).value);
 }
 
+/** True if the view is the whole of an ordinary (transferable) buffer. */
+export function ownsBuffer(b: ArrayBufferView): boolean {
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && !(b.buffer instanceof SharedArrayBuffer);
+}
+
 /** A worker's reply whose byte arrays move to the caller's thread instead of being copied. */
 class MovedReply {
   constructor(
@@ -59,6 +64,5 @@ class MovedReply {
  * with `reply` (piscina's transfer); the others are copied. The worker must not use them again.
  */
 export function moveReply(reply: object, views: readonly ArrayBufferView[]): unknown {
-  const own = views.filter((v) => v.byteOffset === 0 && v.byteLength === v.buffer.byteLength && !(v.buffer instanceof SharedArrayBuffer));
-  return Piscina.move(new MovedReply(reply, [...new Set(own.map((v) => v.buffer as ArrayBuffer))]));
+  return Piscina.move(new MovedReply(reply, [...new Set(views.filter(ownsBuffer).map((v) => v.buffer as ArrayBuffer))]));
 }
