@@ -55,7 +55,6 @@ interface Slot {
   readonly piscina: Piscina;
   /** Models loaded on the thread now: their describe replies. */
   readonly loaded: Map<string, Promise<DescribeReply>>;
-  pending: number;
   /** Tasks sent and not yet answered (the pool is destroyed only once they are). */
   readonly inFlight: Set<Promise<unknown>>;
   /** The main thread's end of the thread's product relay, once attached. */
@@ -84,7 +83,7 @@ export class CkksSessionPool {
       // Tasks overlap where they wait (a prepared session's encoding, a round's products on the
       // product threads), so idle work never holds a client's request back for long.
       const piscina = new Piscina({ filename: siblingModuleUrl(import.meta.url, 'ckks-session-worker'), minThreads: 1, maxThreads: 1, idleTimeout: 60_000, concurrentTasksPerWorker: 16 });
-      const slot: Slot = { piscina, loaded: new Map(), pending: 0, inFlight: new Set() };
+      const slot: Slot = { piscina, loaded: new Map(), inFlight: new Set() };
       piscina.on('workerDestroy', () => {
         if (this.destroying) return;
         slot.loaded.clear();
@@ -106,7 +105,7 @@ export class CkksSessionPool {
   async addModel(model: string, compiled: Uint8Array): Promise<DescribeReply> {
     this.models.set(model, compiled);
     let best = 0;
-    for (let i = 1; i < this.threads; i++) if (this.slots[i]!.pending < this.slots[best]!.pending) best = i;
+    for (let i = 1; i < this.threads; i++) if (this.slots[i]!.inFlight.size < this.slots[best]!.inFlight.size) best = i;
     return this.ensure(best, model);
   }
 
@@ -230,17 +229,16 @@ export class CkksSessionPool {
 
   private async send(thread: number, task: SessionTask, transferList?: (ArrayBuffer | MessagePort)[]): Promise<unknown> {
     const slot = this.slots[thread]!;
-    slot.pending++;
+    const running = slot.piscina.run(task, transferList ? { transferList } : {});
+    slot.inFlight.add(running);
     let reply: SessionReply;
     try {
-      const running = slot.piscina.run(task, transferList ? { transferList } : {});
-      slot.inFlight.add(running);
-      reply = (await running.finally(() => slot.inFlight.delete(running))) as SessionReply;
+      reply = (await running) as SessionReply;
     } catch {
       // The handler answers every error: a rejection is the thread dying (or the pool closing).
       throw new CkksThreadLostError();
     } finally {
-      slot.pending--;
+      slot.inFlight.delete(running);
     }
     if (reply.ok) return reply.value;
     // Only a fresh thread lacks a model a task names: the one it replaced died with the task queued.
