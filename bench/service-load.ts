@@ -29,7 +29,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { registerModel } from '../src/client/index.js';
-import { spawnServe, type ServeProcess } from './serve-process.js';
+import { healthProbe, quantile, spawnServe, type ServeProcess } from './serve-process.js';
 import { loadFashionMnistSample } from '../src/data/fashion-mnist.js';
 import { argmaxRows, importOnnx, runPlaintext } from '../src/nn/index.js';
 import { bigIntToBase64Url } from '../src/math/bigint.js';
@@ -86,36 +86,6 @@ function rssSampler(pid: number) {
   let peak = rssMiB(pid);
   const timer = setInterval(() => (peak = Math.max(peak, rssMiB(pid))), 100);
   return { peak: () => peak, reset: () => (peak = rssMiB(pid)), stop: () => clearInterval(timer) };
-}
-
-/** One /healthz request at a time every 50 ms; latencies filed under the current phase. */
-function healthProbe(url: string) {
-  const byPhase = new Map<string, number[]>();
-  let phase = 'idle';
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      const t = performance.now();
-      await fetch(`${url}/healthz`).then((r) => r.arrayBuffer()).catch(() => undefined);
-      const ms = performance.now() - t;
-      if (!byPhase.has(phase)) byPhase.set(phase, []);
-      byPhase.get(phase)!.push(ms);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  })();
-  return {
-    set: (p: string) => (phase = p),
-    async stop() {
-      running = false;
-      await loop;
-      return byPhase;
-    },
-  };
-}
-
-function quantile(values: readonly number[], q: number): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s.length ? s[Math.min(s.length - 1, Math.floor(q * s.length))]! : Number.NaN;
 }
 
 async function health(url: string): Promise<{ sessions: number; memory: { budgetBytes: number; heldBytes: number } }> {

@@ -71,7 +71,10 @@ export interface ServerOptions {
   port?: number;
   /** Fastify's logger (pino): false, true, or pino options. Default false. */
   logger?: FastifyServerOptions['logger'];
-  /** Worker threads for the encrypted linear layers (0: evaluate on the main thread). Default: all cores. */
+  /**
+   * Worker threads for the encrypted linear layers (0: evaluate on the main thread). Default: all cores.
+   * Interactive CKKS keys and sessions always live on worker threads (this many, at least one).
+   */
   workers?: number;
   /** Sessions idle this long are dropped. Default 60 s. */
   idleTimeoutMs?: number;

@@ -3,21 +3,25 @@
  * each way (`protocol/ckks-inference/wire.ts`), step ∈ describe | keys | open | round.
  *
  * A model registered for the Paillier protocol is compiled for CKKS on its first CKKS request
- * (from its stored ONNX and calibration files, on a compile thread) and kept. Between sessions the front does the
- * service's idle work: it prepares the next session (every per-session plaintext encoded, on the
- * product workers) and tops up the client's smudging ciphertexts, so a session's rounds only do the
- * input-dependent products. Errors come back as HTTP 4xx with `{ error, message }`; a bad round
- * ends that session only.
+ * (from its stored ONNX and calibration files, on a compile thread) and kept. Everything SEAL does
+ * runs on the session threads (`workers/ckks-session-pool.ts`), never on the event loop: loading
+ * a client's keys, opening a session, the rounds, and the idle work between sessions (the next
+ * session prepared, smudging ciphertexts for the client's keys made ahead of time); a large round's
+ * products and a prepared session's encoding go on from there to the product threads. A client's
+ * keys and sessions stay on the thread that loaded the keys; the event loop reads only each
+ * request's header (the key id, the session id, the key sizes), routes the bytes, and keeps the
+ * accounts (`ckks-accounts.ts`). Errors come back as HTTP 4xx with `{ error, message }`; a bad
+ * round ends that session only; a session thread that dies ends its clients' sessions with 503
+ * `ERR_THREAD_LOST` (their next requests get 404 and they start again).
  *
  * @module
  */
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
-import { BlindmlError, FormatError, InvalidCiphertextError, KeyMismatchError } from '../errors.js';
-import {
-  CkksInferenceService, OutOfOrderError, UnknownKeysError, UnknownSessionError,
-} from '../protocol/ckks-inference/index.js';
+import { BlindmlError } from '../errors.js';
+import type { DescribeReply } from '../protocol/ckks-inference/messages.js';
 import { decodeCkksMessage, encodeCkksMessage } from '../protocol/ckks-inference/wire.js';
 import { CkksProductPool } from '../workers/ckks-products-pool.js';
+import { CkksSessionPool } from '../workers/ckks-session-pool.js';
 import type { ModelRegistry } from './registry.js';
 import type { MemoryBudget } from './budget.js';
 import { CkksAccounts, checkKeySizes } from './ckks-accounts.js';
@@ -34,7 +38,7 @@ export interface CkksFrontOptions {
   readonly registry: ModelRegistry;
   readonly metrics: ServiceMetrics;
   readonly log: FastifyBaseLogger;
-  /** Worker threads for the products (0: the service's own thread). */
+  /** Session threads the CKKS clients' keys and sessions live on (0 counts as 1), and product threads (0: none). */
   readonly threads: number;
   /** Largest request body (a round of the reference CNN uploads about 80 MiB). */
   readonly maxBodyBytes: number;
@@ -63,83 +67,86 @@ export interface CkksFront {
   close(): Promise<void>;
 }
 
-const STATUS: [new (...a: never[]) => Error, number][] = [
-  [UnknownSessionError, 404],
-  [UnknownKeysError, 404],
-  [OutOfOrderError, 409],
-  [KeyMismatchError, 400],
-  [InvalidCiphertextError, 400],
-  [FormatError, 400],
-];
+/** HTTP status of each typed error a step can raise (any other BlindmlError is the request's fault: 400). */
+const STATUS: Record<string, number> = {
+  ERR_UNKNOWN_SESSION: 404,
+  ERR_UNKNOWN_KEYS: 404,
+  ERR_OUT_OF_ORDER: 409,
+  ERR_THREAD_LOST: 503,
+};
 
 /** Registers the routes on `app`. */
 export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptions): CkksFront {
   const { registry, metrics, log } = options;
-  const pool = options.threads > 0 ? new CkksProductPool({ threads: options.threads }) : undefined;
-  const services = new Map<string, Promise<CkksInferenceService>>();
+  // Large rounds' products and prepared sessions' encoding spread over every core, from whichever session thread.
+  const products = options.threads > 0 ? new CkksProductPool({ threads: options.threads }) : undefined;
+  const pool = new CkksSessionPool({
+    threads: Math.max(1, options.threads),
+    ...(products ? { products } : {}),
+    onLost: (thread) => {
+      log.warn({ thread }, 'a CKKS session thread stopped; its keys and sessions are gone');
+      accounts.threadLost(thread);
+    },
+  });
+  /** Each model's describe reply, once compiled and loaded on a session thread. */
+  const services = new Map<string, Promise<DescribeReply>>();
+  /** `modelId:thread` pairs doing idle work now, and models preparing sessions now. */
   const refilling = new Set<string>();
-  const accounts = new CkksAccounts(options.budget, { perClientSessions: options.maxSessionsPerClient, keysIdleMs: options.keysIdleMs });
+  const preparing = new Set<string>();
+  const accounts = new CkksAccounts(options.budget, pool, { perClientSessions: options.maxSessionsPerClient, keysIdleMs: options.keysIdleMs });
   const compiler = new CkksCompiler();
   /** Models being compiled for CKKS now. */
   const compiling = new Set<string>();
 
-  function serviceFor(modelId: string): Promise<CkksInferenceService> | undefined {
+  function serviceFor(modelId: string): Promise<DescribeReply> | undefined {
     const known = services.get(modelId);
     if (known) return known;
     if (!registry.get(modelId)) return undefined;
     compiling.add(modelId);
     const created = (async () => {
-      // On the compile thread: the event loop keeps answering everyone else meanwhile.
+      // On the compile thread, then on a session thread: the event loop keeps answering everyone else.
       const compiled = await registry.storedFiles(modelId).then((files) => compiler.compile(files)).finally(() => compiling.delete(modelId));
-      await pool?.prepare(compiled.params.ckks);
-      const service = await CkksInferenceService.create(compiled, pool ? { evaluator: pool } : {});
-      log.info({ model: modelId, ring: compiled.params.ckks.polyModulusDegree }, 'model compiled for CKKS');
-      return service;
+      const described = await pool.addModel(modelId, compiled);
+      await products?.prepare({ ...described.params, coeffModulusBits: [...described.params.coeffModulusBits] });
+      log.info({ model: modelId, ring: described.params.polyModulusDegree }, 'model compiled for CKKS');
+      return described;
     })();
     services.set(modelId, created);
-    created.then((s) => refill(modelId, s), () => services.delete(modelId));
+    created.then((d) => refill(modelId, d, accounts.threadForKeys()), () => services.delete(modelId));
     return created;
   }
 
-  /** Idle work after a session: the next prepared session, and smudging ciphertexts for that client's keys. */
-  function refill(modelId: string, service: CkksInferenceService, keyId?: string): void {
-    if (refilling.has(modelId)) return;
-    refilling.add(modelId);
+  /**
+   * Idle work on a thread after a key upload or a session: smudging ciphertexts for that client's
+   * keys, and the next prepared session.
+   */
+  function refill(modelId: string, described: DescribeReply, thread: number, keyId?: string): void {
+    const key = `${modelId}:${thread}`;
+    if (refilling.has(key)) return;
+    refilling.add(key);
     void (async () => {
       try {
-        // One smudging ciphertext per turn of the event loop (each is a public-key encryption,
-        // tens of ms): a large model needs dozens, which must not hold up other clients' requests.
-        for (let i = 0; keyId && i < service.describe().outputCiphertexts; i++) {
-          service.precompute(keyId, 1);
-          await new Promise((r) => setImmediate(r));
+        // One smudging ciphertext per task (each a public-key encryption, tens of ms): a client's
+        // request for this thread waits for one at most, not for dozens.
+        for (let i = 0; keyId && i < described.outputCiphertexts; i++) await pool.precompute(thread, modelId, keyId);
+        // One thread at a time prepares a model's sessions (the target counts all threads).
+        if (!preparing.has(modelId)) {
+          preparing.add(modelId);
+          await accounts.prepare(modelId, thread, options.preparedSessions, () => services.get(modelId) !== undefined).finally(() => preparing.delete(modelId));
         }
-        await accounts.prepare(modelId, service, options.preparedSessions, () => services.get(modelId) !== undefined);
       } catch (err) {
-        // Keys evicted meanwhile, or the service closed: the next session just does the work online.
+        // Keys evicted meanwhile, or the model removed: the next session just does the work online.
         log.debug({ model: modelId, reason: err instanceof Error ? err.message.slice(0, 100) : 'unknown' }, 'CKKS idle work skipped');
       } finally {
-        refilling.delete(modelId);
+        refilling.delete(key);
       }
     })();
-  }
-
-  async function step(service: CkksInferenceService, name: Step, request: unknown): Promise<unknown> {
-    switch (name) {
-      case 'describe':
-        return service.describe();
-      case 'keys':
-        return service.registerKeys(request);
-      case 'open':
-        return service.open(request);
-      case 'round':
-        return service.round(request);
-    }
   }
 
   /** What this step for this model can need (the model compiled first), before any body is read. */
   async function bodyLimitOf(modelId: string, step: string): Promise<number> {
     const service = CKKS_STEPS.includes(step as Step) ? serviceFor(modelId) : undefined;
-    const described = await service?.then((s) => s.describe(), () => undefined);
+    const described = await service?.catch(() => undefined);
     return described ? ckksBodyLimit(step, described, options.maxBodyBytes) : CKKS_SMALL_BODY_BYTES;
   }
 
@@ -163,64 +170,76 @@ export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptio
       if (refused) return fail(refused.status, refused.code, refused.message);
     }
     const started = performance.now();
+    const { modelId } = req.params;
+    let sessionId: string | undefined;
     try {
       const body = Buffer.isBuffer(req.body) ? new Uint8Array(req.body.buffer, req.body.byteOffset, req.body.byteLength) : undefined;
-      const request = name === 'describe' ? undefined : body ? decodeCkksMessage(body) : undefined;
-      if (name !== 'describe' && request === undefined) return fail(415, 'ERR_BAD_REQUEST', 'send application/octet-stream');
-      const s = await service;
+      if (name !== 'describe' && body === undefined) return fail(415, 'ERR_BAD_REQUEST', 'send application/octet-stream');
+      const described = await service;
       metrics.bytesReceived.inc({ transport: 'http' }, body?.length ?? 0);
-      const { modelId } = req.params;
-      const sessionId = (request as { sessionId?: unknown } | undefined)?.sessionId;
-      if (name === 'keys') {
-        const tooBig = checkKeySizes(s.describe(), request);
-        if (tooBig) return fail(tooBig.status, tooBig.code, tooBig.message);
-      }
-      let admitted: { entry: string } | undefined;
-      if (name === 'open') {
-        const a = accounts.admitOpen(modelId, s, req.ip);
-        if (!('entry' in a)) return fail(a.status, a.code, a.message);
-        admitted = a;
-      }
-      if (name === 'round' && typeof sessionId === 'string') accounts.touched(modelId, sessionId);
-      // The session's key id, read before its last round closes it (for the idle work after).
-      const sessionKey = name === 'round' ? s.sessionKeyId(request) : undefined;
-      let out: unknown;
-      try {
-        out = await step(s, name, request);
-      } catch (err) {
-        if (admitted) accounts.openFailed(admitted.entry);
-        if (name === 'round' && typeof sessionId === 'string') accounts.ended(modelId, sessionId);
-        throw err;
-      }
-      if (admitted) {
-        accounts.opened(admitted.entry, (out as { sessionId: string }).sessionId, (request as { keyId: string }).keyId);
-        metrics.sessionsOpened.inc({ transport: 'http' });
-      }
-      if (name === 'round') {
-        metrics.rounds.inc();
-        const done = (out as { next?: unknown }).next === undefined;
-        if (done) {
-          accounts.ended(modelId, sessionId as string);
-          metrics.sessionsEnded.inc({ outcome: 'completed' });
-          refill(modelId, s, sessionKey);
+      // The header only (the bulk stays where it is): what the event loop routes and checks by.
+      const request = name !== 'describe' && body ? (decodeCkksMessage(body, { copy: false }) as { keyId?: unknown; sessionId?: unknown } | null) : undefined;
+      let out: Uint8Array;
+      switch (name) {
+        case 'describe':
+          out = encodeCkksMessage(described);
+          break;
+        case 'keys': {
+          const tooBig = checkKeySizes(described, request);
+          if (tooBig) return fail(tooBig.status, tooBig.code, tooBig.message);
+          const thread = accounts.threadForKeys();
+          const loaded = await pool.keys(thread, modelId, body!);
+          const held = accounts.keysLoaded(modelId, described, thread, loaded.keyId, req.ip);
+          if (!('thread' in held)) return fail(held.status, held.code, held.message);
+          if (held.thread === thread) refill(modelId, described, thread, loaded.keyId);
+          out = loaded.body;
+          break;
+        }
+        case 'open': {
+          if (typeof request?.keyId !== 'string') return fail(400, 'ERR_FORMAT', 'open request: keyId must be a string');
+          const admitted = accounts.admitOpen(modelId, request.keyId, req.ip);
+          if (!('entry' in admitted)) return fail(admitted.status, admitted.code, admitted.message);
+          const opened = await pool.open(admitted.thread, modelId, body!, admitted.prepared).catch((err: unknown) => {
+            accounts.openFailed(admitted.entry);
+            throw err;
+          });
+          accounts.opened(admitted.entry, opened.sessionId);
+          metrics.sessionsOpened.inc({ transport: 'http' });
+          out = opened.body;
+          break;
+        }
+        case 'round': {
+          if (typeof request?.sessionId !== 'string') return fail(400, 'ERR_FORMAT', 'round request: sessionId must be a string');
+          sessionId = request.sessionId;
+          const thread = accounts.sessionThread(modelId, sessionId);
+          if (thread === undefined) return fail(404, 'ERR_UNKNOWN_SESSION', `no open CKKS session '${sessionId.slice(0, 64)}'`);
+          accounts.touched(modelId, sessionId);
+          const done = await pool.round(thread, modelId, body!).catch((err: unknown) => {
+            // A failed round closes the session on its thread.
+            accounts.ended(modelId, sessionId!);
+            throw err;
+          });
+          metrics.rounds.inc();
+          // Idle is the time the service waits for the client: the round's own time does not count.
+          accounts.touched(modelId, sessionId);
+          if (done.done) {
+            accounts.ended(modelId, sessionId);
+            metrics.sessionsEnded.inc({ outcome: 'completed' });
+            refill(modelId, described, thread, done.keyId);
+          }
+          out = done.body;
+          break;
         }
       }
-      if (name === 'keys') {
-        const { keyId } = out as { keyId: string };
-        const refused = accounts.keysLoaded(modelId, s, keyId, req.ip);
-        if (refused) return fail(refused.status, refused.code, refused.message);
-        refill(modelId, s, keyId);
-      }
-      const bytes = encodeCkksMessage(out);
-      metrics.bytesSent.inc({ transport: 'http' }, bytes.length);
+      metrics.bytesSent.inc({ transport: 'http' }, out.length);
       metrics.messageSeconds.observe({ type: `ckks-${name}` }, (performance.now() - started) / 1000);
-      return reply.header('content-type', 'application/octet-stream').header('x-blindml-service-ms', (performance.now() - started).toFixed(1)).send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      return reply.header('content-type', 'application/octet-stream').header('x-blindml-service-ms', (performance.now() - started).toFixed(1)).send(Buffer.from(out.buffer, out.byteOffset, out.byteLength));
     } catch (err) {
-      if (name === 'round') metrics.sessionsEnded.inc({ outcome: 'failed' });
+      if (sessionId !== undefined) metrics.sessionsEnded.inc({ outcome: 'failed' });
       if (err instanceof BlindmlError) {
         // Typed errors are the request's fault (or the model's, for one CKKS cannot compile).
         log.warn({ code: err.code, step: name, ip: req.ip }, 'CKKS message refused');
-        return fail(STATUS.find(([E]) => err instanceof E)?.[1] ?? 400, err.code, err.message);
+        return fail(STATUS[err.code] ?? 400, err.code, err.message);
       }
       log.error({ step: name, reason: err instanceof Error ? err.message.slice(0, 200) : 'unknown' }, 'CKKS step failed');
       return reply.code(500).send({ error: 'ERR_INTERNAL', message: 'internal error' });
@@ -232,17 +251,15 @@ export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptio
     openSessions: () => accounts.openSessions,
     compiling: () => compiling.size,
     forget(modelId) {
-      const s = services.get(modelId);
       services.delete(modelId);
       accounts.forget(modelId);
-      void s?.then((service) => service.dispose(), () => undefined);
+      pool.removeModel(modelId);
     },
     async close() {
-      const all = [...services.values()];
       services.clear();
-      for (const s of await Promise.allSettled(all)) if (s.status === 'fulfilled') s.value.dispose();
       await compiler.destroy();
-      await pool?.destroy();
+      await pool.destroy();
+      await products?.destroy();
     },
   };
 }

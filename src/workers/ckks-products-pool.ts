@@ -11,18 +11,13 @@ import type { Piscina } from 'piscina';
 import { BlindmlError, FormatError, InvalidCiphertextError, KeyMismatchError } from '../errors.js';
 import type { EncodeRequest, ProductEvaluator, ProductTask, ProductTerm } from '../protocol/ckks-inference/products.js';
 import type { CkksParameters } from '../schemes/ckks/index.js';
-import { allSettledOrThrow, fixedPool } from './pool-support.js';
+import { allSettledOrThrow, fixedPool, ownsBuffer } from './pool-support.js';
 
 /** What a worker answers: the partial sums, or the error a bad input caused. */
 export type ProductReply = { readonly outputs: Uint8Array[] } | { readonly error: { readonly code: string; readonly message: string } };
 
 /** What a worker answers to an encoding request. */
 export type EncodeReply = { readonly plaintexts: Uint8Array[] } | { readonly error: { readonly code: string; readonly message: string } };
-
-/** True if the view is the whole of an ordinary (transferable) buffer. */
-function ownsBuffer(b: ArrayBufferView): boolean {
-  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && !(b.buffer instanceof SharedArrayBuffer);
-}
 
 const ERRORS: Record<string, new (message: string) => BlindmlError> = {
   ERR_FORMAT: FormatError,
@@ -58,6 +53,34 @@ export function splitTask(task: ProductTask, parts: number): ProductTask[] {
   return out;
 }
 
+/**
+ * The task with every input and plaintext in a buffer of its own, and those buffers, to post with
+ * it as its transfer list: a view that is the whole of its buffer (not yet in `moved`) moves as it
+ * is, any other is copied. The caller must not use what moves again.
+ */
+export function movableTask(task: ProductTask, moved = new Set<ArrayBufferLike>()): { task: ProductTask; transferList: ArrayBuffer[] } {
+  const own = ownedBy(moved);
+  const inputs = task.inputs.map(own);
+  const terms = task.terms.map((t) => (t.values ? { ...t, values: own(t.values) } : { ...t, encoded: own(t.encoded!) }));
+  const transferList = [...new Set([...inputs, ...terms.map((t) => (t.values ?? t.encoded)!)].map((b) => b.buffer as ArrayBuffer))];
+  return { task: { ...task, inputs, terms }, transferList };
+}
+
+/** The values, each in a buffer of its own, and those buffers (as {@link movableTask}). */
+export function movableValues(values: readonly Float64Array[]): { values: Float64Array[]; transferList: ArrayBuffer[] } {
+  const out = values.map(ownedBy(new Set()));
+  return { values: out, transferList: out.map((v) => v.buffer as ArrayBuffer) };
+}
+
+/** The view itself the first time its buffer (wholly its own) is seen, else a copy. */
+function ownedBy(moved: Set<ArrayBufferLike>): <T extends Uint8Array | Float64Array>(b: T) => T {
+  return (b) => {
+    if (!ownsBuffer(b) || moved.has(b.buffer)) return b.slice() as typeof b;
+    moved.add(b.buffer);
+    return b;
+  };
+}
+
 /** A {@link ProductEvaluator} over worker threads. Call {@link destroy} when done. */
 export class CkksProductPool implements ProductEvaluator {
   readonly threads: number;
@@ -85,23 +108,7 @@ export class CkksProductPool implements ProductEvaluator {
   async products(task: ProductTask): Promise<Uint8Array[][]> {
     const moved = new Set<ArrayBufferLike>();
     // Every copy is made before anything is posted (posting detaches what it moves).
-    const prepared = splitTask(task, this.threads * 2).map((part) => {
-      const inputs = part.inputs.map((b) => {
-        if (!ownsBuffer(b) || moved.has(b.buffer)) return b.slice();
-        moved.add(b.buffer);
-        return b;
-      });
-      const terms = part.terms.map((t) => {
-        const plain = (t.values ?? t.encoded)!;
-        if (ownsBuffer(plain) && !moved.has(plain.buffer)) {
-          moved.add(plain.buffer);
-          return t;
-        }
-        return t.values ? { ...t, values: t.values.slice() } : { ...t, encoded: t.encoded!.slice() };
-      });
-      const transferList = new Set<ArrayBuffer>([...inputs, ...terms.map((t) => (t.values ?? t.encoded)!)].map((b) => b.buffer as ArrayBuffer));
-      return { task: { ...part, inputs, terms }, transferList: [...transferList] };
-    });
+    const prepared = splitTask(task, this.threads * 2).map((part) => movableTask(part, moved));
     const parts = prepared.map((p) => this.piscina.run(p.task, { transferList: p.transferList }) as Promise<ProductReply>);
     return (await allSettledOrThrow(parts)).map((r) => ('error' in r ? rethrow(r.error) : r.outputs));
   }

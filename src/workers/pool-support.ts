@@ -7,7 +7,7 @@
  */
 
 import { availableParallelism } from 'node:os';
-import { Piscina } from 'piscina';
+import { Piscina, transferableSymbol, valueSymbol } from 'piscina';
 
 /**
  * A pool of exactly `threads` workers (default: the machine's parallelism) running the sibling
@@ -38,4 +38,31 @@ export async function allSettledOrThrow<T>(tasks: readonly Promise<T>[]): Promis
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
   return results.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
+
+/** True if the view is the whole of an ordinary (transferable) buffer. */
+export function ownsBuffer(b: ArrayBufferView): boolean {
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && !(b.buffer instanceof SharedArrayBuffer);
+}
+
+/** A worker's reply whose byte arrays move to the caller's thread instead of being copied. */
+class MovedReply {
+  constructor(
+    private readonly reply: object,
+    private readonly buffers: ArrayBuffer[],
+  ) {}
+  get [transferableSymbol](): object {
+    return this.buffers;
+  }
+  get [valueSymbol](): object {
+    return this.reply;
+  }
+}
+
+/**
+ * What a worker returns so that the buffers of `views` that are the whole of their own buffer move
+ * with `reply` (piscina's transfer); the others are copied. The worker must not use them again.
+ */
+export function moveReply(reply: object, views: readonly ArrayBufferView[]): unknown {
+  return Piscina.move(new MovedReply(reply, [...new Set(views.filter(ownsBuffer).map((v) => v.buffer as ArrayBuffer))]));
 }

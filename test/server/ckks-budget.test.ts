@@ -5,11 +5,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadFashionMnistSample } from '../../src/data/fashion-mnist.js';
 import { importOnnx, runPlaintext } from '../../src/nn/index.js';
-import { CkksInferenceClient, CkksInferenceService, UnknownKeysError, compileCkksModel } from '../../src/protocol/ckks-inference/index.js';
+import { serialize } from 'node:v8';
+import { CkksInferenceClient, compileCkksModel } from '../../src/protocol/ckks-inference/index.js';
 import { CkksContext, CkksKeyring } from '../../src/schemes/ckks/index.js';
 import { MemoryBudget } from '../../src/server/budget.js';
 import { CkksAccounts } from '../../src/server/ckks-accounts.js';
-import { decodeCkksMessage } from '../../src/protocol/ckks-inference/wire.js';
+import { decodeCkksMessage, encodeCkksMessage } from '../../src/protocol/ckks-inference/wire.js';
+import { CkksSessionPool, CkksThreadLostError } from '../../src/workers/ckks-session-pool.js';
+import { CkksProductPool } from '../../src/workers/ckks-products-pool.js';
+import { BlindmlError } from '../../src/errors.js';
 import { CkksStepTransport, type CkksStep } from '../../src/client/ckks-steps.js';
 import { ServiceError } from '../../src/protocol/paillier-inference/index.js';
 import { startServer, type BlindmlServer } from '../../src/server/app.js';
@@ -100,39 +104,86 @@ test('CKKS keys larger than the model\'s parameters allow are refused before SEA
   await assert.rejects(transport.registerKeys({ version: 1, publicKey: new Uint8Array(16), galoisKeys: new Uint8Array(0) }), (e: unknown) => e instanceof ServiceError && e.code === 'ERR_FORMAT');
 });
 
-test('what the budget lets go of leaves the CKKS service: prepared sessions, and keys no session uses', async () => {
-  const service = await CkksInferenceService.create(compileCkksModel(importOnnx(onnx), sample.images));
-  const d = service.describe();
+test('what the budget lets go of leaves the session thread: prepared sessions, and keys no session uses', async () => {
+  const compiled = serialize(compileCkksModel(importOnnx(onnx), sample.images));
+  // Its prepared session is encoded on a product thread, through the session thread's relay.
+  const products = new CkksProductPool({ threads: 1 });
+  const pool = new CkksSessionPool({ threads: 1, products });
+  const d = await pool.addModel('m', compiled);
   const context = await CkksContext.create({ ...d.params, coeffModulusBits: [...d.params.coeffModulusBits] });
   const keyring = CkksKeyring.generate(context);
   try {
     const budget = new MemoryBudget({ maxBytes: 2 ** 40, idleMs: 60_000 });
-    const accounts = new CkksAccounts(budget, { perClientSessions: 2, keysIdleMs: 60_000 });
-    await accounts.prepare('m', service, 1, () => true);
-    assert.equal(service.preparedSessions, 1);
+    const accounts = new CkksAccounts(budget, pool, { perClientSessions: 2, keysIdleMs: 60_000 });
+    await accounts.prepare('m', 0, 1, () => true);
+    assert.equal((await pool.stats(0, 'm')).prepared, 1);
     assert.equal(budget.entries('ckks-prepared'), 1);
     budget.clear();
-    assert.equal(service.preparedSessions, 0, 'the prepared session was dropped with its entry');
+    assert.equal((await pool.stats(0, 'm')).prepared, 0, 'the prepared session was dropped with its entry');
 
     const bundle = keyring.exportPublic({ galoisSteps: d.galoisSteps });
-    const { keyId } = service.registerKeys({ version: 1, publicKey: bundle.publicKey, galoisKeys: bundle.galoisKeys ?? new Uint8Array(0) });
-    assert.equal(accounts.keysLoaded('m', service, keyId, '10.0.0.9'), null);
-    const admitted = accounts.admitOpen('m', service, '10.0.0.9');
+    const keysRequest = () => encodeCkksMessage({ version: 1, publicKey: bundle.publicKey, galoisKeys: bundle.galoisKeys ?? new Uint8Array(0) });
+    const { keyId } = await pool.keys(0, 'm', keysRequest());
+    assert.deepEqual(accounts.keysLoaded('m', d, 0, keyId, '10.0.0.9'), { thread: 0 });
+    const admitted = accounts.admitOpen('m', keyId, '10.0.0.9');
     assert.ok('entry' in admitted);
-    const { sessionId } = service.open({ version: 1, keyId });
-    accounts.opened(admitted.entry, sessionId, keyId);
+    const { sessionId } = await pool.open(admitted.thread, 'm', encodeCkksMessage({ version: 1, keyId }), admitted.prepared);
+    accounts.opened(admitted.entry, sessionId);
     assert.equal(budget.delete(`ckks-keys:m:${keyId}`), true);
-    assert.equal(service.openSessions, 1, 'keys an open session uses stay loaded');
+    assert.deepEqual(await pool.stats(0, 'm'), { keys: 1, sessions: 1, prepared: 0 }, 'keys an open session uses stay loaded');
     accounts.ended('m', sessionId);
-    assert.equal(service.openSessions, 0);
+    assert.deepEqual(await pool.stats(0, 'm'), { keys: 0, sessions: 0, prepared: 0 }, 'the session closed, and its keys went after it');
     // Loaded again and let go with no session: unloaded.
-    service.registerKeys({ version: 1, publicKey: bundle.publicKey, galoisKeys: bundle.galoisKeys ?? new Uint8Array(0) });
-    assert.equal(accounts.keysLoaded('m', service, keyId, '10.0.0.9'), null);
+    await pool.keys(0, 'm', keysRequest());
+    assert.deepEqual(accounts.keysLoaded('m', d, 0, keyId, '10.0.0.9'), { thread: 0 });
     budget.clear();
-    assert.throws(() => service.open({ version: 1, keyId }), UnknownKeysError);
+    await assert.rejects(pool.open(0, 'm', encodeCkksMessage({ version: 1, keyId }), false), (e: unknown) => e instanceof BlindmlError && e.code === 'ERR_UNKNOWN_KEYS');
   } finally {
     keyring.dispose();
     context.dispose();
-    service.dispose();
+    await pool.destroy();
+    await products.destroy();
+  }
+});
+
+test('a session thread that dies takes its keys and sessions with it: work in flight fails with ERR_THREAD_LOST, the accounts let go, a fresh thread serves', async () => {
+  const compiled = serialize(compileCkksModel(importOnnx(onnx), sample.images));
+  const budget = new MemoryBudget({ maxBytes: 2 ** 40, idleMs: 60_000 });
+  let accounts: CkksAccounts | undefined;
+  const lost: number[] = [];
+  const pool = new CkksSessionPool({ threads: 2, onLost: (t) => (lost.push(t), accounts!.threadLost(t)) });
+  accounts = new CkksAccounts(budget, pool, { perClientSessions: 2, keysIdleMs: 60_000 });
+  const d = await pool.addModel('m', compiled);
+  const context = await CkksContext.create({ ...d.params, coeffModulusBits: [...d.params.coeffModulusBits] });
+  const keyring = CkksKeyring.generate(context);
+  try {
+    const bundle = keyring.exportPublic({ galoisSteps: d.galoisSteps });
+    const keysRequest = () => encodeCkksMessage({ version: 1, publicKey: bundle.publicKey, galoisKeys: bundle.galoisKeys ?? new Uint8Array(0) });
+    const thread = accounts.threadForKeys();
+    const { keyId } = await pool.keys(thread, 'm', keysRequest());
+    assert.deepEqual(accounts.keysLoaded('m', d, thread, keyId, '10.0.0.7'), { thread });
+    const admitted = accounts.admitOpen('m', keyId, '10.0.0.7');
+    assert.ok('entry' in admitted);
+    const { sessionId } = await pool.open(thread, 'm', encodeCkksMessage({ version: 1, keyId }), false);
+    accounts.opened(admitted.entry, sessionId);
+    assert.equal(budget.entries(), 2);
+
+    // Work sent to the thread, then the thread dies under it.
+    const inFlight = pool.prepare(thread, 'm');
+    await pool.terminate(thread);
+    await assert.rejects(inFlight, CkksThreadLostError);
+    await until(() => lost.length === 1);
+    assert.deepEqual(lost, [thread]);
+    assert.equal(budget.entries(), 0, 'the dead thread\'s keys and session left the budget');
+    assert.equal(accounts.sessionThread('m', sessionId), undefined, 'its client\'s next round is answered: no such session');
+    assert.ok(!('entry' in accounts.admitOpen('m', keyId, '10.0.0.7')), 'its keys must be uploaded again');
+    // The fresh thread loads the model again when asked, and serves.
+    const again = await pool.keys(thread, 'm', keysRequest());
+    assert.equal(again.keyId, keyId);
+    assert.deepEqual(await pool.stats(thread, 'm'), { keys: 1, sessions: 0, prepared: 0 });
+  } finally {
+    keyring.dispose();
+    context.dispose();
+    await pool.destroy();
   }
 });

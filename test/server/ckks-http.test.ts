@@ -7,7 +7,8 @@ import fc from 'fast-check';
 import { loadFashionMnistSample } from '../../src/data/fashion-mnist.js';
 import { importOnnx, runPlaintext } from '../../src/nn/index.js';
 import { FormatError } from '../../src/errors.js';
-import { CkksInferenceClient } from '../../src/protocol/ckks-inference/index.js';
+import { CkksInferenceClient, CkksInferenceService } from '../../src/protocol/ckks-inference/index.js';
+import { CkksServiceKeys } from '../../src/schemes/ckks/index.js';
 import { decodeCkksMessage, encodeCkksMessage } from '../../src/protocol/ckks-inference/wire.js';
 import { ServiceError } from '../../src/protocol/paillier-inference/index.js';
 import { startServer, type BlindmlServer } from '../../src/server/app.js';
@@ -101,4 +102,32 @@ test('infer --scheme ckks --server: the job against a running server agrees with
   assert.equal(result.agreement, 1);
   assert.equal(result.scheme, 'ckks');
   assert.ok(result.bytesPerSample > 0);
+});
+
+test('CKKS key loads, opens, rounds and prepared sessions run on the session threads: the event loop\'s SEAL never sees a client key', async () => {
+  // Spies on this (the server's main) thread; the session threads load their own copies of these modules.
+  const calls: string[] = [];
+  const restore: (() => void)[] = [];
+  const spy = (target: object, name: string) => {
+    const t = target as Record<string, (...a: unknown[]) => unknown>;
+    const original = t[name]!;
+    t[name] = function (this: unknown, ...a: unknown[]) {
+      calls.push(name);
+      return original.apply(this, a);
+    };
+    restore.push(() => (t[name] = original));
+  };
+  spy(CkksServiceKeys, 'load');
+  for (const m of ['registerKeys', 'open', 'round', 'prepare', 'precompute']) spy(CkksInferenceService.prototype, m);
+  const client = await CkksInferenceClient.connect(new HttpCkksTransport(server.url, modelId));
+  try {
+    const { logits } = await client.predict(sample.images.subarray(784, 2 * 784));
+    logits.forEach((v, j) => assert.ok(Math.abs(v - plain[10 + j]!) < 0.05, `logit ${j}: ${v} vs ${plain[10 + j]}`));
+    const health = (await (await fetch(`${server.url}/healthz`)).json()) as { sessionsByScheme: { ckks: number } };
+    assert.equal(health.sessionsByScheme.ckks, 0, 'the completed session left the counts');
+  } finally {
+    client.dispose();
+    for (const r of restore) r();
+  }
+  assert.deepEqual(calls, [], 'none of the CKKS service\'s work ran on the event loop');
 });

@@ -174,6 +174,11 @@ export class CkksInferenceService {
     };
   }
 
+  /** Clients' keys loaded. */
+  get loadedKeys(): number {
+    return this.keys.size;
+  }
+
   /** Open sessions. */
   get openSessions(): number {
     return this.sessions.size;
@@ -221,17 +226,21 @@ export class CkksInferenceService {
   }
 
   /**
-   * Opens a session for loaded keys: draws every stage's output order and blinding factors.
+   * Opens a session for loaded keys: takes the oldest prepared session, or draws every stage's
+   * output order and blinding factors now.
    *
+   * @param options.prepared - whether it may take a prepared session (default true); a front that
+   *   accounts for prepared sessions itself says which opens take one.
    * @throws FormatError for a malformed request; UnknownKeysError when the keys are not loaded.
    */
-  open(request: unknown): OpenReply {
+  open(request: unknown, options: { prepared?: boolean } = {}): OpenReply {
     const req = parseMessage(OpenRequest, request, 'open request');
     const keys = this.keys.get(req.keyId);
     if (!keys) throw new UnknownKeysError(req.keyId);
     this.keys.delete(req.keyId);
     this.keys.set(req.keyId, keys); // most recently used
-    const session: Session = { ...(this.ready.shift() ?? this.drawSession()), keys, next: 0 };
+    const draw = options.prepared === false ? undefined : this.ready.shift();
+    const session: Session = { ...(draw ?? this.drawSession()), keys, next: 0 };
     const id = sessionId();
     this.sessions.set(id, session);
     // A client that never finishes must not pin memory forever: keep the newest sessions only.
@@ -511,17 +520,22 @@ export class CkksInferenceService {
    * a prepared session, and its rounds only load those plaintexts instead of building and encoding
    * them. Prepared sessions hold no key and are not tied to a client. Each holds one serialized
    * plaintext per product (about 128 KiB at N = 8192; {@link preparedBytes} says how much in all).
+   *
+   * @returns the bytes the new sessions' plaintexts take.
    */
-  async prepare(count = 1): Promise<void> {
+  async prepare(count = 1): Promise<number> {
+    let bytes = 0;
     for (let i = 0; i < count; i++) {
       const draw = this.drawSession();
       for (let s = 0; s < this.model.stages.length; s++) {
         const { terms, outputs } = stageTerms(this.model.stages[s]!, this.plans[s]!, this.stageDraw(draw, s), this.context.slots);
         const encoded = await this.encodeAll(terms.map((t) => t.values!));
+        for (const e of encoded) bytes += e.byteLength;
         draw.prepared[s] = { terms: terms.map((t, k) => ({ input: t.input, output: t.output, encoded: encoded[k]! })), outputs };
       }
       this.ready.push(draw);
     }
+    return bytes;
   }
 
   /** Prepared sessions not yet opened. */
