@@ -16,6 +16,7 @@ import { INFERENCE_KEY_PRIMES, PaillierInferenceClient, type Prediction, type Tr
 import { HttpTransport, TransportError } from './http-transport.js';
 import { WebSocketTransport, type WebSocketConstructor } from './websocket-transport.js';
 import { listModels, type ModelInfo } from './owner.js';
+import { withFailover } from './routing.js';
 
 /** Where a prediction is. `round` counts the client's activation rounds done so far. */
 export type PredictPhase = 'keys' | 'opening' | 'encrypting' | 'evaluating' | 'round' | 'decrypting' | 'done';
@@ -92,7 +93,7 @@ export class BlindmlClient {
   /** Use {@link connect}. */
   constructor(
     readonly url: string,
-    private readonly transport: Transport & { close?: () => void },
+    private readonly transport: Transport & { close?: () => void; failover?: () => Promise<void> },
     readonly keys: PaillierKeyPair,
   ) {
     this.watched = {
@@ -144,7 +145,8 @@ export class BlindmlClient {
    *
    * @param image - the model's input values, e.g. 784 pixels in [0, 1] for the Fashion-MNIST models.
    * @throws ServiceError when the service refuses (unknown model, limits, wrong input size...);
-   *   TransportError when the connection fails; RangeError for a wrong number of values.
+   *   TransportError when the connection fails; SessionLostError when the session failed on a
+   *   replica and again on the one it moved to; RangeError for a wrong number of values.
    */
   predict(modelId: string, image: Float32Array | Float64Array | readonly number[], options: { onProgress?: (p: PredictProgress) => void } = {}): Promise<PredictResult> {
     const input = image instanceof Float32Array || image instanceof Float64Array ? image : Float64Array.from(image);
@@ -181,7 +183,9 @@ export class BlindmlClient {
       this.listener = onProgress;
       this.progress = { bytesSent: 0, bytesReceived: 0, rounds: undefined };
       try {
-        const result = await call();
+        // Behind a balancer: a session whose replica is gone runs once more on another (`routing.ts`).
+        const failover = this.transport.failover?.bind(this.transport);
+        const result = await (failover ? withFailover(call, failover) : call());
         this.emit({ phase: 'done', rounds: result.stats.rounds });
         return result;
       } finally {

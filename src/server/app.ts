@@ -27,7 +27,7 @@
  *
  * @module
  */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,6 +50,7 @@ import { OwnerAuth, type AuthBackoff } from './auth.js';
 import { loggerOptions } from './logging.js';
 import { capBody, paillierBodyLimit, websocketErrorHandler } from './limits.js';
 import { registerWebSecurity } from './web-security.js';
+import { registerRouting } from './routing.js';
 
 /** Options of {@link startServer}. Every limit has a default fit for one small machine. */
 export interface ServerOptions {
@@ -116,6 +117,11 @@ export interface ServerOptions {
   allowedOrigins?: readonly string[];
   /** Limits of the ckks-poly batch endpoint (`ckks-poly-routes.ts`). */
   ckksPoly?: Partial<PolyLimits>;
+  /**
+   * This replica's name behind a balancer: the `replica` label of every metric and the
+   * `blindml-replica` header of routed answers (`routing.ts`). Default `<hostname>:<port>`.
+   */
+  replicaName?: string;
 }
 
 /** A running service. */
@@ -220,6 +226,8 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     memory: { budgetBytes: budget.maxBytes, heldBytes: budget.bytes(), rssBytes: process.memoryUsage.rss() },
   });
   const metrics = createMetrics({ sessions: () => serviceLoad().sessionsByScheme, models: () => registry.list().length, budget });
+  // Named once the port is known (`<hostname>:<port>` by default).
+  let replica = options.replicaName ?? hostname();
   const app = Fastify({
     logger: loggerOptions(options.logger),
     bodyLimit: 1024 * 1024,
@@ -229,6 +237,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   }) as unknown as FastifyInstance;
   const log = app.log;
   await registerWebSecurity(app, { allowedOrigins: options.allowedOrigins ?? [], tls: options.tls !== undefined });
+  registerRouting(app, { replica: () => replica });
 
   function endSession(id: string, outcome: 'completed' | 'failed' | 'aborted' | 'expired'): void {
     const t = tracked.get(id);
@@ -529,6 +538,8 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   const port = typeof address === 'object' && address ? address.port : options.port ?? 8080;
   const host = options.host ?? '127.0.0.1';
   const url = `${options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  replica = options.replicaName ?? `${hostname()}:${port}`;
+  metrics.registry.setDefaultLabels({ replica });
 
   const ready = registry.warm(
     (m) => {
@@ -544,7 +555,8 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     const deadline = Date.now() + graceMs;
     while (Date.now() < deadline) {
       prune();
-      if (tracked.size === 0) break;
+      // Running sessions of every scheme, and ckks-poly jobs until their results are fetched.
+      if (tracked.size + ckks.openSessions() + poly.jobs() === 0) break;
       await new Promise((r) => setTimeout(r, 50));
     }
     const aborted = tracked.size;

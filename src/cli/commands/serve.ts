@@ -39,6 +39,8 @@ interface ServeOptions {
   maxKeyBits: number;
   insecure?: boolean;
   logLevel: string;
+  drainTimeout: number;
+  replicaName?: string;
 }
 
 export function registerServeCommands(program: Command): void {
@@ -67,6 +69,8 @@ export function registerServeCommands(program: Command): void {
     .option('--max-key-bits <n>', 'largest client Paillier modulus accepted, bits', positiveInt, 4096)
     .option('--insecure', 'accept client keys below 2048 bits (tests only)')
     .option('--log-level <level>', 'pino log level (fatal, error, warn, info, debug, silent)', 'info')
+    .option('--drain-timeout <s>', 'on SIGTERM/SIGINT: refuse new sessions (503, retryable) and let running ones finish this many seconds before closing', nonNegativeInt, 30)
+    .option('--replica-name <name>', 'name of this replica behind a balancer: the replica label of every metric (default <hostname>:<port>)')
     .action(async (o: ServeOptions) => {
       // Every option is checked before the registry is opened (which creates the database).
       if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
@@ -91,6 +95,8 @@ export function registerServeCommands(program: Command): void {
         keyBits: { min: o.insecure && o.minKeyBits === 2048 ? 256 : o.minKeyBits, max: o.maxKeyBits },
         allowInsecureKeys: o.insecure ?? false,
         logger: { level: o.logLevel },
+        shutdownGraceMs: o.drainTimeout * 1000,
+        ...(o.replicaName ? { replicaName: o.replicaName } : {}),
         allowedOrigins: o.allowOrigin,
         ...(o.trustProxy !== undefined ? { trustProxy: o.trustProxy } : {}),
         ...(tls ? { tls } : {}),
@@ -106,7 +112,7 @@ export function registerServeCommands(program: Command): void {
       });
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
-          process.stderr.write(`blindml: ${signal}: finishing running sessions (a second signal aborts them)\n`);
+          process.stderr.write(`blindml: ${signal}: refusing new sessions, finishing running ones for up to ${o.drainTimeout} s (a second signal aborts them)\n`);
           process.once(signal as NodeJS.Signals, () => void server.close(0));
           void server.close().then(resolve);
         };
