@@ -89,6 +89,12 @@ export class BlindmlClient {
   private listener: ((p: PredictProgress) => void) | undefined;
   private progress = { bytesSent: 0, bytesReceived: 0, rounds: undefined as number | undefined };
   private queue: Promise<unknown> = Promise.resolve();
+  private moved = 0;
+
+  /** Sessions moved to another replica since {@link connect} (their replica was gone; see `routing.ts`). */
+  get failovers(): number {
+    return this.moved;
+  }
 
   /** Use {@link connect}. */
   constructor(
@@ -184,7 +190,14 @@ export class BlindmlClient {
       this.progress = { bytesSent: 0, bytesReceived: 0, rounds: undefined };
       try {
         // Behind a balancer: a session whose replica is gone runs once more on another (`routing.ts`).
-        const failover = this.transport.failover?.bind(this.transport);
+        const transport = this.transport;
+        const move = transport.failover?.bind(transport);
+        const failover = move
+          ? () => {
+              this.moved++;
+              return move();
+            }
+          : undefined;
         const result = await (failover ? withFailover(call, failover) : call());
         this.emit({ phase: 'done', rounds: result.stats.rounds });
         return result;
