@@ -22,6 +22,9 @@
  *   (`ckks-poly-routes.ts`).
  * - `GET /`, `GET /owner`, `GET /assets/*` — the browser pages (built by `npm run build`).
  *
+ * Behind a balancer, requests carrying a `blindml-route` key get the typed, retryable answers of
+ * `routing.ts` when this replica does not hold their session or is draining.
+ *
  * The server holds public keys only, never logs message contents, and ends only the affected
  * session when a frame is malformed, oversized, out of order or under a foreign key.
  *
