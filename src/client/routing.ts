@@ -83,8 +83,8 @@ export function refusalError(refusal: { error: string; message: string; retryabl
  * 10 s; 1 s for a draining service that named no delay), calls `failover` and runs `attempt` once
  * more.
  *
- * @throws whatever a non-retryable failure threw; SessionLostError when the second attempt fails
- *   retryably too, or when `failover` itself fails.
+ * @throws whatever a non-retryable failure threw; SessionLostError when the second attempt, or
+ *   the move itself, fails retryably too.
  */
 export async function withFailover<T>(attempt: () => Promise<T>, failover: () => Promise<void>): Promise<T> {
   try {

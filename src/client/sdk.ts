@@ -16,7 +16,7 @@ import { INFERENCE_KEY_PRIMES, PaillierInferenceClient, type Prediction, type Tr
 import { HttpTransport, TransportError } from './http-transport.js';
 import { WebSocketTransport, type WebSocketConstructor } from './websocket-transport.js';
 import { listModels, type ModelInfo } from './owner.js';
-import { withFailover } from './routing.js';
+import { retryAfterMs, withFailover } from './routing.js';
 
 /** Where a prediction is. `round` counts the client's activation rounds done so far. */
 export type PredictPhase = 'keys' | 'opening' | 'encrypting' | 'evaluating' | 'round' | 'decrypting' | 'done';
@@ -232,12 +232,16 @@ export class BlindmlClient {
  */
 export async function connect(url: string, options: ConnectOptions = {}): Promise<BlindmlClient> {
   const base = url.replace(/\/+$/, '');
-  let res: Response;
-  try {
-    res = await fetch(`${base}/healthz`);
-  } catch (err) {
-    throw new TransportError(`cannot reach the service at ${base}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-  }
+  const health = async (): Promise<Response> => {
+    try {
+      return await fetch(`${base}/healthz`);
+    } catch (err) {
+      throw new TransportError(`cannot reach the service at ${base}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+  };
+  let res = await health();
+  // Behind a balancer a draining replica answers 503 until it leaves the ring: ask once more, later.
+  if (res.status === 503) res = await new Promise((r) => setTimeout(r, retryAfterMs(res.headers.get('retry-after')) || 1000)).then(health);
   if (!res.ok) throw new TransportError(`the service at ${base} is not ready (HTTP ${res.status})`);
   options.onProgress?.({ phase: 'keys', bytesSent: 0, bytesReceived: 0 });
   const keys = options.keys ?? generateKeyPair({ bits: options.keyBits ?? 2048, primes: options.keyPrimes ?? INFERENCE_KEY_PRIMES, insecure: options.insecure ?? false });
