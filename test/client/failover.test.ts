@@ -56,14 +56,23 @@ class Switch {
     this.server = createServer((req, res) => {
       this.onRequest?.(req.url ?? '');
       const to = this.to;
-      const up = request(this.target(to), { method: req.method, path: req.url, headers: req.headers }, (answer: IncomingMessage) => {
+      const { connection: _c, 'keep-alive': _k, ...forward } = req.headers;
+      const up = request(this.target(to), { method: req.method, path: req.url, headers: forward }, (answer: IncomingMessage) => {
         this.hops.push({ to, path: req.url ?? '', status: answer.statusCode ?? 0, route: req.headers[ROUTE_HEADER] as string | undefined, replica: answer.headers['blindml-replica'] as string | undefined });
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        // Hop-by-hop headers stay on their hop (a forwarded keep-alive timeout would outlive this server's).
+        const { connection: _c, 'keep-alive': _k, ...headers } = answer.headers;
+        res.writeHead(answer.statusCode ?? 502, headers);
         answer.pipe(res);
       });
-      up.on('error', () => res.writeHead(502).end());
+      up.on('error', (err) => {
+        this.hops.push({ to, path: req.url ?? '', status: 502, route: req.headers[ROUTE_HEADER] as string | undefined, replica: err.message });
+        if (!res.headersSent) res.writeHead(502);
+        res.end();
+      });
       req.pipe(up);
     });
+    // Idle client connections outlive a test (a close racing the next request would look like a dead replica).
+    this.server.keepAliveTimeout = 120_000;
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       const u = new URL(this.target(this.to));
       const up = netConnect(Number(u.port), u.hostname, () => {
@@ -239,7 +248,7 @@ test('ckks-poly: a job sent after the replica holding the keys is gone uploads t
     // The next job goes straight to b under the session b holds.
     const next = await client.predict(sample.images.subarray(0, 784));
     assert.equal(next.labels[0], argmaxRows(plainPoly, 10)[0]);
-    assert.equal(sw.hops.filter((h) => h.path.endsWith('/keys')).length, 2, 'keys went up once per replica');
+    assert.equal(sw.hops.filter((h) => h.path.endsWith('/keys')).length, 2, `keys went up once per replica: ${JSON.stringify(sw.hops)}`);
   } finally {
     client.dispose();
   }
