@@ -148,6 +148,8 @@ export interface BlindmlServer {
   /**
    * Graceful shutdown: refuses new sessions, waits up to `graceMs` for running ones to finish,
    * aborts the rest (WebSocket close 1001), then closes the server, the workers and the database.
+   * A later call with a shorter grace brings the deadline forward (`serve`'s second signal aborts
+   * at once); every call settles with the first.
    */
   close(graceMs?: number): Promise<void>;
 }
@@ -553,10 +555,12 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   );
 
   let closing: Promise<void> | undefined;
-  async function close(graceMs = graceDefault): Promise<void> {
+  /** When the drain gives up on running sessions; a later, shorter `close()` (a second signal) brings it forward. */
+  let drainUntil = Infinity;
+  async function close(graceMs: number): Promise<void> {
     draining = true;
-    const deadline = Date.now() + graceMs;
-    while (Date.now() < deadline) {
+    drainUntil = Date.now() + graceMs;
+    while (Date.now() < drainUntil) {
       prune();
       // Running sessions of every scheme, and ckks-poly jobs until their results are fetched.
       if (tracked.size + ckks.openSessions() + poly.jobs() === 0) break;
@@ -587,6 +591,9 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     skippedModels: skipped,
     ready,
     trackedSessions: () => tracked.size,
-    close: (graceMs?: number) => (closing ??= close(graceMs)),
+    close: (graceMs = graceDefault) => {
+      drainUntil = Math.min(drainUntil, Date.now() + graceMs);
+      return (closing ??= close(graceMs));
+    },
   };
 }

@@ -76,10 +76,9 @@ test('draining: new sessions get a retryable 503, the running one finishes, then
   }
 });
 
-test('a client refused by a draining replica waits retry-after, moves once, and reports the second refusal as SessionLostError', async () => {
+test('a client refused by a draining replica moves once and reports the second refusal as SessionLostError; a second close() aborts at once', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'blindml-drain-'));
-  // Sessions idle for 3 s expire: the one left open below keeps the drain going until then.
-  const server = await startServer({ db: join(dir, 'r.db'), apiKey: 'k', port: 0, workers: 0, allowInsecureKeys: true, logger: false, idleTimeoutMs: 3_000 });
+  const server = await startServer({ db: join(dir, 'r.db'), apiKey: 'k', port: 0, workers: 0, allowInsecureKeys: true, logger: false });
   try {
     const modelId = (await registerModel(server.url, 'k', onnx)).model.id;
     const idle = await fetch(`${server.url}/v1/paillier`, {
@@ -89,11 +88,16 @@ test('a client refused by a draining replica waits retry-after, moves once, and 
     });
     assert.equal(decodeMessage(new Uint8Array(await idle.arrayBuffer())).type, 'opened');
     const client = await connect(server.url, { transport: 'http', keys: smallKeys() });
-    const closing = server.close(60_000);
+    // The session left open above keeps the drain going (it would expire in 60 s, the drain lasts 10 min).
+    const closing = server.close(600_000);
     // A single replica: the move lands on the same draining one.
     await assert.rejects(client.predict(modelId, image), (e: unknown) => e instanceof SessionLostError && (e.cause as { code?: string }).code === 'ERR_SHUTTING_DOWN');
     assert.equal(client.failovers, 1);
+    // What serve's second signal does: the open session is aborted now, not left to expire.
+    await server.close(0);
     await closing;
+    const ended = await server.metrics.sessionsEnded.get();
+    assert.deepEqual(ended.values.map((v) => [v.labels.outcome, v.value]), [['aborted', 1]]);
     client.close();
   } finally {
     await server.close(0);
