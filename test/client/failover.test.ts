@@ -268,3 +268,19 @@ test('interactive CKKS over HTTP: the replica holding the keys is gone; the keys
     ckks.close();
   }
 });
+
+test('interactive CKKS over WebSocket: the connection to the replica holding the keys drops; a new one to the other gets the keys and the prediction', async () => {
+  const sw = await newSwitch();
+  const ckks = await connectCkks(sw.url, modelId);
+  try {
+    const opened = async (s: BlindmlServer) => (await s.metrics.sessionsOpened.get()).values.reduce((n, v) => n + v.value, 0);
+    const before = await opened(b);
+    sw.to = 'b';
+    sw.cut();
+    const { logits } = await ckks.predict(image);
+    Array.from(logits).forEach((v, j) => assert.ok(Math.abs(v - plain[j]!) < 0.05, `logit ${j}: ${v} vs ${plain[j]}`));
+    assert.equal((await opened(b)) - before, 1, 'the session ran on replica b');
+  } finally {
+    ckks.close();
+  }
+});
