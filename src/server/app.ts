@@ -4,7 +4,9 @@
  * and the browser pages.
  *
  * Routes:
- * - `GET /healthz` — `{ status, models, sessions }` (503 while shutting down).
+ * - `GET /healthz` — liveness: `{ status, models, sessions }` (503 while shutting down).
+ * - `GET /readyz` — readiness: 200 once the stored models are loaded while the registry store
+ *   answers; 503 with the reason otherwise (`readiness.ts`).
  * - `GET /metrics` — Prometheus text.
  * - `GET /v1/models`, `GET /v1/models/:id` — public model list (with the API key: full records;
  *   a wrong key is refused).
@@ -48,7 +50,8 @@ import { registerCkksWebSocket } from './ckks-ws-routes.js';
 import { createMetrics, type ServiceMetrics } from './metrics.js';
 import { serviceBudget, type MemoryBudget } from './budget.js';
 import { PaillierKeyAccounts } from './paillier-keys.js';
-import { generateApiKey, hashApiKey, ModelRegistry, RegistryError, type ModelRecord } from './registry.js';
+import { generateApiKey, hashApiKey, ModelRegistry, RegistryError, RegistryStoreError, type ModelRecord } from './registry.js';
+import { registerReadiness } from './readiness.js';
 import { OwnerAuth, type AuthBackoff } from './auth.js';
 import { loggerOptions } from './logging.js';
 import { capBody, paillierBodyLimit, websocketErrorHandler } from './limits.js';
@@ -57,7 +60,10 @@ import { registerRouting } from './routing.js';
 
 /** Options of {@link startServer}. Every limit has a default fit for one small machine. */
 export interface ServerOptions {
-  /** SQLite file of the registry (model files go to `<db>.models/`). Default `./blindml.db`. */
+  /**
+   * The registry: a SQLite file (model files go to `<db>.models/`), or a PostgreSQL URL
+   * (`postgres://user@host:5432/db`) shared by replicas. Default `./blindml.db`.
+   */
   db?: string;
   /**
    * The owner's API key; otherwise the stored one, or a new one (returned once in
@@ -137,7 +143,7 @@ export interface BlindmlServer {
   readonly metrics: ServiceMetrics;
   /** The memory budget every per-client structure is held in. */
   readonly budget: MemoryBudget;
-  /** Set when no key was given or stored: the new owner key, to be shown once. */
+  /** Set when no key was given or stored (nor stored by another replica meanwhile): the new owner key, to be shown once. */
   readonly generatedApiKey: string | undefined;
   /** Models in the database that could not be loaded (missing file, import error); filled while they warm. */
   readonly skippedModels: readonly { id: string; reason: string }[];
@@ -195,10 +201,14 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   if (!(bounds.minBits >= 1 && bounds.minBits <= bounds.maxBits)) throw new RangeError(`client key bounds ${bounds.minBits}–${bounds.maxBits} bits are empty`);
 
   // Stored models compile on the compile thread after the server listens (see `ready`).
-  const { registry, skipped } = ModelRegistry.open(options.db ?? './blindml.db');
+  const { registry, skipped } = await ModelRegistry.open(options.db ?? './blindml.db');
   // A new key's hash is stored only once the server listens (and the caller can show the key).
-  const generatedApiKey = options.apiKey || registry.setting(SETTING_KEY_HASH) ? undefined : generateApiKey();
-  const keyHash = options.apiKey ? hashApiKey(options.apiKey) : generatedApiKey ? hashApiKey(generatedApiKey) : registry.setting(SETTING_KEY_HASH)!;
+  const storedKeyHash = await registry.setting(SETTING_KEY_HASH).catch(async (err: unknown) => {
+    await registry.close();
+    throw err;
+  });
+  let generatedApiKey = options.apiKey || storedKeyHash ? undefined : generateApiKey();
+  const keyHash = options.apiKey ? hashApiKey(options.apiKey) : generatedApiKey ? hashApiKey(generatedApiKey) : storedKeyHash!;
 
   const threads = options.workers ?? availableParallelism();
   const pool = threads > 0 ? new PaillierWorkerPool({ threads, keyCache: { maxKeys: 8, idleMs: idleTimeoutMs } }) : undefined;
@@ -358,6 +368,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     const body = { status: draining ? 'shutting-down' : 'ok', models: registry.list().length, ...serviceLoad() };
     return reply.code(draining ? 503 : 200).send(body);
   });
+  registerReadiness(app, { registry, draining: () => draining });
   app.get('/metrics', { logLevel: 'warn' }, async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 
   // --- model registry -----------------------------------------------------------------------
@@ -389,7 +400,8 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
         req.log.info({ model: model.record.id, created, bytes: onnx.length }, 'model registered');
         return reply.code(created ? 201 : 200).send({ model: model.record, created });
       } catch (err) {
-        if (err instanceof RegistryError || err instanceof BlindmlError) {
+        // The store failing is the service's trouble (503 from the error handler), not the upload's.
+        if ((err instanceof RegistryError || err instanceof BlindmlError) && !(err instanceof RegistryStoreError)) {
           return reply.code(err instanceof RegistryError ? err.status : 400).send({ error: err.code, message: err.message });
         }
         throw err;
@@ -397,7 +409,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     },
   );
   app.delete<{ Params: { id: string } }>('/v1/models/:id', ownerOnly, async (req, reply) => {
-    if (!registry.remove(req.params.id)) return reply.code(404).send({ error: 'ERR_UNKNOWN_MODEL', message: `no model with id ${req.params.id}` });
+    if (!(await registry.remove(req.params.id))) return reply.code(404).send({ error: 'ERR_UNKNOWN_MODEL', message: `no model with id ${req.params.id}` });
     service.unregister(req.params.id);
     ckks.forget(req.params.id);
     poly.forget(req.params.id);
@@ -529,6 +541,16 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
 
   try {
     await app.listen({ port: options.port ?? 8080, host: options.host ?? '127.0.0.1' });
+    if (options.apiKey) {
+      if (storedKeyHash !== keyHash) await registry.setSetting(SETTING_KEY_HASH, keyHash);
+    } else if (generatedApiKey) {
+      // Replicas sharing a registry: the first to start stores its key; the others use that one.
+      const stored = await registry.claimSetting(SETTING_KEY_HASH, keyHash);
+      if (stored !== keyHash) {
+        auth.useKeyHash(stored);
+        generatedApiKey = undefined;
+      }
+    }
   } catch (err) {
     // Nothing stays behind: no key stored, no threads left running.
     clearInterval(sweeper);
@@ -538,7 +560,6 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     await registry.close();
     throw err;
   }
-  if (registry.setting(SETTING_KEY_HASH) !== keyHash) registry.setSetting(SETTING_KEY_HASH, keyHash);
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port ?? 8080;
   const host = options.host ?? '127.0.0.1';
@@ -546,13 +567,20 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   replica = options.replicaName ?? `${hostname()}:${port}`;
   metrics.registry.setDefaultLabels({ replica });
 
-  const ready = registry.warm(
-    (m) => {
+  const ready = registry.warm({
+    loaded: (m) => {
       if (m.compiled) service.register(m.record.id, m.compiled);
       log.info({ model: m.record.id }, 'model loaded');
     },
-    (id, reason) => log.warn({ model: id, reason: reason.slice(0, 200) }, 'model not loaded'),
-  );
+    failed: (id, reason) => log.warn({ model: id, reason: reason.slice(0, 200) }, 'model not loaded'),
+    // Through another replica sharing the registry.
+    removed: (id) => {
+      service.unregister(id);
+      ckks.forget(id);
+      poly.forget(id);
+      log.info({ model: id }, 'model removed');
+    },
+  });
 
   let closing: Promise<void> | undefined;
   /** When the drain gives up on running sessions; a later, shorter `close()` (a second signal) brings it forward. */

@@ -80,7 +80,7 @@ export class OwnerAuth {
    * @param onRefused - called for each refusal (metrics, logs); gets no key material.
    */
   constructor(
-    private readonly keyHash: string,
+    private keyHash: string,
     backoff: Partial<AuthBackoff> = {},
     private readonly onRefused: (ip: string, code: string) => void = () => undefined,
     private readonly now: () => number = Date.now,
@@ -109,6 +109,11 @@ export class OwnerAuth {
     }
     this.fail(ip, now, f);
     return { kind: 'refused', status: 401, code: 'ERR_API_KEY_REJECTED', message: 'the API key was not accepted' };
+  }
+
+  /** Checks against another stored hash from now on (another replica stored its key first). */
+  useKeyHash(keyHash: string): void {
+    this.keyHash = keyHash;
   }
 
   /** Addresses with wrong keys on record (for tests and metrics). */

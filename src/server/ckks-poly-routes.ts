@@ -24,7 +24,7 @@ import { BlindmlError } from '../errors.js';
 import { ProtocolError } from '../protocol/ckks-poly/messages.js';
 import { CkksPolyService, compilePolyNetwork, decodePolyMessage, encodePolyMessage, polyInfoOf, type CompiledPolyNetwork, type PolyInfo } from '../protocol/ckks-poly/index.js';
 import { CkksPolyWorkerPool } from '../workers/ckks-poly-pool.js';
-import { importUpload, type ModelRegistry } from './registry.js';
+import { importUpload, RegistryError, type ModelRegistry } from './registry.js';
 import type { ServiceMetrics } from './metrics.js';
 
 /** Limits of the ckks-poly front; every one has a default fit for one small machine. */
@@ -132,17 +132,17 @@ export function registerCkksPolyRoutes(app: FastifyInstance, options: PolyFrontO
   function compiledFor(modelId: string): Promise<Compiled> | undefined {
     const known = compiled.get(modelId);
     if (known) return known;
-    const files = registry.storedFiles(modelId);
-    if (!files) return undefined;
-    const source = importUpload(files);
-    const made = Promise.resolve().then(() => {
+    if (!registry.get(modelId)) return undefined;
+    const made = registry.storedFiles(modelId).then((files) => {
+      const source = importUpload(files);
       const net = compilePolyNetwork(source.model, source.calibration);
       service.register(modelId, net, source.model.inputShape);
       log.info({ model: modelId, ring: net.params.polyModulusDegree }, 'model compiled for ckks-poly');
       return { net, info: polyInfoOf(net, source.model.inputShape) };
     });
     compiled.set(modelId, made);
-    made.catch(() => undefined);
+    // A compile failure stays (it would fail again); a store out of reach is tried again next time.
+    made.catch((err: unknown) => void (err instanceof RegistryError && err.status === 503 && compiled.delete(modelId)));
     return made;
   }
 

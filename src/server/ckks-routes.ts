@@ -86,12 +86,11 @@ export function registerCkksRoutes(app: FastifyInstance, options: CkksFrontOptio
   function serviceFor(modelId: string): Promise<CkksInferenceService> | undefined {
     const known = services.get(modelId);
     if (known) return known;
-    const files = registry.storedFiles(modelId);
-    if (!files) return undefined;
+    if (!registry.get(modelId)) return undefined;
     compiling.add(modelId);
     const created = (async () => {
       // On the compile thread: the event loop keeps answering everyone else meanwhile.
-      const compiled = await compiler.compile(files).finally(() => compiling.delete(modelId));
+      const compiled = await registry.storedFiles(modelId).then((files) => compiler.compile(files)).finally(() => compiling.delete(modelId));
       await pool?.prepare(compiled.params.ckks);
       const service = await CkksInferenceService.create(compiled, pool ? { evaluator: pool } : {});
       log.info({ model: modelId, ring: compiled.params.ckks.polyModulusDegree }, 'model compiled for CKKS');

@@ -1,17 +1,16 @@
 /**
- * The service's model registry: a SQLite database (better-sqlite3) with the model files beside it
- * (`<db>.models/<id>.onnx`, and `<id>.calibration` when the owner uploaded calibration images).
+ * The service's model registry: compiled models in memory (sync {@link ModelRegistry.get} and
+ * {@link ModelRegistry.list} for the routes) over a store (`store/`): a SQLite file with the model
+ * files beside it (the default for one machine), or a PostgreSQL database shared by replicas
+ * (`postgres://…`), which tells every registry when another adds or removes a model.
  * Models are identified by the content hash of their ONNX bytes, so registering the same file twice
- * is a no-op and a restart finds every model again. The database also keeps the SHA-256 hash of
+ * is a no-op and a restart finds every model again. The store also keeps the SHA-256 hash of
  * the owner's API key (never the key itself). Node-only.
  *
  * @module
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
 import { Piscina } from 'piscina';
-import Database from 'better-sqlite3';
 import { FormatError } from '../errors.js';
 import { parseIdx, pixelsToFloat32 } from '../data/idx.js';
 import { maybeGunzip } from '../data/files.js';
@@ -24,25 +23,14 @@ import { checkCompiled, checkWeights, ModelCheckError } from './model-checks.js'
 import { planPolyNetwork } from '../protocol/ckks-poly/plan.js';
 import { modelIdOf } from '../cli/inference-job.js';
 import { siblingModuleUrl } from '../workers/pool-support.js';
+import { isPostgresUrl, RegistryStoreError, type ModelFiles, type ModelRecord, type ModelStore, type StoreChange } from './store/model-store.js';
+import { SqliteModelStore } from './store/sqlite-store.js';
+import { PostgresModelStore } from './store/postgres-store.js';
+
+export { RegistryStoreError, type ModelRecord } from './store/model-store.js';
 
 /** How many of the committed sample's last images calibrate a 1×28×28 model by default. */
 export const DEFAULT_CALIBRATION_IMAGES = 100;
-
-/** What the registry records about a model (public fields first). */
-export interface ModelRecord {
-  /** Content id: the first 16 hex digits of the SHA-256 of the ONNX bytes. */
-  readonly id: string;
-  readonly name: string;
-  readonly inputShape: readonly number[];
-  readonly outputSize: number;
-  /** Client activation rounds per session. */
-  readonly rounds: number;
-  readonly bytes: number;
-  readonly createdAt: string;
-  /** 'sample' (the committed Fashion-MNIST tail) or 'upload'. */
-  readonly calibration: 'sample' | 'upload';
-  readonly calibrationSamples: number;
-}
 
 /** A registered model ready to serve. */
 export interface RegisteredModel {
@@ -56,35 +44,10 @@ export class RegistryError extends FormatError {
   constructor(
     readonly status: number,
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
   }
-}
-
-interface Row {
-  id: string;
-  name: string;
-  input_shape: string;
-  output_size: number;
-  rounds: number;
-  bytes: number;
-  created_at: string;
-  calibration: 'sample' | 'upload';
-  calibration_samples: number;
-}
-
-function toRecord(r: Row): ModelRecord {
-  return {
-    id: r.id,
-    name: r.name,
-    inputShape: JSON.parse(r.input_shape) as number[],
-    outputSize: r.output_size,
-    rounds: r.rounds,
-    bytes: r.bytes,
-    createdAt: r.created_at,
-    calibration: r.calibration,
-    calibrationSamples: r.calibration_samples,
-  };
 }
 
 /** SHA-256 of an API key, hex. */
@@ -137,10 +100,7 @@ function defaultCalibration(model: Model): Float32Array {
 }
 
 /** What {@link compileUpload} needs: the owner's files. */
-export interface CompileRequest {
-  readonly onnx: Uint8Array;
-  readonly calibration?: Uint8Array;
-}
+export type CompileRequest = ModelFiles;
 
 /** What {@link compileUpload} produces. */
 export interface CompiledUpload {
@@ -215,76 +175,190 @@ async function compileOnWorker(pool: Piscina, request: CompileRequest): Promise<
   return reply.value;
 }
 
+/** Options of {@link ModelRegistry.open}. */
+export interface RegistryOptions {
+  /**
+   * How often a shared (PostgreSQL) registry compares its models with the store, ms, to recover
+   * changes a dropped listening connection missed. Default 5000.
+   */
+  readonly resyncMs?: number;
+  /** PostgreSQL connections in the pool (the change listener has one more). Default 4. */
+  readonly maxConnections?: number;
+}
+
+/** What the service does as models come and go (see {@link ModelRegistry.warm}). */
+export interface RegistryHandlers {
+  /** A stored model compiled: found at start, or added through another replica. */
+  loaded(model: RegisteredModel): void;
+  /** A stored model that could not be loaded (missing file, import or compile error). */
+  failed?(id: string, reason: string): void;
+  /** A loaded model removed through another replica. */
+  removed?(id: string): void;
+}
+
 /** The registry: open with {@link ModelRegistry.open}, close with {@link ModelRegistry.close}. */
 export class ModelRegistry {
   private readonly models = new Map<string, RegisteredModel>();
-  private readonly compiling = new Map<string, Promise<RegisteredModel>>();
+  private readonly compiling = new Map<string, Promise<{ model: RegisteredModel; created: boolean }>>();
   /** Stored models not compiled yet (see {@link warm}). */
-  private readonly pending = new Map<string, Row>();
+  private readonly pending = new Map<string, ModelRecord>();
   /** Callers waiting for a warming model, by id. */
   private readonly waiting = new Map<string, (() => void)[]>();
   /** Stored models that could not be loaded (missing file, import or compile error). */
   readonly skipped: { id: string; reason: string }[] = [];
+  /** Ids in `skipped` still stored: not retried until uploaded again. */
+  private readonly unloadable = new Set<string>();
+  /** Models stored when the registry opened and not loaded yet. */
+  private readonly atOpen = new Set<string>();
+  private handlers: RegistryHandlers | undefined;
+  /** The loop compiling `pending`, one model at a time, while it runs. */
+  private loading: Promise<void> | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private resyncing = false;
+  private closed = false;
 
-  private constructor(
-    private readonly db: Database.Database,
-    /** Directory of the model files. */
-    readonly dir: string,
-  ) {}
+  private constructor(private readonly store: ModelStore) {}
 
   /**
-   * Opens (creating if needed) the database. Its models are listed at once, as warming, and
-   * compiled by {@link warm}, on the compile thread; a model whose file is missing or no longer
-   * compiles is then skipped and reported in `skipped`.
+   * Opens the store — a SQLite file (created if needed) or a `postgres://`/`postgresql://` URL —
+   * and brings its schema up to date. Its models are listed at once, as warming, and compiled by
+   * {@link warm}, on the compile thread; a model whose file is missing or no longer compiles is
+   * then skipped and reported in `skipped`. A PostgreSQL registry also listens for models other
+   * replicas add or remove, and compares its list with the store every `resyncMs`.
    *
-   * @throws whatever better-sqlite3 throws for an unusable database file.
+   * @throws whatever better-sqlite3 throws for an unusable database file; RegistryStoreError
+   *   (one line, password redacted) for a PostgreSQL database that cannot be reached or migrated,
+   *   or a schema newer than this blindml knows.
    */
-  static open(dbPath: string): { registry: ModelRegistry; skipped: readonly { id: string; reason: string }[] } {
-    const path = dbPath === ':memory:' ? dbPath : resolve(dbPath);
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    const db = new Database(path);
-    db.pragma('journal_mode = WAL');
-    db.exec(`
-      CREATE TABLE IF NOT EXISTS models (
-        id TEXT PRIMARY KEY, name TEXT NOT NULL, input_shape TEXT NOT NULL, output_size INTEGER NOT NULL,
-        rounds INTEGER NOT NULL, bytes INTEGER NOT NULL, created_at TEXT NOT NULL,
-        calibration TEXT NOT NULL, calibration_samples INTEGER NOT NULL
-      );
-      CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-    `);
-    const dir = path === ':memory:' ? join(process.cwd(), `.blindml-memory-${process.pid}.models`) : `${path}.models`;
-    mkdirSync(dir, { recursive: true });
-    const registry = new ModelRegistry(db, dir);
-    for (const row of db.prepare('SELECT * FROM models ORDER BY created_at').all() as Row[]) registry.pending.set(row.id, row);
+  static async open(db: string, options: RegistryOptions = {}): Promise<{ registry: ModelRegistry; skipped: readonly { id: string; reason: string }[] }> {
+    const store = isPostgresUrl(db) ? await PostgresModelStore.open(db, options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}) : SqliteModelStore.open(db);
+    const registry = new ModelRegistry(store);
+    try {
+      // Listening before listing: nothing added in between is missed.
+      if (store.shared) await store.watch((change) => registry.changed(change), () => void registry.resync());
+      for (const record of await store.list()) {
+        registry.pending.set(record.id, record);
+        registry.atOpen.add(record.id);
+      }
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    if (store.shared) {
+      registry.resyncTimer = setInterval(() => void registry.resync(), options.resyncMs ?? 5_000);
+      registry.resyncTimer.unref();
+    }
     return { registry, skipped: registry.skipped };
   }
 
+  /** Where the models are stored (a URL's password redacted). */
+  get location(): string {
+    return this.store.location;
+  }
+
   /**
-   * Compiles the stored models, one after another on the compile thread (the event
-   * loop stays free), calling `ready` for each one compiled; a failure goes to `skipped` and
-   * `failed`.
+   * Compiles the stored models, one after another on the compile thread (the event loop stays
+   * free), calling `handlers.loaded` for each one compiled; a failure goes to `skipped` and
+   * `handlers.failed`. From then on, models other replicas add are compiled the same way, and
+   * `handlers.removed` hears of those they remove. Resolves once the models stored at open are
+   * loaded or skipped.
    */
-  async warm(ready: (model: RegisteredModel) => void, failed: (id: string, reason: string) => void = () => undefined): Promise<void> {
-    for (const [id, row] of [...this.pending]) {
-      let reason: string | undefined;
-      try {
-        const request = this.storedFiles(id, row);
-        const done = request ? await compileOnWorker(this.compiler(), request) : undefined;
-        // Removed while compiling: nothing to register.
-        if (!this.pending.delete(id)) continue;
-        if (done) {
-          const model = { record: toRecord(row), compiled: done.compiled };
-          this.models.set(id, model);
-          ready(model);
-        }
-      } catch (err) {
-        reason = err instanceof Error ? err.message : String(err);
+  async warm(handlers: RegistryHandlers): Promise<void> {
+    this.handlers = handlers;
+    const initial = [...this.pending.keys()];
+    this.startLoading();
+    await Promise.all(initial.map((id) => this.whenWarm(id)));
+  }
+
+  private startLoading(): void {
+    if (this.loading || !this.handlers || this.closed) return;
+    this.loading = (async () => {
+      for (let next = this.pending.values().next(); !next.done && !this.closed; next = this.pending.values().next()) await this.load(next.value);
+    })().finally(() => {
+      this.loading = undefined;
+      // Added while the loop was finishing.
+      if (this.pending.size > 0) this.startLoading();
+    });
+  }
+
+  /** Compiles one stored model; leaves it loaded, skipped, or (removed meanwhile) gone. */
+  private async load(record: ModelRecord): Promise<void> {
+    const { id } = record;
+    const current = () => this.pending.get(id) === record;
+    try {
+      const files = await this.store.files(id);
+      const done = files && !this.closed ? await compileOnWorker(this.compiler(), files) : undefined;
+      if (done && current()) {
+        this.pending.delete(id);
+        const model = { record, compiled: done.compiled };
+        this.models.set(id, model);
+        this.handlers?.loaded(model);
       }
-      if (reason !== undefined && this.pending.delete(id)) {
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      // A shared store out of reach is no fault of the model: the next resync brings it back.
+      const outage = err instanceof RegistryStoreError && this.store.shared;
+      if (current() && !this.closed && !outage) {
+        this.pending.delete(id);
         this.skipped.push({ id, reason });
-        failed(id, reason);
+        this.unloadable.add(id);
+        this.handlers?.failed?.(id, reason);
       }
-      this.settled(id);
+    }
+    // No files (removed meanwhile), the store out of reach, or closing: nothing to register (yet).
+    if (current()) this.pending.delete(id);
+    this.settled(id);
+  }
+
+  /** A change another replica made (or this one: then it is known already). */
+  private changed(change: StoreChange): void {
+    if (change.op === 'remove') this.forget(change.id);
+    else void this.learn(change.id);
+  }
+
+  private known(id: string): boolean {
+    return this.models.has(id) || this.pending.has(id) || this.compiling.has(id) || this.unloadable.has(id);
+  }
+
+  /** A model stored elsewhere: listed as warming at once, compiled in turn. */
+  private async learn(id: string): Promise<void> {
+    if (this.known(id) || this.closed) return;
+    // An error here (store unreachable) is retried by the next resync.
+    const record = await this.store.get(id).catch(() => undefined);
+    if (!record || this.known(id) || this.closed) return;
+    this.pending.set(id, record);
+    this.startLoading();
+  }
+
+  /** A model removed elsewhere: no longer listed or served. */
+  private forget(id: string): void {
+    this.unloadable.delete(id);
+    if (this.pending.delete(id)) this.settled(id);
+    if (this.models.delete(id)) this.handlers?.removed?.(id);
+  }
+
+  /**
+   * Compares the models held with the store's list: learns the new, forgets the removed (what a
+   * dropped listening connection missed). A store error leaves everything as it is until the next try.
+   */
+  private async resync(): Promise<void> {
+    if (this.resyncing || this.closed) return;
+    this.resyncing = true;
+    try {
+      // Only what was held before listing may be forgotten: a model added meanwhile is not listed.
+      const before = [...this.models.keys(), ...this.pending.keys(), ...this.unloadable];
+      const stored = await this.store.list();
+      const ids = new Set(stored.map((r) => r.id));
+      for (const id of before) if (!ids.has(id) && !this.compiling.has(id)) this.forget(id);
+      for (const record of stored) {
+        if (this.known(record.id) || this.closed) continue;
+        this.pending.set(record.id, record);
+      }
+      this.startLoading();
+    } catch {
+      // Unreachable now: /readyz says so; the next resync tries again.
+    } finally {
+      this.resyncing = false;
     }
   }
 
@@ -298,34 +372,43 @@ export class ModelRegistry {
   }
 
   private settled(id: string): void {
+    this.atOpen.delete(id);
     for (const resolve of this.waiting.get(id) ?? []) resolve();
     this.waiting.delete(id);
   }
 
-  /** Stored models still being compiled after start. */
+  /** Stored models still being compiled (after start, or added through another replica). */
   get warming(): number {
     return this.pending.size;
   }
 
+  /** Models stored when the registry opened that are still being compiled (what readiness waits for). */
+  get warmingSinceOpen(): number {
+    return this.atOpen.size;
+  }
+
   /**
-   * A compiled model's files as the owner uploaded them (what a compile thread needs), or
-   * undefined for an unknown id. @throws whatever reading the files throws.
+   * A loaded model's files as the owner uploaded them (what a compile thread needs).
+   *
+   * @throws RegistryError: 404 for an id not loaded (or removed meanwhile); 503 when the store is
+   *   out of reach (its address and error only in `cause`: the message may reach a client);
+   *   whatever reading a SQLite registry's files throws.
    */
-  storedFiles(id: string, stored?: Row): CompileRequest | undefined {
-    const row = stored ?? (this.models.has(id) ? (this.db.prepare('SELECT * FROM models WHERE id = ?').get(id) as Row | undefined) : undefined);
-    if (!row) return undefined;
-    const onnx = readFileSync(this.file(row.id, 'onnx'));
-    return row.calibration === 'upload' ? { onnx, calibration: readFileSync(this.file(row.id, 'calibration')) } : { onnx };
+  async storedFiles(id: string): Promise<CompileRequest> {
+    let files: CompileRequest | undefined;
+    try {
+      files = this.models.has(id) ? await this.store.files(id) : undefined;
+    } catch (err) {
+      if (err instanceof RegistryStoreError) throw new RegistryError(503, 'the model store is out of reach; retry later', { cause: err });
+      throw err;
+    }
+    if (!files) throw new RegistryError(404, `no model with id ${id}`);
+    return files;
   }
-
-  private file(id: string, ext: 'onnx' | 'calibration'): string {
-    return join(this.dir, `${id}.${ext}`);
-  }
-
 
   /** Every registered model, those still warming included. */
   list(): ModelRecord[] {
-    return [...[...this.models.values()].map((m) => m.record), ...[...this.pending.values()].map(toRecord)];
+    return [...[...this.models.values()].map((m) => m.record), ...this.pending.values()];
   }
 
   get(id: string): RegisteredModel | undefined {
@@ -335,21 +418,26 @@ export class ModelRegistry {
   /**
    * Imports, compiles (on a worker thread unless `inline`) and stores a model. The same bytes
    * twice return the existing record; concurrent uploads of the same bytes share one compilation.
+   * When another replica stores the same model first, its record is kept (`created` false) and
+   * served.
    *
    * @throws RegistryError (400) for bytes that are not a model the protocol can run or bad
-   *   calibration images.
+   *   calibration images; RegistryStoreError when the store fails.
    */
   async add(onnx: Uint8Array, options: { name?: string; calibration?: Uint8Array; inline?: boolean } = {}): Promise<{ model: RegisteredModel; created: boolean }> {
     const id = modelIdOf(onnx);
+    // Stored already and compiling (at start, or added elsewhere): that one, once loaded.
+    if (this.pending.has(id)) await this.whenWarm(id);
     const existing = this.models.get(id);
     if (existing) return { model: existing, created: false };
     const running = this.compiling.get(id);
-    if (running) return { model: await running, created: false };
+    if (running) return { model: (await running).model, created: false };
     const request: CompileRequest = { onnx, ...(options.calibration ? { calibration: options.calibration } : {}) };
-    const job = (options.inline ? Promise.resolve().then(() => compileUpload(request)) : compileOnWorker(this.compiler(), request)).then((done) => this.store(id, onnx, done, options));
+    const compile = (files: CompileRequest) => (options.inline ? Promise.resolve().then(() => compileUpload(files)) : compileOnWorker(this.compiler(), files));
+    const job = compile(request).then((done) => this.save(id, request, done, options, compile));
     this.compiling.set(id, job);
     try {
-      return { model: await job, created: true };
+      return await job;
     } finally {
       this.compiling.delete(id);
     }
@@ -363,7 +451,14 @@ export class ModelRegistry {
     return this.pool;
   }
 
-  private store(id: string, onnx: Uint8Array, done: CompiledUpload, options: { name?: string; calibration?: Uint8Array }): RegisteredModel {
+  /** Stores a compiled upload; if another replica stored the same model first, serves its version. */
+  private async save(
+    id: string,
+    files: CompileRequest,
+    done: CompiledUpload,
+    options: { name?: string },
+    compile: (files: CompileRequest) => Promise<CompiledUpload>,
+  ): Promise<{ model: RegisteredModel; created: boolean }> {
     const { compiled } = done;
     const record: ModelRecord = {
       id,
@@ -371,62 +466,72 @@ export class ModelRegistry {
       inputShape: [...done.inputShape],
       outputSize: done.outputSize,
       rounds: compiled ? compiled.plan.stages.length - 1 : 0,
-      bytes: onnx.length,
+      bytes: files.onnx.length,
       createdAt: new Date().toISOString(),
-      calibration: options.calibration ? 'upload' : 'sample',
+      calibration: files.calibration ? 'upload' : 'sample',
       calibrationSamples: done.calibrationSamples,
     };
-    writeAtomic(this.file(id, 'onnx'), onnx);
-    if (options.calibration) writeAtomic(this.file(id, 'calibration'), options.calibration);
-    this.db
-      .prepare(
-        `INSERT OR REPLACE INTO models (id, name, input_shape, output_size, rounds, bytes, created_at, calibration, calibration_samples)
-         VALUES (@id, @name, @inputShape, @outputSize, @rounds, @bytes, @createdAt, @calibration, @calibrationSamples)`,
-      )
-      .run({ ...record, inputShape: JSON.stringify(record.inputShape) });
-    const registered = { record, compiled };
-    this.models.set(id, registered);
-    return registered;
+    let model: RegisteredModel = { record, compiled };
+    const created = await this.store.insert(record, files);
+    if (!created) {
+      const [stored, storedFiles] = await Promise.all([this.store.get(id), this.store.files(id)]);
+      if (!stored || !storedFiles) throw new RegistryError(409, `model ${id} was removed while it was being stored; upload it again`);
+      // The ONNX bytes are the same (same id); other calibration inputs compile differently.
+      const same = sameBytes(storedFiles.calibration, files.calibration);
+      model = { record: stored, compiled: same ? compiled : (await compile(storedFiles)).compiled };
+    }
+    this.unloadable.delete(id);
+    this.models.set(id, model);
+    return { model, created };
   }
 
   /**
    * Deletes a model and its files, also a stored row the registry could not load (its file
    * missing or no longer importable). @returns whether it existed.
+   * @throws RegistryStoreError when the store fails (the model then stays).
    */
-  remove(id: string): boolean {
+  async remove(id: string): Promise<boolean> {
+    const stored = await this.store.remove(id);
+    this.unloadable.delete(id);
     const loaded = this.models.delete(id) || this.pending.delete(id);
     if (loaded) this.settled(id);
-    const stored = this.db.prepare('DELETE FROM models WHERE id = ?').run(id).changes > 0;
-    if (!loaded && !stored) return false;
-    rmSync(this.file(id, 'onnx'), { force: true });
-    rmSync(this.file(id, 'calibration'), { force: true });
-    return true;
+    return loaded || stored;
   }
 
   /** A stored setting, or undefined. */
-  setting(name: string): string | undefined {
-    return (this.db.prepare('SELECT value FROM settings WHERE name = ?').get(name) as { value: string } | undefined)?.value;
+  async setting(name: string): Promise<string | undefined> {
+    return this.store.setting(name);
   }
 
-  setSetting(name: string, value: string): void {
-    this.db.prepare('INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)').run(name, value);
+  async setSetting(name: string, value: string): Promise<void> {
+    await this.store.setSetting(name, value);
   }
 
-  /** Stops the compile thread and closes the database. */
+  /** Stores `value` unless the setting exists (another replica's); @returns the stored value. */
+  async claimSetting(name: string, value: string): Promise<string> {
+    return this.store.claimSetting(name, value);
+  }
+
+  /** @throws RegistryStoreError unless the store answers within `timeoutMs`. */
+  async ping(timeoutMs: number): Promise<void> {
+    await this.store.ping(timeoutMs);
+  }
+
+  /** Stops listening, the compile thread, and closes the store. */
   async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.resyncTimer);
     for (const id of [...this.pending.keys()]) {
       this.pending.delete(id);
       this.settled(id);
     }
     await Promise.allSettled(this.compiling.values());
     await this.pool?.destroy();
-    this.db.close();
-    if (this.dir.includes('.blindml-memory-') && existsSync(this.dir)) rmSync(this.dir, { recursive: true, force: true });
+    await this.loading?.catch(() => undefined);
+    await this.store.close();
   }
 }
 
-function writeAtomic(path: string, bytes: Uint8Array): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, bytes);
-  renameSync(tmp, path);
+function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  return a === undefined || b === undefined ? a === b : Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
 }

@@ -51,8 +51,8 @@ test('a server that cannot listen stores no owner key; the key it stores is the 
   } finally {
     busy.close();
   }
-  const first = ModelRegistry.open(db).registry;
-  assert.equal(first.setting('api_key_sha256'), undefined, 'no hash of a key nobody saw');
+  const first = (await ModelRegistry.open(db)).registry;
+  assert.equal(await first.setting('api_key_sha256'), undefined, 'no hash of a key nobody saw');
   await first.close();
   const s = await startServer({ db, port: 0, workers: 0 });
   try {

@@ -11,6 +11,7 @@ import { createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { UsageError } from '../usage-error.js';
+import { isPostgresUrl, redactDbUrl } from '../../server/store/model-store.js';
 
 /** Parses a TCP port (0 picks a free one). */
 export function portNumber(value: string): number {
@@ -53,12 +54,14 @@ export async function assertPortFree(host: string, port: number): Promise<void> 
 
 /**
  * Fails unless the registry can live at `db`: an existing regular file, or a new file in an
- * existing, writable directory. Creates nothing.
+ * existing, writable directory; or a well-formed `postgres://user@host[:port]/database` URL
+ * (whether that server answers is found when the registry opens). Creates nothing.
  *
- * @throws UsageError
+ * @throws UsageError (a URL's password never appears in it)
  */
 export function assertDbPath(db: string): void {
   if (db === ':memory:') return;
+  if (isPostgresUrl(db)) return assertDbUrl(db);
   const path = resolve(db);
   if (existsSync(path)) {
     if (!statSync(path).isFile()) throw new UsageError(`--db ${db} is not a file`);
@@ -110,4 +113,17 @@ export function ownerKey(o: { apiKey?: string; apiKeyFile?: string }, warn: (lin
     return key;
   }
   return o.apiKey || process.env['BLINDML_API_KEY'] || undefined;
+}
+
+/** A PostgreSQL URL naming a server (a host, or a socket directory in `?host=`) and a database. */
+function assertDbUrl(db: string): void {
+  const shown = redactDbUrl(db);
+  let url: URL;
+  try {
+    url = new URL(db);
+  } catch {
+    throw new UsageError(`--db ${shown} is not a valid URL (expected postgres://user@host:5432/database)`);
+  }
+  if (!url.hostname && !url.searchParams.get('host')) throw new UsageError(`--db ${shown} names no server (expected postgres://user@host:5432/database)`);
+  if (url.pathname.replace(/^\//, '') === '') throw new UsageError(`--db ${shown} names no database (expected postgres://user@host:5432/database)`);
 }

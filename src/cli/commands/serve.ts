@@ -49,7 +49,7 @@ export function registerServeCommands(program: Command): void {
     .description('run the blindml service: model registry, encrypted inference over WebSocket and HTTP, /metrics, browser demo at /')
     .option('--port <n>', 'port (0 picks a free one)', portNumber, 8080)
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
-    .option('--db <file>', 'SQLite registry (model files go beside it)', './blindml.db')
+    .option('--db <file|url>', 'registry: a SQLite file (model files go beside it), or postgres://user@host:5432/db shared by replicas', './blindml.db')
     .option('--api-key-file <file>', 'file holding the model owner key (default: $BLINDML_API_KEY, else the stored one, else a new one printed once)')
     .option('--api-key <key>', 'the model owner key on the command line (visible to other users in ps: prefer --api-key-file or $BLINDML_API_KEY)')
     .addOption(threadsOption())
@@ -103,7 +103,7 @@ export function registerServeCommands(program: Command): void {
       });
       if (server.generatedApiKey) {
         // Shown once: only its hash is stored.
-        process.stderr.write(`\nblindml: owner API key (shown once; only its SHA-256 is stored in ${o.db}):\n\n  ${server.generatedApiKey}\n\n`);
+        process.stderr.write(`\nblindml: owner API key (shown once; only its SHA-256 is stored in ${server.registry.location}):\n\n  ${server.generatedApiKey}\n\n`);
       }
       const warming = server.registry.warming;
       process.stderr.write(`blindml: serving ${server.registry.list().length} model(s) at ${server.url} (${warming ? `${warming} still loading; ` : ''}demo page ${server.url}/, owner page ${server.url}/owner)\n`);
