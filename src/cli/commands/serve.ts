@@ -39,6 +39,7 @@ interface ServeOptions {
   maxKeyBits: number;
   insecure?: boolean;
   logLevel: string;
+  redis?: string;
 }
 
 export function registerServeCommands(program: Command): void {
@@ -66,6 +67,7 @@ export function registerServeCommands(program: Command): void {
     .option('--min-key-bits <n>', 'smallest client Paillier modulus accepted, bits', positiveInt, 2048)
     .option('--max-key-bits <n>', 'largest client Paillier modulus accepted, bits', positiveInt, 4096)
     .option('--insecure', 'accept client keys below 2048 bits (tests only)')
+    .option('--redis <url>', 'redis://host:port: ckks-poly sessions and batch jobs go to Redis and `blindml worker` processes run them (BullMQ); default: in this process')
     .option('--log-level <level>', 'pino log level (fatal, error, warn, info, debug, silent)', 'info')
     .action(async (o: ServeOptions) => {
       // Every option is checked before the registry is opened (which creates the database).
@@ -94,6 +96,7 @@ export function registerServeCommands(program: Command): void {
         allowedOrigins: o.allowOrigin,
         ...(o.trustProxy !== undefined ? { trustProxy: o.trustProxy } : {}),
         ...(tls ? { tls } : {}),
+        ...(o.redis ? { redis: o.redis } : {}),
       });
       if (server.generatedApiKey) {
         // Shown once: only its hash is stored.
