@@ -158,8 +158,8 @@ export function redisJobs(redis: Redis, service: CkksPolyService, limits: PolyLi
       return { state: 'done', reply: encodePolyMessage({ type: 'error', code: 'ERR_INTERNAL', message: 'the job failed on the workers; submit it again', blobs: [] }) };
     }
     if (state === 'completed') return { state: 'unknown' }; // its reply was taken by another poll
-    const progress = typeof job.progress === 'number' ? job.progress : undefined;
-    return { state: 'pending', status: state === 'active' ? 'running' : 'queued', ...(progress === undefined ? {} : { progress }) };
+    if (state !== 'active') return { state: 'pending', status: 'queued' };
+    return { state: 'pending', status: 'running', ...(typeof job.progress === 'number' ? { progress: job.progress } : {}) };
   }
 
   return {
