@@ -191,19 +191,38 @@ describe('ckks-poly jobs on Redis + BullMQ', { skip }, () => {
       fresh.dispose();
     }
   });
+
+  test('a blindml worker given SIGTERM finishes its running job, then exits', async () => {
+    await worker!.close();
+    worker = undefined;
+    const child = await spawnWorker(redis.url, []);
+    try {
+      const id = await submit(a, infer);
+      await jobState(id, 'active');
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+      assert.match(child.stderr(), /SIGTERM: finishing the running job[^\n]*\n[^]*stopped after 1 job\n/);
+      const res = await poll(a, id);
+      assert.equal(res.status, 200, 'the job was finished, not abandoned');
+      assert.equal(decodePolyMessage(new Uint8Array(await res.arrayBuffer())).type, 'result');
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
 });
 
-/** `blindml worker --redis url ...` from the sources, resolved once it says it takes jobs. */
-async function spawnWorker(url: string, args: readonly string[]): Promise<ChildProcess> {
+/** `blindml worker --redis url ...` from the sources, resolved once it says it takes jobs; `stderr()` is what it wrote so far. */
+async function spawnWorker(url: string, args: readonly string[]): Promise<ChildProcess & { stderr(): string }> {
   const run = fileURLToPath(new URL('../../src/cli/run.ts', import.meta.url));
   const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), run, 'worker', '--redis', url, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   await new Promise<void>((resolve, reject) => {
-    child.stderr!.on('data', (c: Buffer) => {
+    child.stderr.on('data', (c: Buffer) => {
       err += c.toString();
       if (err.includes('taking ckks-poly jobs')) resolve();
     });
     child.once('exit', (code) => reject(new Error(`blindml worker exited (${code}): ${err}`)));
   });
-  return child;
+  return Object.assign(child, { stderr: () => err });
 }

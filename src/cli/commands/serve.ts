@@ -40,6 +40,8 @@ interface ServeOptions {
   insecure?: boolean;
   logLevel: string;
   redis?: string;
+  maxJobs: number;
+  maxJobsPerClient: number;
 }
 
 export function registerServeCommands(program: Command): void {
@@ -68,6 +70,8 @@ export function registerServeCommands(program: Command): void {
     .option('--max-key-bits <n>', 'largest client Paillier modulus accepted, bits', positiveInt, 4096)
     .option('--insecure', 'accept client keys below 2048 bits (tests only)')
     .option('--redis <url>', 'redis://host:port: ckks-poly sessions and batch jobs go to Redis and `blindml worker` processes run them (BullMQ); default: in this process')
+    .option('--max-jobs <n>', 'ckks-poly batch jobs running or holding results, all clients together (with --redis, across every replica)', positiveInt, 4)
+    .option('--max-jobs-per-client <n>', 'ckks-poly batch jobs running or holding results per client address', positiveInt, 2)
     .option('--log-level <level>', 'pino log level (fatal, error, warn, info, debug, silent)', 'info')
     .action(async (o: ServeOptions) => {
       // Every option is checked before the registry is opened (which creates the database).
@@ -97,6 +101,7 @@ export function registerServeCommands(program: Command): void {
         ...(o.trustProxy !== undefined ? { trustProxy: o.trustProxy } : {}),
         ...(tls ? { tls } : {}),
         ...(o.redis ? { redis: o.redis } : {}),
+        ckksPoly: { jobs: o.maxJobs, jobsPerClient: o.maxJobsPerClient },
       });
       if (server.generatedApiKey) {
         // Shown once: only its hash is stored.

@@ -69,13 +69,14 @@ export async function connectRedis(url: string, forWorker = false): Promise<Redi
   if (!/^rediss?:\/\//.test(url)) throw new RedisUnavailableError(`--redis ${url}: expected redis://host:port (or rediss:// for TLS)`);
   const redis = new Redis(url, { lazyConnect: true, connectTimeout: 5_000, maxRetriesPerRequest: forWorker ? null : 3, enableOfflineQueue: true });
   // Connection errors are reported by the commands that fail; without a listener ioredis logs them.
-  redis.on('error', () => undefined);
+  let why = '';
+  redis.on('error', (err: Error) => void (why ||= err.message));
   try {
     await redis.connect();
     await redis.ping();
   } catch (err) {
     redis.disconnect();
-    throw new RedisUnavailableError(`cannot reach Redis at ${redactUrl(url)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new RedisUnavailableError(`cannot reach Redis at ${redactUrl(url)}: ${why || (err instanceof Error ? err.message : String(err))}`, { cause: err });
   }
   return redis;
 }
