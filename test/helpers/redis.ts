@@ -22,6 +22,8 @@ export interface TestRedis {
   /** `redis://127.0.0.1:<port>` */
   readonly url: string;
   readonly port: number;
+  /** The server's process id (benchmarks read its CPU time). */
+  readonly pid: number;
   /** Stops the server (SIGTERM, then SIGKILL after 5 s) and removes its directory. Idempotent. */
   stop(): Promise<void>;
 }
@@ -115,7 +117,7 @@ export async function startRedis(): Promise<TestRedis> {
         }
         rmSync(dir, { recursive: true, force: true });
       })());
-    if (up) return { url: `redis://127.0.0.1:${port}`, port, stop };
+    if (up) return { url: `redis://127.0.0.1:${port}`, port, pid: child.pid!, stop };
     lastError = output.trim().slice(-500);
     await stop();
   }
