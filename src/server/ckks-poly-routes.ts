@@ -145,6 +145,8 @@ export function registerCkksPolyRoutes(app: FastifyInstance, options: PolyFrontO
     if (isRefusal(got)) return got;
     slots.set(req, got);
     reply.raw.once('close', () => got.release());
+    // A connection that closed while the place was being taken (a Redis round trip) fired 'close' already.
+    if (req.raw.socket?.destroyed) got.release();
     return undefined;
   }
 

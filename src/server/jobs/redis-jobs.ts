@@ -113,16 +113,16 @@ export function redisJobs(redis: Redis, service: CkksPolyService, limits: PolyLi
   refresher.unref();
 
   /** Makes sure the model's bytes are in Redis (uploaded once per content hash; kept a day after use). */
-  async function storeModel(modelId: string, source: () => ModelSource): Promise<string> {
+  async function storeModel(modelId: string, source: () => ModelSource | Promise<ModelSource>): Promise<string> {
     let hash = hashes.get(modelId);
     let bytes: ModelSource | undefined;
     if (!hash) {
-      bytes = source();
+      bytes = await source();
       hash = sourceHash(bytes);
       hashes.set(modelId, hash);
     }
     if ((await redis.pexpire(modelKey(hash), MODEL_TTL_MS)) === 1) return hash;
-    bytes ??= source();
+    bytes ??= await source();
     const fields: Record<string, Buffer> = { onnx: Buffer.from(bytes.onnx) };
     if (bytes.calibration) fields['calibration'] = Buffer.from(bytes.calibration);
     await redis.multi().hset(modelKey(hash), fields).pexpire(modelKey(hash), MODEL_TTL_MS).exec();

@@ -82,7 +82,7 @@ export interface PolyJobBackend {
    * Starts a checked `infer` request as a job (turning `slot` into it).
    * @returns the job id.
    */
-  submit(slot: Slot, job: { readonly ip: string; readonly modelId: string; readonly session: string; readonly request: Uint8Array; readonly source: () => ModelSource }): Promise<string>;
+  submit(slot: Slot, job: { readonly ip: string; readonly modelId: string; readonly session: string; readonly request: Uint8Array; readonly source: () => ModelSource | Promise<ModelSource> }): Promise<string>;
   /** The job's state, waiting up to `waitMs` for it to finish; a finished job's reply is taken (once). */
   poll(id: string, waitMs: number): Promise<JobPoll>;
   /** Sessions holding keys (for /healthz; the last count seen where they are shared). */
