@@ -46,6 +46,8 @@ import { PaillierWorkerPool } from '../workers/paillier-pool.js';
 import { closeFrame, errorFrame, peekHeader, type FrameHead } from './frames.js';
 import { registerCkksRoutes } from './ckks-routes.js';
 import { registerCkksPolyRoutes, type PolyLimits } from './ckks-poly-routes.js';
+import { connectRedis } from './jobs/redis-store.js';
+import type { RedisJobOptions } from './jobs/redis-jobs.js';
 import { registerCkksWebSocket } from './ckks-ws-routes.js';
 import { createMetrics, type ServiceMetrics } from './metrics.js';
 import { serviceBudget, type MemoryBudget } from './budget.js';
@@ -131,6 +133,13 @@ export interface ServerOptions {
    * `blindml-replica` header of routed answers (`routing.ts`). Default `<hostname>:<port>`.
    */
   replicaName?: string;
+  /**
+   * Redis URL (`redis://host:port`): ckks-poly sessions and batch jobs go to Redis and are run by
+   * `blindml worker` processes (BullMQ) instead of in this process (`jobs/redis-jobs.ts`).
+   */
+  redis?: string;
+  /** Timing of jobs in Redis (ignored without `redis`). */
+  redisJobs?: RedisJobOptions;
 }
 
 /** A running service. */
@@ -200,6 +209,8 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   const bounds = { minBits: options.keyBits?.min ?? (insecure ? 256 : 2048), maxBits: options.keyBits?.max ?? 4096 };
   if (!(bounds.minBits >= 1 && bounds.minBits <= bounds.maxBits)) throw new RangeError(`client key bounds ${bounds.minBits}–${bounds.maxBits} bits are empty`);
 
+  // Before the database too: a Redis that does not answer leaves nothing behind.
+  const redis = options.redis ? await connectRedis(options.redis) : undefined;
   // Stored models compile on the compile thread after the server listens (see `ready`).
   const { registry, skipped } = await ModelRegistry.open(options.db ?? './blindml.db');
   // A new key's hash is stored only once the server listens (and the caller can show the key).
@@ -476,6 +487,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     log,
     threads,
     ...(options.ckksPoly ? { limits: options.ckksPoly } : {}),
+    ...(redis ? { redis: { client: redis, ...(options.redisJobs ? { options: options.redisJobs } : {}) } } : {}),
     admitOpen: ckksAdmit,
   });
 
@@ -556,6 +568,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     clearInterval(sweeper);
     await app.close();
     await ckks.close();
+    await poly.close();
     await pool?.destroy();
     await registry.close();
     throw err;

@@ -41,6 +41,9 @@ interface ServeOptions {
   logLevel: string;
   drainTimeout: number;
   replicaName?: string;
+  redis?: string;
+  maxJobs: number;
+  maxJobsPerClient: number;
 }
 
 export function registerServeCommands(program: Command): void {
@@ -68,6 +71,9 @@ export function registerServeCommands(program: Command): void {
     .option('--min-key-bits <n>', 'smallest client Paillier modulus accepted, bits', positiveInt, 2048)
     .option('--max-key-bits <n>', 'largest client Paillier modulus accepted, bits', positiveInt, 4096)
     .option('--insecure', 'accept client keys below 2048 bits (tests only)')
+    .option('--redis <url>', 'redis://host:port: ckks-poly sessions and batch jobs go to Redis and `blindml worker` processes run them (BullMQ); default: in this process')
+    .option('--max-jobs <n>', 'ckks-poly batch jobs running or holding results, all clients together (with --redis, across every replica)', positiveInt, 4)
+    .option('--max-jobs-per-client <n>', 'ckks-poly batch jobs running or holding results per client address', positiveInt, 2)
     .option('--log-level <level>', 'pino log level (fatal, error, warn, info, debug, silent)', 'info')
     .option('--drain-timeout <s>', 'on SIGTERM/SIGINT: refuse new sessions (503, retryable) and let running ones finish this many seconds before closing', nonNegativeInt, 30)
     .option('--replica-name <name>', 'name of this replica behind a balancer: the replica label of every metric (default <hostname>:<port>)')
@@ -100,6 +106,8 @@ export function registerServeCommands(program: Command): void {
         allowedOrigins: o.allowOrigin,
         ...(o.trustProxy !== undefined ? { trustProxy: o.trustProxy } : {}),
         ...(tls ? { tls } : {}),
+        ...(o.redis ? { redis: o.redis } : {}),
+        ckksPoly: { jobs: o.maxJobs, jobsPerClient: o.maxJobsPerClient },
       });
       if (server.generatedApiKey) {
         // Shown once: only its hash is stored.
