@@ -126,10 +126,13 @@ export function registerCkksPolyRoutes(app: FastifyInstance, options: PolyFrontO
   }
 
   /** A model's stored bytes (for workers that compile it themselves). */
-  function storedSource(modelId: string): ModelSource {
-    const files = registry.storedFiles(modelId);
-    if (!files) throw new ProtocolError('ERR_UNKNOWN_MODEL', `no model with id ${modelId}`);
-    return files;
+  async function storedSource(modelId: string): Promise<ModelSource> {
+    try {
+      return await registry.storedFiles(modelId);
+    } catch (err) {
+      if (err instanceof RegistryError && err.status === 404) throw new ProtocolError('ERR_UNKNOWN_MODEL', `no model with id ${modelId}`);
+      throw err;
+    }
   }
 
   function fail(reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
