@@ -1,5 +1,6 @@
 // The service scaled out on standard parts, end to end with real processes: two `blindml serve`
-// replicas (bin/blindml.js, built by `npm run build`) behind HAProxy running deploy/haproxy.cfg.
+// replicas (bin/blindml.js, built by `npm run build`) behind HAProxy running deploy/haproxy.cfg,
+// one PostgreSQL registry, Redis, and two `blindml worker`s for ckks-poly batch jobs.
 //
 // The scheme is interactive Paillier with 512-bit client keys (the documented insecure flag,
 // `serve --insecure`) on the committed fashion-small model: a prediction costs about 0.3 s of CPU
@@ -17,8 +18,13 @@ import { fileURLToPath } from 'node:url';
 import { loadFashionMnistSample } from '../../src/data/fashion-mnist.js';
 import { argmaxRows, importOnnx, runPlaintext } from '../../src/nn/index.js';
 import { generateKeyPair } from '../../src/schemes/paillier/keys.js';
-import { connect, registerModel, type BlindmlClient } from '../../src/client/index.js';
+import { Queue } from 'bullmq';
+import { connect, connectCkksPoly, registerModel, type BlindmlClient } from '../../src/client/index.js';
+import { BULL_PREFIX, POLY_QUEUE } from '../../src/server/jobs/redis-store.js';
 import { haproxySkipReason, startHaproxy, type TestHaproxy } from '../helpers/haproxy.js';
+import { postgresUnavailable, startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { redisSkipReason, startRedis, type TestRedis } from '../helpers/redis.js';
+import { tinyPolyOnnx } from '../helpers/poly-model.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(ROOT, 'bin/blindml.js');
@@ -29,6 +35,10 @@ const onnx = readFileSync(join(ROOT, 'models/fashion-small.onnx'));
 const sample = loadFashionMnistSample({ limit: CLIENTS * PER_CLIENT });
 const plain = runPlaintext(importOnnx(onnx), sample.images);
 const plainLabels = argmaxRows(plain, 10);
+// ckks-poly: one job evaluates a whole batch whatever its size; a small polynomial network keeps it cheap.
+const poly = tinyPolyOnnx();
+const polyImages = sample.images.subarray(0, 8 * 784);
+const plainPoly = runPlaintext(importOnnx(poly), polyImages);
 
 /** Why the built CLI cannot be what is tested: dist/ older than src/. */
 function staleBuild(): string | false {
@@ -42,7 +52,7 @@ function staleBuild(): string | false {
   return newest(join(ROOT, 'src')) > built ? 'dist/ is older than src/' : false;
 }
 
-const skip = haproxySkipReason();
+const skip = haproxySkipReason() || postgresUnavailable() || redisSkipReason() || false;
 
 /** A `blindml serve` process and the URL it listens on. */
 interface Replica {
@@ -57,14 +67,19 @@ const dir = mkdtempSync(join(tmpdir(), 'blindml-scale-out-'));
 const keyFile = join(dir, 'owner.key');
 const processes: ChildProcess[] = [];
 let lb: TestHaproxy | undefined;
+let pg: TestPostgres | undefined;
+let redis: TestRedis | undefined;
 let a: Replica;
 let b: Replica;
+let modelId: string;
+let polyId: string;
 
-/** Starts `blindml serve` (port 0) and resolves once it prints its URL. */
-function startReplica(name: string, args: readonly string[]): Promise<Replica> {
+/** Starts `blindml serve` (port 0) on the shared registry and Redis; resolves once it prints its URL. */
+function startReplica(name: string): Promise<Replica> {
   const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--replica-name', name, '--api-key-file', keyFile, '--insecure', '--threads', '1', '--log-level', 'warn',
+    '--db', pg!.url, '--redis', redis!.url,
     // Every client reaches the replicas from 127.0.0.1 through the balancer.
-    '--max-sessions-per-client', '64', '--opens-per-minute', '1000', '--drain-timeout', '5', ...args], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    '--max-sessions-per-client', '64', '--opens-per-minute', '1000', '--drain-timeout', '5'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   processes.push(child);
   let stderr = '';
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -85,13 +100,23 @@ before(async () => {
   const stale = staleBuild();
   if (stale) throw new Error(`${stale}: run npm run build first (this test runs bin/blindml.js)`);
   writeFileSync(keyFile, `${API_KEY}\n`, { mode: 0o600 });
-  [a, b] = await Promise.all([startReplica('a', ['--db', join(dir, 'a.db')]), startReplica('b', ['--db', join(dir, 'b.db')])]);
+  [pg, redis] = await Promise.all([startPostgres(), startRedis()]);
+  // One after the other: the first creates the registry's tables.
+  a = await startReplica('a');
+  b = await startReplica('b');
   lb = await startHaproxy([hostPort(a.url), hostPort(b.url)]);
+  // Both models go up through replica a only; b learns of them from the shared registry.
+  modelId = (await registerModel(a.url, API_KEY, onnx)).model.id;
+  polyId = (await registerModel(a.url, API_KEY, poly, { name: 'tiny-poly' })).model.id;
+  // Replica b lists them at once (warming) and serves them once compiled.
+  const loaded = async (id: string) => (await fetch(`${b.url}/v1/models/${id}`)).ok;
+  for (let i = 0; i < 600 && !((await loaded(modelId)) && (await loaded(polyId))); i++) await new Promise((r) => setTimeout(r, 100));
 });
 
 after(async () => {
   await lb?.stop();
   for (const p of processes) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  await Promise.all([pg?.stop(), redis?.stop()]);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -101,9 +126,9 @@ async function paillierSessions(r: Replica): Promise<number> {
   return health.sessionsByScheme.paillier;
 }
 
-test('20 clients through HAProxy: 0 failures, 100% agreement with plaintext; a replica killed mid-run, its clients fail over', { skip }, async () => {
-  const modelId = (await registerModel(a.url, API_KEY, onnx)).model.id;
-  await registerModel(b.url, API_KEY, onnx);
+test('a model uploaded through replica a, 20 clients through HAProxy: 0 failures, 100% agreement with plaintext; replica a killed mid-run, its clients fail over', { skip }, async () => {
+  const record = (await (await fetch(`${b.url}/v1/models/${modelId}`)).json()) as { id?: string };
+  assert.equal(record.id, modelId, 'replica b serves the model uploaded through a');
 
   const clients: BlindmlClient[] = await Promise.all(
     Array.from({ length: CLIENTS }, () => connect(lb!.url, { transport: 'http', keys: generateKeyPair({ bits: 512, insecure: true }) })),
@@ -143,8 +168,44 @@ test('20 clients through HAProxy: 0 failures, 100% agreement with plaintext; a r
   assert.ok(moved >= 1, 'the clients of the killed replica moved their sessions');
   assert.ok(moved <= CLIENTS, `each client moved at most once or so (${moved})`);
   assert.equal(await a.exit, null, 'replica a was killed');
+});
 
-  // The survivor drains on SIGTERM and exits 0.
+/** Starts `blindml worker`; its job lock lapses 2 s after it dies, so another takes the job over soon. */
+function startWorker(): { child: ChildProcess; stderr: () => string } {
+  const child = spawn(process.execPath, [BIN, 'worker', '--redis', redis!.url, '--threads', '1', '--lock-ms', '2000', '--stalled-check-ms', '1000'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  processes.push(child);
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-8000)));
+  return { child, stderr: () => stderr };
+}
+
+test('a ckks-poly job through HAProxy: its worker killed mid-job, the other worker completes it with the plaintext predictions; the last replica drains on SIGTERM', { skip }, async () => {
+  const queue = new Queue(POLY_QUEUE, { connection: { host: '127.0.0.1', port: redis!.port }, prefix: BULL_PREFIX });
+  try {
+    // The first worker alone takes the job; the second starts once the job is running on the first.
+    const first = startWorker();
+    const client = await connectCkksPoly(lb!.url, polyId);
+    try {
+      const prediction = client.predict(polyImages);
+      let settled = false;
+      prediction.then(() => (settled = true), () => (settled = true));
+      while (!settled && (await queue.getActiveCount()) === 0) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(!settled, 'the job was running on the first worker');
+      const second = startWorker();
+      first.child.kill('SIGKILL');
+      const { labels, logits } = await prediction;
+      assert.deepEqual(Array.from(labels), Array.from(argmaxRows(plainPoly, 10)), 'the same predictions as plaintext');
+      logits.forEach((v, i) => assert.ok(Math.abs(v - plainPoly[i]!) < 0.05, `logit ${i}: ${v} vs ${plainPoly[i]}`));
+      assert.doesNotMatch(first.stderr(), /job \S+ done/, 'the killed worker never finished it');
+      assert.match(second.stderr(), /job \S+ done \(8 images\)/, 'the other worker did');
+    } finally {
+      client.dispose();
+    }
+  } finally {
+    await queue.close();
+  }
+
+  // The surviving replica drains on SIGTERM and exits 0.
   b.child.kill('SIGTERM');
   assert.equal(await b.exit, 0, b.stderr());
   assert.match(b.stderr(), /SIGTERM: refusing new sessions/);
