@@ -1,18 +1,20 @@
 /**
  * The client's HTTP transport for the interactive CKKS protocol (fetch, so it runs in Node and in
  * browsers): each step is `POST ${baseUrl}/v1/ckks/${modelId}/${step}` with one binary message
- * each way.
+ * each way, all with this transport's routing key (`routing.ts`), so its keys and sessions stay on
+ * one replica behind a balancer.
  *
  * @module
  */
 import { decodeCkksMessage } from '../protocol/ckks-inference/wire.js';
-import { ServiceError } from '../protocol/paillier-inference/client.js';
 import { CkksStepTransport, type CkksStep } from './ckks-steps.js';
-import { TransportError, parseRefusal, postBytes } from './http-transport.js';
+import { httpFailure, postBytes } from './http-transport.js';
+import { newRouteKey } from './routing.js';
 
 /** Reaches a blindml server's CKKS endpoints for one model. */
 export class HttpCkksTransport extends CkksStepTransport {
   private readonly base: string;
+  private route = newRouteKey();
   /** Bytes sent and received so far, bodies only. */
   readonly traffic = { sent: 0, received: 0 };
 
@@ -23,19 +25,21 @@ export class HttpCkksTransport extends CkksStepTransport {
 
   /**
    * @throws TransportError when the service is unreachable or answers with an HTTP error that is
-   *   not a protocol refusal; ServiceError (the service's code and message) when it refuses.
+   *   not a protocol refusal; ServiceError (the service's code and message) when it refuses,
+   *   RetryableServiceError when the replica does not hold the keys or session or is shutting down.
    */
   protected async send(step: CkksStep, body: Uint8Array): Promise<unknown> {
     const url = `${this.base}/${step}`;
-    const res = await postBytes(url, body);
+    const res = await postBytes(url, body, this.route);
     this.traffic.sent += body.length;
-    if (!res.ok) {
-      const refusal = parseRefusal(await res.text().catch(() => ''));
-      if (refusal) throw new ServiceError(refusal.error, refusal.message);
-      throw new TransportError(`the service at ${url} answered HTTP ${res.status}`);
-    }
+    if (!res.ok) throw await httpFailure(res, url);
     const bytes = new Uint8Array(await res.arrayBuffer());
     this.traffic.received += bytes.length;
     return decodeCkksMessage(bytes, { copy: false });
+  }
+
+  protected override reroute(): Promise<void> {
+    this.route = newRouteKey();
+    return Promise.resolve();
   }
 }

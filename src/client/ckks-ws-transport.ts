@@ -8,9 +8,9 @@
  */
 import { decodeCkksMessage } from '../protocol/ckks-inference/wire.js';
 import { ChunkAssembly, decodeChunk, encodeChunks } from '../protocol/chunks.js';
-import { ServiceError } from '../protocol/paillier-inference/client.js';
 import { CkksStepTransport, type CkksStep } from './ckks-steps.js';
 import { TransportError, parseRefusal } from './http-transport.js';
+import { refusalError } from './routing.js';
 import { defaultWebSocket, openWebSocket, webSocketUrl, type WebSocketConstructor, type WebSocketLike } from './websocket-transport.js';
 
 /** Payload bytes per frame sent by default (1 MiB: under the frame limit a service is likely to set). */
@@ -26,13 +26,20 @@ export class WebSocketCkksTransport extends CkksStepTransport {
   private closedError: TransportError | undefined;
 
   private constructor(
-    private readonly socket: WebSocketLike,
+    private socket: WebSocketLike,
     private readonly modelId: string,
     private readonly chunkBytes: number,
+    private readonly connectSocket: () => Promise<WebSocketLike>,
   ) {
     super();
+    this.attach(socket);
+  }
+
+  /** Routes the socket's events to this transport. */
+  private attach(socket: WebSocketLike): void {
     socket.onmessage = (ev) => this.receive(ev.data);
-    socket.onclose = (ev) => this.fail(new TransportError(`the connection closed (${ev.code}${String(ev.reason) ? `: ${String(ev.reason)}` : ''})`));
+    // A connection that drops (a replica stopped or killed) ends its session: reopening elsewhere may work.
+    socket.onclose = (ev) => this.fail(new TransportError(`the connection closed (${ev.code}${String(ev.reason) ? `: ${String(ev.reason)}` : ''})`, { retryable: true }));
     socket.onerror = () => undefined;
   }
 
@@ -47,7 +54,21 @@ export class WebSocketCkksTransport extends CkksStepTransport {
     if (!Number.isSafeInteger(chunkBytes) || chunkBytes < 1024) throw new RangeError(`chunkBytes must be an integer of at least 1024, got ${chunkBytes}`);
     const Ctor = options.WebSocket ?? (await defaultWebSocket());
     const url = webSocketUrl(baseUrl).replace(/\/v1\/ws$/, '/v1/ckks/ws');
-    return new WebSocketCkksTransport(await openWebSocket(Ctor, url), modelId, chunkBytes);
+    const connectSocket = () => openWebSocket(Ctor, url);
+    return new WebSocketCkksTransport(await connectSocket(), modelId, chunkBytes, connectSocket);
+  }
+
+  /** A new connection (the balancer may send it to another replica); the old one and its session are dropped. */
+  protected override async reroute(): Promise<void> {
+    const old = this.socket;
+    old.onmessage = null;
+    old.onclose = null;
+    old.close(1000, 'failover');
+    this.fail(new TransportError('the connection was replaced', { retryable: true }));
+    this.socket = await this.connectSocket();
+    this.assembly = undefined;
+    this.closedError = undefined;
+    this.attach(this.socket);
   }
 
   /** Closes the connection. */
@@ -74,7 +95,7 @@ export class WebSocketCkksTransport extends CkksStepTransport {
     this.traffic.received += bytes.length;
     if (status >= 400) {
       const refusal = parseRefusal(new TextDecoder().decode(bytes));
-      if (refusal) throw new ServiceError(refusal.error, refusal.message);
+      if (refusal) throw refusalError(refusal, null);
       throw new TransportError(`the service answered status ${status} to ${step}`);
     }
     return decodeCkksMessage(bytes, { copy: false });

@@ -15,6 +15,7 @@ import { CkksInferenceClient, type CkksPrediction } from '../protocol/ckks-infer
 import { HttpCkksTransport } from './ckks-http-transport.js';
 import { WebSocketCkksTransport } from './ckks-ws-transport.js';
 import type { WebSocketConstructor } from './websocket-transport.js';
+import { withFailover } from './routing.js';
 
 /** A CKKS client bound to one model on one service. */
 export interface CkksConnection {
@@ -27,7 +28,9 @@ export interface CkksConnection {
 }
 
 /**
- * Connects to a model's interactive CKKS steps over one WebSocket (default) or HTTP.
+ * Connects to a model's interactive CKKS steps over one WebSocket (default) or HTTP. Behind a
+ * balancer, a prediction whose replica is gone moves once to another replica (the public keys are
+ * uploaded there again) and runs again from its open (`routing.ts`).
  *
  * @throws ServiceError when the service refuses (unknown model, limits); TransportError when it
  *   cannot be reached; InvalidKeyError for parameters below 128-bit security.
@@ -35,10 +38,14 @@ export interface CkksConnection {
 export async function connectCkks(url: string, modelId: string, options: { transport?: 'websocket' | 'http'; WebSocket?: WebSocketConstructor } = {}): Promise<CkksConnection> {
   const socket = options.transport === 'http' ? undefined : await WebSocketCkksTransport.connect(url, modelId, options.WebSocket ? { WebSocket: options.WebSocket } : {});
   try {
-    const client = await CkksInferenceClient.connect(socket ?? new HttpCkksTransport(url, modelId));
+    const transport = socket ?? new HttpCkksTransport(url, modelId);
+    const client = await CkksInferenceClient.connect(transport);
+    // Predictions running side by side that fail together move once, together.
+    let moving: Promise<void> | undefined;
+    const failover = () => (moving ??= transport.failover().finally(() => (moving = undefined)));
     return {
       client,
-      predict: (image) => client.predict(image),
+      predict: (image) => withFailover(() => client.predict(image), failover),
       close: () => {
         client.dispose();
         socket?.close();

@@ -12,3 +12,4 @@ export * from './ckks-http-transport.js';
 export * from './ckks-poly-transport.js';
 export * from './ckks-ws-transport.js';
 export * from './ckks.js';
+export * from './routing.js';

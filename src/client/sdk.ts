@@ -16,6 +16,7 @@ import { INFERENCE_KEY_PRIMES, PaillierInferenceClient, type Prediction, type Tr
 import { HttpTransport, TransportError } from './http-transport.js';
 import { WebSocketTransport, type WebSocketConstructor } from './websocket-transport.js';
 import { listModels, type ModelInfo } from './owner.js';
+import { retryAfterMs, withFailover } from './routing.js';
 
 /** Where a prediction is. `round` counts the client's activation rounds done so far. */
 export type PredictPhase = 'keys' | 'opening' | 'encrypting' | 'evaluating' | 'round' | 'decrypting' | 'done';
@@ -88,11 +89,17 @@ export class BlindmlClient {
   private listener: ((p: PredictProgress) => void) | undefined;
   private progress = { bytesSent: 0, bytesReceived: 0, rounds: undefined as number | undefined };
   private queue: Promise<unknown> = Promise.resolve();
+  private moved = 0;
+
+  /** Sessions moved to another replica since {@link connect} (their replica was gone; see `routing.ts`). */
+  get failovers(): number {
+    return this.moved;
+  }
 
   /** Use {@link connect}. */
   constructor(
     readonly url: string,
-    private readonly transport: Transport & { close?: () => void },
+    private readonly transport: Transport & { close?: () => void; failover?: () => Promise<void> },
     readonly keys: PaillierKeyPair,
   ) {
     this.watched = {
@@ -144,7 +151,8 @@ export class BlindmlClient {
    *
    * @param image - the model's input values, e.g. 784 pixels in [0, 1] for the Fashion-MNIST models.
    * @throws ServiceError when the service refuses (unknown model, limits, wrong input size...);
-   *   TransportError when the connection fails; RangeError for a wrong number of values.
+   *   TransportError when the connection fails; SessionLostError when the session failed on a
+   *   replica and again on the one it moved to; RangeError for a wrong number of values.
    */
   predict(modelId: string, image: Float32Array | Float64Array | readonly number[], options: { onProgress?: (p: PredictProgress) => void } = {}): Promise<PredictResult> {
     const input = image instanceof Float32Array || image instanceof Float64Array ? image : Float64Array.from(image);
@@ -181,7 +189,16 @@ export class BlindmlClient {
       this.listener = onProgress;
       this.progress = { bytesSent: 0, bytesReceived: 0, rounds: undefined };
       try {
-        const result = await call();
+        // Behind a balancer: a session whose replica is gone runs once more on another (`routing.ts`).
+        const transport = this.transport;
+        const move = transport.failover?.bind(transport);
+        const failover = move
+          ? () => {
+              this.moved++;
+              return move();
+            }
+          : undefined;
+        const result = await (failover ? withFailover(call, failover) : call());
         this.emit({ phase: 'done', rounds: result.stats.rounds });
         return result;
       } finally {
@@ -215,12 +232,16 @@ export class BlindmlClient {
  */
 export async function connect(url: string, options: ConnectOptions = {}): Promise<BlindmlClient> {
   const base = url.replace(/\/+$/, '');
-  let res: Response;
-  try {
-    res = await fetch(`${base}/healthz`);
-  } catch (err) {
-    throw new TransportError(`cannot reach the service at ${base}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-  }
+  const health = async (): Promise<Response> => {
+    try {
+      return await fetch(`${base}/healthz`);
+    } catch (err) {
+      throw new TransportError(`cannot reach the service at ${base}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+  };
+  let res = await health();
+  // Behind a balancer a draining replica answers 503 until it leaves the ring: ask once more, later.
+  if (res.status === 503) res = await new Promise((r) => setTimeout(r, retryAfterMs(res.headers.get('retry-after')) || 1000)).then(health);
   if (!res.ok) throw new TransportError(`the service at ${base} is not ready (HTTP ${res.status})`);
   options.onProgress?.({ phase: 'keys', bytesSent: 0, bytesReceived: 0 });
   const keys = options.keys ?? generateKeyPair({ bits: options.keyBits ?? 2048, primes: options.keyPrimes ?? INFERENCE_KEY_PRIMES, insecure: options.insecure ?? false });

@@ -40,12 +40,24 @@ export async function defaultWebSocket(): Promise<WebSocketConstructor> {
   return mod.default;
 }
 
-/** Sends protocol messages over one WebSocket; messages are answered in the order sent. */
+/**
+ * Sends protocol messages over one WebSocket; messages are answered in the order sent. A session
+ * lives on the connection's replica; {@link failover} opens a new connection.
+ */
 export class WebSocketTransport implements Transport {
   private readonly waiting: { resolve: (b: Uint8Array) => void; reject: (e: Error) => void }[] = [];
   private closedError: TransportError | undefined;
 
-  private constructor(private readonly socket: WebSocketLike) {
+  private constructor(
+    private socket: WebSocketLike,
+    private readonly Ctor: WebSocketConstructor,
+    private readonly url: string,
+  ) {
+    this.attach(socket);
+  }
+
+  /** Routes the socket's events to this transport. */
+  private attach(socket: WebSocketLike): void {
     socket.onmessage = (ev) => {
       const next = this.waiting.shift();
       if (!next) return;
@@ -55,7 +67,8 @@ export class WebSocketTransport implements Transport {
       else next.reject(new TransportError('the service sent a text frame'));
     };
     socket.onclose = (ev) => {
-      this.closedError = new TransportError(`the connection closed (${ev.code}${String(ev.reason) ? `: ${String(ev.reason)}` : ''})`);
+      // A connection that drops (a replica stopped or killed) ends its sessions: reopening elsewhere may work.
+      this.closedError = new TransportError(`the connection closed (${ev.code}${String(ev.reason) ? `: ${String(ev.reason)}` : ''})`, { retryable: true });
       for (const w of this.waiting.splice(0)) w.reject(this.closedError);
     };
     socket.onerror = () => undefined;
@@ -69,7 +82,26 @@ export class WebSocketTransport implements Transport {
   static async connect(baseUrl: string, options: { WebSocket?: WebSocketConstructor } = {}): Promise<WebSocketTransport> {
     const Ctor = options.WebSocket ?? (await defaultWebSocket());
     const url = webSocketUrl(baseUrl);
-    return new WebSocketTransport(await openWebSocket(Ctor, url));
+    return new WebSocketTransport(await openWebSocket(Ctor, url), Ctor, url);
+  }
+
+  /**
+   * Drops this connection (and whatever session it carried) and opens a new one, which the
+   * balancer may send to another replica.
+   *
+   * @throws TransportError (retryable) if the new connection cannot be opened.
+   */
+  async failover(): Promise<void> {
+    const old = this.socket;
+    // The old socket's late events must not reach the new connection's state.
+    old.onmessage = null;
+    old.onclose = null;
+    old.close(1000, 'failover');
+    for (const w of this.waiting.splice(0)) w.reject(new TransportError('the connection was replaced', { retryable: true }));
+    this.closedError = new TransportError('the connection is being replaced', { retryable: true });
+    this.socket = await openWebSocket(this.Ctor, this.url);
+    this.closedError = undefined;
+    this.attach(this.socket);
   }
 
   /** @throws TransportError once the connection is closed. */
@@ -102,8 +134,8 @@ export async function openWebSocket(Ctor: WebSocketConstructor, url: string): Pr
   socket.binaryType = 'arraybuffer';
   await new Promise<void>((resolve, reject) => {
     socket.onopen = () => resolve();
-    socket.onerror = () => reject(new TransportError(`cannot open a WebSocket to ${url}`));
-    socket.onclose = (ev) => reject(new TransportError(`cannot open a WebSocket to ${url} (${ev.code})`));
+    socket.onerror = () => reject(new TransportError(`cannot open a WebSocket to ${url}`, { retryable: true }));
+    socket.onclose = (ev) => reject(new TransportError(`cannot open a WebSocket to ${url} (${ev.code})`, { retryable: true }));
   });
   return socket;
 }

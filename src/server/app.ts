@@ -24,12 +24,15 @@
  *   (`ckks-poly-routes.ts`).
  * - `GET /`, `GET /owner`, `GET /assets/*` — the browser pages (built by `npm run build`).
  *
+ * Behind a balancer, requests carrying a `blindml-route` key get the typed, retryable answers of
+ * `routing.ts` when this replica does not hold their session or is draining.
+ *
  * The server holds public keys only, never logs message contents, and ends only the affected
  * session when a frame is malformed, oversized, out of order or under a foreign key.
  *
  * @module
  */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,6 +46,8 @@ import { PaillierWorkerPool } from '../workers/paillier-pool.js';
 import { closeFrame, errorFrame, peekHeader, type FrameHead } from './frames.js';
 import { registerCkksRoutes } from './ckks-routes.js';
 import { registerCkksPolyRoutes, type PolyLimits } from './ckks-poly-routes.js';
+import { connectRedis } from './jobs/redis-store.js';
+import type { RedisJobOptions } from './jobs/redis-jobs.js';
 import { registerCkksWebSocket } from './ckks-ws-routes.js';
 import { createMetrics, type ServiceMetrics } from './metrics.js';
 import { serviceBudget, type MemoryBudget } from './budget.js';
@@ -53,6 +58,7 @@ import { OwnerAuth, type AuthBackoff } from './auth.js';
 import { loggerOptions } from './logging.js';
 import { capBody, paillierBodyLimit, websocketErrorHandler } from './limits.js';
 import { registerWebSecurity } from './web-security.js';
+import { registerRouting } from './routing.js';
 
 /** Options of {@link startServer}. Every limit has a default fit for one small machine. */
 export interface ServerOptions {
@@ -125,6 +131,18 @@ export interface ServerOptions {
   allowedOrigins?: readonly string[];
   /** Limits of the ckks-poly batch endpoint (`ckks-poly-routes.ts`). */
   ckksPoly?: Partial<PolyLimits>;
+  /**
+   * This replica's name behind a balancer: the `replica` label of every metric and the
+   * `blindml-replica` header of routed answers (`routing.ts`). Default `<hostname>:<port>`.
+   */
+  replicaName?: string;
+  /**
+   * Redis URL (`redis://host:port`): ckks-poly sessions and batch jobs go to Redis and are run by
+   * `blindml worker` processes (BullMQ) instead of in this process (`jobs/redis-jobs.ts`).
+   */
+  redis?: string;
+  /** Timing of jobs in Redis (ignored without `redis`). */
+  redisJobs?: RedisJobOptions;
 }
 
 /** A running service. */
@@ -148,6 +166,8 @@ export interface BlindmlServer {
   /**
    * Graceful shutdown: refuses new sessions, waits up to `graceMs` for running ones to finish,
    * aborts the rest (WebSocket close 1001), then closes the server, the workers and the database.
+   * A later call with a shorter grace brings the deadline forward (`serve`'s second signal aborts
+   * at once); every call settles with the first.
    */
   close(graceMs?: number): Promise<void>;
 }
@@ -192,6 +212,8 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   const bounds = { minBits: options.keyBits?.min ?? (insecure ? 256 : 2048), maxBits: options.keyBits?.max ?? 4096 };
   if (!(bounds.minBits >= 1 && bounds.minBits <= bounds.maxBits)) throw new RangeError(`client key bounds ${bounds.minBits}–${bounds.maxBits} bits are empty`);
 
+  // Before the database too: a Redis that does not answer leaves nothing behind.
+  const redis = options.redis ? await connectRedis(options.redis) : undefined;
   // Stored models compile on the compile thread after the server listens (see `ready`).
   const { registry, skipped } = await ModelRegistry.open(options.db ?? './blindml.db');
   // A new key's hash is stored only once the server listens (and the caller can show the key).
@@ -233,6 +255,8 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     memory: { budgetBytes: budget.maxBytes, heldBytes: budget.bytes(), rssBytes: process.memoryUsage.rss() },
   });
   const metrics = createMetrics({ sessions: () => serviceLoad().sessionsByScheme, models: () => registry.list().length, budget });
+  // Named once the port is known (`<hostname>:<port>` by default).
+  let replica = options.replicaName ?? hostname();
   const app = Fastify({
     logger: loggerOptions(options.logger),
     bodyLimit: 1024 * 1024,
@@ -242,6 +266,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   }) as unknown as FastifyInstance;
   const log = app.log;
   await registerWebSecurity(app, { allowedOrigins: options.allowedOrigins ?? [], tls: options.tls !== undefined });
+  registerRouting(app, { replica: () => replica });
 
   function endSession(id: string, outcome: 'completed' | 'failed' | 'aborted' | 'expired'): void {
     const t = tracked.get(id);
@@ -465,6 +490,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     log,
     threads,
     ...(options.ckksPoly ? { limits: options.ckksPoly } : {}),
+    ...(redis ? { redis: { client: redis, ...(options.redisJobs ? { options: options.redisJobs } : {}) } } : {}),
     admitOpen: ckksAdmit,
   });
 
@@ -545,6 +571,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     clearInterval(sweeper);
     await app.close();
     await ckks.close();
+    await poly.close();
     await pool?.destroy();
     await registry.close();
     throw err;
@@ -553,6 +580,8 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   const port = typeof address === 'object' && address ? address.port : options.port ?? 8080;
   const host = options.host ?? '127.0.0.1';
   const url = `${options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  replica = options.replicaName ?? `${hostname()}:${port}`;
+  metrics.registry.setDefaultLabels({ replica });
 
   const ready = registry.warm({
     loaded: (m) => {
@@ -570,12 +599,15 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   });
 
   let closing: Promise<void> | undefined;
-  async function close(graceMs = graceDefault): Promise<void> {
+  /** When the drain gives up on running sessions; a later, shorter `close()` (a second signal) brings it forward. */
+  let drainUntil = Infinity;
+  async function close(graceMs: number): Promise<void> {
     draining = true;
-    const deadline = Date.now() + graceMs;
-    while (Date.now() < deadline) {
+    drainUntil = Date.now() + graceMs;
+    while (Date.now() < drainUntil) {
       prune();
-      if (tracked.size === 0) break;
+      // Running sessions of every scheme, and ckks-poly jobs until their results are fetched.
+      if (tracked.size + ckks.openSessions() + poly.jobs() === 0) break;
       await new Promise((r) => setTimeout(r, 50));
     }
     const aborted = tracked.size;
@@ -603,6 +635,9 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     skippedModels: skipped,
     ready,
     trackedSessions: () => tracked.size,
-    close: (graceMs?: number) => (closing ??= close(graceMs)),
+    close: (graceMs = graceDefault) => {
+      drainUntil = Math.min(drainUntil, Date.now() + graceMs);
+      return (closing ??= close(graceMs));
+    },
   };
 }

@@ -8,9 +8,13 @@
  * - `POST /v1/ckks-poly/:modelId/info` — the model's public parameters (`info-reply`).
  * - `POST /v1/ckks-poly/:modelId/keys` — the client's public and relinearization keys → `session`.
  * - `POST /v1/ckks-poly/:modelId/jobs` — an `infer` message → 202 `{ job, status, poll }`.
- * - `GET /v1/ckks-poly/jobs/:jobId?wait=ms` — 202 `{ status: 'running' }` until done (waiting up
- *   to `wait` ms, at most 30 s, for it to finish), then the `result` message once; a failed job
- *   answers its typed 4xx error once. Unfetched results expire.
+ * - `GET /v1/ckks-poly/jobs/:jobId?wait=ms` — 202 `{ status: 'queued' | 'running', progress? }`
+ *   until done (waiting up to `wait` ms, at most 30 s, for it to finish), then the `result` message
+ *   once; a failed job answers its typed 4xx error once. Unfetched results expire.
+ *
+ * Sessions and jobs live in this process by default; with Redis (`serve --redis`) they live in
+ * Redis and `blindml worker` processes run the jobs (`jobs/redis-jobs.ts`), so any replica answers
+ * any step and any poll.
  *
  * Every request is checked before its body is read: the model must exist, `content-length` must be
  * given and at most what the step can need for this model's parameters (keys: one public key and
@@ -20,41 +24,34 @@
  * @module
  */
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Redis } from 'ioredis';
 import { BlindmlError } from '../errors.js';
 import { ProtocolError } from '../protocol/ckks-poly/messages.js';
-import { CkksPolyService, compilePolyNetwork, decodePolyMessage, encodePolyMessage, polyInfoOf, type CompiledPolyNetwork, type PolyInfo } from '../protocol/ckks-poly/index.js';
+import { CkksPolyService, compilePolyNetwork, decodePolyMessage, encodePolyMessage, expectPolyMessage, polyInfoOf, type CompiledPolyNetwork, type PolyInfo } from '../protocol/ckks-poly/index.js';
 import { CkksPolyWorkerPool } from '../workers/ckks-poly-pool.js';
 import { importUpload, RegistryError, type ModelRegistry } from './registry.js';
 import type { ServiceMetrics } from './metrics.js';
+import { inProcessJobs } from './jobs/in-process.js';
+import { redisJobs, type RedisJobOptions } from './jobs/redis-jobs.js';
+import { DEFAULT_POLY_LIMITS, isRefusal, type ModelSource, type PolyJobBackend, type PolyLimits, type Refusal, type Slot } from './jobs/types.js';
 
-/** Limits of the ckks-poly front; every one has a default fit for one small machine. */
-export interface PolyLimits {
-  /** Jobs running or holding an unfetched result, per client address. Default 2. */
-  readonly jobsPerClient: number;
-  /** Jobs running or holding results, all clients together (each holds up to ~155 MB while it runs). Default 4. */
-  readonly jobs: number;
-  /** Unfetched results are dropped after this long. Default 10 min. */
-  readonly resultTtlMs: number;
-  /** Sessions (uploaded keys) per client address. Default 4. */
-  readonly sessionsPerClient: number;
-  /** Sessions, all clients together. Default 32. */
-  readonly sessions: number;
-  /** Sessions without a job for this long are dropped. Default 10 min. */
-  readonly sessionIdleMs: number;
-  /** Largest request accepted whatever the model (the per-model bound is usually smaller). Default 512 MiB. */
-  readonly maxBodyBytes: number;
-}
+export type { PolyLimits };
 
 /** What the front needs from the server around it. */
 export interface PolyFrontOptions {
   readonly registry: ModelRegistry;
   readonly metrics: ServiceMetrics;
   readonly log: FastifyBaseLogger;
-  /** Worker threads evaluating jobs side by side (0: the service's own thread, blocking it meanwhile: tests only). */
+  /** Worker threads evaluating jobs side by side (0: the service's own thread, blocking it meanwhile: tests only). Unused with `redis`. */
   readonly threads: number;
   readonly limits?: Partial<PolyLimits>;
   /** Refuses a key upload (shutting down, rate limit): an error to send back, or null to go on. */
   readonly admitOpen: (ip: string) => { status: number; code: string; message: string } | null;
+  /**
+   * Sessions and jobs in Redis, run by `blindml worker` processes (BullMQ), instead of in this
+   * process. The front closes the connection on `close`.
+   */
+  readonly redis?: { readonly client: Redis; readonly options?: RedisJobOptions };
 }
 
 /** The running front. */
@@ -74,32 +71,12 @@ type Step = (typeof POLY_STEPS)[number];
 /** The longest a poll waits for a job (`?wait=`). */
 export const MAX_POLL_WAIT_MS = 30_000;
 
-const DEFAULTS: PolyLimits = {
-  jobsPerClient: 2,
-  jobs: 4,
-  resultTtlMs: 600_000,
-  sessionsPerClient: 4,
-  sessions: 32,
-  sessionIdleMs: 600_000,
-  maxBodyBytes: 512 * 2 ** 20,
-};
-
 /** HTTP status of a protocol error code (anything unknown is the request's fault). */
-const STATUS: Record<string, number> = { ERR_UNKNOWN_MODEL: 404, ERR_UNKNOWN_SESSION: 404, ERR_UNKNOWN_JOB: 404, ERR_INTERNAL: 500 };
+const STATUS: Record<string, number> = { ERR_UNKNOWN_MODEL: 404, ERR_UNKNOWN_SESSION: 404, ERR_UNKNOWN_JOB: 404, ERR_BUSY: 503, ERR_INTERNAL: 500 };
 
 interface Compiled {
   readonly net: CompiledPolyNetwork;
   readonly info: PolyInfo;
-}
-
-interface Job {
-  readonly ip: string;
-  readonly started: number;
-  status: 'running' | 'done';
-  /** The answer (a `result` or an `error` message) once done. */
-  reply?: Uint8Array;
-  readonly done: Promise<void>;
-  expires?: ReturnType<typeof setTimeout>;
 }
 
 /**
@@ -119,14 +96,16 @@ export function polyBodyCaps(info: PolyInfo): { keys: number; jobs: number } {
 
 /** Registers the routes on `app`. */
 export function registerCkksPolyRoutes(app: FastifyInstance, options: PolyFrontOptions): PolyFront {
-  const limits: PolyLimits = { ...DEFAULTS, ...options.limits };
+  const limits: PolyLimits = { ...DEFAULT_POLY_LIMITS, ...options.limits };
   const { registry, metrics, log } = options;
-  const pool = options.threads > 0 ? new CkksPolyWorkerPool({ threads: options.threads }) : undefined;
+  // With Redis the workers evaluate: this process only checks uploaded keys.
+  const pool = options.threads > 0 && !options.redis ? new CkksPolyWorkerPool({ threads: options.threads }) : undefined;
   // The service evicts its oldest session beyond `maxSessions`; the front refuses before that happens.
   const service = new CkksPolyService({ maxSessions: limits.sessions + 1, ...(pool ? { evaluator: pool } : {}) });
+  const jobs: PolyJobBackend = options.redis
+    ? redisJobs(options.redis.client, service, limits, options.redis.options)
+    : inProcessJobs(service, limits, (seconds) => metrics.messageSeconds.observe({ type: 'ckks-poly-job' }, seconds));
   const compiled = new Map<string, Promise<Compiled>>();
-  const sessions = new Map<string, { ip: string; modelId: string; used: number }>();
-  const jobs = new Map<string, Job>();
 
   /** The model's compiled network (compiled on its first ckks-poly request), or undefined. */
   function compiledFor(modelId: string): Promise<Compiled> | undefined {
@@ -146,34 +125,32 @@ export function registerCkksPolyRoutes(app: FastifyInstance, options: PolyFrontO
     return made;
   }
 
-  // Requests admitted whose bodies are still arriving count against the limits too (else many
-  // uploads started at once would all pass); each is released when its response ends.
-  const uploading = { keys: new Map<string, number>(), jobs: new Map<string, number>() };
-  const inFlight = (kind: 'keys' | 'jobs', ip?: string) => (ip === undefined ? [...uploading[kind].values()].reduce((a, b) => a + b, 0) : (uploading[kind].get(ip) ?? 0));
-  function reserve(kind: 'keys' | 'jobs', req: FastifyRequest, reply: FastifyReply): void {
-    uploading[kind].set(req.ip, inFlight(kind, req.ip) + 1);
-    reply.raw.once('close', () => {
-      const left = inFlight(kind, req.ip) - 1;
-      if (left > 0) uploading[kind].set(req.ip, left);
-      else uploading[kind].delete(req.ip);
-    });
-  }
-  const count = <T extends { ip: string }>(table: Map<string, T>, kind: 'keys' | 'jobs', ip: string) => [...table.values()].filter((v) => v.ip === ip).length + inFlight(kind, ip);
-
-  function expireSessions(): void {
-    const now = Date.now();
-    for (const [id, s] of sessions) {
-      if (now - s.used < limits.sessionIdleMs) continue;
-      sessions.delete(id);
-      service.closeSession(id);
+  /** A model's stored bytes (for workers that compile it themselves). */
+  async function storedSource(modelId: string): Promise<ModelSource> {
+    try {
+      return await registry.storedFiles(modelId);
+    } catch (err) {
+      if (err instanceof RegistryError && err.status === 404) throw new ProtocolError('ERR_UNKNOWN_MODEL', `no model with id ${modelId}`);
+      throw err;
     }
   }
-  const sweeper = setInterval(expireSessions, Math.min(limits.sessionIdleMs, 30_000));
-  sweeper.unref();
 
   function fail(reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
     metrics.framesRejected.inc({ reason: status === 413 ? 'oversized' : status === 400 ? 'malformed' : 'refused' });
     return reply.code(status).send({ error: code, message });
+  }
+  const refuse = (reply: FastifyReply, r: Refusal) => fail(r.retryAfter ? reply.header('retry-after', String(r.retryAfter)) : reply, r.status, r.code, r.message);
+
+  // The place an admitted request holds (and releases when its response ends, whatever happened).
+  const slots = new WeakMap<FastifyRequest, Slot>();
+  async function hold(kind: 'keys' | 'jobs', req: FastifyRequest, reply: FastifyReply): Promise<Refusal | undefined> {
+    const got = kind === 'keys' ? await jobs.reserveSession(req.ip) : await jobs.reserveJob(req.ip);
+    if (isRefusal(got)) return got;
+    slots.set(req, got);
+    reply.raw.once('close', () => got.release());
+    // A connection that closed while the place was being taken (a Redis round trip) fired 'close' already.
+    if (req.raw.socket?.destroyed) got.release();
+    return undefined;
   }
 
   /** Everything checked before a body is read: the model, the size, the address's limits. */
@@ -194,64 +171,42 @@ export function registerCkksPolyRoutes(app: FastifyInstance, options: PolyFrontO
     if (step !== 'info' && !Number.isSafeInteger(length)) return fail(reply, 411, 'ERR_LENGTH_REQUIRED', 'send a content-length header');
     if (length > Math.min(cap, limits.maxBodyBytes)) return fail(reply, 413, 'ERR_TOO_LARGE', `${length} bytes; a ${step} request for this model is at most ${Math.min(cap, limits.maxBodyBytes)}`);
     if (step === 'keys') {
-      expireSessions();
       const refused = options.admitOpen(req.ip);
       if (refused) return fail(reply, refused.status, refused.code, refused.message);
-      if (count(sessions, 'keys', req.ip) >= limits.sessionsPerClient) return fail(reply, 429, 'ERR_TOO_MANY_SESSIONS', `at most ${limits.sessionsPerClient} ckks-poly sessions per client; reuse one`);
-      if (sessions.size + inFlight('keys') >= limits.sessions) return fail(reply, 503, 'ERR_BUSY', 'the service holds as many ckks-poly sessions as it can; retry later');
-      reserve('keys', req, reply);
     }
-    if (step === 'jobs') {
-      if (count(jobs, 'jobs', req.ip) >= limits.jobsPerClient) return fail(reply, 429, 'ERR_TOO_MANY_JOBS', `at most ${limits.jobsPerClient} ckks-poly jobs per client at once (running or waiting to be fetched)`);
-      if (jobs.size + inFlight('jobs') >= limits.jobs) return fail(reply.header('retry-after', '5'), 503, 'ERR_BUSY', 'the service runs as many ckks-poly jobs as it can; retry later');
-      reserve('jobs', req, reply);
+    if (step !== 'info') {
+      const refused = await hold(step, req, reply);
+      if (refused) return refuse(reply, refused);
     }
     return undefined;
   }
 
   /** The request's bytes, checked to be a `type` message for this model (and its session). */
-  function parse(req: FastifyRequest<{ Params: { modelId: string } }>, type: 'keys' | 'infer', info: PolyInfo): Uint8Array {
+  async function parse(req: FastifyRequest<{ Params: { modelId: string } }>, type: 'keys' | 'infer', info: PolyInfo): Promise<Uint8Array> {
     const body = Buffer.isBuffer(req.body) ? new Uint8Array(req.body.buffer, req.body.byteOffset, req.body.byteLength) : undefined;
     if (!body) throw new ProtocolError('ERR_BAD_REQUEST', 'send application/octet-stream');
     const msg = decodePolyMessage(body);
     if (msg.type !== type) throw new ProtocolError('ERR_BAD_MESSAGE', `this step takes a ${type} message, not ${msg.type}`);
     if ('model' in msg && msg.model !== req.params.modelId) throw new ProtocolError('ERR_BAD_MESSAGE', 'the message names another model than the URL');
     if (msg.type === 'infer') {
-      const session = sessions.get(msg.session);
-      if (!session || session.modelId !== req.params.modelId) throw new ProtocolError('ERR_UNKNOWN_SESSION', 'unknown or expired session for this model: send your keys again');
+      if ((await jobs.touchSession(msg.session)) !== req.params.modelId) throw new ProtocolError('ERR_UNKNOWN_SESSION', 'unknown or expired session for this model: send your keys again');
       if (msg.blobs.length !== info.inputSize) throw new ProtocolError('ERR_BAD_MESSAGE', `an infer message carries ${info.inputSize} ciphertexts, got ${msg.blobs.length}`);
       if (msg.count > info.params.polyModulusDegree / 2) throw new ProtocolError('ERR_BAD_MESSAGE', `at most ${info.params.polyModulusDegree / 2} images per job`);
-      session.used = Date.now();
     }
     return body;
   }
 
-  /** Runs the service on a message; an `error` reply becomes a typed error. */
-  async function run(bytes: Uint8Array): Promise<Uint8Array> {
+  /** Checks uploaded keys by loading them, and records the session they open. */
+  async function openSession(req: FastifyRequest<{ Params: { modelId: string } }>, info: PolyInfo): Promise<Uint8Array> {
+    const bytes = await parse(req, 'keys', info);
     const out = await service.handle(bytes);
     const head = decodePolyMessage(out);
     if (head.type === 'error') throw new ProtocolError(head.code, head.message);
+    if (head.type === 'session') {
+      const [publicKey, relinKeys] = decodePolyMessage(bytes).blobs;
+      await jobs.addSession(slots.get(req)!, { id: head.session, ip: req.ip, modelId: req.params.modelId, keys: { publicKey: publicKey!, ...(relinKeys ? { relinKeys } : {}) } });
+    }
     return out;
-  }
-
-  function startJob(ip: string, bytes: Uint8Array): string {
-    const id = globalThis.crypto.randomUUID();
-    const job: Job = {
-      ip,
-      started: performance.now(),
-      status: 'running',
-      done: service.handle(bytes).then(
-        (out) => void (job.reply = out),
-        () => void (job.reply = encodePolyMessage({ type: 'error', code: 'ERR_INTERNAL', message: 'internal error', blobs: [] })),
-      ).finally(() => {
-        job.status = 'done';
-        metrics.messageSeconds.observe({ type: 'ckks-poly-job' }, (performance.now() - job.started) / 1000);
-        job.expires = setTimeout(() => jobs.delete(id), limits.resultTtlMs);
-        job.expires.unref();
-      }),
-    };
-    jobs.set(id, job);
-    return id;
   }
 
   const send = (reply: FastifyReply, bytes: Uint8Array) => {
@@ -269,13 +224,13 @@ export function registerCkksPolyRoutes(app: FastifyInstance, options: PolyFrontO
         metrics.bytesReceived.inc({ transport: 'http' }, Buffer.isBuffer(req.body) ? req.body.length : 0);
         if (step === 'info') return send(reply, encodePolyMessage({ type: 'info-reply', model: req.params.modelId, info, blobs: [] }));
         if (step === 'keys') {
-          const out = await run(parse(req, 'keys', info));
-          const session = decodePolyMessage(out);
-          if (session.type === 'session') sessions.set(session.session, { ip: req.ip, modelId: req.params.modelId, used: Date.now() });
+          const out = await openSession(req, info);
           metrics.sessionsOpened.inc({ transport: 'http' });
           return send(reply, out);
         }
-        const job = startJob(req.ip, parse(req, 'infer', info));
+        const request = await parse(req, 'infer', info);
+        const { session } = expectPolyMessage(decodePolyMessage(request), 'infer');
+        const job = await jobs.submit(slots.get(req)!, { ip: req.ip, modelId: req.params.modelId, session, request, source: () => storedSource(req.params.modelId) });
         return reply.code(202).send({ job, status: 'running', poll: `/v1/ckks-poly/jobs/${job}` });
       } catch (err) {
         if (err instanceof BlindmlError) {
@@ -289,36 +244,27 @@ export function registerCkksPolyRoutes(app: FastifyInstance, options: PolyFrontO
   );
 
   app.get<{ Params: { jobId: string }; Querystring: { wait?: string } }>('/v1/ckks-poly/jobs/:jobId', { logLevel: 'warn' }, async (req, reply) => {
-    const job = jobs.get(req.params.jobId);
-    if (!job) return fail(reply, 404, 'ERR_UNKNOWN_JOB', 'no such job: it was fetched already, expired, or never existed');
     const wait = Math.max(0, Math.min(MAX_POLL_WAIT_MS, Number.parseInt(req.query.wait ?? '0', 10) || 0));
-    if (job.status === 'running' && wait > 0) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([job.done, new Promise((r) => (timer = setTimeout(r, wait)))]);
-      clearTimeout(timer);
+    const found = await jobs.poll(req.params.jobId, wait);
+    if (found.state === 'unknown') return fail(reply, 404, 'ERR_UNKNOWN_JOB', 'no such job: it was fetched already, expired, or never existed');
+    if (found.state === 'pending') {
+      return reply.code(202).send({ job: req.params.jobId, status: found.status, ...(found.progress === undefined ? {} : { progress: found.progress }) });
     }
-    if (job.status === 'running' || !job.reply) return reply.code(202).send({ job: req.params.jobId, status: 'running' });
-    // The result goes out once: the service keeps nothing after.
-    jobs.delete(req.params.jobId);
-    clearTimeout(job.expires);
-    const head = decodePolyMessage(job.reply);
+    const head = decodePolyMessage(found.reply);
     if (head.type === 'error') return fail(reply, STATUS[head.code] ?? 400, head.code, head.message);
-    return send(reply, job.reply);
+    return send(reply, found.reply);
   });
 
   return {
-    sessions: () => sessions.size,
-    jobs: () => jobs.size,
+    sessions: () => jobs.sessions(),
+    jobs: () => jobs.jobs(),
     forget(modelId) {
       compiled.delete(modelId);
-      for (const [id, s] of sessions) if (s.modelId === modelId) sessions.delete(id);
+      jobs.forget(modelId);
       service.unregister(modelId);
     },
     async close() {
-      clearInterval(sweeper);
-      await Promise.allSettled([...jobs.values()].map((j) => j.done));
-      for (const j of jobs.values()) clearTimeout(j.expires);
-      jobs.clear();
+      await jobs.close();
       await service.dispose();
       await pool?.destroy();
     },

@@ -88,8 +88,8 @@ export async function registerWebSecurity(app: FastifyInstance, options: WebSecu
   await app.register(cors, {
     origin: allowed.size ? [...allowed] : false,
     methods: ['GET', 'POST', 'DELETE'],
-    allowedHeaders: ['authorization', 'x-api-key', 'content-type'],
-    exposedHeaders: ['x-blindml-service-ms', 'retry-after'],
+    allowedHeaders: ['authorization', 'x-api-key', 'content-type', 'blindml-route'],
+    exposedHeaders: ['x-blindml-service-ms', 'retry-after', 'blindml-route', 'blindml-replica'],
     maxAge: 600,
   });
   // preValidation: after @fastify/websocket's own onRequest hook has marked the request, so its

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { Piscina } from 'piscina';
 import type { CompiledPolyNetwork, PolyEvaluator } from '../protocol/ckks-poly/index.js';
 import type { PublicBundle } from '../schemes/ckks/index.js';
@@ -17,6 +18,8 @@ export interface PolyWorkerTask {
   readonly net: CompiledPolyNetwork;
   readonly keys: PublicBundle;
   readonly request: Uint8Array;
+  /** Receives the fraction of the evaluation done (0–1) as it advances. */
+  readonly progress?: MessagePort;
 }
 
 /** A {@link PolyEvaluator} over worker threads. Call {@link destroy} when done. */
@@ -29,10 +32,19 @@ export class CkksPolyWorkerPool implements PolyEvaluator {
     ({ threads: this.threads, piscina: this.piscina } = fixedPool(import.meta.url, 'ckks-poly-worker', 'CkksPolyWorkerPool', options.threads));
   }
 
-  /** Evaluates one infer request; the answer is a protocol message (an `error` one for bad input). */
-  async evaluate(net: CompiledPolyNetwork, keys: PublicBundle, request: Uint8Array): Promise<Uint8Array> {
-    const task: PolyWorkerTask = { net, keys, request };
-    return (await this.piscina.run(task)) as Uint8Array;
+  /**
+   * Evaluates one infer request; the answer is a protocol message (an `error` one for bad input).
+   * `onProgress` gets the fraction done (0–1) now and then while the thread works.
+   */
+  async evaluate(net: CompiledPolyNetwork, keys: PublicBundle, request: Uint8Array, onProgress?: (fraction: number) => void): Promise<Uint8Array> {
+    if (!onProgress) return (await this.piscina.run({ net, keys, request } satisfies PolyWorkerTask)) as Uint8Array;
+    const channel = new MessageChannel();
+    channel.port1.on('message', (fraction: number) => onProgress(fraction));
+    try {
+      return (await this.piscina.run({ net, keys, request, progress: channel.port2 } satisfies PolyWorkerTask, { transferList: [channel.port2] })) as Uint8Array;
+    } finally {
+      channel.port1.close();
+    }
   }
 
   async destroy(): Promise<void> {

@@ -38,11 +38,24 @@ async function keysFor(task: PolyWorkerTask): Promise<CkksServiceKeys> {
   return keys;
 }
 
+/** Posts the fraction of rows done over all stages to the task's port, in steps of at least 1%. */
+function progressReporter(task: PolyWorkerTask): (stage: number, done: number, rows: number) => void {
+  const rows = task.net.stages.map((s) => s.rows);
+  const total = rows.reduce((a, b) => a + b, 0);
+  let sent = 0;
+  return (stage, done) => {
+    const fraction = (rows.slice(0, stage).reduce((a, b) => a + b, 0) + done) / total;
+    if (fraction - sent < 0.01 && fraction < 1) return;
+    sent = fraction;
+    task.progress?.postMessage(fraction);
+  };
+}
+
 export default async function handle(task: PolyWorkerTask): Promise<Uint8Array> {
   try {
     const msg = expectPolyMessage(decodePolyMessage(task.request), 'infer');
     const keys = await keysFor(task);
-    return encodePolyMessage(evaluateRequest(task.net, keys, msg as Extract<PolyMessage, { type: 'infer' }>));
+    return encodePolyMessage(evaluateRequest(task.net, keys, msg as Extract<PolyMessage, { type: 'infer' }>, task.progress && progressReporter(task)));
   } catch (e) {
     const known = e instanceof BlindmlError;
     return encodePolyMessage({ type: 'error', code: known ? e.code : 'ERR_INTERNAL', message: known ? e.message.slice(0, 2000) : 'internal error', blobs: [] });

@@ -14,6 +14,7 @@ import { registerPaillierCommands } from './paillier.js';
 import { registerPredictCommand } from './predict.js';
 import { registerServeCommands } from './serve.js';
 import { registerTrainCommand } from './train.js';
+import { registerWorkerCommand } from './worker.js';
 
 export function registerCommands(program: Command): void {
   registerCompileCommands(program);
@@ -26,4 +27,5 @@ export function registerCommands(program: Command): void {
   registerPredictCommand(program);
   registerServeCommands(program);
   registerTrainCommand(program);
+  registerWorkerCommand(program);
 }

@@ -40,6 +40,11 @@ interface ServeOptions {
   insecure?: boolean;
   logLevel: string;
   model: string[];
+  drainTimeout: number;
+  replicaName?: string;
+  redis?: string;
+  maxJobs: number;
+  maxJobsPerClient: number;
 }
 
 export function registerServeCommands(program: Command): void {
@@ -67,8 +72,13 @@ export function registerServeCommands(program: Command): void {
     .option('--min-key-bits <n>', 'smallest client Paillier modulus accepted, bits', positiveInt, 2048)
     .option('--max-key-bits <n>', 'largest client Paillier modulus accepted, bits', positiveInt, 4096)
     .option('--insecure', 'accept client keys below 2048 bits (tests only)')
+    .option('--redis <url>', 'redis://host:port: ckks-poly sessions and batch jobs go to Redis and `blindml worker` processes run them (BullMQ); default: in this process')
+    .option('--max-jobs <n>', 'ckks-poly batch jobs running or holding results, all clients together (with --redis, across every replica)', positiveInt, 4)
+    .option('--max-jobs-per-client <n>', 'ckks-poly batch jobs running or holding results per client address', positiveInt, 2)
     .option('--log-level <level>', 'pino log level (fatal, error, warn, info, debug, silent)', 'info')
     .option('--model <file>', 'register an .onnx or .blindml model at start, as `models add` would (a .blindml file brings its class names and calibration inputs; the service compiles the model itself); repeat for more', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--drain-timeout <s>', 'on SIGTERM/SIGINT: refuse new sessions (503, retryable) and let running ones finish this many seconds before closing', nonNegativeInt, 30)
+    .option('--replica-name <name>', 'name of this replica behind a balancer: the replica label of every metric (default <hostname>:<port>)')
     .action(async (o: ServeOptions) => {
       // Every option is checked before the registry is opened (which creates the database).
       if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
@@ -95,9 +105,13 @@ export function registerServeCommands(program: Command): void {
         keyBits: { min: o.insecure && o.minKeyBits === 2048 ? 256 : o.minKeyBits, max: o.maxKeyBits },
         allowInsecureKeys: o.insecure ?? false,
         logger: { level: o.logLevel },
+        shutdownGraceMs: o.drainTimeout * 1000,
+        ...(o.replicaName ? { replicaName: o.replicaName } : {}),
         allowedOrigins: o.allowOrigin,
         ...(o.trustProxy !== undefined ? { trustProxy: o.trustProxy } : {}),
         ...(tls ? { tls } : {}),
+        ...(o.redis ? { redis: o.redis } : {}),
+        ckksPoly: { jobs: o.maxJobs, jobsPerClient: o.maxJobsPerClient },
       });
       if (server.generatedApiKey) {
         // Shown once: only its hash is stored.
@@ -120,7 +134,7 @@ export function registerServeCommands(program: Command): void {
       });
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
-          process.stderr.write(`blindml: ${signal}: finishing running sessions (a second signal aborts them)\n`);
+          process.stderr.write(`blindml: ${signal}: refusing new sessions, finishing running ones for up to ${o.drainTimeout} s (a second signal aborts them)\n`);
           process.once(signal as NodeJS.Signals, () => void server.close(0));
           void server.close().then(resolve);
         };
