@@ -603,8 +603,9 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     drainUntil = Date.now() + graceMs;
     while (Date.now() < drainUntil) {
       prune();
-      // Running sessions of every scheme, and ckks-poly jobs until their results are fetched.
-      if (tracked.size + ckks.openSessions() + poly.jobs() === 0) break;
+      // Running sessions of every scheme, and in-process ckks-poly jobs until their results are
+      // fetched (jobs in Redis outlive this replica: any replica answers their polls).
+      if (tracked.size + ckks.openSessions() + (redis ? 0 : poly.jobs()) === 0) break;
       await new Promise((r) => setTimeout(r, 50));
     }
     const aborted = tracked.size;
