@@ -56,7 +56,6 @@ const skip = haproxySkipReason() || postgresUnavailable() || redisSkipReason() |
 
 /** A `blindml serve` process and the URL it listens on. */
 interface Replica {
-  readonly name: string;
   readonly url: string;
   readonly child: ChildProcess;
   stderr(): string;
@@ -87,7 +86,7 @@ function startReplica(name: string): Promise<Replica> {
     child.stderr!.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString()).slice(-8000);
       const m = /serving \d+ model\(s\) at (\S+) /.exec(stderr);
-      if (m) resolve({ name, url: m[1]!, child, stderr: () => stderr, exit });
+      if (m) resolve({ url: m[1]!, child, stderr: () => stderr, exit });
     });
     void exit.then((code) => reject(new Error(`replica ${name} exited (${code}): ${stderr}`)));
   });
