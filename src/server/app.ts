@@ -132,8 +132,9 @@ export interface ServerOptions {
   /** Limits of the ckks-poly batch endpoint (`ckks-poly-routes.ts`). */
   ckksPoly?: Partial<PolyLimits>;
   /**
-   * This replica's name behind a balancer: the `replica` label of every metric and the
-   * `blindml-replica` header of routed answers (`routing.ts`). Default `<hostname>:<port>`.
+   * This replica's name behind a balancer: the `replica` label of every metric (no label without
+   * it: Prometheus' own `instance` label tells scrape targets apart) and the `blindml-replica`
+   * header of routed answers (`routing.ts`; default `<hostname>:<port>`).
    */
   replicaName?: string;
   /**
@@ -581,7 +582,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
   const host = options.host ?? '127.0.0.1';
   const url = `${options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   replica = options.replicaName ?? `${hostname()}:${port}`;
-  metrics.registry.setDefaultLabels({ replica });
+  if (options.replicaName) metrics.registry.setDefaultLabels({ replica });
 
   const ready = registry.warm({
     loaded: (m) => {
@@ -606,8 +607,9 @@ export async function startServer(options: ServerOptions = {}): Promise<BlindmlS
     drainUntil = Date.now() + graceMs;
     while (Date.now() < drainUntil) {
       prune();
-      // Running sessions of every scheme, and ckks-poly jobs until their results are fetched.
-      if (tracked.size + ckks.openSessions() + poly.jobs() === 0) break;
+      // Running sessions of every scheme, and in-process ckks-poly jobs until their results are
+      // fetched (jobs in Redis outlive this replica: any replica answers their polls).
+      if (tracked.size + ckks.openSessions() + (redis ? 0 : poly.jobs()) === 0) break;
       await new Promise((r) => setTimeout(r, 50));
     }
     const aborted = tracked.size;

@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics of the blindml service (prom-client), served at `GET /metrics`. Counts and
- * timings only: no metric carries a ciphertext, a key or a session id. The server adds a `replica`
- * label to every series (`ServerOptions.replicaName`), so one Prometheus scrapes many replicas.
+ * timings only: no metric carries a ciphertext, a key or a session id. A server given a replica
+ * name (`ServerOptions.replicaName`) adds it as a `replica` label to every series.
  *
  * @module
  */

@@ -56,7 +56,6 @@ const skip = haproxySkipReason() || postgresUnavailable() || redisSkipReason() |
 
 /** A `blindml serve` process and the URL it listens on. */
 interface Replica {
-  readonly name: string;
   readonly url: string;
   readonly child: ChildProcess;
   stderr(): string;
@@ -87,7 +86,7 @@ function startReplica(name: string): Promise<Replica> {
     child.stderr!.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString()).slice(-8000);
       const m = /serving \d+ model\(s\) at (\S+) /.exec(stderr);
-      if (m) resolve({ name, url: m[1]!, child, stderr: () => stderr, exit });
+      if (m) resolve({ url: m[1]!, child, stderr: () => stderr, exit });
     });
     void exit.then((code) => reject(new Error(`replica ${name} exited (${code}): ${stderr}`)));
   });
@@ -208,5 +207,5 @@ test('a ckks-poly job through HAProxy: its worker killed mid-job, the other work
   // The surviving replica drains on SIGTERM and exits 0.
   b.child.kill('SIGTERM');
   assert.equal(await b.exit, 0, b.stderr());
-  assert.match(b.stderr(), /SIGTERM: refusing new sessions/);
+  assert.match(b.stderr(), /SIGTERM: finishing running sessions for up to 5 s, refusing new ones/);
 });

@@ -78,7 +78,7 @@ export function registerServeCommands(program: Command): void {
     .option('--log-level <level>', 'pino log level (fatal, error, warn, info, debug, silent)', 'info')
     .option('--model <file>', 'register an .onnx or .blindml model at start, as `models add` would (a .blindml file brings its class names and calibration inputs; the service compiles the model itself); repeat for more', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--drain-timeout <s>', 'on SIGTERM/SIGINT: refuse new sessions (503, retryable) and let running ones finish this many seconds before closing', nonNegativeInt, 30)
-    .option('--replica-name <name>', 'name of this replica behind a balancer: the replica label of every metric (default <hostname>:<port>)')
+    .option('--replica-name <name>', 'name of this replica behind a balancer: a replica label on every metric, and the blindml-replica header of routed answers (default <hostname>:<port>)')
     .action(async (o: ServeOptions) => {
       // Every option is checked before the registry is opened (which creates the database).
       if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
@@ -134,7 +134,7 @@ export function registerServeCommands(program: Command): void {
       });
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
-          process.stderr.write(`blindml: ${signal}: refusing new sessions, finishing running ones for up to ${o.drainTimeout} s (a second signal aborts them)\n`);
+          process.stderr.write(`blindml: ${signal}: finishing running sessions for up to ${o.drainTimeout} s, refusing new ones (a second signal aborts them)\n`);
           process.once(signal as NodeJS.Signals, () => void server.close(0));
           void server.close().then(resolve);
         };
