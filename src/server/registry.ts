@@ -33,6 +33,9 @@ export { RegistryStoreError, type ModelRecord } from './store/model-store.js';
 /** How many of the committed sample's last images calibrate a 1×28×28 model by default. */
 export const DEFAULT_CALIBRATION_IMAGES = 100;
 
+/** What a model id looks like: {@link modelIdOf}'s 16 lowercase hex digits. */
+export const MODEL_ID = /^[0-9a-f]{16}$/;
+
 /** A registered model ready to serve. */
 export interface RegisteredModel {
   readonly record: ModelRecord;
@@ -497,6 +500,8 @@ export class ModelRegistry {
    * @throws RegistryStoreError when the store fails (the model then stays).
    */
   async remove(id: string): Promise<boolean> {
+    // Ids are content hashes; anything else (a path, a NUL) never reaches the store's file names.
+    if (!MODEL_ID.test(id)) return false;
     const stored = await this.store.remove(id);
     this.unloadable.delete(id);
     const loaded = this.models.delete(id) || this.pending.delete(id);

@@ -85,7 +85,7 @@ test('the CKKS front refuses an unknown model, a malformed round and a round out
   try {
     const opened = (await transport.open({ version: 1, keyId: client.keyId })) as { sessionId: string };
     await assert.rejects(transport.round({ version: 1, sessionId: opened.sessionId, stage: 1, inputs: [[new Uint8Array(8)]] }), (e: unknown) => e instanceof ServiceError && e.code === 'ERR_OUT_OF_ORDER');
-    await assert.rejects(transport.round({ version: 1, sessionId: opened.sessionId, stage: 0, inputs: [[new Uint8Array(8)]] }), (e: unknown) => e instanceof ServiceError && e.code === 'ERR_UNKNOWN_SESSION', 'the failed round closed the session');
+    await assert.rejects(transport.round({ version: 1, sessionId: opened.sessionId, stage: 0, inputs: [[new Uint8Array(8)]] }), (e: unknown) => e instanceof ServiceError && e.code === 'ERR_SESSION_NOT_HERE', 'the failed round closed the session (the transport routes by key: a replica without the session says so, retryably)');
     const raw = await fetch(`${server.url}/v1/ckks/${modelId}/round`, { method: 'POST', body: Uint8Array.of(1, 2, 3), headers: { 'content-type': 'application/octet-stream' } });
     assert.equal(raw.status, 400);
     assert.equal(((await raw.json()) as { error: string }).error, 'ERR_FORMAT');

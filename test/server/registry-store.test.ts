@@ -4,7 +4,7 @@
 // migrations, and an unreachable database.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -165,6 +165,19 @@ async function sql(url: string, text: string, values: unknown[] = []): Promise<p
     await client.end();
   }
 }
+
+test('an id that is not a content hash removes nothing: no path outside the model directory, no NUL', async () => {
+  const db = join(dir, 'ids.db');
+  const registry = await open(db);
+  follow(registry);
+  await registry.add(tinyMlp(40), { inline: true });
+  // A file the store's naming (`<id>.onnx` in `<db>.models/`) would reach with a relative id.
+  const outside = join(dir, 'outside.onnx');
+  writeFileSync(outside, 'keep');
+  for (const id of ['../outside', '..%2Foutside', 'x\0', '', 'ABCDEF0123456789']) assert.equal(await registry.remove(id), false, JSON.stringify(id));
+  assert.ok(existsSync(outside), 'the file outside the model directory is still there');
+  assert.equal(registry.list().length, 1);
+});
 
 test('a SQLite registry made before migrations existed is adopted as version 1, its models kept', async () => {
   const db = join(dir, 'old.db');

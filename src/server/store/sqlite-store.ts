@@ -138,6 +138,8 @@ export class SqliteModelStore implements ModelStore {
   }
 
   private file(id: string, ext: 'onnx' | 'calibration'): string {
+    // Ids are content hashes (checked by the registry); a path here would name a file outside the directory.
+    if (!/^[0-9a-f]{16}$/.test(id)) throw new RangeError(`not a model id: ${JSON.stringify(id.slice(0, 40))}`);
     return join(this.dir, `${id}.${ext}`);
   }
 }
