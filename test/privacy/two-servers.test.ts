@@ -1,24 +1,16 @@
 /**
- * The two-server protocols from the crypto server's side (docs/security.md, "Secure MLP" and
- * "Multi-key collaborative training"): every ciphertext S1 sends S2 carries fresh randomness —
+ * The Secure MLP from the crypto server's side (docs/security.md, "Secure MLP"; multi-key
+ * training is in multikey.test.ts): every ciphertext S1 sends S2 carries fresh randomness —
  * S2 made the randomness of the ciphertexts it returned earlier, so a deterministic function of
- * them would let it test guesses of S1's masks or shares — and the Secure MLP's starting weights
+ * them would let it test guesses of S1's masks — and the Secure MLP's starting weights
  * are not something S1 can recompute. Small insecure keys.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPair, type PaillierPublicKey } from '../../src/schemes/paillier/index.js';
-import { PaillierCiphertext } from '../../src/schemes/paillier/ciphertext.js';
-import type { IntegerWeights } from '../../src/schemes/paillier/linear.js';
+import { generateKeyPair } from '../../src/schemes/paillier/index.js';
 import {
   ComputeServer, CryptoServer, InProcessTransport, LocalTwoServerCompute, MeteredTransport, decodeTwoServerMessage, type EncMatrix, type TwoServerTransport,
 } from '../../src/protocol/two-server/index.js';
-import { LocalPaillierCompute } from '../../src/protocol/multikey/compute.js';
-import { CryptoServer as MultikeyCryptoServer } from '../../src/protocol/multikey/crypto-server.js';
-import { ServiceEngine } from '../../src/protocol/multikey/service-engine.js';
-import { LocalChannel } from '../../src/protocol/multikey/transport.js';
-import { b64ToBig } from '../../src/protocol/multikey/codec.js';
-import { randomRingArray, reduce } from '../../src/protocol/multikey/ring.js';
 import { DEFAULT_SMLP } from '../../src/train/smlp/config.js';
 import { initialWeights } from '../../src/train/smlp/model.js';
 import { SeededRandom } from '../../src/train/fe/prng.js';
@@ -59,51 +51,6 @@ test('Secure MLP: every ciphertext S1 sends S2 is re-randomized (never a determi
   const deterministic = new Set(packed.map((c) => randomnessOf(privateKey, c)));
   assert.ok(sent.length >= 5 && deterministic.size >= 4, `${sent.length} sent, ${deterministic.size} packed`);
   for (const c of sent) assert.ok(!deterministic.has(randomnessOf(privateKey, c)), 'a masked ciphertext reached S2 with the randomness of its packing');
-});
-
-test('multi-key training: every cross term S1 returns to S2 is re-randomized', async () => {
-  const keys = generateKeyPair({ bits: 1024, insecure: true });
-  const local = new LocalPaillierCompute();
-  const computed: bigint[] = [];
-  const compute = Object.assign(Object.create(local) as LocalPaillierCompute, {
-    async pack(key: PaillierPublicKey, values: readonly bigint[], factors: readonly bigint[] | null, slotBits: number, perCiphertext: number) {
-      const out = await local.pack(key, values, factors, slotBits, perCiphertext);
-      computed.push(...out);
-      return out;
-    },
-    async matVec(cts: readonly PaillierCiphertext[], weights: IntegerWeights, rows: number, bias?: readonly bigint[]) {
-      const out = await local.matVec(cts, weights, rows, bias);
-      computed.push(...out.map((c) => c.value));
-      return out;
-    },
-  });
-  const crypto = new MultikeyCryptoServer(keys.privateKey, { compute: local });
-  const returned: bigint[] = [];
-  const channel = new LocalChannel(
-    async (msg: unknown) => {
-      const m = msg as { type: string; results?: string[][] };
-      if (m.type === 'cross') returned.push(...m.results!.flat().map(b64ToBig));
-      return crypto.handle(msg);
-    },
-    { peer: 'crypto server', counter: { bytes: 0, rounds: 0 } },
-  );
-  const service = new ServiceEngine(channel, keys.publicKey, compute);
-  const share = (id: string, rows: number, cols: number): void => {
-    const v = randomRingArray(rows * cols);
-    const r = randomRingArray(rows * cols);
-    service.store.set(id, { rows, cols, data: v.map((x, i) => reduce(x - r[i]!)) });
-    crypto.store.set(id, { rows, cols, data: r });
-  };
-  share('A', 3, 5);
-  share('B', 5, 4);
-  share('C', 2, 3);
-  await service.interact([
-    { op: 'matmul', out: 'AB', a: 'A', b: 'B' },
-    { op: 'mul', out: 'CC', a: 'C', b: 'C' },
-  ]);
-  const deterministic = new Set(computed.map((c) => randomnessOf(keys.privateKey, c)));
-  assert.ok(returned.length >= 2 && deterministic.size >= 2);
-  for (const c of returned) assert.ok(!deterministic.has(randomnessOf(keys.privateKey, c)), 'a cross term went back to S2 with the randomness S1 computed it with');
 });
 
 test('Secure MLP: the initial weights are the user’s secret — not derivable from the public order seed, fresh per run', () => {
