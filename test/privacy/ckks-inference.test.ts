@@ -14,7 +14,7 @@ import {
   CkksInferenceClient, CkksInferenceService, DEFAULT_CKKS_PROTOCOL, HEURISTIC_SMUDGING, clientActivations, compileCkksModel, inProcessCkksTransport, type CompiledCkksModel, type CkksProtocolParams,
 } from '../../src/protocol/ckks-inference/index.js';
 import type { OpenReply, RoundReply, Routing } from '../../src/protocol/ckks-inference/messages.js';
-import { FALSE_ALARM, chiSquareUniform, variance } from './stats.js';
+import { FALSE_ALARM, Z_FALSE_ALARM, chiSquareUniform, spearman, variance } from './stats.js';
 
 /** Deterministic pseudo-random numbers in [−1, 1) (public test data). */
 function wave(length: number, phase: number): Float32Array {
@@ -290,6 +290,39 @@ test('blinding factors are log-uniform in [1, 2^blindBits) and fresh per session
     assert.equal(counts.reduce((a, b) => a + b), 20 * HIDDEN, 'every factor in [1, 2^blindBits)');
     assert.ok(chiSquareUniform(counts).pValue >= FALSE_ALARM, `log2(factor) counts ${counts}`);
     assert.equal(firsts.size, 20, 'a fresh factor per session');
+  } finally {
+    service.dispose();
+  }
+});
+
+test('output orders are uniformly random and fresh per session (a fixed order would tell the client each value’s unit)', async () => {
+  const service = await CkksInferenceService.create(real);
+  try {
+    const client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(real));
+    // The service's own draws (its private session state), for sessions opened and never run.
+    const sessions = (service as unknown as { sessions: Map<string, { layouts: { rowAt: Int32Array }[] }> }).sessions;
+    const orders: number[][] = [];
+    for (let k = 0; k < 20; k++) {
+      const { sessionId } = service.open({ version: 1, keyId: client.keyId });
+      orders.push(Array.from(sessions.get(sessionId)!.layouts[0]!.rowAt));
+      service.close(sessionId);
+    }
+    client.dispose();
+    const identity = Array.from({ length: HIDDEN }, (_, i) => i);
+    for (const o of orders) assert.deepEqual([...o].sort((a, b) => a - b), identity, 'a permutation of the units');
+    // Against the units' own order and against the previous session's: under uniform permutations
+    // each Spearman correlation has mean 0 and variance 1/(n − 1), so the mean of 20 stays below
+    // Z/√(20·(n − 1)) except with probability 1e-6 (a fixed order gives 1).
+    const threshold = Z_FALSE_ALARM / Math.sqrt(orders.length * (HIDDEN - 1));
+    const meanOf = (f: (o: number[], k: number) => number): number => orders.reduce((s, o, k) => s + f(o, k), 0) / orders.length;
+    const own = meanOf((o) => spearman(o, identity));
+    assert.ok(own < threshold, `orders correlate with the units' order: ${own} ≥ ${threshold}`);
+    const previous = meanOf((o, k) => spearman(o, orders[(k + orders.length - 1) % orders.length]!));
+    assert.ok(previous < threshold, `orders correlate across sessions: ${previous} ≥ ${threshold}`);
+    // Uniform: each unit's position, in 8 bands, over all sessions (8 units × 20 sessions: 20 per band; without replacement within a session, which only narrows the counts).
+    const bands = new Array<number>(8).fill(0);
+    for (const o of orders) o.forEach((unit, position) => unit % 8 === 0 && bands[Math.floor(position / 8)]!++);
+    assert.ok(chiSquareUniform(bands).pValue >= FALSE_ALARM, `positions of units ≡ 0 mod 8 by band: ${bands}`);
   } finally {
     service.dispose();
   }
