@@ -14,6 +14,8 @@ import {
   CkksInferenceClient, CkksInferenceService, DEFAULT_CKKS_PROTOCOL, HEURISTIC_SMUDGING, clientActivations, compileCkksModel, inProcessCkksTransport, type CompiledCkksModel, type CkksProtocolParams,
 } from '../../src/protocol/ckks-inference/index.js';
 import type { OpenReply, RoundReply, Routing } from '../../src/protocol/ckks-inference/messages.js';
+import { MAX_FLOOD_BITS, MIN_FLOOD_BITS, smudgingZero } from '../../src/protocol/ckks-inference/smudging.js';
+import { CkksCiphertext, CkksContext, CkksKeyring, CkksServiceKeys } from '../../src/schemes/ckks/index.js';
 import { FALSE_ALARM, Z_FALSE_ALARM, chiSquareUniform, spearman, variance } from './stats.js';
 
 /** Deterministic pseudo-random numbers in [−1, 1) (public test data). */
@@ -325,5 +327,38 @@ test('output orders are uniformly random and fresh per session (a fixed order wo
     assert.ok(chiSquareUniform(bands).pValue >= FALSE_ALARM, `positions of units ≡ 0 mod 8 by band: ${bands}`);
   } finally {
     service.dispose();
+  }
+});
+
+test('smudgingZero: floodBits outside [8, 98] refused; one term (≤ 50 bits) and two terms decrypt to zero with the claimed deviation, leaving no ciphertext behind', async () => {
+  const context = await CkksContext.create(real.params.ckks);
+  const ring = CkksKeyring.generate(context);
+  const keys = CkksServiceKeys.load(context, ring.exportPublic());
+  try {
+    const scaleBits = real.params.inputScaleBits + real.params.weightScaleBits;
+    for (const bad of [0, -1, MIN_FLOOD_BITS - 1, 30.5, MAX_FLOOD_BITS + 1]) assert.throws(() => smudgingZero(context, keys, 2 ** scaleBits, bad), RangeError, `floodBits ${bad}`);
+    const n = real.params.ckks.polyModulusDegree;
+    const perBit = Math.sqrt((n / 2) * ((1 + (2 * n) / 3) / 12)) / 2 ** scaleBits;
+    // 8 and 98 are the ends of the range (98 the default), 50 the widest single term, 51 the
+    // narrowest two-term flood. Over 4,096 slots the sample variance stays within ±15% of the true
+    // one except with probability far below 1e-9 (χ² with 4,095 degrees of freedom: ±6.8σ); the
+    // bounds [0.7, 1.4] leave room for the encoder's rounding at 8 bits (2%).
+    for (const bits of [MIN_FLOOD_BITS, 30, 50, 51, real.params.floodBits, MAX_FLOOD_BITS]) {
+      const before = CkksCiphertext.liveCount;
+      const z = smudgingZero(context, keys, 2 ** scaleBits, bits);
+      let values: Float64Array;
+      try {
+        values = ring.decrypt(z);
+      } finally {
+        z.free();
+      }
+      assert.equal(CkksCiphertext.liveCount, before, `floodBits ${bits}: a temporary ciphertext was not freed`);
+      const ratio = variance(values) / (2 ** bits * perBit) ** 2;
+      assert.ok(ratio > 0.7 && ratio < 1.4, `floodBits ${bits}: variance ${ratio}× the claimed`);
+    }
+  } finally {
+    keys.dispose();
+    ring.dispose();
+    context.dispose();
   }
 });
