@@ -19,24 +19,34 @@ delete config.$schema;
 delete config._comment;
 delete config._markers;
 
+// A part owns the ranges whose file lies under one of its folders (and, where `flood` is set,
+// whose marker does or does not name the smudging flood); `pattern` keeps only the tests that
+// look at those lines (node --test --test-name-pattern).
+const isFlood = (range) => range.includes('/smudging.ts:') || /flood|addInPlace\(acc, big\)/.test(markers[range]);
 const PARTS = {
   paillier: { dirs: ['src/protocol/paillier-inference/', 'src/schemes/paillier/'], tests: ['paillier-inference', 'paillier-scheme'] },
   'two-server': { dirs: ['src/protocol/two-server/', 'src/train/smlp/', 'src/protocol/multikey/'], tests: ['two-servers', 'multikey'] },
-  ckks: { dirs: ['src/protocol/ckks-inference/'], tests: ['ckks-inference'] },
+  'ckks-blinding': { dirs: ['src/protocol/ckks-inference/'], flood: false, tests: ['ckks-inference'], pattern: 'blinding|output orders|average pools' },
+  'ckks-smudging': { dirs: ['src/protocol/ckks-inference/'], flood: true, tests: ['ckks-inference'], pattern: 'smudg' },
 };
 
-const owner = (range) => Object.keys(PARTS).filter((name) => PARTS[name].dirs.some((d) => range.startsWith(d)));
+const owns = (name, range) => {
+  const { dirs, flood } = PARTS[name];
+  return dirs.some((d) => range.startsWith(d)) && (flood === undefined || flood === isFlood(range));
+};
 for (const range of config.mutate) {
-  if (owner(range).length !== 1) throw new Error(`stryker.base.mjs: mutate range ${range} belongs to ${owner(range).length} parts, not one`);
+  const owners = Object.keys(PARTS).filter((name) => owns(name, range));
+  if (owners.length !== 1) throw new Error(`stryker.base.mjs: mutate range ${range} belongs to ${owners.length} parts, not one`);
 }
 
 /** The Stryker configuration of one part (its own report and sandbox folder, so parts can run side by side). */
 export function part(name) {
-  const { dirs, tests } = PARTS[name];
+  const { tests, pattern } = PARTS[name];
+  const files = tests.map((t) => `test/privacy/${t}.test.ts`).join(' ');
   return {
     ...config,
-    commandRunner: { command: `node --import tsx --test --test-reporter=dot ${tests.map((t) => `test/privacy/${t}.test.ts`).join(' ')}` },
-    mutate: config.mutate.filter((m) => dirs.some((d) => m.startsWith(d))),
+    commandRunner: { command: `node --import tsx --test --test-reporter=dot${pattern ? ` --test-name-pattern="${pattern}"` : ''} ${files}` },
+    mutate: config.mutate.filter((range) => owns(name, range)),
     jsonReporter: { fileName: `reports/mutation/mutation-${name}.json` },
     tempDirName: `.stryker-tmp-${name}`,
   };
