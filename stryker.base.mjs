@@ -19,12 +19,17 @@ delete config.$schema;
 delete config._comment;
 delete config._markers;
 
-// A part owns the ranges whose file lies under one of its folders (and, where `flood` is set,
+// A part owns the ranges whose file lies under one of its folders (or is one of its files) (and, where `flood` is set,
 // whose marker does or does not name the smudging flood); `pattern` keeps only the tests that
 // look at those lines (node --test --test-name-pattern).
 const isFlood = (range) => range.includes('/smudging.ts:') || /flood|addInPlace\(acc, big\)/.test(markers[range]);
 const PARTS = {
-  paillier: { dirs: ['src/protocol/paillier-inference/', 'src/schemes/paillier/'], tests: ['paillier-inference', 'paillier-scheme'] },
+  'paillier-math': {
+    dirs: ['src/protocol/paillier-inference/session-math.ts', 'src/schemes/paillier/'],
+    tests: ['paillier-inference', 'paillier-scheme'],
+    pattern: 'exponent is sampled|blinding noise|permutations are uniform|blinding factors|no common factor|batch mode|DJN|tensor files|encrypted-number',
+  },
+  'paillier-service': { dirs: ['src/protocol/paillier-inference/service.ts'], tests: ['paillier-inference'] },
   'two-server': { dirs: ['src/protocol/two-server/', 'src/train/smlp/', 'src/protocol/multikey/'], tests: ['two-servers', 'multikey'] },
   'ckks-blinding': { dirs: ['src/protocol/ckks-inference/'], flood: false, tests: ['ckks-inference'], pattern: 'blinding|output orders|average pools' },
   'ckks-smudging': { dirs: ['src/protocol/ckks-inference/'], flood: true, tests: ['ckks-inference'], pattern: 'smudg' },
