@@ -28,6 +28,7 @@ import { LocalChannel } from '../../src/protocol/multikey/transport.js';
 import { b64ToBig, b64ToBytes } from '../../src/protocol/multikey/codec.js';
 import { randomRingArray, reduce } from '../../src/protocol/multikey/ring.js';
 import { crossSlots, planMatmul, unpackSlots } from '../../src/protocol/multikey/cross.js';
+import { InvalidCiphertextError } from '../../src/errors.js';
 import { randomnessOf } from './paillier-harness.js';
 import { FALSE_ALARM, chiSquareUniform } from './stats.js';
 
@@ -110,6 +111,8 @@ test('multi-key key switch and import (Paillier provider): the key holder sees x
   assert.equal(imported.length, reply.length);
   assert.equal(replyRandomness.size, reply.length);
   for (const c of imported) assert.ok(!replyRandomness.has(randomnessOf(training.privateKey, c)), 'an import ciphertext reached S2 with the randomness of the key holder’s reply');
+  // Records left under the provider's key are refused rather than masked and sent to S2.
+  await assert.rejects(shareConverted(s1, local, training.publicKey, [{ ...converted, ciphertexts: request.map((c) => own.publicKey.ciphertext(b64ToBig(c))) }]), InvalidCiphertextError);
 });
 
 const context = await CkksContext.create(chooseParameters({ depth: 0, scaleBits: 30, headroomBits: 30 }));
@@ -214,6 +217,14 @@ test('multi-key products: S2 decrypts each cross term plus a mask at least 40 bi
     s2.store.set(id, { rows, cols, data: shares[id].s2 });
   }
   await s1.interact([{ op: 'matmul', out: 'AB', a: 'A', b: 'B' }]);
+  // The masks cancel: S1's and S2's shares of AB add up to the product (mod 2^64).
+  const value = (id: 'A' | 'B', i: number): bigint => shares[id]!.s1[i]! + shares[id]!.s2[i]!;
+  const ab = Array.from({ length: m * n }, (_, p) => {
+    let sum = 0n;
+    for (let l = 0; l < k; l++) sum += value('A', Math.floor(p / n) * k + l) * value('B', l * n + (p % n));
+    return reduce(sum);
+  });
+  assert.deepEqual(s1.store.get('AB')!.data.map((v, p) => reduce(v + s2.store.get('AB')!.data[p]!)), ab, 'the shares of AB add up to A·B');
   // The largest cross term S1 could have computed, A2·B1 or A1·B2 (shares are below 2^64).
   const { A, B } = shares as Record<'A' | 'B', { s1: bigint[]; s2: bigint[] }>;
   let largest = 0n;
