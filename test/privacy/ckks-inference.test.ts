@@ -153,7 +153,9 @@ test('smudging: the noise on the decoded outputs has at least the claimed varian
   const x = hiddenInputs(30);
   const compiled = compileCkksModel(linear(), x);
   const claimed = claimedSmudgingStd(compiled) ** 2;
+  const live = CkksCiphertext.liveCount;
   const noise = await logitNoise(compiled, x, 2);
+  assert.equal(CkksCiphertext.liveCount, live, 'a session left ciphertexts (a flood) behind');
   // 512 samples of a sum of many independent terms (Gaussian): the sample variance falls below 0.6
   // of the true one with probability below 1e-9, so a true variance at or above the claim passes.
   assert.ok(variance(noise) >= 0.6 * claimed, `noise variance ${variance(noise)} below the claimed ${claimed}`);
