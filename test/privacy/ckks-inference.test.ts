@@ -273,6 +273,33 @@ test('average pools at the client (documented): a window’s cells share a facto
     if (trueShapes.some((t) => t.every((v, i) => Math.abs(v - mine[i]!) < 1e-3))) matched++;
   }
   assert.equal(matched, windows.length, 'every window the client sees has the ratios of a true window');
+  // The shared factors themselves (the service's private draws, sessions opened and never run):
+  // one per window, log-uniform in [1, 2^blindBits), fresh per window — not 1.
+  const service = await CkksInferenceService.create(compiled);
+  try {
+    const client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(compiled));
+    const sessions = (service as unknown as { sessions: Map<string, { factors: Float64Array[]; layouts: { windowSizes: Int32Array | null }[] }> }).sessions;
+    const bands = new Array<number>(4).fill(0);
+    for (let k = 0; k < 10; k++) {
+      const { sessionId } = service.open({ version: 1, keyId: client.keyId });
+      const { factors, layouts } = sessions.get(sessionId)!;
+      let at = 0;
+      for (const size of layouts[0]!.windowSizes!) {
+        const cells = Array.from(factors[0]!.subarray(at, at + size));
+        at += size;
+        assert.ok(cells.every((f) => f === cells[0]), 'the cells of a window share one factor');
+        bands[Math.floor((Math.log2(cells[0]!) / compiled.params.blindBits) * 4)]!++;
+      }
+      assert.equal(at, factors[0]!.length);
+      service.close(sessionId);
+    }
+    client.dispose();
+    // 80 window factors, 20 per band: none outside [1, 2^blindBits), and log-uniform (χ², 1e-6).
+    assert.equal(bands.reduce((a, b) => a + b), 80);
+    assert.ok(chiSquareUniform(bands).pValue >= FALSE_ALARM, `log2(window factor) by band: ${bands}`);
+  } finally {
+    service.dispose();
+  }
 });
 
 test('blinding factors are log-uniform in [1, 2^blindBits) and fresh per session', async () => {
@@ -285,7 +312,10 @@ test('blinding factors are log-uniform in [1, 2^blindBits) and fresh per session
     const firsts = new Set<number>();
     for (let k = 0; k < 20; k++) {
       const { sessionId } = service.open({ version: 1, keyId: client.keyId });
-      const factors = sessions.get(sessionId)!.factors[0]!;
+      const all = sessions.get(sessionId)!.factors;
+      const factors = all[0]!;
+      // The logits (the last stage) are not blinded: the client must read them as they are.
+      assert.ok(all.at(-1)!.every((f) => f === 1), 'the final stage carries no factor');
       firsts.add(factors[0]!);
       for (const f of factors) counts[Math.floor((Math.log2(f) / real.params.blindBits) * 16)]!++;
       service.close(sessionId);
@@ -308,7 +338,10 @@ test('output orders are uniformly random and fresh per session (a fixed order wo
     const orders: number[][] = [];
     for (let k = 0; k < 20; k++) {
       const { sessionId } = service.open({ version: 1, keyId: client.keyId });
-      orders.push(Array.from(sessions.get(sessionId)!.layouts[0]!.rowAt));
+      const { layouts } = sessions.get(sessionId)!;
+      orders.push(Array.from(layouts[0]!.rowAt));
+      // The logits come back in their own order (the client reads the prediction off them).
+      assert.deepEqual(Array.from(layouts.at(-1)!.rowAt), Array.from({ length: OUT }, (_, i) => i), 'the final stage keeps its order');
       service.close(sessionId);
     }
     client.dispose();
