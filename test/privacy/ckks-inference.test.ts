@@ -14,7 +14,9 @@ import {
   CkksInferenceClient, CkksInferenceService, DEFAULT_CKKS_PROTOCOL, HEURISTIC_SMUDGING, clientActivations, compileCkksModel, inProcessCkksTransport, type CompiledCkksModel, type CkksProtocolParams,
 } from '../../src/protocol/ckks-inference/index.js';
 import type { OpenReply, RoundReply, Routing } from '../../src/protocol/ckks-inference/messages.js';
-import { FALSE_ALARM, chiSquareUniform, variance } from './stats.js';
+import { MAX_FLOOD_BITS, MIN_FLOOD_BITS, smudgingZero } from '../../src/protocol/ckks-inference/smudging.js';
+import { CkksCiphertext, CkksContext, CkksKeyring, CkksServiceKeys } from '../../src/schemes/ckks/index.js';
+import { FALSE_ALARM, Z_FALSE_ALARM, chiSquareUniform, spearman, variance } from './stats.js';
 
 /** Deterministic pseudo-random numbers in [−1, 1) (public test data). */
 function wave(length: number, phase: number): Float32Array {
@@ -151,7 +153,9 @@ test('smudging: the noise on the decoded outputs has at least the claimed varian
   const x = hiddenInputs(30);
   const compiled = compileCkksModel(linear(), x);
   const claimed = claimedSmudgingStd(compiled) ** 2;
+  const live = CkksCiphertext.liveCount;
   const noise = await logitNoise(compiled, x, 2);
+  assert.equal(CkksCiphertext.liveCount, live, 'a session left ciphertexts (a flood) behind');
   // 512 samples of a sum of many independent terms (Gaussian): the sample variance falls below 0.6
   // of the true one with probability below 1e-9, so a true variance at or above the claim passes.
   assert.ok(variance(noise) >= 0.6 * claimed, `noise variance ${variance(noise)} below the claimed ${claimed}`);
@@ -269,6 +273,33 @@ test('average pools at the client (documented): a window’s cells share a facto
     if (trueShapes.some((t) => t.every((v, i) => Math.abs(v - mine[i]!) < 1e-3))) matched++;
   }
   assert.equal(matched, windows.length, 'every window the client sees has the ratios of a true window');
+  // The shared factors themselves (the service's private draws, sessions opened and never run):
+  // one per window, log-uniform in [1, 2^blindBits), fresh per window — not 1.
+  const service = await CkksInferenceService.create(compiled);
+  try {
+    const client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(compiled));
+    const sessions = (service as unknown as { sessions: Map<string, { factors: Float64Array[]; layouts: { windowSizes: Int32Array | null }[] }> }).sessions;
+    const bands = new Array<number>(4).fill(0);
+    for (let k = 0; k < 10; k++) {
+      const { sessionId } = service.open({ version: 1, keyId: client.keyId });
+      const { factors, layouts } = sessions.get(sessionId)!;
+      let at = 0;
+      for (const size of layouts[0]!.windowSizes!) {
+        const cells = Array.from(factors[0]!.subarray(at, at + size));
+        at += size;
+        assert.ok(cells.every((f) => f === cells[0]), 'the cells of a window share one factor');
+        bands[Math.floor((Math.log2(cells[0]!) / compiled.params.blindBits) * 4)]!++;
+      }
+      assert.equal(at, factors[0]!.length);
+      service.close(sessionId);
+    }
+    client.dispose();
+    // 80 window factors, 20 per band: none outside [1, 2^blindBits), and log-uniform (χ², 1e-6).
+    assert.equal(bands.reduce((a, b) => a + b), 80);
+    assert.ok(chiSquareUniform(bands).pValue >= FALSE_ALARM, `log2(window factor) by band: ${bands}`);
+  } finally {
+    service.dispose();
+  }
 });
 
 test('blinding factors are log-uniform in [1, 2^blindBits) and fresh per session', async () => {
@@ -281,7 +312,10 @@ test('blinding factors are log-uniform in [1, 2^blindBits) and fresh per session
     const firsts = new Set<number>();
     for (let k = 0; k < 20; k++) {
       const { sessionId } = service.open({ version: 1, keyId: client.keyId });
-      const factors = sessions.get(sessionId)!.factors[0]!;
+      const all = sessions.get(sessionId)!.factors;
+      const factors = all[0]!;
+      // The logits (the last stage) are not blinded: the client must read them as they are.
+      assert.ok(all.at(-1)!.every((f) => f === 1), 'the final stage carries no factor');
       firsts.add(factors[0]!);
       for (const f of factors) counts[Math.floor((Math.log2(f) / real.params.blindBits) * 16)]!++;
       service.close(sessionId);
@@ -292,5 +326,74 @@ test('blinding factors are log-uniform in [1, 2^blindBits) and fresh per session
     assert.equal(firsts.size, 20, 'a fresh factor per session');
   } finally {
     service.dispose();
+  }
+});
+
+test('output orders are uniformly random and fresh per session (a fixed order would tell the client each value’s unit)', async () => {
+  const service = await CkksInferenceService.create(real);
+  try {
+    const client = await CkksInferenceClient.connect(inProcessCkksTransport(service), clientActivations(real));
+    // The service's own draws (its private session state), for sessions opened and never run.
+    const sessions = (service as unknown as { sessions: Map<string, { layouts: { rowAt: Int32Array }[] }> }).sessions;
+    const orders: number[][] = [];
+    for (let k = 0; k < 20; k++) {
+      const { sessionId } = service.open({ version: 1, keyId: client.keyId });
+      const { layouts } = sessions.get(sessionId)!;
+      orders.push(Array.from(layouts[0]!.rowAt));
+      // The logits come back in their own order (the client reads the prediction off them).
+      assert.deepEqual(Array.from(layouts.at(-1)!.rowAt), Array.from({ length: OUT }, (_, i) => i), 'the final stage keeps its order');
+      service.close(sessionId);
+    }
+    client.dispose();
+    const identity = Array.from({ length: HIDDEN }, (_, i) => i);
+    for (const o of orders) assert.deepEqual([...o].sort((a, b) => a - b), identity, 'a permutation of the units');
+    // Against the units' own order and against the previous session's: under uniform permutations
+    // each Spearman correlation has mean 0 and variance 1/(n − 1), so the mean of 20 stays below
+    // Z/√(20·(n − 1)) except with probability 1e-6 (a fixed order gives 1).
+    const threshold = Z_FALSE_ALARM / Math.sqrt(orders.length * (HIDDEN - 1));
+    const meanOf = (f: (o: number[], k: number) => number): number => orders.reduce((s, o, k) => s + f(o, k), 0) / orders.length;
+    const own = meanOf((o) => spearman(o, identity));
+    assert.ok(own < threshold, `orders correlate with the units' order: ${own} ≥ ${threshold}`);
+    const previous = meanOf((o, k) => spearman(o, orders[(k + orders.length - 1) % orders.length]!));
+    assert.ok(previous < threshold, `orders correlate across sessions: ${previous} ≥ ${threshold}`);
+    // Uniform: each unit's position, in 8 bands, over all sessions (8 units × 20 sessions: 20 per band; without replacement within a session, which only narrows the counts).
+    const bands = new Array<number>(8).fill(0);
+    for (const o of orders) o.forEach((unit, position) => unit % 8 === 0 && bands[Math.floor(position / 8)]!++);
+    assert.ok(chiSquareUniform(bands).pValue >= FALSE_ALARM, `positions of units ≡ 0 mod 8 by band: ${bands}`);
+  } finally {
+    service.dispose();
+  }
+});
+
+test('smudgingZero: floodBits outside [8, 98] refused; one term (≤ 50 bits) and two terms decrypt to zero with the claimed deviation, leaving no ciphertext behind', async () => {
+  const context = await CkksContext.create(real.params.ckks);
+  const ring = CkksKeyring.generate(context);
+  const keys = CkksServiceKeys.load(context, ring.exportPublic());
+  try {
+    const scaleBits = real.params.inputScaleBits + real.params.weightScaleBits;
+    for (const bad of [0, -1, MIN_FLOOD_BITS - 1, 30.5, MAX_FLOOD_BITS + 1]) assert.throws(() => smudgingZero(context, keys, 2 ** scaleBits, bad), RangeError, `floodBits ${bad}`);
+    const n = real.params.ckks.polyModulusDegree;
+    const perBit = Math.sqrt((n / 2) * ((1 + (2 * n) / 3) / 12)) / 2 ** scaleBits;
+    // 8 and 98 are the ends of the range (98 the default), 50 the widest single term, 51 the
+    // narrowest two-term flood. Over 4,096 slots the sample variance stays within ±15% of the true
+    // one except with probability far below 1e-9 (χ² with 4,095 degrees of freedom: ±6.8σ); the
+    // bounds [0.7, 1.4] leave room for the encoder's rounding at 8 bits (2%).
+    for (const bits of [MIN_FLOOD_BITS, 30, 50, 51, real.params.floodBits, MAX_FLOOD_BITS]) {
+      const before = CkksCiphertext.liveCount;
+      const z = smudgingZero(context, keys, 2 ** scaleBits, bits);
+      let values: Float64Array;
+      try {
+        values = ring.decrypt(z);
+      } finally {
+        z.free();
+      }
+      assert.equal(CkksCiphertext.liveCount, before, `floodBits ${bits}: a temporary ciphertext was not freed`);
+      const ratio = variance(values) / (2 ** bits * perBit) ** 2;
+      assert.ok(ratio > 0.7 && ratio < 1.4, `floodBits ${bits}: variance ${ratio}× the claimed`);
+    }
+  } finally {
+    keys.dispose();
+    ring.dispose();
+    context.dispose();
   }
 });

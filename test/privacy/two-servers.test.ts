@@ -1,30 +1,25 @@
 /**
- * The two-server protocols from the crypto server's side (docs/security.md, "Secure MLP" and
- * "Multi-key collaborative training"): every ciphertext S1 sends S2 carries fresh randomness —
+ * The Secure MLP from the crypto server's side (docs/security.md, "Secure MLP"; multi-key
+ * training is in multikey.test.ts): every ciphertext S1 sends S2 carries fresh randomness —
  * S2 made the randomness of the ciphertexts it returned earlier, so a deterministic function of
- * them would let it test guesses of S1's masks or shares — and the Secure MLP's starting weights
- * are not something S1 can recompute. Small insecure keys.
+ * them would let it test guesses of S1's masks —, what S2 decrypts is masked, blinded and shuffled
+ * as docs/security.md says, and the Secure MLP's starting weights are not something S1 can
+ * recompute. Small insecure keys; distribution tests fail a correct implementation with
+ * probability at most 1e-6 each.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPair, type PaillierPublicKey } from '../../src/schemes/paillier/index.js';
-import { PaillierCiphertext } from '../../src/schemes/paillier/ciphertext.js';
-import type { IntegerWeights } from '../../src/schemes/paillier/linear.js';
+import { generateKeyPair } from '../../src/schemes/paillier/index.js';
 import {
   ComputeServer, CryptoServer, InProcessTransport, LocalTwoServerCompute, MeteredTransport, decodeTwoServerMessage, type EncMatrix, type TwoServerTransport,
 } from '../../src/protocol/two-server/index.js';
-import { LocalPaillierCompute } from '../../src/protocol/multikey/compute.js';
-import { CryptoServer as MultikeyCryptoServer } from '../../src/protocol/multikey/crypto-server.js';
-import { ServiceEngine } from '../../src/protocol/multikey/service-engine.js';
-import { LocalChannel } from '../../src/protocol/multikey/transport.js';
-import { b64ToBig } from '../../src/protocol/multikey/codec.js';
-import { randomRingArray, reduce } from '../../src/protocol/multikey/ring.js';
 import { DEFAULT_SMLP } from '../../src/train/smlp/config.js';
 import { initialWeights } from '../../src/train/smlp/model.js';
 import { SeededRandom } from '../../src/train/fe/prng.js';
 import { toFixed } from '../../src/train/smlp/config.js';
 import { smallKeys } from '../helpers/keys.js';
 import { randomnessOf } from './paillier-harness.js';
+import { FALSE_ALARM, chiSquareUniform } from './stats.js';
 
 test('Secure MLP: every ciphertext S1 sends S2 is re-randomized (never a deterministic packing of known ciphertexts)', async () => {
   const { publicKey, privateKey } = smallKeys();
@@ -61,51 +56,6 @@ test('Secure MLP: every ciphertext S1 sends S2 is re-randomized (never a determi
   for (const c of sent) assert.ok(!deterministic.has(randomnessOf(privateKey, c)), 'a masked ciphertext reached S2 with the randomness of its packing');
 });
 
-test('multi-key training: every cross term S1 returns to S2 is re-randomized', async () => {
-  const keys = generateKeyPair({ bits: 1024, insecure: true });
-  const local = new LocalPaillierCompute();
-  const computed: bigint[] = [];
-  const compute = Object.assign(Object.create(local) as LocalPaillierCompute, {
-    async pack(key: PaillierPublicKey, values: readonly bigint[], factors: readonly bigint[] | null, slotBits: number, perCiphertext: number) {
-      const out = await local.pack(key, values, factors, slotBits, perCiphertext);
-      computed.push(...out);
-      return out;
-    },
-    async matVec(cts: readonly PaillierCiphertext[], weights: IntegerWeights, rows: number, bias?: readonly bigint[]) {
-      const out = await local.matVec(cts, weights, rows, bias);
-      computed.push(...out.map((c) => c.value));
-      return out;
-    },
-  });
-  const crypto = new MultikeyCryptoServer(keys.privateKey, { compute: local });
-  const returned: bigint[] = [];
-  const channel = new LocalChannel(
-    async (msg: unknown) => {
-      const m = msg as { type: string; results?: string[][] };
-      if (m.type === 'cross') returned.push(...m.results!.flat().map(b64ToBig));
-      return crypto.handle(msg);
-    },
-    { peer: 'crypto server', counter: { bytes: 0, rounds: 0 } },
-  );
-  const service = new ServiceEngine(channel, keys.publicKey, compute);
-  const share = (id: string, rows: number, cols: number): void => {
-    const v = randomRingArray(rows * cols);
-    const r = randomRingArray(rows * cols);
-    service.store.set(id, { rows, cols, data: v.map((x, i) => reduce(x - r[i]!)) });
-    crypto.store.set(id, { rows, cols, data: r });
-  };
-  share('A', 3, 5);
-  share('B', 5, 4);
-  share('C', 2, 3);
-  await service.interact([
-    { op: 'matmul', out: 'AB', a: 'A', b: 'B' },
-    { op: 'mul', out: 'CC', a: 'C', b: 'C' },
-  ]);
-  const deterministic = new Set(computed.map((c) => randomnessOf(keys.privateKey, c)));
-  assert.ok(returned.length >= 2 && deterministic.size >= 2);
-  for (const c of returned) assert.ok(!deterministic.has(randomnessOf(keys.privateKey, c)), 'a cross term went back to S2 with the randomness S1 computed it with');
-});
-
 test('Secure MLP: the initial weights are the user’s secret — not derivable from the public order seed, fresh per run', () => {
   const c = { ...DEFAULT_SMLP, hidden: 4 };
   // What S1 could compute from what it knows (the order seed): the weights a seeded generator gives.
@@ -133,4 +83,57 @@ test('Secure MLP: the initial weights are the user’s secret — not derivable 
   // (χ² with 119 degrees of freedom, Wilson–Hilferty: ±6σ), each has probability below 1e-6.
   assert.ok(Math.abs(mean) < (5.3 * Math.sqrt(2 / 30)) / Math.sqrt(120), `mean ${mean}`);
   assert.ok(variance > (2 / 30) * 0.4 && variance < (2 / 30) * 2, `variance ${variance}`);
+});
+
+test('Secure MLP: what S2 decrypts — masked operands with uniform top bits, ReLU values behind a uniform factor in [2^31, 2^32), in an order unrelated to S1’s', async () => {
+  const { publicKey, privateKey } = smallKeys();
+  const s2 = new CryptoServer(privateKey, { insecure: true });
+  // S2's view: every operation with the values it decrypted and unpacked (its private `run`).
+  const seen: { op: string; v: bigint[] }[] = [];
+  const inner = s2 as unknown as { run(op: { op: string }, v: bigint[]): unknown };
+  const run = inner.run.bind(s2);
+  inner.run = (op, v) => {
+    seen.push({ op: op.op, v });
+    return run(op, v);
+  };
+  const s1 = new ComputeServer(publicKey, new MeteredTransport(new InProcessTransport(s2), { timeoutMs: 5000 }), new LocalTwoServerCompute());
+  // 320 values of magnitude 3, the first half positive: |αz|/3 is α, and the signs show the order.
+  const n = 320;
+  const z = Array.from({ length: n }, (_, i) => (i < n / 2 ? 3n : -3n));
+  const enc = (): bigint[] => z.map((v) => publicKey.encryptRaw(v));
+  const bits = 4;
+  await s1.mul({ cts: enc(), bits }, { cts: enc(), bits });
+  await s1.relu({ cts: enc(), bits }, 0);
+  const [mul, relu] = [seen.find((s) => s.op === 'mul')!, seen.find((s) => s.op === 'relu')!];
+  const sigma = 40;
+  const topCells = (values: readonly bigint[], width: number): number[] => {
+    const counts = new Array<number>(16).fill(0);
+    for (const v of values) {
+      const cell = Number(v >> BigInt(width - 4));
+      // A value leaves [0, 2^width) only if its mask is within |v| of an end: probability 2^-40.
+      assert.ok(cell >= 0 && cell < 16, `a value S2 decrypted, ${v}, is outside its mask's range`);
+      counts[cell]!++;
+    }
+    return counts;
+  };
+  // Products: each operand plus a mask uniform below 2^(bits + σ) (640 values, 40 per cell).
+  assert.equal(mul.v.length, 2 * n);
+  const { pValue: maskP } = chiSquareUniform(topCells(mul.v, bits + sigma));
+  assert.ok(maskP > FALSE_ALARM, `masked operands' top bits are not uniform (p = ${maskP})`);
+  // ReLU items (αz, z + r): α = |αz|/3, uniform in [2^31, 2^32) (320 draws, 20 per cell).
+  assert.equal(relu.v.length, 2 * n);
+  const items = Array.from({ length: n }, (_, k) => relu.v[2 * k]!);
+  const alphas = items.map((v) => (v < 0n ? -v : v) / 3n);
+  for (const [k, v] of items.entries()) assert.equal(alphas[k]! * 3n, v < 0n ? -v : v);
+  for (const a of alphas) assert.ok(a >= 1n << 31n && a < 1n << 32n, `factor ${a} outside [2^31, 2^32)`);
+  const { pValue: alphaP } = chiSquareUniform(topCells(alphas.map((a) => a - (1n << 31n)), 31));
+  assert.ok(alphaP > FALSE_ALARM, `ReLU factors are not uniform (p = ${alphaP})`);
+  const { pValue: reluMaskP } = chiSquareUniform(topCells(Array.from({ length: n }, (_, k) => relu.v[2 * k + 1]!), bits + sigma));
+  assert.ok(reluMaskP > FALSE_ALARM, `ReLU's masked values are not uniform (p = ${reluMaskP})`);
+  // Order: under a uniform permutation the positives among the first half of the items are
+  // hypergeometric (mean n/4, standard deviation √(n/16 · n/(n−1)) ≈ 4.5); |dev| ≤ 5σ fails with
+  // probability below 1e-6. In S1's order all n/2 would be positive.
+  const firstHalfPositive = items.slice(0, n / 2).filter((v) => v > 0n).length;
+  const sd = Math.sqrt(((n / 16) * n) / (n - 1));
+  assert.ok(Math.abs(firstHalfPositive - n / 4) <= 5 * sd, `${firstHalfPositive} of the first ${n / 2} items are positive: the order follows S1's`);
 });

@@ -32,6 +32,13 @@ const MAX_SPREAD_BITS = 50;
 /** Largest smudging exponent two terms can reach with exact random polynomials. */
 export const MAX_FLOOD_BITS = 2 * MAX_SPREAD_BITS - 2;
 
+/**
+ * Smallest smudging exponent: below it the random polynomial's coefficients (rms 2^(bits)/√N)
+ * round mostly to zero — at 1 bit all of them, and the product is a transparent ciphertext SEAL
+ * refuses. At 8 bits (rms ≥ 2 up to N = 16384) the rounding adds at most 2% to the variance.
+ */
+export const MIN_FLOOD_BITS = 8;
+
 /** Real values uniform in [−1, 1), from the CSPRNG (53 bits each). */
 function uniformReals(count: number): Float64Array {
   const bytes = randomBytes(8 * count);
@@ -63,13 +70,16 @@ function spreadZero(context: CkksContext, keys: CkksServiceKeys, scale: number, 
  * Timing: up to two encryptions, three encodings and three plaintext products, the same for every
  * ciphertext of a model.
  *
- * @throws RangeError unless floodBits is an integer in [1, {@link MAX_FLOOD_BITS}].
+ * @throws RangeError unless floodBits is an integer in [{@link MIN_FLOOD_BITS}, {@link MAX_FLOOD_BITS}].
  */
 export function smudgingZero(context: CkksContext, keys: CkksServiceKeys, scale: number, floodBits: number): CkksCiphertext {
-  if (!Number.isInteger(floodBits) || floodBits < 1 || floodBits > MAX_FLOOD_BITS) throw new RangeError(`floodBits must be an integer in [1, ${MAX_FLOOD_BITS}], got ${floodBits}`);
+  if (!Number.isInteger(floodBits) || floodBits < MIN_FLOOD_BITS || floodBits > MAX_FLOOD_BITS) {
+    throw new RangeError(`floodBits must be an integer in [${MIN_FLOOD_BITS}, ${MAX_FLOOD_BITS}], got ${floodBits}`);
+  }
   if (floodBits <= MAX_SPREAD_BITS) return spreadZero(context, keys, scale, floodBits);
-  // The high term's noise lies on 2^lattice·Z; the low one spreads 4 times that gap over Z.
-  const lattice = MAX_SPREAD_BITS - 2;
+  // The high term's noise lies on 2^lattice·Z; the low one spreads 4 times that gap over Z. Just
+  // above MAX_SPREAD_BITS the lattice shrinks so that the high term keeps MIN_FLOOD_BITS of spread.
+  const lattice = Math.min(MAX_SPREAD_BITS - 2, floodBits - MIN_FLOOD_BITS);
   const constant = context.encode(new Float64Array(context.slots).fill(1), 2 ** lattice);
   const inner = spreadZero(context, keys, scale / 2 ** lattice, floodBits - lattice);
   try {
