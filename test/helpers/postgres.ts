@@ -16,10 +16,10 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { freePort } from './loopback.js';
 
 /** A running test server. */
 export interface TestPostgres {
@@ -63,18 +63,6 @@ export function postgresUnavailable(): string | undefined {
   if (asRoot && !postgresUser()) return 'running as root, and there is no postgres user to run the server as (install the Debian package postgresql)';
   if (asRoot && !existsSync('/usr/sbin/runuser') && !existsSync('/sbin/runuser')) return 'running as root without runuser (Debian package util-linux) to run PostgreSQL as the postgres user';
   return undefined;
-}
-
-/** A port free on 127.0.0.1 now. */
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 /** argv for running a PostgreSQL binary as the right user. */

@@ -13,9 +13,10 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { exited, freePort } from './loopback.js';
 
 /** A running redis-server. */
 export interface TestRedis {
@@ -42,19 +43,6 @@ export function redisSkipReason(): string | false {
   return missing;
 }
 
-/** A port free on 127.0.0.1 right now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
 /** Whether a redis on `port` answers PING. */
 function pings(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -72,10 +60,6 @@ function pings(port: number): Promise<boolean> {
       if (text.includes('\r\n')) done(text.startsWith('+PONG'));
     });
   });
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
 /**

@@ -15,23 +15,9 @@ import { connect, registerModel, removeModel, ServiceRequestError } from '../../
 import { modelIdOf } from '../../src/cli/inference-job.js';
 import { smallKeys } from '../helpers/keys.js';
 import { postgresUnavailable, startPostgres, type TestPostgres } from '../helpers/postgres.js';
-import { buildModel, floatTensor, randoms } from '../nn/onnx-helpers.js';
+import { tinyMlp } from '../helpers/tiny-mlp.js';
 
-const onnx = buildModel({
-  sampleShape: [784],
-  nodes: [
-    { op: 'Gemm', inputs: ['input', 'w1', 'b1'], outputs: ['h'], attrs: { transB: { i: 1 } } },
-    { op: 'Relu', inputs: ['h'], outputs: ['r'] },
-    { op: 'Gemm', inputs: ['r', 'w2', 'b2'], outputs: ['out'], attrs: { transB: { i: 1 } } },
-  ],
-  initializers: [
-    floatTensor('w1', [8, 784], randoms(8 * 784, 71, 0.05)),
-    floatTensor('b1', [8], randoms(8, 72, 0.1)),
-    floatTensor('w2', [10, 8], randoms(80, 73, 0.3)),
-    floatTensor('b2', [10], randoms(10, 74, 0.1)),
-  ],
-  output: 'out',
-});
+const onnx = tinyMlp(71);
 const modelId = modelIdOf(onnx);
 const sample = loadFashionMnistSample({ limit: 2 });
 const plain = runPlaintext(importOnnx(onnx), sample.images);

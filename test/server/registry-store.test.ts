@@ -15,26 +15,8 @@ import { ModelRegistry, RegistryError, RegistryStoreError, type RegisteredModel 
 import { modelIdOf } from '../../src/cli/inference-job.js';
 import { runCli } from '../helpers/cli.js';
 import { postgresUnavailable, startPostgres, type TestPostgres } from '../helpers/postgres.js';
-import { buildModel, floatTensor, randoms } from '../nn/onnx-helpers.js';
+import { tinyMlp } from '../helpers/tiny-mlp.js';
 
-/** 784 → 8 → ReLU → 10: compiles in a blink; `seed` makes a different model (another id). */
-function tinyMlp(seed: number): Uint8Array {
-  return buildModel({
-    sampleShape: [784],
-    nodes: [
-      { op: 'Gemm', inputs: ['input', 'w1', 'b1'], outputs: ['h'], attrs: { transB: { i: 1 } } },
-      { op: 'Relu', inputs: ['h'], outputs: ['r'] },
-      { op: 'Gemm', inputs: ['r', 'w2', 'b2'], outputs: ['out'], attrs: { transB: { i: 1 } } },
-    ],
-    initializers: [
-      floatTensor('w1', [8, 784], randoms(8 * 784, seed, 0.05)),
-      floatTensor('b1', [8], randoms(8, seed + 1, 0.1)),
-      floatTensor('w2', [10, 8], randoms(80, seed + 2, 0.3)),
-      floatTensor('b2', [10], randoms(10, seed + 3, 0.1)),
-    ],
-    output: 'out',
-  });
-}
 
 const sample = loadFashionMnistSample({ limit: 12 });
 /** 12 calibration images as an IDX upload. */
