@@ -244,6 +244,15 @@ async function inProcessCosts(which: Args['costs']): Promise<CostRow[]> {
 const kib = (bytes: number) => `${(bytes / 1024).toLocaleString('en-US', { maximumFractionDigits: 1 })} KiB`;
 const fmt = (v: number, digits = 3) => v.toLocaleString('en-US', { maximumSignificantDigits: digits });
 
+/** What the load average says about the figures: the benchmark's own processes only, or other work too. */
+function loadNote(loads: number[]): string {
+  const seen = loads.map((l) => l.toFixed(1)).join(' → ');
+  // At the start nothing of the benchmark runs yet: a load below one core means nothing else did either.
+  return (loads[0] ?? 0) < 1.5
+    ? `Nothing else ran on the machine (load average ${seen}, start → end: the benchmark's own processes).`
+    : `**Other work ran on the machine meanwhile (load average ${seen}, start → end)**, so the absolute rates are below what the same cores give otherwise, and the ratio is what that load left to the second worker; rerun on an idle machine for the real figures.`;
+}
+
 function section(args: Args, machine: string, loads: number[], date: string, rounds: Map<number, Round[]>, poly: PolyCosts, others: CostRow[]): string {
   const med = (w: number, f: (r: Round) => number) => median(rounds.get(w)!.map(f));
   const one = med(1, (r) => r.perHour);
@@ -266,8 +275,7 @@ function section(args: Args, machine: string, loads: number[], date: string, rou
     '## Scale-out',
     '',
     `\`node --import tsx bench/scale.ts --batches ${args.batches} --repeats ${args.repeats} --costs ${args.costs}\` (\`npm run bench:scale\` runs \`--batches 4 --repeats 3 --costs reference\`).`,
-    `${machine}, ${date}. **The machine was shared with other developers' builds and tests: load average ${loads.map((l) => l.toFixed(1)).join(' → ')} (start → end) on its cores**, so the`,
-    'absolute rates are below what the same cores give unshared, and the ratio is what the other load left to the second worker. Rerun on an idle machine for the real figures.',
+    `${machine}, ${date}. ${loadNote(loads)}`,
     '',
     `ckks-poly throughput: one \`blindml serve --redis\` (front: uploads go to Redis, polls read from it), one redis-server, and 1 then 2 \`blindml worker --threads 1\` processes. The client encrypted its ${args.batches} full batches (${fmt(args.batches * BATCH, 6)} images) **before** the measured window, which runs from the first upload to the last result; its CPU is in the cost table. ${args.repeats} round(s) per worker count on the same worker processes (the first round includes each worker compiling the model); medians.`,
     '',
