@@ -12,11 +12,11 @@
  * ```
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { exited, freePort } from './loopback.js';
+import { freePort, stopper } from './loopback.js';
 
 /** The configuration the tests run: the one operators are given. */
 export const HAPROXY_CFG = fileURLToPath(new URL('../../deploy/haproxy.cfg', import.meta.url));
@@ -75,18 +75,7 @@ export async function startHaproxy(replicas: readonly [string, string]): Promise
     // A test process that dies must not leave a balancer behind.
     const orphan = () => child.kill('SIGKILL');
     process.once('exit', orphan);
-    let stopping: Promise<void> | undefined;
-    const stop = () =>
-      (stopping ??= (async () => {
-        process.removeListener('exit', orphan);
-        if (child.exitCode === null && child.signalCode === null) {
-          child.kill('SIGTERM');
-          const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-          await exited(child);
-          clearTimeout(timer);
-        }
-        rmSync(dir, { recursive: true, force: true });
-      })());
+    const stop = stopper(child, dir, orphan);
     const url = `http://127.0.0.1:${port}`;
     const deadline = Date.now() + 15_000;
     while (Date.now() < deadline && child.exitCode === null) {

@@ -12,11 +12,11 @@
  * ```
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exited, freePort } from './loopback.js';
+import { freePort, stopper } from './loopback.js';
 
 /** A running redis-server. */
 export interface TestRedis {
@@ -89,18 +89,7 @@ export async function startRedis(): Promise<TestRedis> {
       up = await pings(port);
       if (!up) await new Promise((r) => setTimeout(r, 50));
     }
-    let stopping: Promise<void> | undefined;
-    const stop = () =>
-      (stopping ??= (async () => {
-        process.removeListener('exit', orphan);
-        if (child.exitCode === null && child.signalCode === null) {
-          child.kill('SIGTERM');
-          const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-          await exited(child);
-          clearTimeout(timer);
-        }
-        rmSync(dir, { recursive: true, force: true });
-      })());
+    const stop = stopper(child, dir, orphan);
     if (up) return { url: `redis://127.0.0.1:${port}`, port, pid: child.pid!, stop };
     lastError = output.trim().slice(-500);
     await stop();
