@@ -14,6 +14,13 @@ import { SmlpTwin } from './twin.js';
 /** Epochs the reference may train. */
 export const SMLP_REFERENCE_EPOCHS = 30;
 
+/**
+ * The reference's initial weights come from this fixed seed unless the user gave one: it trains on
+ * plaintext, so nothing about its start is secret, and a fixed start makes the printed reference
+ * the same on every run (CSPRNG starts moved it between 84% and 98%).
+ */
+export const SMLP_REFERENCE_WEIGHT_SEED = 1;
+
 function accuracy(twin: SmlpTwin, x: readonly bigint[], y: Uint8Array): number {
   const predicted = twin.predict(x, y.length);
   return y.length === 0 ? 0 : predicted.reduce((n, p, i) => n + +(p === y[i]), 0) / y.length;
@@ -28,7 +35,7 @@ export function smlpReference(train: SmlpData, test: SmlpData, c: SmlpConfig): P
   const t = fixedTargets(train.y, f);
   const xTest = fixedFeatures(test.x, test.count, test.features, f);
   const run = (count: number, scoreOn: { x: readonly bigint[]; y: Uint8Array }) => {
-    const twin = new SmlpTwin(c, initialWeights(c, train.features), cols);
+    const twin = new SmlpTwin(c, initialWeights({ ...c, weightSeed: c.weightSeed ?? SMLP_REFERENCE_WEIGHT_SEED }, train.features), cols);
     return {
       epoch: (e: number) => {
         for (const batch of epochBatches(count, 2 ** c.batchLog2, epochOrder(c, count, e - 1))) twin.step(x, t, batch);
