@@ -18,7 +18,7 @@ import { startServer, type BlindmlServer } from '../../src/server/app.js';
 import { HttpPolyTransport, connectCkksPoly, registerModel } from '../../src/client/index.js';
 import { CkksPolyClient, decodePolyMessage, encodePolyMessage, type PolyTransport } from '../../src/protocol/ckks-poly/index.js';
 import { startPolyWorker, type PolyWorker } from '../../src/server/jobs/worker.js';
-import { BULL_PREFIX, POLY_QUEUE, jobResultKey } from '../../src/server/jobs/redis-store.js';
+import { BULL_PREFIX, POLY_QUEUE, jobDoneKey, jobResultKey, type PolyJobData } from '../../src/server/jobs/redis-store.js';
 import { redisSkipReason, startRedis, type TestRedis } from '../helpers/redis.js';
 import { tinyPolyOnnx } from '../helpers/poly-model.js';
 
@@ -159,12 +159,32 @@ describe('ckks-poly jobs on Redis + BullMQ', { skip }, () => {
     const id = await submit(a, infer);
     for (let i = 0; i < 400 && !(await db.exists(jobResultKey(id))); i++) await sleep(50);
     assert.equal(await db.exists(jobResultKey(id)), 1, 'the worker stored the result');
-    assert.deepEqual(await db.keys(`*${id}*`), [jobResultKey(id)], 'inputs and the BullMQ job are gone once it completed');
+    assert.deepEqual((await db.keys(`*${id}*`)).sort(), [jobDoneKey(id), jobResultKey(id)], 'inputs and the BullMQ job are gone once it completed');
     await sleep(RESULT_TTL_MS + 200);
     assert.deepEqual(await db.keys(`*${id}*`), [], 'nothing of the job is left in Redis');
     assert.equal((await poll(a, id)).status, 404);
     const next = await submit(a, infer);
     assert.equal((await poll(a, next, 20_000)).status, 200);
+  });
+
+  test('a job that runs again after its reply was stored (its lock lost) neither computes again nor replaces the reply', async () => {
+    const id = await submit(a, infer);
+    for (let i = 0; i < 400 && !(await db.exists(jobResultKey(id))); i++) await sleep(50);
+    const stored = await db.hgetBuffer(jobResultKey(id), 'reply');
+    assert.ok(stored, 'the worker stored the result');
+    for (let i = 0; i < 400 && (await queue.getJob(id)); i++) await sleep(50);
+    assert.equal(await queue.getJob(id), undefined, 'the first run completed and BullMQ dropped it');
+    const before = worker!.processed();
+    // What BullMQ does when a worker's lock lapsed: the same job id is taken again, its inputs gone.
+    const data: PolyJobData = { ip: '127.0.0.1', modelId, source: 'not-needed', resultTtlMs: RESULT_TTL_MS };
+    await queue.add('infer', data, { jobId: id, removeOnComplete: false, removeOnFail: false });
+    await jobState(id, 'completed');
+    assert.equal(worker!.processed(), before, 'nothing was computed or stored again');
+    assert.deepEqual(await db.hgetBuffer(jobResultKey(id), 'reply'), stored, 'the stored reply is the one the first run stored');
+    await (await queue.getJob(id))?.remove();
+    const res = await poll(a, id);
+    assert.equal(res.status, 200);
+    assert.equal(decodePolyMessage(new Uint8Array(await res.arrayBuffer())).type, 'result');
   });
 
   test('a blindml worker killed with SIGKILL mid-job: the job completes on another worker with the same predictions', async () => {

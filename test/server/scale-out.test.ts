@@ -169,9 +169,9 @@ test('a model uploaded through replica a, 20 clients through HAProxy: 0 failures
   assert.equal(await a.exit, null, 'replica a was killed');
 });
 
-/** Starts `blindml worker`; its job lock lapses 2 s after it dies, so another takes the job over soon. */
+/** Starts `blindml worker`; its job lock lapses 3 s after it dies, so another takes the job over soon. */
 function startWorker(): { child: ChildProcess; stderr: () => string } {
-  const child = spawn(process.execPath, [BIN, 'worker', '--redis', redis!.url, '--threads', '1', '--lock-ms', '2000', '--stalled-check-ms', '1000'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'worker', '--redis', redis!.url, '--threads', '1', '--lock-ms', '3000', '--stalled-check-ms', '1000'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   processes.push(child);
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-8000)));

@@ -19,7 +19,7 @@ import { BlindmlError } from '../../errors.js';
 import { compilePolyNetwork, decodePolyMessage, encodePolyMessage, type CompiledPolyNetwork } from '../../protocol/ckks-poly/index.js';
 import { CkksPolyWorkerPool } from '../../workers/ckks-poly-pool.js';
 import { importUpload } from '../registry.js';
-import { BULL_PREFIX, POLY_QUEUE, connectRedis, jobInputKey, jobKeysKey, jobResultKey, modelKey, slotsKey, type PolyJobData } from './redis-store.js';
+import { BULL_PREFIX, POLY_QUEUE, connectRedis, jobDoneKey, jobInputKey, jobKeysKey, jobResultKey, modelKey, slotsKey, type PolyJobData } from './redis-store.js';
 
 /** Options of {@link startPolyWorker}. */
 export interface PolyWorkerOptions {
@@ -49,6 +49,20 @@ export interface PolyWorker {
 
 /** How often progress goes to Redis at most. */
 const PROGRESS_EVERY_MS = 250;
+
+/**
+ * Stores a job's reply once. KEYS: done marker, result, input, keys, the address's and everyone's
+ * job places; ARGV: reply, client address, result lifetime (ms), when the place lapses, job id.
+ * Returns 0 (changing nothing) when a reply was stored before.
+ */
+const FINISH = `
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[2], 'reply', ARGV[1], 'ip', ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('DEL', KEYS[3], KEYS[4])
+redis.call('ZADD', KEYS[5], 'XX', ARGV[4], ARGV[5])
+redis.call('ZADD', KEYS[6], 'XX', ARGV[4], ARGV[5])
+return 1`;
 
 /**
  * Connects to Redis and starts taking jobs.
@@ -85,28 +99,30 @@ export async function startPolyWorker(options: PolyWorkerOptions): Promise<PolyW
     return net;
   }
 
-  /** Stores the reply for the client, drops the job's inputs and starts its result's expiry clock. */
-  async function finish(job: Job<PolyJobData>, reply: Uint8Array): Promise<void> {
+  /**
+   * Stores the reply for the client, drops the job's inputs and starts its result's expiry clock —
+   * unless a reply was stored already: then it changes nothing and returns false.
+   */
+  async function finish(job: Job<PolyJobData>, reply: Uint8Array): Promise<boolean> {
     const id = job.id!;
-    const score = Date.now() + job.data.resultTtlMs;
-    await redis
-      .multi()
-      .hset(jobResultKey(id), { reply: Buffer.from(reply.buffer, reply.byteOffset, reply.byteLength), ip: job.data.ip })
-      .pexpire(jobResultKey(id), job.data.resultTtlMs)
-      .del(jobInputKey(id), jobKeysKey(id))
-      .zadd(slotsKey('jobs', job.data.ip), 'XX', score, id)
-      .zadd(slotsKey('jobs'), 'XX', score, id)
-      .exec();
-    processed++;
+    const ip = job.data.ip;
+    const keys = [jobDoneKey(id), jobResultKey(id), jobInputKey(id), jobKeysKey(id), slotsKey('jobs', ip), slotsKey('jobs')];
+    const args = [Buffer.from(reply.buffer, reply.byteOffset, reply.byteLength), ip, job.data.resultTtlMs, Date.now() + job.data.resultTtlMs, id];
+    const stored = Number(await redis.eval(FINISH, keys.length, ...keys, ...args)) === 1;
+    if (stored) processed++;
+    return stored;
   }
 
   const refuse = (code: string, message: string) => encodePolyMessage({ type: 'error', code, message: message.slice(0, 2000), blobs: [] });
 
   async function run(job: Job<PolyJobData>): Promise<void> {
     const id = job.id!;
+    // A job runs again when its worker lost the lock (a stall, a slow machine) after storing the
+    // reply: that run must neither compute again nor replace the reply with "inputs expired".
+    if ((await redis.exists(jobDoneKey(id))) === 1) return;
     const [input, keys] = await Promise.all([redis.getBuffer(jobInputKey(id)), redis.hgetallBuffer(jobKeysKey(id))]);
     if (!input || !keys['publicKey']) {
-      await finish(job, refuse('ERR_BUSY', 'the job waited too long for a worker and its inputs expired; submit it again'));
+      if (!(await finish(job, refuse('ERR_BUSY', 'the job waited too long for a worker and its inputs expired; submit it again')))) return;
       throw new UnrecoverableError('inputs expired');
     }
     let net: CompiledPolyNetwork;
@@ -114,7 +130,7 @@ export async function startPolyWorker(options: PolyWorkerOptions): Promise<PolyW
       net = await networkOf(job.data.source);
     } catch (err) {
       if (!(err instanceof BlindmlError)) throw err;
-      await finish(job, refuse(err.code === 'ERR_UNKNOWN_MODEL' ? err.code : 'ERR_UNSUPPORTED_MODEL', err.message));
+      if (!(await finish(job, refuse(err.code === 'ERR_UNKNOWN_MODEL' ? err.code : 'ERR_UNSUPPORTED_MODEL', err.message)))) return;
       throw new UnrecoverableError(err.code);
     }
     let last = 0;
@@ -125,14 +141,13 @@ export async function startPolyWorker(options: PolyWorkerOptions): Promise<PolyW
     });
     const head = decodePolyMessage(reply);
     if (head.type !== 'error') {
-      await finish(job, reply);
-      log(`job ${id} done (${head.type === 'result' ? head.count : 0} images)`);
+      if (await finish(job, reply)) log(`job ${id} done (${head.type === 'result' ? head.count : 0} images)`);
       return;
     }
     // Internal errors (not the input's fault) get the front's attempts; the last one answers the client.
     const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
     if (head.code === 'ERR_INTERNAL' && !lastAttempt) throw new Error('internal error while evaluating');
-    await finish(job, reply);
+    if (!(await finish(job, reply))) return;
     log(`job ${id} failed: ${head.code}`);
     throw new UnrecoverableError(head.code);
   }
