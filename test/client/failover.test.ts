@@ -17,6 +17,7 @@ import { decodeMessage, encodeMessage, message } from '../../src/protocol/pailli
 import { connect, connectCkks, connectCkksPoly, registerModel, SessionLostError, ROUTE_HEADER, type PredictPhase } from '../../src/client/index.js';
 import { smallKeys } from '../helpers/keys.js';
 import { tinyPolyOnnx } from '../helpers/poly-model.js';
+import { PAILLIER_LOGIT_TOLERANCE } from '../helpers/tolerance.js';
 
 const onnx = readFileSync(new URL('../../models/fashion-small.onnx', import.meta.url));
 const poly = tinyPolyOnnx();
@@ -139,7 +140,7 @@ after(async () => {
 /** The plaintext model's prediction, checked against an encrypted one. */
 function assertPlain(label: number, logits: ArrayLike<number>): void {
   assert.equal(label, argmaxRows(plain, 10)[0]);
-  Array.from(logits).forEach((v, j) => assert.ok(Math.abs(v - plain[j]!) < 1e-3, `logit ${j}: ${v} vs ${plain[j]}`));
+  Array.from(logits).forEach((v, j) => assert.ok(Math.abs(v - plain[j]!) < PAILLIER_LOGIT_TOLERANCE, `logit ${j}: ${v} vs ${plain[j]}`));
 }
 
 test('Paillier over HTTP: the replica gone mid-session answers ERR_SESSION_NOT_HERE elsewhere; the SDK reopens there once, with a new routing key', async () => {

@@ -13,6 +13,7 @@ import { startServer, type BlindmlServer } from '../../src/server/app.js';
 import { connect, registerModel } from '../../src/client/index.js';
 import { loadModel, runInferenceJob } from '../../src/cli/inference-job.js';
 import { smallKeys } from '../helpers/keys.js';
+import { PAILLIER_LOGIT_TOLERANCE } from '../helpers/tolerance.js';
 
 const modelPath = fileURLToPath(new URL('../../models/fashion-small.onnx', import.meta.url));
 const onnx = readFileSync(modelPath);
@@ -41,7 +42,7 @@ for (const transport of ['websocket', 'http'] as const) {
       assert.equal(stats.batch, 3, 'the service granted three images per ciphertext');
       assert.equal(stats.rounds, 2);
       assert.deepEqual(labels, Array.from(argmaxRows(plain, 10)));
-      logits.forEach((row, k) => row.forEach((v, j) => assert.ok(Math.abs(v - plain[k * 10 + j]!) < 1e-3, `image ${k} logit ${j}: ${v} vs ${plain[k * 10 + j]}`)));
+      logits.forEach((row, k) => row.forEach((v, j) => assert.ok(Math.abs(v - plain[k * 10 + j]!) < PAILLIER_LOGIT_TOLERANCE, `image ${k} logit ${j}: ${v} vs ${plain[k * 10 + j]}`)));
       assert.ok(phases.has('round') && phases.has('done'));
       await assert.rejects(client.predictBatch(modelId, sample.images.subarray(0, 100)), RangeError);
       assert.equal(server.trackedSessions(), 0, 'every session ended');
@@ -57,5 +58,5 @@ test('infer --server --batch: the job packs images per ciphertext through the se
   assert.equal(r.mode, 'batch');
   assert.equal(r.batch, 4);
   assert.equal(r.agreement, 1);
-  assert.ok(r.maxLogitError < 1e-3);
+  assert.ok(r.maxLogitError < PAILLIER_LOGIT_TOLERANCE);
 });

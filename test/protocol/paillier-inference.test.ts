@@ -20,6 +20,7 @@ import { HttpTransport } from '../../src/client/http-transport.js';
 import { startHttpInferenceServer } from '../../src/server/http-inference.js';
 import { generateKeyPair } from '../../src/schemes/paillier/index.js';
 import { smallKeys } from '../helpers/keys.js';
+import { PAILLIER_LOGIT_TOLERANCE } from '../helpers/tolerance.js';
 
 const small = importOnnx(readFileSync(new URL('../../models/fashion-small.onnx', import.meta.url)));
 const sample = loadFashionMnistSample({ limit: 120 });
@@ -52,7 +53,7 @@ test('encrypted predictions equal the plaintext executor (latency mode)', async 
   for (let i = 0; i < 4; i++) {
     const { labels, logits, stats } = await client.predict('small', evalImages.subarray(i * 784, (i + 1) * 784));
     assert.equal(labels[0], argmaxRows(plain.subarray(i * 10, (i + 1) * 10), 10)[0]);
-    logits[0]!.forEach((v, j) => assert.ok(Math.abs(v - plain[i * 10 + j]!) < 1e-3, `logit ${j}: ${v} vs ${plain[i * 10 + j]}`));
+    logits[0]!.forEach((v, j) => assert.ok(Math.abs(v - plain[i * 10 + j]!) < PAILLIER_LOGIT_TOLERANCE, `logit ${j}: ${v} vs ${plain[i * 10 + j]}`));
     assert.equal(stats.rounds, 2);
   }
   assert.equal(service.sessionCount, 0, 'finished sessions are freed');

@@ -25,6 +25,7 @@ import { haproxySkipReason, startHaproxy, type TestHaproxy } from '../helpers/ha
 import { postgresUnavailable, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { redisSkipReason, startRedis, type TestRedis } from '../helpers/redis.js';
 import { tinyPolyOnnx } from '../helpers/poly-model.js';
+import { PAILLIER_LOGIT_TOLERANCE } from '../helpers/tolerance.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(ROOT, 'bin/blindml.js');
@@ -141,7 +142,7 @@ test('a model uploaded through replica a, 20 clients through HAProxy: 0 failures
       try {
         const r = await client.predict(modelId, sample.images.subarray(k * 784, (k + 1) * 784));
         labels[k] = r.label;
-        r.logits.forEach((v, j) => assert.ok(Math.abs(v - plain[k * 10 + j]!) < 1e-3, `image ${k} logit ${j}: ${v} vs ${plain[k * 10 + j]}`));
+        r.logits.forEach((v, j) => assert.ok(Math.abs(v - plain[k * 10 + j]!) < PAILLIER_LOGIT_TOLERANCE, `image ${k} logit ${j}: ${v} vs ${plain[k * 10 + j]}`));
       } catch (err) {
         failures.push(`client ${c} image ${k}: ${err instanceof Error ? `${err.name} ${err.message}` : String(err)}`);
       }

@@ -13,6 +13,7 @@ import { startServer, type BlindmlServer, type ServerOptions } from '../../src/s
 import { connect, getModel, type BlindmlClient, listModels, registerModel, removeModel, ServiceRequestError, type PredictPhase } from '../../src/client/index.js';
 import { modelIdOf } from '../../src/cli/inference-job.js';
 import { smallKeys } from '../helpers/keys.js';
+import { PAILLIER_LOGIT_TOLERANCE } from '../helpers/tolerance.js';
 
 const onnx = readFileSync(new URL('../../models/fashion-small.onnx', import.meta.url));
 const modelId = modelIdOf(onnx);
@@ -116,7 +117,7 @@ test('SDK predictions over WebSocket and HTTP equal the plaintext executor, with
     for (let k = 0; k < 2; k++) {
       const { label, logits, stats } = await client.predict(modelId, image(k), { onProgress: (p) => phases.push(p.phase) });
       assert.equal(label, argmaxRows(plain.subarray(k * 10, (k + 1) * 10), 10)[0]);
-      logits.forEach((v, j) => assert.ok(Math.abs(v - plain[k * 10 + j]!) < 1e-3, `${transport} logit ${j}`));
+      logits.forEach((v, j) => assert.ok(Math.abs(v - plain[k * 10 + j]!) < PAILLIER_LOGIT_TOLERANCE, `${transport} logit ${j}`));
       assert.equal(stats.rounds, 2);
     }
     for (const p of ['opening', 'encrypting', 'evaluating', 'round', 'decrypting', 'done'] as const) assert.ok(phases.includes(p), `${transport}: phase ${p}`);
