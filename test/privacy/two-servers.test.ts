@@ -14,7 +14,7 @@ import {
   ComputeServer, CryptoServer, InProcessTransport, LocalTwoServerCompute, MeteredTransport, decodeTwoServerMessage, type EncMatrix, type TwoServerTransport,
 } from '../../src/protocol/two-server/index.js';
 import { DEFAULT_SMLP } from '../../src/train/smlp/config.js';
-import { initialWeights } from '../../src/train/smlp/model.js';
+import { W1_VARIANCE, W2_MAGNITUDE, initialWeights } from '../../src/train/smlp/model.js';
 import { SeededRandom } from '../../src/train/fe/prng.js';
 import { toFixed } from '../../src/train/smlp/config.js';
 import { smallKeys } from '../helpers/keys.js';
@@ -75,14 +75,24 @@ test('Secure MLP: the initial weights are the user’s secret — not derivable 
   // A secret weight seed reproduces a run, and the order seed does not enter it.
   const secret = { ...c, weightSeed: 987_654_321 };
   assert.deepEqual(initialWeights(secret, 30), initialWeights({ ...secret, seed: c.seed + 1 }, 30));
-  // Weights look like He initialization: mean near 0, variance near 2/30 (at scale 2^12).
+  // First-layer weights look like N(0, W1_VARIANCE/30): mean near 0, variance near 0.5/30 (at scale 2^12).
   const real = nonBias(a.w1).map((w) => Number(w) / 4096);
   const mean = real.reduce((s, v) => s + v, 0) / real.length;
   const variance = real.reduce((s, v) => s + (v - mean) ** 2, 0) / (real.length - 1);
+  const sigma2 = W1_VARIANCE / 30;
   // 120 draws: |mean| ≥ 5.3·σ/√120, or a sample variance outside [0.4, 2] times the true one
   // (χ² with 119 degrees of freedom, Wilson–Hilferty: ±6σ), each has probability below 1e-6.
-  assert.ok(Math.abs(mean) < (5.3 * Math.sqrt(2 / 30)) / Math.sqrt(120), `mean ${mean}`);
-  assert.ok(variance > (2 / 30) * 0.4 && variance < (2 / 30) * 2, `variance ${variance}`);
+  assert.ok(Math.abs(mean) < (5.3 * Math.sqrt(sigma2)) / Math.sqrt(120), `mean ${mean}`);
+  assert.ok(variance > sigma2 * 0.4 && variance < sigma2 * 2, `variance ${variance}`);
+  // Output weights: secret magnitudes in [0.5, 1], one of each sign (which one is random).
+  const outputs = Array.from({ length: 40 }, () => initialWeights({ ...c, hidden: 2 }, 30).w2.slice(0, 2).map((w) => Number(w) / 4096));
+  for (const w of outputs) {
+    assert.ok(w.every((v) => Math.abs(v) >= W2_MAGNITUDE[0] - 1 / 4096 && Math.abs(v) <= W2_MAGNITUDE[1] + 1 / 4096), `w2 ${w}`);
+    assert.ok(w[0]! * w[1]! < 0, `one positive, one negative: ${w}`);
+  }
+  // Which unit is positive is a coin flip: all 40 alike has probability 2^-39.
+  assert.ok(new Set(outputs.map((w) => w[0]! > 0)).size === 2, 'the positive unit varies from run to run');
+  assert.ok(new Set(outputs.map((w) => Math.abs(w[0]!))).size > 30, 'magnitudes are drawn, not fixed');
 });
 
 test('Secure MLP: what S2 decrypts — masked operands with uniform top bits, ReLU values behind a uniform factor in [2^31, 2^32), in an order unrelated to S1’s', async () => {

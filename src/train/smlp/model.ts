@@ -14,9 +14,14 @@ export interface FixedWeights {
   readonly w2: bigint[];
 }
 
-/** Standard normal numbers from the CSPRNG (Box–Muller on 53-bit uniforms). */
-class CryptoNormals {
+/** Uniform and standard normal numbers from the CSPRNG (Box–Muller on 53-bit uniforms). */
+class CryptoRandom {
   private spare: number | undefined;
+
+  /** Uniform in [0, 1). */
+  next(): number {
+    return Number(randomBits(53)) / 2 ** 53;
+  }
 
   normal(): number {
     if (this.spare !== undefined) {
@@ -24,27 +29,47 @@ class CryptoNormals {
       this.spare = undefined;
       return s;
     }
-    const u = (Number(randomBits(53)) + 1) / 2 ** 53; // in (0, 1]: log(u) is finite
-    const v = Number(randomBits(53)) / 2 ** 53;
+    const u = 1 - this.next(); // in (0, 1]: log(u) is finite
+    const v = this.next();
     const r = Math.sqrt(-2 * Math.log(u));
     this.spare = r * Math.sin(2 * Math.PI * v);
     return r * Math.cos(2 * Math.PI * v);
   }
 }
 
+/** Variance of a first-layer weight, times the number of inputs: N(0, 0.5/inputs). */
+export const W1_VARIANCE = 0.5;
+/** Hidden units start with this bias, so that few of them start dead. */
+export const HIDDEN_BIAS = 0.1;
+/** Output weights start with magnitudes uniform in this range. */
+export const W2_MAGNITUDE: readonly [number, number] = [0.5, 1];
+
 /**
- * He-style initial weights, biases 0: from the CSPRNG, or from the user's secret `weightSeed`
- * when one is set — never from the public batch-order seed.
+ * Initial weights, from the CSPRNG, or from the user's secret `weightSeed` when one is set — never
+ * from the public batch-order seed:
+ * - W1 ~ N(0, 0.5/inputs), hidden biases 0.1;
+ * - w2: magnitudes uniform in [0.5, 1], half of the units positive and half negative (which half
+ *   is random), output bias 0.
+ *
+ * Why not plain He initialization: with two or three hidden units a run often started with both
+ * output weights of one sign or with a dead unit, and two epochs then ended anywhere between 82%
+ * and 97% on breast-cancer. With this start three epochs reached 95.7–98.3% in 200 of 200 starts.
  */
 export function initialWeights(c: SmlpConfig, features: number): FixedWeights {
-  const rng = c.weightSeed === undefined ? new CryptoNormals() : new SeededRandom(c.weightSeed);
+  const rng = c.weightSeed === undefined ? new CryptoRandom() : new SeededRandom(c.weightSeed);
   const cols = features + 1;
   const w1: bigint[] = [];
   for (let i = 0; i < c.hidden; i++) {
-    for (let j = 0; j < cols; j++) w1.push(j === features ? 0n : toFixed(rng.normal() * Math.sqrt(2 / features), c.fracBits));
+    for (let j = 0; j < cols; j++) w1.push(toFixed(j === features ? HIDDEN_BIAS : rng.normal() * Math.sqrt(W1_VARIANCE / features), c.fracBits));
   }
-  const w2: bigint[] = [];
-  for (let j = 0; j <= c.hidden; j++) w2.push(j === c.hidden ? 0n : toFixed(rng.normal() * Math.sqrt(1 / c.hidden), c.fracBits));
+  const signs: number[] = Array.from({ length: c.hidden }, (_, j) => (j % 2 === 0 ? 1 : -1));
+  for (let j = c.hidden - 1; j > 0; j--) {
+    const k = Math.floor(rng.next() * (j + 1));
+    [signs[j], signs[k]] = [signs[k]!, signs[j]!];
+  }
+  const [lo, hi] = W2_MAGNITUDE;
+  const w2 = signs.map((sign) => toFixed(sign * (lo + (hi - lo) * rng.next()), c.fracBits));
+  w2.push(0n);
   return { w1, w2 };
 }
 
