@@ -28,6 +28,14 @@ export function nonNegativeInt(value: string): number {
 }
 
 /**
+ * `--calibration <path>`, repeatable: each use adds one file or directory. One path per use (not
+ * `<files...>`), so the command's own inputs after it are never taken for calibration data.
+ */
+export function calibrationOption(description: string): Option {
+  return new Option('--calibration <path>', `${description}; repeat for more files`).argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
+}
+
+/**
  * Accepts `--<old> <value>` as a hidden, deprecated spelling of `--<current>`: the value is parsed
  * like the current option's, stored under its name, and a one-line note goes to stderr.
  */

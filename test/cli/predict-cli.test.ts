@@ -114,7 +114,8 @@ test('predict feeds a colour model from a PNG, calibrated on a 4-D IDX file (N×
   const missing = predict([png, '--model', cifar, '--scheme', 'ckks']);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /takes 3×32×32 inputs and the committed calibration images are 1×28×28: pass --calibration/);
-  const r = predict([png, '--model', cifar, '--scheme', 'ckks', '--calibration', idx, '--json']);
+  // The input after --calibration is an input, not calibration data; --calibration repeats.
+  const r = predict(['--model', cifar, '--scheme', 'ckks', '--calibration', idx, '--calibration', idx, png, '--json']);
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout) as PredictJson;
   assertConsistent(out, Array.from({ length: 10 }, (_, i) => `class ${i}`));

@@ -14,6 +14,7 @@ import { writeAtomically } from '../write-atomically.js';
 import { packageVersion } from '../version.js';
 import { defaultNormalize, knownClassNames, predictCalibration } from './predict.js';
 import { readModelFile as readBytes } from './model.js';
+import { calibrationOption } from '../options.js';
 
 const count = (n: number) => n.toLocaleString('en-US');
 
@@ -92,7 +93,7 @@ export function registerCompileCommands(program: Command): void {
     .description('compile an ONNX model into one .blindml file: the model, class names, input spec, calibration, what each scheme derives from it, and a hash')
     .argument('<model>', 'an .onnx file')
     .option('-o, --output <file>', 'where to write (default: the model name with .blindml)')
-    .option('--calibration <files...>', 'typical inputs that size the fixed-point scales, in any format predict reads (default: the committed Fashion-MNIST images, for 1×28×28 models); they are stored in the file')
+    .addOption(calibrationOption('typical inputs that size the fixed-point scales, in any format predict reads (default: the committed Fashion-MNIST images, for 1×28×28 models); they are stored in the file'))
     .option('--normalize <mode>', 'how 8-bit calibration data becomes model inputs, and what predict should use (see predict --help; default unit for image models, none for feature vectors)')
     .option('--labels <names>', 'class names, comma-separated or a file with one per line (default: the model\'s own)')
     .option('--json', 'print the contents (without the model and calibration bytes) as JSON')
@@ -107,7 +108,7 @@ export function registerCompileCommands(program: Command): void {
     .command('inspect')
     .description('print what a .blindml file contains (verifying its hash) and what the client learns in each round of each scheme')
     .argument('<file>', 'a .blindml file (an .onnx file is compiled first, as compile would)')
-    .option('--calibration <files...>', 'for an .onnx file: calibration inputs (default: the committed Fashion-MNIST images)')
+    .addOption(calibrationOption('for an .onnx file: calibration inputs (default: the committed Fashion-MNIST images)'))
     .option('--json', 'print JSON')
     .action((file: string, options: { calibration?: string[]; json?: boolean }) => {
       const raw = readBytes(file);

@@ -22,7 +22,7 @@ import { runCkksInferenceJob } from '../ckks-job.js';
 import { runCkksPolyJob } from '../ckks-poly-job.js';
 import { committedCalibration } from '../calibration.js';
 import { bundledModelPath, loadModel, runInferenceJob, type InferenceJobResult, type LoadedModel } from '../inference-job.js';
-import { activationsOption, deprecatedAlias, nonNegativeInt, positiveInt, SCHEME_DEFAULT_MODELS, threadsOption } from '../options.js';
+import { activationsOption, calibrationOption, deprecatedAlias, nonNegativeInt, positiveInt, SCHEME_DEFAULT_MODELS, threadsOption } from '../options.js';
 import { progressBar, progressEnabled, type Progress } from '../progress.js';
 import { UsageError } from '../usage-error.js';
 
@@ -131,7 +131,7 @@ export function predictCalibration(loaded: LoadedModel, files: readonly string[]
   if (formatShape(committed.shape) !== formatShape(shape)) {
     throw new UsageError(
       `the model takes ${shape.join('×')} inputs and the committed calibration images are ${committed.shape.join('×')}: ` +
-        'pass --calibration FILE... (typical inputs of the model, in any format predict reads)',
+        'pass --calibration FILE (typical inputs of the model, in any format predict reads; repeat it for more files)',
     );
   }
   return committed.values;
@@ -199,7 +199,7 @@ export function registerPredictCommand(program: Command): void {
     .addOption(new Option('--scheme <scheme>', 'paillier (interactive), ckks (interactive, lattice) or ckks-poly (polynomial networks, one round)').choices(['paillier', 'ckks', 'ckks-poly']).default('paillier'))
     .option('--normalize <mode>', '8-bit data (images, IDX, uint8 .npy, CSV of whole numbers 0–255) becomes model inputs by: unit = v/255, invert = 1 − v/255 (dark objects on a light background), none = 0–255, MEAN/STD = (v/255 − mean)/std per channel (e.g. 0.5/0.5); other numbers are used as given (default: what a .blindml model states, else unit for image models and none for models on feature vectors)')
     .option('--labels <names>', "class names, comma-separated or a file with one per line (default: the model's 'labels' metadata)")
-    .option('--calibration <files...>', 'inputs that size the fixed-point scales, read like the inputs (default: the committed Fashion-MNIST images, for 1×28×28 models)')
+    .addOption(calibrationOption('inputs that size the fixed-point scales, read like the inputs (default: the committed Fashion-MNIST images, for 1×28×28 models)'))
     .option('--batch-size <n>', 'paillier: inputs per ciphertext (1 = one session per input); ckks-poly: inputs per request (1 = a full ciphertext, N/2)', positiveInt, 1)
     .option('--key-bits <bits>', 'paillier: modulus size', positiveInt, 2048)
     .option('--insecure', 'paillier: allow keys below 2048 bits (tests only)')
