@@ -17,6 +17,8 @@ import type { OpenReply, RoundReply, Routing } from '../../src/protocol/ckks-inf
 import { MAX_FLOOD_BITS, MIN_FLOOD_BITS, smudgingZero } from '../../src/protocol/ckks-inference/smudging.js';
 import { CkksCiphertext, CkksContext, CkksKeyring, CkksServiceKeys } from '../../src/schemes/ckks/index.js';
 import { FALSE_ALARM, Z_FALSE_ALARM, chiSquareUniform, spearman, variance } from './stats.js';
+import { plainCoefficients } from './seal-coefficients.js';
+import type { Decryptor } from '../../src/schemes/ckks/seal.js';
 
 /** Deterministic pseudo-random numbers in [−1, 1) (public test data). */
 function wave(length: number, phase: number): Float32Array {
@@ -362,6 +364,44 @@ test('output orders are uniformly random and fresh per session (a fixed order wo
     assert.ok(chiSquareUniform(bands).pValue >= FALSE_ALARM, `positions of units ≡ 0 mod 8 by band: ${bands}`);
   } finally {
     service.dispose();
+  }
+});
+
+test('smudging: the flood covers every integer — its decrypted coefficients have uniform low bits, not the zeros of a sublattice', async () => {
+  const context = await CkksContext.create(real.params.ckks);
+  const ring = CkksKeyring.generate(context);
+  const keys = CkksServiceKeys.load(context, ring.exportPublic());
+  const decryptor = (ring as unknown as { decryptor: Decryptor }).decryptor;
+  try {
+    const n = real.params.ckks.polyModulusDegree;
+    const fresh = Math.sqrt((1 + (2 * n) / 3) / 12);
+    const scale = 2 ** (real.params.inputScaleBits + real.params.weightScaleBits);
+    for (const bits of [MIN_FLOOD_BITS, 50, 51, real.params.floodBits, MAX_FLOOD_BITS]) {
+      const z = smudgingZero(context, keys, scale, bits);
+      const plain = decryptor.decrypt(z.seal)!;
+      let coefficients: bigint[];
+      try {
+        coefficients = plainCoefficients(context.savePlain(plain), context.dataPrimes, n);
+      } finally {
+        plain.delete();
+        z.free();
+      }
+      // The reading is right: small integers of the claimed deviation (a wrong NTT order or root
+      // would give residues spread over the whole modulus).
+      const rms = Math.sqrt(coefficients.reduce((sum, c) => sum + Number(c) ** 2, 0) / n);
+      assert.ok(rms > 0.7 * 2 ** bits * fresh && rms < 1.4 * 2 ** bits * fresh, `floodBits ${bits}: coefficient rms 2^${Math.log2(rms).toFixed(2)}`);
+      // Low 8 bits uniform over 256 values (χ², false alarm 1e-6); multiples of 2^16: about 0.125
+      // expected, 7 or more with probability below 1e-10. A flood on 2^k·Z with k ≥ 8 fails both.
+      const low = new Array<number>(256).fill(0);
+      for (const c of coefficients) low[Number(((c % 256n) + 256n) % 256n)]!++;
+      assert.ok(chiSquareUniform(low).pValue >= FALSE_ALARM, `floodBits ${bits}: low bytes ${low.slice(0, 8)}…`);
+      const multiples = coefficients.filter((c) => c % 65536n === 0n).length;
+      assert.ok(multiples <= 6, `floodBits ${bits}: ${multiples} of ${n} coefficients are multiples of 2^16`);
+    }
+  } finally {
+    keys.dispose();
+    ring.dispose();
+    context.dispose();
   }
 });
 
