@@ -10,6 +10,7 @@ import {
 } from '../protocol/ckks-inference/index.js';
 import { HttpCkksTransport } from '../client/ckks-http-transport.js';
 import { WebSocketCkksTransport } from '../client/ckks-ws-transport.js';
+import { withFailover } from '../client/routing.js';
 import { median } from '../bench/stats.js';
 import { availableParallelism } from 'node:os';
 import { CkksProductPool } from '../workers/ckks-products-pool.js';
@@ -62,10 +63,13 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
     // not compiling the model.
     let offlineMs = 0;
     let transport: CkksTransport;
+    let failover: (() => Promise<void>) | undefined;
     if (options.server) {
       if (options.apiKey) await ensureRegistered(options.server, options.apiKey, loaded, modelId);
-      if (options.transport === 'websocket') transport = socket = await WebSocketCkksTransport.connect(options.server, modelId);
-      else transport = new HttpCkksTransport(options.server, modelId);
+      const remote = options.transport === 'websocket' ? (socket = await WebSocketCkksTransport.connect(options.server, modelId)) : new HttpCkksTransport(options.server, modelId);
+      transport = remote;
+      // Behind a balancer: keys and session move once to another replica (client/routing.ts).
+      failover = () => remote.failover();
     } else {
       checkCalibrationSize(loaded.model, options.calibration);
       options.onPhase?.('compiling the model for CKKS');
@@ -110,7 +114,9 @@ export async function runCkksInferenceJob(options: CkksJobOptions): Promise<Infe
         if (i % window === 0) options.onProgress?.(i, data.count);
       }
       const started = performance.now();
-      const { logits, stats } = await client.predict(data.images.subarray(i * inputSize, (i + 1) * inputSize));
+      const image = data.images.subarray(i * inputSize, (i + 1) * inputSize);
+      const connected = client;
+      const { logits, stats } = await (failover ? withFailover(() => connected.predict(image), failover) : connected.predict(image));
       options.onPrediction?.(i, logits);
       predictions.push(argmaxRows(logits, logits.length)[0]!);
       logits.forEach((v, j) => (maxLogitError = Math.max(maxLogitError, Math.abs(v - plainLogits[i * logits.length + j]!))));

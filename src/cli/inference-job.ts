@@ -18,6 +18,7 @@ import { formatShape } from '../nn/shape.js';
 import { HttpTransport } from '../client/http-transport.js';
 import { WebSocketTransport } from '../client/websocket-transport.js';
 import { getModel, registerModel } from '../client/owner.js';
+import { withFailover } from '../client/routing.js';
 import { compileModel, type CompiledPaillierModel, type QuantizationParams } from '../protocol/paillier-inference/compile.js';
 import { INFERENCE_KEY_PRIMES, PaillierInferenceClient, type Transport } from '../protocol/paillier-inference/client.js';
 import { PaillierInferenceService } from '../protocol/paillier-inference/service.js';
@@ -227,16 +228,21 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
   const pool = threads > 0 ? new PaillierWorkerPool({ threads }) : undefined;
   let service: PaillierInferenceService | undefined;
   let transport: Transport;
+  // Behind a balancer: a session whose replica is gone runs once more on another (client/routing.ts).
+  let failover: (() => Promise<void>) | undefined;
   const modelId = options.modelId ?? loaded.id;
   let closeTransport: (() => void) | undefined;
   let serviceCpuMs = 0;
   if (options.server) {
     if (options.apiKey) await ensureRegistered(options.server, options.apiKey, loaded, modelId);
     if (options.transport === 'http') {
-      transport = new HttpTransport(options.server);
+      const http = new HttpTransport(options.server);
+      transport = http;
+      failover = () => http.failover();
     } else {
       const ws = await WebSocketTransport.connect(options.server);
       transport = ws;
+      failover = () => ws.failover();
       closeTransport = () => ws.close();
     }
   } else {
@@ -283,7 +289,8 @@ export async function runInferenceJob(options: InferenceJobOptions): Promise<Inf
     // Chunks of `batch` samples: the client opens as many sessions as the service's grant needs.
     for (let first = 0; first < data.count; first += batch) {
       const count = Math.min(batch, data.count - first);
-      const result = await client.predict(modelId, data.images.subarray(first * inputSize, (first + count) * inputSize));
+      const chunk = data.images.subarray(first * inputSize, (first + count) * inputSize);
+      const result = await (failover ? withFailover(() => client.predict(modelId, chunk), failover) : client.predict(modelId, chunk));
       result.logits.forEach((logits, k) => {
         options.onPrediction?.(first + k, logits);
         predictions.push(result.labels[k]!);

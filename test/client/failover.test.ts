@@ -18,6 +18,9 @@ import { connect, connectCkks, connectCkksPoly, registerModel, SessionLostError,
 import { smallKeys } from '../helpers/keys.js';
 import { tinyPolyOnnx } from '../helpers/poly-model.js';
 import { PAILLIER_LOGIT_TOLERANCE } from '../helpers/tolerance.js';
+import { loadModel, runInferenceJob } from '../../src/cli/inference-job.js';
+import { runCkksInferenceJob } from '../../src/cli/ckks-job.js';
+import { fileURLToPath } from 'node:url';
 
 const onnx = readFileSync(new URL('../../models/fashion-small.onnx', import.meta.url));
 const poly = tinyPolyOnnx();
@@ -284,4 +287,24 @@ test('interactive CKKS over WebSocket: the connection to the replica holding the
   } finally {
     ckks.close();
   }
+});
+
+test('infer --server moves a session whose replica is gone, as the SDK does: Paillier over HTTP, interactive CKKS over HTTP', async () => {
+  const loaded = loadModel(fileURLToPath(new URL('../../models/fashion-small.onnx', import.meta.url)));
+  const data = { ...sample, count: 2 };
+  const paillier = await newSwitch();
+  // The balancer moves the job's routing key to replica b right after its first session opened on a.
+  paillier.onRequest = (path) => void (path === '/v1/paillier' && paillier.hops.some((h) => h.path === '/v1/paillier') && (paillier.to = 'b'));
+  const p = await runInferenceJob({ loaded, data, calibration: sample.images, keyBits: 512, insecure: true, batch: 1, server: paillier.url, modelId, workers: 0, transport: 'http' });
+  assert.equal(p.agreement, 1);
+  assert.ok(p.maxLogitError < PAILLIER_LOGIT_TOLERANCE, `largest logit error ${p.maxLogitError}`);
+  const hops = paillier.hops.filter((h) => h.path === '/v1/paillier').map((h) => `${h.to} ${h.status}`);
+  assert.deepEqual(hops.slice(0, 3), ['a 200', 'b 409', 'b 200'], 'opened on a, refused on b, reopened on b');
+
+  const ckks = await newSwitch();
+  ckks.onRequest = (path) => void (path.endsWith('/open') && (ckks.to = 'b'));
+  const c = await runCkksInferenceJob({ loaded, data, calibration: sample.images, server: ckks.url, transport: 'http' });
+  assert.equal(c.agreement, 1);
+  const steps = ckks.hops.map((h) => `${h.to} ${h.path.replace(`/v1/ckks/${modelId}/`, '')} ${h.status}`);
+  assert.deepEqual(steps.slice(0, 5), ['a describe 200', 'a keys 200', 'b open 409', 'b keys 200', 'b open 200']);
 });
