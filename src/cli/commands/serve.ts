@@ -68,7 +68,7 @@ export function registerServeCommands(program: Command): void {
     .option('--max-frame-mb <n>', 'largest protocol message, MiB', positiveInt, 32)
     .option('--max-ckks-mb <n>', 'largest CKKS request, MiB (a reference-CNN round uploads about 80)', positiveInt, 256)
     .option('--ckks-prepared <n>', 'CKKS sessions kept prepared per model between requests (about 350 MiB each for the reference CNN; 0 = none)', nonNegativeInt, 1)
-    .option('--max-memory-mb <n>', 'memory the whole service stays within, MiB: client keys, sessions and prepared work are dropped or refused beyond it', positiveInt, 3072)
+    .option('--max-memory-mb <n>', 'memory for what clients make the service hold, MiB: client keys, sessions and prepared work are dropped or refused beyond it (the models, and one copy of each CKKS model per session thread, come on top: see docs/deploy.md, Sizing)', positiveInt, 3072)
     .option('--min-key-bits <n>', 'smallest client Paillier modulus accepted, bits', positiveInt, 2048)
     .option('--max-key-bits <n>', 'largest client Paillier modulus accepted, bits', positiveInt, 4096)
     .option('--insecure', 'accept client keys below 2048 bits (tests only)')
