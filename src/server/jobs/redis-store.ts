@@ -8,7 +8,7 @@
  * | `blindml:poly:session:<id>` | a session's client IP, model id, public and relinearization keys | `sessionIdleMs` after its last use |
  * | `blindml:poly:job:<id>:keys`, `…:input` | the job's copy of the keys, its uploaded ciphertexts | until the job finishes (at most `jobTimeoutMs`) |
  * | `blindml:poly:job:<id>:result` | the reply (encrypted logits, or a typed error) and the client IP | until fetched, at most `resultTtlMs` |
-| `blindml:poly:job:<id>:done` | that a reply was stored, so a second run of the job (its lock lost) neither computes nor replaces it | `resultTtlMs` |
+ * | `blindml:poly:job:<id>:done` | that a reply was stored, so a second run of the job (its lock lost) neither computes nor replaces it | `resultTtlMs` |
  * | `blindml:poly:{sessions,jobs}:{all,ip:<ip>}` | sorted sets counting places against the limits (score: when each lapses) | refreshed with their members |
  *
  * @module
