@@ -15,8 +15,8 @@ export interface PublicModelInfo {
   rounds: number;
   /** Class names from the model's `labels` metadata, when it has them. */
   classNames?: string[];
-  /** Feature models: the standardisation (x − mean) / std clients apply to raw inputs before encrypting. */
-  standardization?: { mean: number[]; std: number[] };
+  /** Feature models: the standardisation (x − mean) / std, clipped to ±clip when given, clients apply to raw inputs before encrypting. */
+  standardization?: { mean: number[]; std: number[]; clip?: number };
 }
 
 /** What the owner sees (with the API key). */

@@ -31,6 +31,8 @@ export interface StandardizedSplit {
   readonly test: BinaryDataset;
   readonly mean: Float64Array;
   readonly std: Float64Array;
+  /** Standardised values were clipped to ±clip. */
+  readonly clip: number;
 }
 
 /**
@@ -145,7 +147,7 @@ export function standardize(train: BinaryDataset, test: BinaryDataset, clip = 15
     for (let i = 0; i < d.count; i++) for (let j = 0; j < f; j++) x[i * f + j] = Math.max(-clip, Math.min(clip, (d.x[i * f + j]! - mean[j]!) / std[j]!));
     return { ...d, x };
   };
-  return { train: apply(train), test: apply(test), mean, std };
+  return { train: apply(train), test: apply(test), mean, std, clip };
 }
 
 /** The committed data, split 80/20 (stratified, seeded) and standardised on the training part. */

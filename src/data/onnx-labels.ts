@@ -13,14 +13,16 @@ export const LABELS_KEY = 'labels';
 
 /**
  * The metadata key of a feature model's input standardisation, `{"mean": [...], "std": [...]}`
- * (one number per input value): the model takes (x − mean) / std of raw features x.
+ * (one number per input value) and optionally `"clip": c`: the model takes (x − mean) / std of raw
+ * features x, clipped to ±c when `clip` is given (as the training clipped them).
  */
 export const STANDARDIZE_KEY = 'blindml.standardize';
 
-/** Per-value standardisation of a model's inputs: x ↦ (x − mean[i]) / std[i]. */
+/** Per-value standardisation of a model's inputs: x ↦ (x − mean[i]) / std[i], clipped to ±clip when given. */
 export interface InputStandardization {
   readonly mean: readonly number[];
   readonly std: readonly number[];
+  readonly clip?: number;
 }
 
 /** ModelProto field 14: `repeated StringStringEntryProto metadata_props` (key = 1, value = 2). */
@@ -128,23 +130,26 @@ export function checkedModelLabels(model: Uint8Array, outputs: number): string[]
 export function readInputStandardization(model: Uint8Array, size: number): InputStandardization | undefined {
   const found = metadataEntries(model).filter((e) => e.key === STANDARDIZE_KEY).pop();
   if (found?.value === undefined) return undefined;
-  let parsed: { mean?: unknown; std?: unknown } | undefined;
+  let parsed: { mean?: unknown; std?: unknown; clip?: unknown } | undefined;
   try {
     parsed = JSON.parse(found.value) as typeof parsed;
   } catch {
     parsed = undefined;
   }
   const numbers = (v: unknown): v is number[] => Array.isArray(v) && v.length === size && v.every((x) => typeof x === 'number' && Number.isFinite(x));
-  if (!parsed || !numbers(parsed.mean) || !numbers(parsed.std) || parsed.std.some((x) => x <= 0)) {
-    throw new FormatError(`ONNX: metadata '${STANDARDIZE_KEY}' must be {"mean": [...], "std": [...]} with ${size} finite numbers each, standard deviations positive`);
+  const clip = parsed?.clip;
+  const clipOk = clip === undefined || (typeof clip === 'number' && Number.isFinite(clip) && clip > 0);
+  if (!parsed || !numbers(parsed.mean) || !numbers(parsed.std) || parsed.std.some((x) => x <= 0) || !clipOk) {
+    throw new FormatError(`ONNX: metadata '${STANDARDIZE_KEY}' must be {"mean": [...], "std": [...]} with ${size} finite numbers each, standard deviations positive, and optionally "clip": a positive number`);
   }
-  return { mean: parsed.mean, std: parsed.std };
+  return { mean: parsed.mean, std: parsed.std, ...(typeof clip === 'number' ? { clip } : {}) };
 }
 
 /** Applies a standardisation to inputs laid one after another, in place. */
 export function standardizeInputs(values: Float32Array, s: InputStandardization): Float32Array {
   const size = s.mean.length;
-  for (let i = 0; i < values.length; i++) values[i] = (values[i]! - s.mean[i % size]!) / s.std[i % size]!;
+  const clip = s.clip ?? Infinity;
+  for (let i = 0; i < values.length; i++) values[i] = Math.max(-clip, Math.min(clip, (values[i]! - s.mean[i % size]!) / s.std[i % size]!));
   return values;
 }
 

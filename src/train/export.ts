@@ -18,15 +18,16 @@ import { ACTIVATION, type MultikeyMlpConfig } from './multikey/mlp.js';
 import type { SmlpConfig } from './smlp/config.js';
 import type { SmlpPlainWeights } from './smlp/run.js';
 
-/** Per-feature statistics a model's inputs were standardised with: x′ = (x − mean) / std. */
+/** Per-feature statistics a model's inputs were standardised with: x′ = (x − mean) / std, clipped to ±clip when given. */
 export interface Standardization {
   readonly mean: ArrayLike<number>;
   readonly std: ArrayLike<number>;
+  readonly clip?: number;
 }
 
 /** The metadata entry that states a standardisation. */
 function standardizationEntry(s: Standardization): Record<string, string> {
-  return { [STANDARDIZE_KEY]: JSON.stringify({ mean: Array.from(s.mean), std: Array.from(s.std) }) };
+  return { [STANDARDIZE_KEY]: JSON.stringify({ mean: Array.from(s.mean), std: Array.from(s.std), ...(s.clip === undefined ? {} : { clip: s.clip }) }) };
 }
 
 /**
@@ -61,8 +62,8 @@ export function feMlpExport(model: Mlp, quant: QuantConfig, inputShape: readonly
 
 /**
  * The Secure MLP (`train --scheme smlp`) from the weights the user decrypted with its own key.
- * Inputs are the user's standardised features (stated in the metadata; the training run also
- * clips standardised values to ±15, which the file does not); outputs are two logits, −ŷ and ŷ,
+ * Inputs are the user's standardised features, clipped as the training clipped them (both stated
+ * in the metadata: `blindml predict` applies them; the ONNX graph itself starts after them); outputs are two logits, −ŷ and ŷ,
  * so the larger one is the class (0 malignant, 1 benign) the training code predicts from ŷ's sign.
  */
 export function smlpExport(weights: SmlpPlainWeights, c: SmlpConfig, s: Standardization): ExportSpec {

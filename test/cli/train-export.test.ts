@@ -91,8 +91,9 @@ test('train --scheme smlp --export → predict on raw CSV rows: the user\'s decr
     const model = importOnnx(bytes);
     assert.deepEqual(model.inputShape, [30]);
     assert.deepEqual(readModelLabels(bytes), ['malignant', 'benign']);
-    const { train: tr, test: t, mean, std } = breastCancerSplit();
-    assert.deepEqual(readInputStandardization(bytes, 30), { mean: Array.from(mean), std: Array.from(std) });
+    const { train: tr, test: t, mean, std, clip } = breastCancerSplit();
+    assert.deepEqual(readInputStandardization(bytes, 30), { mean: Array.from(mean), std: Array.from(std), clip: 15 }, 'the standardisation and the clip the training used');
+    assert.equal(clip, 15);
     // The file takes standardised features (what the training encrypted).
     const logits = runPlaintext(model, t.x);
     const weights = { w1: result.weights.w1.map(BigInt), w2: result.weights.w2.map(BigInt) };
@@ -110,12 +111,23 @@ test('train --scheme smlp --export → predict on raw CSV rows: the user\'s decr
     // predict on the raw rows (as a user has them), calibrated on raw training rows: encrypted
     // (Paillier, in process), standardised on the client from the file's metadata.
     const raw = (set: typeof t, n: number) => Array.from({ length: n }, (_, s) => Array.from({ length: 30 }, (_, j) => set.x[s * 30 + j]! * std[j]! + mean[j]!));
-    writeFileSync(join(dir, 'rows.csv'), csvRows(raw(t, 16)));
+    // A 17th row, an outlier: its first feature 40 standard deviations out, which the training
+    // clipped to 15 — and so must predict (the file's network on the clipped row).
+    const outlier = raw(t, 1)[0]!;
+    outlier[0] = mean[0]! + 40 * std[0]!;
+    const clipped = Float32Array.from(t.x.subarray(0, 30));
+    clipped[0] = 15;
+    const unclipped = Float32Array.from(clipped);
+    unclipped[0] = 40;
+    const [asClipped, asRaw] = [runPlaintext(model, clipped)[1]!, runPlaintext(model, unclipped)[1]!];
+    writeFileSync(join(dir, 'rows.csv'), csvRows([...raw(t, 16), outlier]));
     writeFileSync(join(dir, 'calibration.csv'), csvRows(raw(tr, 64)));
     const run = runCliProcess(['predict', join(dir, 'rows.csv'), '--model', file, '--calibration', join(dir, 'calibration.csv'), '--key-bits', '512', '--insecure', '--threads', '0', '--json']);
     assert.equal(run.code, 0, run.stderr);
     const predicted = JSON.parse(run.stdout) as { predictions: { input: string; label: number; className: string; logits: number[] }[] };
-    assert.equal(predicted.predictions.length, 16);
+    assert.equal(predicted.predictions.length, 17);
+    const last = predicted.predictions.pop()!;
+    assert.ok(Math.abs(last.logits[1]! - asClipped) < 1e-2, `the outlier: ${last.logits[1]} vs ${asClipped} clipped (${asRaw} unclipped)`);
     predicted.predictions.forEach((p, s) => {
       assert.equal(p.input, `rows.csv[${s}]`);
       assert.equal(p.label, own[s]! > 0 ? 1 : 0, `row ${s}: ŷ = ${own[s]}, encrypted logits ${p.logits}`);
