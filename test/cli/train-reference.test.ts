@@ -48,8 +48,8 @@ test('smlp defaults finish the job: from fresh secret starts, the default epochs
     for (let e = 0; e < DEFAULT_EPOCHS.smlp!; e++) for (const batch of epochBatches(train.count, 2 ** c.batchLog2, epochOrder(c, train.count, e))) twin.step(x, t, batch);
     return twin.predict(xTest, held.count).reduce((n, p, i) => n + +(p === held.y[i]), 0) / held.count;
   });
-  // Over 200 starts 2 ended more than 0.02 below the reference (1%): 4 or more of 20 has
-  // probability about 4e-5. With the earlier He start and 2 epochs, 123 of 200 did.
+  // Over 1,000 starts 21 ended more than 0.02 below the reference (2.1%): 6 or more of 20 has
+  // probability about 3e-6. With the earlier He start and 2 epochs, 123 of 200 did (17 of 20 here).
   const short = scores.filter((s) => s < reference.score - 0.02);
-  assert.ok(short.length <= 3, `reference ${reference.score}; twins ${scores.map((s) => s.toFixed(3)).join(' ')}`);
+  assert.ok(short.length <= 5, `reference ${reference.score}; twins ${scores.map((s) => s.toFixed(3)).join(' ')}`);
 });

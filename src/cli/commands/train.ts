@@ -99,8 +99,8 @@ export function loadImages(options: Pick<TrainOptions, 'dataset' | 'data'>, spli
  * Epochs each scheme runs unless told otherwise: enough for its plaintext twin to come within about
  * 2 points (R² 0.02) of the plaintext reference printed beside it, in about 15 minutes on 2 cores
  * (measured on the twins; fe: 80.4% after 4 epochs of 2,000 images against a reference of 82.1%,
- * 78.8% after 3; smlp: after 3 epochs from fresh starts, within 0.02 of the reference in 198 of 200
- * runs on split seed 1, 181 on seed 2, 198 on seed 3 (docs/benchmarks.md); multikey: see
+ * 78.8% after 3; smlp: after 3 epochs from fresh starts, within 0.02 of the reference in 979 of
+ * 1,000 runs on split seed 1, 181 of 200 on seed 2, 198 of 200 on seed 3 (docs/benchmarks.md); multikey: see
  * DEFAULT_MULTIKEY_MLP).
  */
 export const DEFAULT_EPOCHS: Readonly<Record<string, number>> = { fe: 4, smlp: 3, multikey: DEFAULT_MULTIKEY_EPOCHS };
