@@ -111,15 +111,19 @@ test('train --scheme smlp --export → predict on raw CSV rows: the user\'s decr
     // predict on the raw rows (as a user has them), calibrated on raw training rows: encrypted
     // (Paillier, in process), standardised on the client from the file's metadata.
     const raw = (set: typeof t, n: number) => Array.from({ length: n }, (_, s) => Array.from({ length: 30 }, (_, j) => set.x[s * 30 + j]! * std[j]! + mean[j]!));
-    // A 17th row, an outlier: its first feature 40 standard deviations out, which the training
-    // clipped to 15 — and so must predict (the file's network on the clipped row).
+    // A 17th row, an outlier: one feature 40 standard deviations out, which the training clipped to
+    // 15 — and so must predict (the file's network on the clipped row). The feature is the one
+    // where clipping changes this network's output most, so an unclipped prediction fails.
+    const at = (j: number, v: number) => {
+      const row = Float32Array.from(t.x.subarray(0, 30));
+      row[j] = v;
+      return runPlaintext(model, row)[1]!;
+    };
+    const feature = Array.from({ length: 30 }, (_, j) => j).reduce((best, j) => (Math.abs(at(j, 15) - at(j, 40)) > Math.abs(at(best, 15) - at(best, 40)) ? j : best), 0);
+    const [asClipped, asRaw] = [at(feature, 15), at(feature, 40)];
+    assert.ok(Math.abs(asClipped - asRaw) > 0.05, `clipping feature ${feature} changes the output: ${asClipped} vs ${asRaw}`);
     const outlier = raw(t, 1)[0]!;
-    outlier[0] = mean[0]! + 40 * std[0]!;
-    const clipped = Float32Array.from(t.x.subarray(0, 30));
-    clipped[0] = 15;
-    const unclipped = Float32Array.from(clipped);
-    unclipped[0] = 40;
-    const [asClipped, asRaw] = [runPlaintext(model, clipped)[1]!, runPlaintext(model, unclipped)[1]!];
+    outlier[feature] = mean[feature]! + 40 * std[feature]!;
     writeFileSync(join(dir, 'rows.csv'), csvRows([...raw(t, 16), outlier]));
     writeFileSync(join(dir, 'calibration.csv'), csvRows(raw(tr, 64)));
     const run = runCliProcess(['predict', join(dir, 'rows.csv'), '--model', file, '--calibration', join(dir, 'calibration.csv'), '--key-bits', '512', '--insecure', '--threads', '0', '--json']);
