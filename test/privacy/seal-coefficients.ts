@@ -89,9 +89,9 @@ export function plainCoefficients(saved: Uint8Array, primes: readonly bigint[], 
   const size = Number(view.getBigUint64(80, true));
   const k = coeffCount / n;
   if (size !== coeffCount || !Number.isInteger(k) || k < 1 || k > primes.length || saved.byteLength < 88 + 8 * size) throw new Error(`unexpected plaintext size ${coeffCount}`);
-  const residues = primes.slice(0, k).map((q, p) => inverseNegacyclicNtt(Array.from({ length: n }, (_, i) => view.getBigUint64(88 + 8 * (p * n + i), true)), q));
-  // Chinese remaindering over the level's primes, centred in (−Q/2, Q/2].
   const used = primes.slice(0, k);
+  const residues = used.map((q, p) => inverseNegacyclicNtt(Array.from({ length: n }, (_, i) => view.getBigUint64(88 + 8 * (p * n + i), true)), q));
+  // Chinese remaindering over the level's primes, centred in (−Q/2, Q/2].
   const modulus = used.reduce((a, q) => a * q, 1n);
   const basis = used.map((q) => {
     const rest = modulus / q;
